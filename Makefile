@@ -1,0 +1,68 @@
+# mimae build. `make` builds everything, `make test` runs the suite and ends
+# with "N passed, N failed", `make test SANITIZE=1` does so under ASan+UBSan,
+# `make deps` installs the Debian packages.
+
+PKGS      := openblas mpi-c hdf5-openmpi scalapack-openmpi cmocka inih libpng zlib
+DEB_PKGS  := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev \
+             libhdf5-openmpi-dev hdf5-tools libscalapack-openmpi-dev libcmocka-dev \
+             libinih-dev libpng-dev zlib1g-dev dataset-fashion-mnist
+
+CC        := gcc
+SANITIZE  ?= 0
+BUILD     := build$(if $(filter 1,$(SANITIZE)),-san,)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS    := -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -g -Wall -Wextra -Wshadow \
+             -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration \
+             -MMD -MP -I. $(PKG_CFLAGS)
+LDLIBS    := $(PKG_LIBS) -lm
+ifeq ($(SANITIZE),1)
+CFLAGS    += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS   += -fsanitize=address,undefined
+endif
+
+CORE_SRC  := $(wildcard core/*.c)
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/%.o)
+
+# The allocation-count test wraps the C allocator for our own objects.
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=posix_memalign,--wrap=aligned_alloc
+
+.PHONY: all test deps check-deps clean
+all: $(BUILD)/libmimae_core.a $(TEST_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmimae_core.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(BUILD)/libmimae_core.a
+	$(CC) $(LDFLAGS) $(WRAP_ALLOC) $^ -o $@ $(LDLIBS)
+
+# `make test` installs missing packages first (deps-if-missing), then runs
+# every test binary through the runner, which prints the summary line.
+test: check-deps
+	@$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
+	@tests/run_tests.sh $(BUILD)/tests
+
+check-deps:
+	@pkg-config --exists $(PKGS) || $(MAKE) --no-print-directory deps
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEB_PKGS); \
+	else \
+	  echo "run as root: apt-get update && apt-get install -y $(DEB_PKGS)"; exit 1; \
+	fi
+
+clean:
+	rm -rf build build-san
+
+-include $(wildcard $(BUILD)/core/*.d $(BUILD)/tests/*.d)

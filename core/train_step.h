@@ -1,0 +1,33 @@
+/* One optimiser step on a single process (the whole global batch here):
+ * forward, loss terms, backward, non-finite guard, AdamW on the model and on
+ * Q with the per-iteration schedule. dist/ composes the same phases with its
+ * reductions in between and calls mimae_apply_update itself. */
+#ifndef MIMAE_TRAIN_STEP_H
+#define MIMAE_TRAIN_STEP_H
+
+#include <stddef.h>
+
+#include "forward_backward.h"
+
+typedef struct {
+    mimae_losses_t loss;
+    double grad_norm;   /* of the model's gradient (not Q's) */
+    double q_grad_norm;
+    float lr;
+} mimae_step_stats_t;
+
+/* Returns 0, or -1 with a one-line message when a loss term or the gradient
+ * norm is not finite (the parameters are then left untouched). Requires
+ * m->batch == cfg.global_batch; masks come from m->perm. */
+int mimae_train_step(mimae_model_t *m, const float *images, mimae_step_stats_t *stats,
+                     char *err, size_t errlen);
+
+/* Checks the loss terms; -1 with a message naming every non-finite term. */
+int mimae_check_finite(const mimae_model_t *m, const mimae_losses_t *l, double grad_norm,
+                       char *err, size_t errlen);
+
+/* AdamW on the model and on Q with the lr of update m->step; m->step++.
+ * Returns the lr used. */
+float mimae_apply_update(mimae_model_t *m);
+
+#endif
