@@ -34,6 +34,7 @@ TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/%.o)
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=posix_memalign,--wrap=aligned_alloc
 
 .PHONY: all test deps check-deps clean
+.SECONDARY:
 all: $(BUILD)/libmimae_core.a $(TEST_BIN)
 
 $(BUILD)/%.o: %.c

@@ -1,0 +1,242 @@
+/* The whole MI-MAE step against PyTorch: tests/ref/make_reference.py builds
+ * the same model and losses in float64 and writes weights, batch, masks,
+ * every loss term, every gradient and five AdamW steps; here the C core runs
+ * the same step and every tensor is compared. The worst tensor is printed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/forward_backward.h"
+#include "core/model.h"
+#include "core/train_step.h"
+#include "tests/h5_fixture.h"
+
+#define LOSS_RTOL 1e-4
+#define GRAD_RTOL 1e-3
+/* Parameters after five AdamW steps: looser, because the key part of every
+ * qkv bias has an exactly zero gradient (softmax ignores a constant shift of
+ * the scores), and Adam's m / (sqrt(v) + eps) turns float32 rounding noise in
+ * that zero (~1e-9, against ~1e-17 in float64) into visible updates. */
+#define PARAM_RTOL 5e-3
+
+typedef struct {
+    hid_t file;
+    mimae_config_t cfg;
+    int batch;
+    float *images;
+} fixture_t;
+
+static mimae_config_t config_from_fixture(hid_t f, int *batch)
+{
+    mimae_config_t c;
+    mimae_config_preset(&c, "test-small");
+    c.img_h = fixture_attr_int(f, "img_h");
+    c.img_w = fixture_attr_int(f, "img_w");
+    c.channels = fixture_attr_int(f, "channels");
+    c.patch = fixture_attr_int(f, "patch");
+    c.enc_dim = fixture_attr_int(f, "enc_dim");
+    c.enc_depth = fixture_attr_int(f, "enc_depth");
+    c.enc_heads = fixture_attr_int(f, "enc_heads");
+    c.dec_dim = fixture_attr_int(f, "dec_dim");
+    c.dec_depth = fixture_attr_int(f, "dec_depth");
+    c.dec_heads = fixture_attr_int(f, "dec_heads");
+    c.mlp_ratio = fixture_attr_int(f, "mlp_ratio");
+    c.num_masks = fixture_attr_int(f, "num_masks");
+    c.mask_ratio = fixture_attr_double(f, "mask_ratio");
+    c.norm_pix = fixture_attr_int(f, "norm_pix");
+    c.pool = fixture_attr_int(f, "pool");
+    c.proj_hidden = fixture_attr_int(f, "proj_hidden");
+    c.proj_out = fixture_attr_int(f, "proj_out");
+    c.q_hidden = fixture_attr_int(f, "q_hidden");
+    c.club_contrast = fixture_attr_int(f, "club_contrast");
+    c.tau = (float)fixture_attr_double(f, "tau");
+    c.w_rec = (float)fixture_attr_double(f, "w_rec");
+    c.w_max = (float)fixture_attr_double(f, "w_max");
+    c.w_min = (float)fixture_attr_double(f, "w_min");
+    c.blr = (float)fixture_attr_double(f, "blr");
+    c.min_lr = (float)fixture_attr_double(f, "min_lr");
+    c.weight_decay = (float)fixture_attr_double(f, "weight_decay");
+    c.beta1 = (float)fixture_attr_double(f, "beta1");
+    c.beta2 = (float)fixture_attr_double(f, "beta2");
+    c.adam_eps = (float)fixture_attr_double(f, "adam_eps");
+    c.warmup_iters = fixture_attr_int(f, "warmup_iters");
+    c.total_iters = fixture_attr_int(f, "total_iters");
+    c.global_batch = fixture_attr_int(f, "global_batch");
+    *batch = fixture_attr_int(f, "batch");
+    return c;
+}
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    assert_non_null(fx);
+    fx->file = fixture_open(REFERENCE_FIXTURE);
+    fx->cfg = config_from_fixture(fx->file, &fx->batch);
+    const size_t n = (size_t)fx->batch * fx->cfg.img_h * fx->cfg.img_w * fx->cfg.channels;
+    fx->images = malloc(n * sizeof(float));
+    assert_non_null(fx->images);
+    fixture_read_floats(fx->file, "/images", fx->images, n);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    H5Fclose(fx->file);
+    free(fx->images);
+    free(fx);
+    return 0;
+}
+
+/* A model holding the fixture's initial parameters and masks. */
+static mimae_model_t *model_from_fixture(const fixture_t *fx)
+{
+    char err[256];
+    mimae_model_t *m = mimae_model_create(&fx->cfg, fx->batch, 1, err, sizeof err);
+    if (!m) fail_msg("model: %s", err);
+    const param_table_t *tables[2] = {&m->table, &m->q_table};
+    float *blocks[2] = {m->param_mem, m->q_param_mem};
+    char path[128];
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tables[t]->count; i++) {
+            const param_info_t *p = &tables[t]->info[i];
+            snprintf(path, sizeof path, "/params/%s", p->name);
+            fixture_read_floats(fx->file, path, blocks[t] + p->offset, p->count);
+        }
+    fixture_read_ints(fx->file, "/perm", m->perm, (size_t)fx->batch * m->dims.L);
+    return m;
+}
+
+static double rel_error(const float *got, const float *want, size_t n)
+{
+    double diff = 0.0, ref = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        ref += (double)want[i] * want[i];
+    }
+    return sqrt(diff) / (sqrt(ref) > 1e-12 ? sqrt(ref) : 1e-12);
+}
+
+static double scalar_rel_error(double got, double want)
+{
+    return fabs(got - want) / (fabs(want) > 1e-12 ? fabs(want) : 1e-12);
+}
+
+/* Compares every tensor of a block with the fixture group `group`; returns
+ * the worst relative error and prints it with its name. */
+static double compare_block(hid_t f, const param_table_t *t, const float *block,
+                            const char *group, const char *what, char *worst_name)
+{
+    double worst = 0.0;
+    char path[160];
+    for (int i = 0; i < t->count; i++) {
+        const param_info_t *p = &t->info[i];
+        float *want = malloc(p->count * sizeof(float));
+        assert_non_null(want);
+        snprintf(path, sizeof path, "%s/%s", group, p->name);
+        fixture_read_floats(f, path, want, p->count);
+        double e = rel_error(block + p->offset, want, p->count);
+        free(want);
+        if (e > worst || worst_name[0] == 0) {
+            worst = e > worst ? e : worst;
+            if (e >= worst) snprintf(worst_name, 96, "%s", p->name);
+        }
+    }
+    printf("  %-10s worst %-36s rel err %.3e\n", what, worst_name, worst);
+    return worst;
+}
+
+static void test_step_losses_and_gradients(void **state)
+{
+    fixture_t *fx = *state;
+    mimae_model_t *m = model_from_fixture(fx);
+    activations_t *a = &m->acts;
+    const size_t S = (size_t)m->batch * m->cfg.num_masks;
+    memset(a->du, 0, S * m->dims.proj_dim * sizeof(float));
+    memset(a->dz, 0, S * m->cfg.enc_dim * sizeof(float));
+    mimae_forward(m, fx->images);
+    mimae_losses_t l;
+    mimae_losses(m, a->u, a->z, m->batch, 0, a->du, a->dz, &l);
+    mimae_backward(m, a->du, a->dz);
+
+    struct { const char *name; double got; } losses[] = {
+        {"/losses/L_rec", l.rec}, {"/losses/L_max", l.max}, {"/losses/L_min", l.min},
+        {"/losses/L_q", l.q}, {"/losses/L", l.total}};
+    double worst_loss = 0.0;
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        double want;
+        fixture_read_doubles(fx->file, losses[i].name, &want, 1);
+        double e = scalar_rel_error(losses[i].got, want);
+        printf("  %-14s C %.9f  torch %.9f  rel err %.2e\n", losses[i].name, losses[i].got,
+               want, e);
+        worst_loss = e > worst_loss ? e : worst_loss;
+    }
+    char worst_model[96] = "", worst_q[96] = "";
+    double gm = compare_block(fx->file, &m->table, m->grad_mem, "/grads", "gradients",
+                              worst_model);
+    double gq = compare_block(fx->file, &m->q_table, m->q_grad_mem, "/grads", "Q grads",
+                              worst_q);
+    mimae_model_free(m);
+    if (worst_loss > LOSS_RTOL) fail_msg("loss terms off by %.3e > %.0e", worst_loss, LOSS_RTOL);
+    if (gm > GRAD_RTOL) fail_msg("gradient %s off by %.3e > %.0e", worst_model, gm, GRAD_RTOL);
+    if (gq > GRAD_RTOL) fail_msg("Q gradient %s off by %.3e > %.0e", worst_q, gq, GRAD_RTOL);
+}
+
+/* Five AdamW steps on the same batch and masks, with the warmup + cosine
+ * schedule: the losses before each update and the final parameters. */
+static void test_five_adamw_steps(void **state)
+{
+    fixture_t *fx = *state;
+    mimae_model_t *m = model_from_fixture(fx);
+    enum { STEPS = 5 };
+    const char *terms[] = {"L_rec", "L_max", "L_min", "L_q", "L"};
+    double want[5][STEPS], lr_want[STEPS];
+    char path[64];
+    for (int t = 0; t < 5; t++) {
+        snprintf(path, sizeof path, "/train/%s", terms[t]);
+        fixture_read_doubles(fx->file, path, want[t], STEPS);
+    }
+    fixture_read_doubles(fx->file, "/train/lr", lr_want, STEPS);
+    double worst = 0.0;
+    for (int s = 0; s < STEPS; s++) {
+        mimae_step_stats_t st;
+        char err[256];
+        if (mimae_train_step(m, fx->images, &st, err, sizeof err)) fail_msg("step %d: %s", s, err);
+        double got[5] = {st.loss.rec, st.loss.max, st.loss.min, st.loss.q, st.loss.total};
+        for (int t = 0; t < 5; t++) {
+            double e = scalar_rel_error(got[t], want[t][s]);
+            worst = e > worst ? e : worst;
+        }
+        double elr = scalar_rel_error(st.lr, lr_want[s]);
+        if (lr_want[s] == 0.0) elr = fabs(st.lr);
+        printf("  step %d lr %.6e L %.9f (torch %.9f)\n", s, st.lr, st.loss.total, want[4][s]);
+        if (elr > 1e-6) fail_msg("step %d: lr %.9e, torch %.9e", s, st.lr, lr_want[s]);
+    }
+    char worst_p[96] = "", worst_q[96] = "";
+    double pm = compare_block(fx->file, &m->table, m->param_mem, "/train/params_after",
+                              "params", worst_p);
+    double pq = compare_block(fx->file, &m->q_table, m->q_param_mem, "/train/params_after",
+                              "Q params", worst_q);
+    mimae_model_free(m);
+    printf("  worst loss rel err over the 5 steps %.3e\n", worst);
+    if (worst > LOSS_RTOL) fail_msg("training losses off by %.3e > %.0e", worst, LOSS_RTOL);
+    if (pm > PARAM_RTOL) fail_msg("parameter %s after 5 steps off by %.3e", worst_p, pm);
+    if (pq > PARAM_RTOL) fail_msg("Q parameter %s after 5 steps off by %.3e", worst_q, pq);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_step_losses_and_gradients),
+        cmocka_unit_test(test_five_adamw_steps),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
