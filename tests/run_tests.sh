@@ -13,8 +13,8 @@ for bin in "$dir"/test_*; do
     log=$(mktemp)
     timeout "${TEST_TIMEOUT:-900}" "$bin" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
-    p=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-    f=$(sed -n 's/.*\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    p=$(sed -n 's/.*\[  PASSED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/.*\[  FAILED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$log" | tail -n 1)
     rm -f "$log"
     p=${p:-0} f=${f:-0}
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
