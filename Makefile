@@ -2,10 +2,10 @@
 # with "N passed, N failed", `make test SANITIZE=1` does so under ASan+UBSan,
 # `make deps` installs the Debian packages.
 
-PKGS      := openblas mpi-c hdf5-openmpi scalapack-openmpi cmocka inih libpng zlib
+PKGS      := openblas mpi-c hdf5-openmpi scalapack-openmpi cmocka inih libpng zlib libjpeg
 DEB_PKGS  := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev \
              libhdf5-openmpi-dev hdf5-tools libscalapack-openmpi-dev libcmocka-dev \
-             libinih-dev libpng-dev zlib1g-dev dataset-fashion-mnist
+             libinih-dev libpng-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist
 
 CC        := gcc
 SANITIZE  ?= 0
@@ -23,8 +23,13 @@ CFLAGS    += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
-CORE_SRC  := $(wildcard core/*.c)
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+# Libraries: core (no MPI, no HDF5), io (HDF5, PNG, JPEG), dist (MPI,
+# ScaLAPACK); programs in the top level wire them together.
+CORE_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
+IO_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard io/*.c))
+DIST_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard dist/*.c))
+LIBS      := $(BUILD)/libmimae_dist.a $(BUILD)/libmimae_io.a $(BUILD)/libmimae_core.a
+PROGRAMS  := $(patsubst %.c,$(BUILD)/%,$(wildcard mimae*.c))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
@@ -35,17 +40,27 @@ WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=
 
 .PHONY: all test deps check-deps clean
 .SECONDARY:
-all: $(BUILD)/libmimae_core.a $(TEST_BIN)
+all: $(LIBS) $(PROGRAMS) $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libmimae_core.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libmimae_io.a: $(IO_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libmimae_dist.a: $(DIST_OBJ)
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(BUILD)/libmimae_core.a
-	$(CC) $(LDFLAGS) $(WRAP_ALLOC) $^ -o $@ $(LDLIBS)
+$(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(LIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIBS)
+	$(CC) $(LDFLAGS) $(WRAP_ALLOC) $^ -o $@ $(LDLIBS) -lpthread
 
 # `make test` installs missing packages first (deps-if-missing), then runs
 # every test binary through the runner, which prints the summary line.
@@ -66,4 +81,4 @@ deps:
 clean:
 	rm -rf build build-san
 
--include $(wildcard $(BUILD)/core/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/*.d $(BUILD)/*/*.d)
