@@ -179,6 +179,13 @@ static void q_backward(mimae_model_t *m)
     linear_backward(NULL, g->embed_w, g->embed_b, a->dqe, a->vis_pix, m->q.embed_w, S * V, P, H);
 }
 
+/* Reports [from, to) of the gradient vector as final. */
+static void grads_ready(const mimae_model_t *m, const float *from, const float *to)
+{
+    if (m->grads_ready && to > from)
+        m->grads_ready(m->grads_ready_ctx, (size_t)(from - m->grad_mem), (size_t)(to - from));
+}
+
 void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
 {
     const mimae_config_t *c = &m->cfg;
@@ -208,6 +215,9 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     tokens_decoder_backward(a->dy, g->mask_token, a->dres_dec, m->token_of, S, L, V, Dd);
     linear_backward(a->dh, g->dec_embed_w, g->dec_embed_b, a->dy, a->h, p->dec_embed_w,
                     S * Te, D, Dd);
+    float *const grads_end = m->grad_mem + m->table.total;
+    float *const proj_start = c->proj_hidden > 0 ? g->proj_fc1_w : grads_end;
+    grads_ready(m, g->dec_embed_w, proj_start);
 
     /* MI terms: from the unit features and latents back to the pooled tokens */
     normalize_rows_backward(a->dg, du, a->u, a->g_norm, S, d->proj_dim);
@@ -215,6 +225,7 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
         mlp_t proj = projector_mlp(m);
         mlp_grads_t pg = {g->proj_fc1_w, g->proj_fc1_b, g->proj_fc2_w, g->proj_fc2_b};
         mlp_backward(&proj, &pg, tmp, a->dproj_hidden, a->dg, a->z, a->proj_pre, a->proj_post, S);
+        grads_ready(m, proj_start, grads_end);
     } else {
         memcpy(tmp, a->dg, (size_t)S * D * sizeof(float));
     }
@@ -226,12 +237,17 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     const float *enc_last = a->enc[c->enc_depth - 1].out;
     layernorm_backward(a->dres_enc, g->norm_w, g->norm_b, a->dh, enc_last, p->norm_w, a->h_mean,
                        a->h_rstd, S * Te, D);
+    grads_ready(m, g->norm_w, g->dec_embed_w);
     block_dims_t ed = encoder_dims(m);
-    for (int i = c->enc_depth - 1; i >= 0; i--)
+    for (int i = c->enc_depth - 1; i >= 0; i--) {
         vit_block_backward(a->dres_enc, &g->enc[i], &p->enc[i], &a->enc[i],
                            i ? a->enc[i - 1].out : a->x0, &a->scratch, &ed);
+        grads_ready(m, g->enc[i].ln1_w, i + 1 < c->enc_depth ? g->enc[i + 1].ln1_w : g->norm_w);
+    }
     tokens_encoder_backward(a->demb, g->cls_token, a->dres_enc, S, V, D);
     linear_backward(NULL, g->patch_w, g->patch_b, a->demb, a->vis_pix, p->patch_w, S * V, P, D);
+    grads_ready(m, m->grad_mem, g->enc[0].ln1_w);
 
     q_backward(m);
+    grads_ready(m, m->q_grad_mem, m->q_grad_mem + m->q_table.total);
 }

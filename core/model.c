@@ -146,11 +146,12 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
         goto oom;
     const size_t np = m->table.total, nq = m->q_table.total;
     m->param_mem = block_alloc(np);
-    m->grad_mem = block_alloc(np);
+    /* model and Q gradients in one block: dist/ reduces them as one vector */
+    m->grad_mem = block_alloc(np + nq);
     m->m_mem = block_alloc(np);
     m->v_mem = block_alloc(np);
     m->q_param_mem = block_alloc(nq);
-    m->q_grad_mem = block_alloc(nq);
+    m->q_grad_mem = m->grad_mem ? m->grad_mem + np : NULL;
     m->q_m_mem = block_alloc(nq);
     m->q_v_mem = block_alloc(nq);
     m->acts.enc = calloc((size_t)cfg->enc_depth, sizeof *m->acts.enc);
@@ -198,7 +199,6 @@ void mimae_model_free(mimae_model_t *m)
     free(m->m_mem);
     free(m->v_mem);
     free(m->q_param_mem);
-    free(m->q_grad_mem);
     free(m->q_m_mem);
     free(m->q_v_mem);
     free(m->act_mem);

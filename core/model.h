@@ -53,6 +53,12 @@ typedef struct {
     float *pos_enc, *pos_dec, *pos_q;
 } activations_t;
 
+/* Called by mimae_backward each time a contiguous range of the gradient
+ * vector (model then Q, offsets in floats from grad_mem) is final, so that
+ * dist/ can start reducing it while the rest of the backward runs. The
+ * ranges of one backward are disjoint and cover the whole vector. */
+typedef void (*grads_ready_fn)(void *ctx, size_t offset, size_t count);
+
 typedef struct {
     mimae_config_t cfg;
     mimae_dims_t dims;
@@ -64,7 +70,8 @@ typedef struct {
     /* approximation network Q */
     param_table_t q_table, q_grad_table;
     q_params_t q, q_grads;
-    float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem;
+    float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem; /* q_grad_mem = grad_mem +
+                                   table.total: all gradients form one vector */
     /* activations */
     activations_t acts;
     float *act_mem;
@@ -72,6 +79,8 @@ typedef struct {
     int *perm, *vis_patch, *token_of; /* (B, L), (S, V), (S, L) */
     int *int_mem;
     long step;                  /* optimiser updates done */
+    grads_ready_fn grads_ready; /* optional */
+    void *grads_ready_ctx;
 } mimae_model_t;
 
 /* Allocates everything for micro-batches of `batch` images and initialises

@@ -286,6 +286,58 @@ static void test_masks_orthogonal_and_reproducible(void **state)
     mimae_model_free(m);
 }
 
+/* The grads-ready ranges reported during a backward are disjoint, cover the
+ * whole gradient vector, and each is final when reported (dist/ starts
+ * reducing them at once). */
+typedef struct {
+    const mimae_model_t *m;
+    unsigned char *covered;
+    float *snapshot;
+    int calls;
+} ranges_t;
+
+static void record_range(void *ctx, size_t offset, size_t count)
+{
+    ranges_t *r = ctx;
+    r->calls++;
+    for (size_t i = offset; i < offset + count; i++) {
+        r->covered[i]++;
+        r->snapshot[i] = r->m->grad_mem[i];
+    }
+}
+
+static void test_grads_ready_ranges(void **state)
+{
+    (void)state;
+    enum { B = 2 };
+    mimae_config_t c = small_config(B);
+    mimae_model_t *m = model_with_masks(&c, B, 19);
+    static float images[B * 16 * 16];
+    synthetic_images(images, B, 16, 16, 1, 2);
+    const size_t n = m->table.total + m->q_table.total;
+    ranges_t r = {m, calloc(n, 1), calloc(n, sizeof(float)), 0};
+    assert_non_null(r.covered);
+    assert_non_null(r.snapshot);
+    m->grads_ready = record_range;
+    m->grads_ready_ctx = &r;
+    activations_t *a = &m->acts;
+    memset(a->du, 0, (size_t)B * c.num_masks * m->dims.proj_dim * sizeof(float));
+    memset(a->dz, 0, (size_t)B * c.num_masks * c.enc_dim * sizeof(float));
+    mimae_forward(m, images);
+    mimae_losses_t l;
+    mimae_losses(m, a->u, a->z, B, 0, a->du, a->dz, &l);
+    mimae_backward(m, a->du, a->dz);
+    printf("  %d ranges over %zu floats\n", r.calls, n);
+    for (size_t i = 0; i < n; i++) {
+        if (r.covered[i] != 1) fail_msg("gradient float %zu reported %d times", i, r.covered[i]);
+        if (r.snapshot[i] != m->grad_mem[i]) fail_msg("gradient float %zu changed after it was reported", i);
+    }
+    assert_true(r.calls >= c.enc_depth + 4);
+    free(r.covered);
+    free(r.snapshot);
+    mimae_model_free(m);
+}
+
 static void test_schedule(void **state)
 {
     (void)state;
@@ -310,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_guard),
         cmocka_unit_test(test_presets_and_validation),
         cmocka_unit_test(test_masks_orthogonal_and_reproducible),
+        cmocka_unit_test(test_grads_ready_ranges),
         cmocka_unit_test(test_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,179 @@
+#include "io/inspect.h"
+
+#include <hdf5.h>
+#include <string.h>
+
+#include "core/config_fields.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "io/results.h"
+
+/* The root "format" string attribute, or "" when there is none. */
+static int read_format(hid_t file, char *buf, size_t len)
+{
+    buf[0] = 0;
+    if (H5Aexists(file, "format") <= 0) return 0;
+    hid_t a = H5Aopen(file, "format", H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t type = H5Aget_type(a), mem = H5Tcopy(H5T_C_S1);
+    int rc = -1;
+    if (H5Tis_variable_str(type) > 0) {
+        char *s = NULL;
+        H5Tset_size(mem, H5T_VARIABLE);
+        if (H5Aread(a, mem, &s) >= 0 && s) {
+            snprintf(buf, len, "%s", s);
+            H5free_memory(s);
+            rc = 0;
+        }
+    } else {
+        size_t n = H5Tget_size(type);
+        char tmp[256] = "";
+        if (n < sizeof tmp) {
+            H5Tset_size(mem, n + 1);
+            if (H5Aread(a, mem, tmp) >= 0) {
+                snprintf(buf, len, "%s", tmp);
+                rc = 0;
+            }
+        }
+    }
+    H5Tclose(mem);
+    H5Tclose(type);
+    H5Aclose(a);
+    return rc;
+}
+
+static void print_config(FILE *out, const mimae_config_t *cfg)
+{
+    char value[64];
+    for (int i = 0; i < mimae_config_field_count; i++) {
+        const config_field_t *f = &mimae_config_fields[i];
+        config_field_format(f, cfg, value, sizeof value);
+        fprintf(out, "  %s.%s = %s\n", f->section, f->key, value);
+    }
+}
+
+static int inspect_dataset(const char *path, FILE *out, char *err, size_t errlen)
+{
+    dataset_t *d = dataset_open(path, err, errlen);
+    if (!d) return -1;
+    const dataset_info_t *info = dataset_get_info(d);
+    fprintf(out, "%s: mimae data set '%s', split %s\n", path, info->name, info->split);
+    fprintf(out, "  images   %ld x %d x %d x %d (uint8)\n", info->n, info->h, info->w, info->c);
+    fprintf(out, "  classes  %d:", info->num_classes);
+    for (int k = 0; k < info->num_classes; k++) fprintf(out, "%s %s", k ? "," : "", info->class_names[k]);
+    fprintf(out, "\n  mean/std");
+    for (int c = 0; c < info->c; c++) fprintf(out, " %.4f/%.4f", info->mean[c], info->std[c]);
+    fprintf(out, "\n  source   %s\n", info->source);
+    long counts[DATASET_MAX_CLASSES] = {0};
+    const int32_t *labels = dataset_labels(d);
+    for (long i = 0; i < info->n; i++) counts[labels[i]]++;
+    fprintf(out, "  per class");
+    for (int k = 0; k < info->num_classes; k++) fprintf(out, " %ld", counts[k]);
+    fprintf(out, "\n");
+    dataset_close(d);
+    return 0;
+}
+
+static int inspect_checkpoint(const char *path, FILE *out, char *err, size_t errlen)
+{
+    mimae_config_t cfg;
+    if (checkpoint_read_config(path, &cfg, err, errlen)) return -1;
+    char verdict[512] = "valid (checksum verified)";
+    if (checkpoint_verify(path, verdict, sizeof verdict)) {
+        fprintf(out, "%s: mimae checkpoint, INVALID: %s\n", path, verdict);
+        snprintf(err, errlen, "%s", verdict);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    long step = -1, epoch = -1, epoch_step = -1;
+    unsigned long long seed = 0;
+    if (f >= 0) {
+        const char *names[] = {"step", "epoch", "epoch_step"};
+        long *vals[] = {&step, &epoch, &epoch_step};
+        for (int i = 0; i < 3; i++) {
+            hid_t a = H5Aopen(f, names[i], H5P_DEFAULT);
+            if (a >= 0) H5Aread(a, H5T_NATIVE_LONG, vals[i]), H5Aclose(a);
+        }
+        hid_t a = H5Aopen(f, "seed", H5P_DEFAULT);
+        if (a >= 0) H5Aread(a, H5T_NATIVE_ULLONG, &seed), H5Aclose(a);
+        H5Fclose(f);
+    }
+    fprintf(out, "%s: mimae checkpoint, %s\n", path, verdict);
+    fprintf(out, "  step %ld, epoch %ld (+%ld steps), seed %llu\n", step, epoch, epoch_step, seed);
+    print_config(out, &cfg);
+    return 0;
+}
+
+static int inspect_results(const char *path, FILE *out, char *err, size_t errlen)
+{
+    results_t *r = results_load(path, err, errlen);
+    if (!r) return -1;
+    long n = results_step_count(r);
+    fprintf(out, "%s: mimae results, %ld logged steps\n", path, n);
+    if (n > 0) {
+        const step_metrics_t *s = &results_steps(r)[n - 1];
+        fprintf(out, "  last step %ld (epoch %.2f, %.0f views): L %.4f L_rec %.4f L_max %.4f "
+                "L_min %.4f L_q %.4f lr %.3g %.1f img/s\n", s->step, s->epoch, s->views,
+                s->total, s->rec, s->max, s->min, s->q, s->lr, s->images_per_s);
+    }
+    const char *evals[] = {"linear_probe_top1", "knn_top1", "finetune_top1"};
+    for (size_t i = 0; i < sizeof evals / sizeof evals[0]; i++) {
+        double v;
+        if (results_get_eval(r, evals[i], &v) == 0) fprintf(out, "  %s %.4f\n", evals[i], v);
+    }
+    print_config(out, results_config(r));
+    results_free(r);
+    return 0;
+}
+
+static herr_t list_object(hid_t obj, const char *name, const H5O_info_t *info, void *data)
+{
+    FILE *out = data;
+    if (info->type == H5O_TYPE_GROUP) {
+        fprintf(out, "  %s/\n", name);
+    } else if (info->type == H5O_TYPE_DATASET) {
+        hid_t ds = H5Dopen2(obj, name, H5P_DEFAULT);
+        hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
+        hsize_t dims[8] = {0};
+        int rank = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+        fprintf(out, "  %s (", name);
+        for (int i = 0; i < rank; i++) fprintf(out, "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
+        fprintf(out, ")\n");
+        if (space >= 0) H5Sclose(space);
+        if (ds >= 0) H5Dclose(ds);
+    }
+    return 0;
+}
+
+int inspect_file(const char *path, FILE *out, char *err, size_t errlen)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (H5Fis_hdf5(path) <= 0) {
+        snprintf(err, errlen, "%s: missing or not an HDF5 file: give a data set, checkpoint "
+                 "or results file made by mimae", path);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: HDF5 cannot open it (truncated or corrupt?)", path);
+        return -1;
+    }
+    char format[64];
+    read_format(f, format, sizeof format);
+    if (strcmp(format, DATASET_FORMAT) == 0) {
+        H5Fclose(f);
+        return inspect_dataset(path, out, err, errlen);
+    }
+    if (strcmp(format, CHECKPOINT_FORMAT) == 0) {
+        H5Fclose(f);
+        return inspect_checkpoint(path, out, err, errlen);
+    }
+    if (strcmp(format, RESULTS_FORMAT) == 0) {
+        H5Fclose(f);
+        return inspect_results(path, out, err, errlen);
+    }
+    fprintf(out, "%s: HDF5 file not written by mimae; its objects:\n", path);
+    H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, list_object, out);
+    H5Fclose(f);
+    return 0;
+}
