@@ -111,6 +111,9 @@ int mimae_config_validate(const mimae_config_t *c, char *err, size_t errlen)
     if (d.V < 1)
         CONFIG_FAIL("mimae.mask_ratio = %g leaves no visible patch of %d: lower the ratio",
                     c->mask_ratio, d.L);
+    if (d.V >= d.L)
+        CONFIG_FAIL("mimae.mask_ratio = %g hides none of the %d patches: raise it so that "
+                    "something is left to reconstruct", c->mask_ratio, d.L);
     if ((long)c->num_masks * d.V > d.L)
         CONFIG_FAIL("mimae.num_masks x visible = %d x %d exceeds the %d patches: lower "
                     "num_masks or raise mask_ratio (need N * floor(L*(1-r)) <= L)",

@@ -141,23 +141,42 @@ void mimae_forward(mimae_model_t *m, const float *images)
     for (size_t i = 0; i < (size_t)S * D; i++) a->lv[i] = tanhf(a->lv[i]);
 }
 
-void mimae_losses(mimae_model_t *m, const float *cand_u, const float *cand_z, int Bg,
-                  int offset, float *dcand_u, float *dcand_z, mimae_losses_t *out)
+void mimae_local_losses(mimae_model_t *m, int Bg, mimae_losses_t *out)
 {
     const mimae_config_t *c = &m->cfg;
     const mimae_dims_t *d = &m->dims;
     activations_t *a = &m->acts;
     const int B = m->batch, N = c->num_masks;
     const double sequences = (double)Bg * N;
-
     out->rec = recon_loss(a->dpred, a->pred, a->target, m->token_of, B, N, d->L, d->V, d->P,
                           sequences, c->w_rec);
-    out->max = infonce_loss(dcand_u, cand_u, N, Bg, offset, B, d->proj_dim, c->tau, c->w_max,
-                            a->mi_scratch);
-    out->min = club_min_loss(dcand_z, cand_z, a->mu, a->lv, N, Bg, offset, B, c->enc_dim,
-                             c->club_contrast, c->w_min);
     out->q = q_nll_loss(a->dmu, a->dlv, a->z, a->mu, a->lv, B * N, c->enc_dim, sequences, 1.0f);
+}
+
+void mimae_mi_losses(const mimae_config_t *c, const mimae_dims_t *d, const float *cand_u,
+                     const float *cand_z, const float *mu, const float *logvar, int Bg,
+                     int offset, int B, float *dcand_u, float *dcand_z, float *scratch,
+                     mimae_losses_t *out)
+{
+    const int N = c->num_masks;
+    out->max = infonce_loss(dcand_u, cand_u, N, Bg, offset, B, d->proj_dim, c->tau, c->w_max,
+                            scratch);
+    out->min = club_min_loss(dcand_z, cand_z, mu, logvar, N, Bg, offset, B, c->enc_dim,
+                             c->club_contrast, c->w_min);
+}
+
+void mimae_losses_total(const mimae_config_t *c, mimae_losses_t *out)
+{
     out->total = c->w_rec * out->rec + c->w_max * out->max + c->w_min * out->min;
+}
+
+void mimae_losses(mimae_model_t *m, const float *cand_u, const float *cand_z, int Bg,
+                  int offset, float *dcand_u, float *dcand_z, mimae_losses_t *out)
+{
+    mimae_local_losses(m, Bg, out);
+    mimae_mi_losses(&m->cfg, &m->dims, cand_u, cand_z, m->acts.mu, m->acts.lv, Bg, offset,
+                    m->batch, dcand_u, dcand_z, m->acts.mi_scratch, out);
+    mimae_losses_total(&m->cfg, out);
 }
 
 static void q_backward(mimae_model_t *m)

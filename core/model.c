@@ -111,7 +111,8 @@ static void activations_layout(mimae_model_t *m, float *base)
     a->scratch.qkv = layout_take(&l, rows * 3 * width);
     a->scratch.hidden = layout_take(&l, rows * c->mlp_ratio * width);
     a->scratch.tt = layout_take(&l, max_size(Te * Te, Td * Td));
-    a->mi_scratch = layout_take(&l, B * (size_t)c->global_batch);
+    /* InfoNCE logits (B, global_batch); also the L uniforms of mask sampling */
+    a->mi_scratch = layout_take(&l, max_size(B * (size_t)c->global_batch, L));
 
     a->pos_enc = layout_take(&l, (L + 1) * D);
     a->pos_dec = layout_take(&l, (L + 1) * Dd);

@@ -48,7 +48,7 @@ typedef struct {
     float *du, *dg, *dz, *dproj_hidden;
     float *dmu, *dlv, *dq_hidden, *dqs, *dqs_lv, *dqe;
     block_scratch_t scratch;    /* sized for the wider of encoder and decoder */
-    float *mi_scratch;          /* InfoNCE logits (B, global_batch) */
+    float *mi_scratch;          /* InfoNCE logits (B, global_batch), mask uniforms (L) */
     /* fixed tables */
     float *pos_enc, *pos_dec, *pos_q;
 } activations_t;
