@@ -47,13 +47,13 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libmimae_core.a: $(CORE_OBJ)
-	@rm -f $@
+	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libmimae_io.a: $(IO_OBJ)
-	@rm -f $@
+	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libmimae_dist.a: $(DIST_OBJ)
-	@rm -f $@
+	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 
 $(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(LIBS)
