@@ -24,11 +24,14 @@ LDFLAGS   += -fsanitize=address,undefined
 endif
 
 # Libraries: core (no MPI, no HDF5), io (HDF5, PNG, JPEG), dist (MPI,
-# ScaLAPACK); programs in the top level wire them together.
+# ScaLAPACK), experiments (descriptors, sweeps, reports); programs in the top
+# level wire them together.
 CORE_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
 IO_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard io/*.c))
 DIST_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard dist/*.c))
-LIBS      := $(BUILD)/libmimae_dist.a $(BUILD)/libmimae_io.a $(BUILD)/libmimae_core.a
+EXP_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard experiments/*.c))
+LIBS      := $(BUILD)/libmimae_experiments.a $(BUILD)/libmimae_dist.a $(BUILD)/libmimae_io.a \
+             $(BUILD)/libmimae_core.a
 PROGRAMS  := $(patsubst %.c,$(BUILD)/%,$(wildcard mimae*.c))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -53,6 +56,9 @@ $(BUILD)/libmimae_io.a: $(IO_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libmimae_dist.a: $(DIST_OBJ)
+	@mkdir -p $(dir $@); rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libmimae_experiments.a: $(EXP_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 

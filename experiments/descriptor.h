@@ -4,7 +4,22 @@
  * file order, then `--set section.key=value` overrides; unknown sections or
  * keys and impossible values are rejected with one line naming the file,
  * the line, the key and the fix. A [sweep] section is kept as text for the
- * sweep expander (experiments/sweep.h). */
+ * sweep expander (experiments/sweep.h).
+ *
+ * Sections: [model] [mimae] [optim] [train] [data] [run] [eval] [sweep].
+ * `descriptor_print_reference` lists every key with its default and meaning.
+ *
+ * Syntax (libinih): `key = value`, comments on their own line starting with
+ * ';' or '#', inline comments only as " ;" (a " #" inside a value is an
+ * error, not a comment). Indentation is ignored (never a continuation line).
+ * Switches take 0/1, true/false, yes/no or on/off. libinih reads lines of at
+ * most INI_MAX_LINE - 3 = 197 characters: longer lines (e.g. a very long
+ * data path) are refused, not cut; use a shorter path or a symbolic link.
+ *
+ * Messages: "<file>:<line>: <section>.<key> = '<value>': <what is wrong and
+ * what to do>" for one key in the file; "<file>: --set <section>.<key> =
+ * '<value>': ..." for an override; "<file>: <message>" for checks across
+ * fields; "<file>: cannot read the descriptor (<strerror>)". */
 #ifndef MIMAE_EXPERIMENTS_DESCRIPTOR_H
 #define MIMAE_EXPERIMENTS_DESCRIPTOR_H
 
@@ -55,21 +70,62 @@ typedef struct {
     char sweep_values[DESCRIPTOR_MAX_SWEEP_KEYS][512];
 } descriptor_t;
 
-/* The fields of run_config_t, in the same table form as the model's. */
+/* The numeric and enum fields of run_config_t, in the same table form as the
+ * model's. The text keys (model.preset, data.train, data.test, run.out_dir,
+ * run.name), which config_field_t has no type for, are handled inside
+ * descriptor.c. */
 extern const config_field_t run_config_fields[];
 extern const int run_config_field_count;
 
 /* Defaults, then the file, then the overrides ("section.key=value"). Derives
  * optim.total_iters and warmup_iters from epochs and the data set size when
  * `train_images` > 0 (pass 0 to skip), and validates everything. Returns 0 or
- * -1 with a one-line message. */
+ * -1 with a one-line message.
+ *
+ * Order: model.preset first (the last `--set model.preset=...`, else the
+ * file's, else fmnist-tiny), then the file's other keys in order, then the
+ * overrides in order (a later override of the same key wins; a key twice in
+ * the file is an error).
+ *
+ * train_images: > 0  the training set's size: steps_per_epoch =
+ *                    floor(n / global_batch) with n = data.train_limit when
+ *                    that is set and smaller; optim.total_iters = epochs x
+ *                    steps_per_epoch and optim.warmup_iters =
+ *                    round(warmup_epochs x steps_per_epoch), each unless given
+ *                    explicitly (file or --set); fewer images than one global
+ *                    batch is an error.
+ *                 0  size not known yet: nothing derived (load again with the
+ *                    size once data.train is open); data.train is required.
+ *                -1  not training (evaluation only): nothing derived and
+ *                    data.train may be empty.
+ *
+ * Checks after mimae_config_validate's: data.train non-empty (unless -1);
+ * train.epochs >= 1; train.seed, max_steps, micro_batch >= 0; micro_batch
+ * divides global_batch (whether it divides the per-rank batch depends on the
+ * rank count: the trainer's check); data.*_limit, run.checkpoint_every,
+ * run.recon_samples, eval.every_epochs >= 0; run.keep_checkpoints,
+ * run.log_every >= 1; optim.warmup_epochs in [0, epochs] when it is used;
+ * run.name non-empty without '/' (default: the file's base name without
+ * .ini); run.out_dir non-empty (default runs/<name>). On error *d holds
+ * partial values. */
 int descriptor_load(descriptor_t *d, const char *path, const char *const *overrides,
                     int n_overrides, long train_images, char *err, size_t errlen);
 
-/* Applies one "section.key=value" (model or run field). */
+/* Applies one "section.key=value" (model or run field; blanks around the
+ * parts allowed) with the file's strictness for the value itself. It does no
+ * checks across fields (combine settings through descriptor_load's
+ * overrides, which validates the result) and does not re-derive the
+ * schedule. `model.preset` here resets every model field to the preset.
+ * Errors read "--set section.key = 'value': ..."; d is unchanged then. */
 int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t errlen);
 
-/* Writes the effective descriptor (every key, current values) as INI text. */
+/* Writes the effective descriptor (every key, current values, the [sweep]
+ * section if any) as INI text, through `path`.tmp renamed to `path`. Real
+ * numbers get the shortest text that reads back to the same bits, and
+ * warmup_iters/total_iters are explicit, so descriptor_load of the file
+ * reproduces model and run exactly whatever train_images it is given. Fails
+ * for a text value that could not be read back (too long, control
+ * characters, " ;" or " #"). */
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen);
 
 /* Markdown table of every key: section.key, default, meaning (for README). */

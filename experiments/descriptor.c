@@ -1,0 +1,1191 @@
+/* Experiment descriptors: INI text -> descriptor_t (see descriptor.h).
+ *
+ * The file is read into memory and handed to libinih through our own line
+ * reader (ini_parse_stream), which counts lines (Debian's inih is built
+ * without INI_HANDLER_LINENO), strips indentation (so an indented line is
+ * never taken as an inih continuation of the previous value), checks section
+ * headers, and refuses lines longer than libinih's fixed line buffer instead
+ * of letting them be cut silently. The text is parsed twice: the first pass
+ * only looks for model.preset, which is applied before everything else; the
+ * second applies every key in file order. */
+#include "experiments/descriptor.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+/* libinih reads lines into a buffer of INI_MAX_LINE bytes, which must hold the
+ * line plus "\r\n\0"; longer lines would be cut. inih also keeps at most
+ * INI_KEY_MAX - 1 characters of a key (MAX_NAME in ini.c). */
+#define LINE_CHARS_MAX (INI_MAX_LINE - 3)
+#define INI_KEY_MAX 50
+/* Capacity of the per-field bookkeeping (checked at run time). */
+#define MAX_FIELDS 64
+
+#define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define PRINTF_LIKE(fmt, args)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* The tables                                                               */
+
+static const char *const reduction_names[] = {"deterministic", "fast", "auto", NULL};
+
+#define R(sec, key, type, member, names, doc) \
+    {sec, key, type, offsetof(run_config_t, member), names, doc}
+
+const config_field_t run_config_fields[] = {
+    R("data", "train_limit", FIELD_LONG, train_limit, NULL,
+      "use only the first n training images (0: all)"),
+    R("data", "test_limit", FIELD_LONG, test_limit, NULL,
+      "use only the first n test images (0: all)"),
+    R("run", "checkpoint_every", FIELD_LONG, checkpoint_every, NULL,
+      "optimiser steps between checkpoints (0: only at the end)"),
+    R("run", "keep_checkpoints", FIELD_INT, keep_checkpoints, NULL,
+      "checkpoints kept on disk, the newest ones"),
+    R("run", "log_every", FIELD_LONG, log_every, NULL, "optimiser steps between progress lines"),
+    R("run", "recon_samples", FIELD_INT, recon_samples, NULL,
+      "images in the reconstruction PNG (0: none)"),
+    R("train", "seed", FIELD_LONG, seed, NULL,
+      "seed of every random stream: init, data order, masks, augmentation"),
+    R("train", "epochs", FIELD_LONG, epochs, NULL, "passes over the training images"),
+    R("train", "max_steps", FIELD_LONG, max_steps, NULL,
+      "stop after this many optimiser steps (0: the epochs decide; the schedule is unchanged)"),
+    R("train", "micro_batch", FIELD_INT, micro_batch, NULL,
+      "images per forward pass on a rank, gradients accumulated (0: the whole per-rank "
+      "batch); must divide global_batch"),
+    R("train", "reduction", FIELD_ENUM, reduction, reduction_names,
+      "gradient reduction: deterministic, fast or auto (deterministic for <= 8 ranks)"),
+    R("train", "augment", FIELD_INT, augment, NULL, "1: random resized crop + horizontal flip"),
+    R("optim", "warmup_epochs", FIELD_DOUBLE, warmup_epochs, NULL,
+      "warmup length in epochs: sets optim.warmup_iters = round(warmup_epochs x steps per "
+      "epoch) unless optim.warmup_iters is given"),
+    R("eval", "every_epochs", FIELD_INT, eval_every_epochs, NULL,
+      "epochs between evaluations (0: only at the end)"),
+    R("eval", "linear_probe", FIELD_INT, eval_linear_probe, NULL,
+      "1: linear probe (ridge regression) on the frozen encoder features"),
+    R("eval", "knn", FIELD_INT, eval_knn, NULL, "1: k-nearest-neighbour accuracy (k = 20, cosine)"),
+    R("eval", "mi", FIELD_INT, eval_mi, NULL,
+      "1: MI statistics (InfoNCE bound, CLUB, Gaussian I between masks)"),
+    R("eval", "finetune", FIELD_INT, eval_finetune, NULL,
+      "1: end-to-end fine-tuning with a linear head"),
+};
+const int run_config_field_count = sizeof run_config_fields / sizeof run_config_fields[0];
+
+/* Text keys, which the shared config_field_t has no type for. */
+typedef struct {
+    const char *section, *key;
+    size_t offset, size; /* into run_config_t */
+    const char *default_text, *doc;
+} string_field_t;
+
+#define S(sec, key, member, def, doc) \
+    {sec, key, offsetof(run_config_t, member), MEMBER_SIZE(run_config_t, member), def, doc}
+
+enum { STRING_PRESET, STRING_TRAIN, STRING_TEST, STRING_OUT_DIR, STRING_NAME, STRING_COUNT };
+static const string_field_t string_fields[STRING_COUNT] = {
+    S("model", "preset", preset, "fmnist-tiny",
+      "model preset applied before every other key, wherever it appears: fmnist-tiny, "
+      "vit-b16 or test-small; it sets every model, mimae, optim and train.global_batch "
+      "default (this table shows fmnist-tiny's)"),
+    S("data", "train", train_data, "(empty)", "HDF5 training set (required to train)"),
+    S("data", "test", test_data, "(empty)", "HDF5 test set for evaluation (empty: none)"),
+    S("run", "out_dir", out_dir, "runs/<name>", "directory of checkpoints, results and logs"),
+    S("run", "name", name, "descriptor file name without .ini",
+      "run name used in file names and reports (no '/')"),
+};
+
+/* Keys that are 0/1 switches (true/false, yes/no, on/off also accepted). */
+static const char *const bool_keys[] = {"mimae.norm_pix", "train.augment", "eval.linear_probe",
+                                        "eval.knn", "eval.mi", "eval.finetune", NULL};
+
+/* Sections in the order descriptor_write and the reference use. */
+static const char *const section_names[] = {"model", "mimae", "optim", "train", "data",
+                                            "run", "eval", "sweep", NULL};
+
+/* Lower bounds of the run fields, checked after everything is read. */
+static const struct {
+    const char *section, *key;
+    double min;
+} run_minimums[] = {
+    {"data", "train_limit", 0},   {"data", "test_limit", 0},   {"run", "checkpoint_every", 0},
+    {"run", "keep_checkpoints", 1}, {"run", "log_every", 1},   {"run", "recon_samples", 0},
+    {"train", "seed", 0},         {"train", "epochs", 1},      {"train", "max_steps", 0},
+    {"train", "micro_batch", 0},  {"optim", "warmup_epochs", 0}, {"eval", "every_epochs", 0},
+};
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                      */
+
+enum { KEY_MODEL = 0, KEY_RUN = 1, KEY_STRING = 2, KEY_KINDS = 3 };
+
+typedef struct {
+    int kind, index;
+} key_ref_t;
+
+/* Order of keys within a section when written: text keys (model.preset
+ * first of all), then the core's, then the run's. */
+static const int key_order[KEY_KINDS] = {KEY_STRING, KEY_MODEL, KEY_RUN};
+
+static const config_field_t *ref_field(key_ref_t r)
+{
+    return r.kind == KEY_MODEL ? &mimae_config_fields[r.index] : &run_config_fields[r.index];
+}
+
+static const char *ref_section(key_ref_t r)
+{
+    return r.kind == KEY_STRING ? string_fields[r.index].section : ref_field(r)->section;
+}
+
+static const char *ref_key(key_ref_t r)
+{
+    return r.kind == KEY_STRING ? string_fields[r.index].key : ref_field(r)->key;
+}
+
+static int kind_count(int kind)
+{
+    return kind == KEY_MODEL ? mimae_config_field_count
+         : kind == KEY_RUN   ? run_config_field_count
+                             : STRING_COUNT;
+}
+
+static int find_key(const char *section, const char *key, key_ref_t *out)
+{
+    for (int kind = 0; kind < KEY_KINDS; kind++)
+        for (int i = 0; i < kind_count(kind); i++) {
+            key_ref_t r = {kind, i};
+            if (strcmp(ref_section(r), section) == 0 && strcmp(ref_key(r), key) == 0) {
+                *out = r;
+                return 0;
+            }
+        }
+    return -1;
+}
+
+static int is_section(const char *name)
+{
+    for (int i = 0; section_names[i]; i++)
+        if (strcmp(section_names[i], name) == 0) return 1;
+    return 0;
+}
+
+static int is_bool_key(const char *section, const char *key)
+{
+    size_t ls = strlen(section);
+    for (int i = 0; bool_keys[i]; i++)
+        if (strncmp(bool_keys[i], section, ls) == 0 && bool_keys[i][ls] == '.' &&
+            strcmp(bool_keys[i] + ls + 1, key) == 0)
+            return 1;
+    return 0;
+}
+
+/* Levenshtein distance (short ASCII strings; long ones count as far apart). */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= 64 || lb >= 64) return INT_MAX / 2;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* How far a typo may be from the intended name. */
+static int typo_limit(const char *s)
+{
+    size_t n = strlen(s);
+    return n <= 4 ? 1 : n <= 8 ? 2 : 3;
+}
+
+/* Best guess for an unknown key: the same key in another section, else the
+ * closest key of the section, else the closest key anywhere. Returns 0 for
+ * no guess, 1 for a key of the same section, 2 for another section. */
+static int suggest_key(const char *section, const char *key, key_ref_t *out)
+{
+    for (int kind = 0; kind < KEY_KINDS; kind++)
+        for (int i = 0; i < kind_count(kind); i++) {
+            key_ref_t r = {kind, i};
+            if (strcmp(ref_key(r), key) == 0) {
+                *out = r;
+                return 2;
+            }
+        }
+    int best_same = INT_MAX, best_any = INT_MAX;
+    key_ref_t same = {0, 0}, any = {0, 0};
+    for (int kind = 0; kind < KEY_KINDS; kind++)
+        for (int i = 0; i < kind_count(kind); i++) {
+            key_ref_t r = {kind, i};
+            int dist = edit_distance(key, ref_key(r));
+            if (strcmp(ref_section(r), section) == 0 && dist < best_same) best_same = dist, same = r;
+            if (dist < best_any) best_any = dist, any = r;
+        }
+    if (best_same <= typo_limit(key)) {
+        *out = same;
+        return 1;
+    }
+    if (best_any <= typo_limit(key)) {
+        *out = any;
+        return strcmp(ref_section(any), section) == 0 ? 1 : 2;
+    }
+    return 0;
+}
+
+static const char *suggest_section(const char *name)
+{
+    const char *best = NULL;
+    int best_dist = INT_MAX;
+    for (int i = 0; section_names[i]; i++) {
+        int dist = edit_distance(name, section_names[i]);
+        if (dist < best_dist) best_dist = dist, best = section_names[i];
+    }
+    return best_dist <= typo_limit(name) ? best : NULL;
+}
+
+/* Appends to a message buffer, keeping it terminated. */
+static void append(char *buf, size_t len, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+/* "(did you mean ...?)" or the list of the section's keys. `file_style`
+ * names keys as in a file (plain key, or "[section] key"), else as
+ * section.key. */
+static void unknown_key_hint(char *buf, size_t len, const char *section, const char *key,
+                             int file_style)
+{
+    key_ref_t r;
+    int kind = suggest_key(section, key, &r);
+    if (kind == 1 && file_style) {
+        append(buf, len, " (did you mean %s?)", ref_key(r));
+    } else if (kind == 2 && file_style) {
+        append(buf, len, " (did you mean [%s] %s?)", ref_section(r), ref_key(r));
+    } else if (kind) {
+        append(buf, len, " (did you mean %s.%s?)", ref_section(r), ref_key(r));
+    } else {
+        append(buf, len, ": the keys of [%s] are", section);
+        int n = 0;
+        for (int k = 0; k < KEY_KINDS; k++)
+            for (int i = 0; i < kind_count(k); i++) {
+                key_ref_t q = {k, i};
+                if (strcmp(ref_section(q), section) == 0)
+                    append(buf, len, "%s %s", n++ ? "," : "", ref_key(q));
+            }
+    }
+}
+
+static void section_list(char *buf, size_t len)
+{
+    for (int i = 0; section_names[i]; i++)
+        append(buf, len, "%s[%s]", i ? ", " : "", section_names[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                    */
+
+static void copy_string(char *dst, size_t size, const char *src)
+{
+    memset(dst, 0, size);
+    memcpy(dst, src, strlen(src));
+}
+
+static char *string_ptr(run_config_t *run, int index)
+{
+    return (char *)run + string_fields[index].offset;
+}
+
+static const char *string_cptr(const run_config_t *run, int index)
+{
+    return (const char *)run + string_fields[index].offset;
+}
+
+/* A text value must fit its buffer, must survive being written as
+ * "key = value" and read back by libinih, and must not look like a comment. */
+static int check_text(const char *key, const char *value, size_t size, char *why, size_t len)
+{
+    size_t n = strlen(value);
+    if (n >= size) {
+        snprintf(why, len, "longer than %zu characters: shorten it", size - 1);
+        return -1;
+    }
+    if (strlen(key) + 3 + n > (size_t)LINE_CHARS_MAX) {
+        snprintf(why, len,
+                 "too long: a descriptor line holds at most %d characters (libinih's line "
+                 "buffer): shorten it, e.g. through a symbolic link",
+                 LINE_CHARS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(why, len, "contains a control character: remove it");
+            return -1;
+        }
+        if ((c == ';' || c == '#') && i > 0 && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+            snprintf(why, len,
+                     "contains '%c' after a space, which reads as a comment: remove the "
+                     "comment (inline comments start with ' ;')",
+                     c);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int lower_equals(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        if (ca != *b) return 0;
+    }
+    return *a == *b;
+}
+
+/* Parses `value` into the field `r` of d (the preset name is only checked
+ * and stored here: applying it is the caller's business). On error writes
+ * "<prefix>section.key = 'value': why" and returns -1. */
+static int apply_value(descriptor_t *d, key_ref_t r, const char *value, const char *prefix,
+                       char *err, size_t errlen)
+{
+    const char *section = ref_section(r), *key = ref_key(r);
+    char why[512] = "";
+
+    if (r.kind == KEY_STRING) {
+        const string_field_t *s = &string_fields[r.index];
+        if (check_text(key, value, s->size, why, sizeof why)) goto fail;
+        if (r.index == STRING_PRESET) {
+            mimae_config_t scratch;
+            if (mimae_config_preset(&scratch, value)) {
+                snprintf(why, sizeof why,
+                         "unknown preset: use fmnist-tiny, vit-b16 or test-small");
+                goto fail;
+            }
+        }
+        copy_string(string_ptr(&d->run, r.index), s->size, value);
+        return 0;
+    }
+
+    const config_field_t *f = ref_field(r);
+    void *base = r.kind == KEY_MODEL ? (void *)&d->model : (void *)&d->run;
+    if (is_bool_key(section, key)) {
+        int v;
+        if (strcmp(value, "1") == 0 || lower_equals(value, "true") || lower_equals(value, "yes") ||
+            lower_equals(value, "on"))
+            v = 1;
+        else if (strcmp(value, "0") == 0 || lower_equals(value, "false") ||
+                 lower_equals(value, "no") || lower_equals(value, "off"))
+            v = 0;
+        else {
+            snprintf(why, sizeof why, "not a switch: use 0 or 1 (true/false, yes/no also work)");
+            goto fail;
+        }
+        config_field_set_number(f, base, v);
+        return 0;
+    }
+    char msg[512];
+    if (config_field_parse(f, base, value, msg, sizeof msg) == 0) return 0;
+    /* The core message is "section.key = 'value': why"; keep our prefix. */
+    snprintf(err, errlen, "%s%s%s", prefix, msg,
+             strchr(value, '#') ? " (inline comments start with ' ;', not '#')" : "");
+    return -1;
+fail:
+    snprintf(err, errlen, "%s%s.%s = '%s': %s", prefix, section, key, value, why);
+    return -1;
+}
+
+/* Checks a [sweep] entry: "section.key" made of letters, digits and '_'. */
+static int sweep_key_ok(const char *key)
+{
+    const char *dot = strchr(key, '.');
+    if (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')) return 0;
+    for (const char *p = key; *p; p++)
+        if (!(*p == '.' || *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading                                                                   */
+
+typedef struct {
+    descriptor_t *d;
+    const char *file;        /* name for messages */
+    const char *buf;         /* the whole file */
+    size_t len, pos;
+    int line;                /* line the reader handed out last */
+    int pass;                /* 1: find model.preset; 2: apply the rest */
+    int preset_line;         /* line of model.preset in the file (0: none) */
+    char preset[MEMBER_SIZE(run_config_t, preset)];
+    int origin[KEY_KINDS][MAX_FIELDS]; /* 0 default, > 0 file line, -1 --set */
+    int sweep_line[DESCRIPTOR_MAX_SWEEP_KEYS];
+    int failed;
+    char *err;
+    size_t errlen;
+} load_state_t;
+
+static void fail(load_state_t *st, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void fail(load_state_t *st, const char *fmt, ...)
+{
+    if (st->failed) return;
+    st->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->err, st->errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The ini_reader: one line per call, line numbers counted, indentation and
+ * trailing CR/blanks removed, section headers checked and normalised. */
+static char *read_line(char *str, int num, void *stream)
+{
+    load_state_t *st = stream;
+    if (st->failed || st->pos >= st->len) return NULL;
+    const char *p = st->buf + st->pos, *end = st->buf + st->len;
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    st->pos = (size_t)((nl ? nl + 1 : end) - st->buf);
+    st->line++;
+
+    if (memchr(p, '\0', (size_t)(stop - p))) {
+        fail(st, "%s:%d: the line contains a NUL byte: a descriptor is plain text",
+             st->file, st->line);
+        return NULL;
+    }
+    while (p < stop && (*p == ' ' || *p == '\t')) p++;
+    while (stop > p && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t')) stop--;
+    size_t n = (size_t)(stop - p);
+    if (n > (size_t)LINE_CHARS_MAX || n + 1 > (size_t)num) {
+        fail(st,
+             "%s:%d: the line has %zu characters; libinih reads at most %d: shorten it "
+             "(a long path can go through a symbolic link)",
+             st->file, st->line, n, LINE_CHARS_MAX);
+        return NULL;
+    }
+
+    if (n && *p == '[') {
+        const char *close = memchr(p, ']', n);
+        if (close) {
+            const char *a = p + 1, *b = close;
+            while (a < b && (*a == ' ' || *a == '\t')) a++;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+            char name[64];
+            size_t nn = (size_t)(b - a) < sizeof name - 1 ? (size_t)(b - a) : sizeof name - 1;
+            memcpy(name, a, nn);
+            name[nn] = '\0';
+            const char *rest = close + 1;
+            while (rest < stop && (*rest == ' ' || *rest == '\t')) rest++;
+            if (rest < stop && *rest != ';' && *rest != '#') {
+                fail(st, "%s:%d: [%s]: text after the section header: put keys on their own "
+                     "lines", st->file, st->line, name);
+                return NULL;
+            }
+            if (!is_section(name)) {
+                const char *guess = suggest_section(name);
+                char list[160] = "";
+                section_list(list, sizeof list);
+                if (guess)
+                    fail(st, "%s:%d: [%s]: unknown section (did you mean [%s]?)", st->file,
+                         st->line, name, guess);
+                else
+                    fail(st, "%s:%d: [%s]: unknown section: use one of %s", st->file, st->line,
+                         name, list);
+                return NULL;
+            }
+            snprintf(str, (size_t)num, "[%s]", name);
+            return str;
+        }
+    } else if (n && *p != ';' && *p != '#') {
+        /* A key longer than inih keeps would be cut silently. */
+        size_t k = 0;
+        while (k < n && p[k] != '=' && p[k] != ':') k++;
+        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t')) k--;
+        if (k >= INI_KEY_MAX) {
+            fail(st, "%s:%d: '%.*s...': key longer than %d characters: no such key", st->file,
+                 st->line, 40, p, INI_KEY_MAX - 1);
+            return NULL;
+        }
+    }
+    memcpy(str, p, n);
+    str[n] = '\0';
+    return str;
+}
+
+static void location(const load_state_t *st, key_ref_t r, char *buf, size_t len)
+{
+    int o = st->origin[r.kind][r.index];
+    if (o > 0) snprintf(buf, len, "%s:%d: ", st->file, o);
+    else if (o < 0) snprintf(buf, len, "%s: --set ", st->file);
+    else snprintf(buf, len, "%s: ", st->file);
+}
+
+static int on_sweep_key(load_state_t *st, const char *key, const char *value)
+{
+    descriptor_t *d = st->d;
+    if (!sweep_key_ok(key)) {
+        fail(st, "%s:%d: [sweep] %s: a sweep key must look like section.key (e.g. "
+             "mimae.mask_ratio = 0.5, 0.75)", st->file, st->line, key);
+        return 0;
+    }
+    if (!*value) {
+        fail(st, "%s:%d: sweep.%s = '': empty value: list the values to sweep", st->file,
+             st->line, key);
+        return 0;
+    }
+    for (int i = 0; i < d->sweep_count; i++)
+        if (strcmp(d->sweep_keys[i], key) == 0) {
+            fail(st, "%s:%d: [sweep] %s: duplicate key (first on line %d): keep one of them",
+                 st->file, st->line, key, st->sweep_line[i]);
+            return 0;
+        }
+    if (d->sweep_count == DESCRIPTOR_MAX_SWEEP_KEYS) {
+        fail(st, "%s:%d: [sweep] %s: more than %d sweep keys: split the sweep", st->file,
+             st->line, key, DESCRIPTOR_MAX_SWEEP_KEYS);
+        return 0;
+    }
+    char why[256];
+    if (strlen(key) >= sizeof d->sweep_keys[0]) {
+        snprintf(why, sizeof why, "key longer than %zu characters", sizeof d->sweep_keys[0] - 1);
+    } else if (check_text(key, value, sizeof d->sweep_values[0], why, sizeof why) == 0) {
+        copy_string(d->sweep_keys[d->sweep_count], sizeof d->sweep_keys[0], key);
+        copy_string(d->sweep_values[d->sweep_count], sizeof d->sweep_values[0], value);
+        st->sweep_line[d->sweep_count++] = st->line;
+        return 1;
+    }
+    fail(st, "%s:%d: sweep.%s = '%s': %s", st->file, st->line, key, value, why);
+    return 0;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    load_state_t *st = user;
+    if (st->failed) return 0;
+    if (st->pass == 1) {
+        if (strcmp(section, "model") == 0 && strcmp(name, "preset") == 0 && !st->preset_line) {
+            mimae_config_t scratch;
+            if (strlen(value) >= sizeof st->preset || mimae_config_preset(&scratch, value)) {
+                fail(st, "%s:%d: model.preset = '%s': unknown preset: use fmnist-tiny, "
+                     "vit-b16 or test-small", st->file, st->line, value);
+                return 0;
+            }
+            copy_string(st->preset, sizeof st->preset, value);
+            st->preset_line = st->line;
+        }
+        return 1;
+    }
+
+    if (!*section) {
+        char list[160] = "";
+        section_list(list, sizeof list);
+        fail(st, "%s:%d: %s = '%s': key before any section: put it under one of %s", st->file,
+             st->line, name, value, list);
+        return 0;
+    }
+    if (!is_section(section)) { /* the reader catches these; kept for safety */
+        fail(st, "%s:%d: [%s]: unknown section", st->file, st->line, section);
+        return 0;
+    }
+    if (strcmp(section, "sweep") == 0) return on_sweep_key(st, name, value);
+
+    key_ref_t r;
+    if (find_key(section, name, &r)) {
+        char msg[DESCRIPTOR_PATH_MAX + 512];
+        snprintf(msg, sizeof msg, "%s:%d: [%s] %s: unknown key", st->file, st->line, section,
+                 name);
+        unknown_key_hint(msg, sizeof msg, section, name, 1);
+        fail(st, "%s", msg);
+        return 0;
+    }
+    int *origin = &st->origin[r.kind][r.index];
+    if (*origin > 0) {
+        fail(st, "%s:%d: [%s] %s: duplicate key (first on line %d): keep one of them", st->file,
+             st->line, section, name, *origin);
+        return 0;
+    }
+    *origin = st->line;
+    if (r.kind == KEY_STRING && r.index == STRING_PRESET) return 1; /* applied in pass 1 */
+    char prefix[DESCRIPTOR_PATH_MAX + 32];
+    snprintf(prefix, sizeof prefix, "%s:%d: ", st->file, st->line);
+    if (apply_value(st->d, r, value, prefix, st->err, st->errlen)) {
+        st->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Splits "section.key=value" (blanks around the parts allowed) into the
+ * given buffers. Returns -1 with a message for anything else. */
+static int split_assignment(const char *a, char *section, size_t slen, char *key, size_t klen,
+                            char *value, size_t vlen, char *err, size_t errlen)
+{
+    const char *eq = strchr(a, '=');
+    const char *k0 = a, *k1 = eq ? eq : a + strlen(a);
+    while (k0 < k1 && (*k0 == ' ' || *k0 == '\t')) k0++;
+    while (k1 > k0 && (k1[-1] == ' ' || k1[-1] == '\t')) k1--;
+    const char *dot = memchr(k0, '.', (size_t)(k1 - k0));
+    if (!eq || !dot || dot == k0 || dot + 1 == k1) {
+        snprintf(err, errlen, "--set '%s': expected section.key=value (e.g. --set "
+                 "mimae.mask_ratio=0.9)", a);
+        return -1;
+    }
+    const char *v0 = eq + 1, *v1 = eq + strlen(eq);
+    while (v0 < v1 && (*v0 == ' ' || *v0 == '\t')) v0++;
+    while (v1 > v0 && (v1[-1] == ' ' || v1[-1] == '\t' || v1[-1] == '\n' || v1[-1] == '\r'))
+        v1--;
+    size_t ls = (size_t)(dot - k0), lk = (size_t)(k1 - dot - 1), lv = (size_t)(v1 - v0);
+    if (ls >= slen || lk >= klen) {
+        snprintf(err, errlen, "--set '%s': unknown key: the key is too long", a);
+        return -1;
+    }
+    if (lv >= vlen) {
+        snprintf(err, errlen, "--set '%s': the value is longer than %zu characters", a,
+                 vlen - 1);
+        return -1;
+    }
+    memcpy(section, k0, ls), section[ls] = '\0';
+    memcpy(key, dot + 1, lk), key[lk] = '\0';
+    memcpy(value, v0, lv), value[lv] = '\0';
+    return 0;
+}
+
+/* Looks the assignment's key up; sweep keys and unknown keys are errors. */
+static int resolve_assignment(const char *section, const char *key, const char *value,
+                              key_ref_t *r, char *err, size_t errlen)
+{
+    if (strcmp(section, "sweep") == 0) {
+        snprintf(err, errlen, "--set sweep.%s = '%s': sweep lists belong in the descriptor's "
+                 "[sweep] section; --set takes single values", key, value);
+        return -1;
+    }
+    if (!is_section(section)) {
+        const char *guess = suggest_section(section);
+        snprintf(err, errlen, "--set %s.%s = '%s': unknown section [%s]", section, key, value,
+                 section);
+        if (guess) append(err, errlen, " (did you mean %s.%s?)", guess, key);
+        return -1;
+    }
+    if (find_key(section, key, r)) {
+        snprintf(err, errlen, "--set %s.%s = '%s': unknown key", section, key, value);
+        unknown_key_hint(err, errlen, section, key, 0);
+        return -1;
+    }
+    return 0;
+}
+
+#define SET_VALUE_MAX (DESCRIPTOR_PATH_MAX + 64)
+
+int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t errlen)
+{
+    char section[32], key[64], value[SET_VALUE_MAX];
+    key_ref_t r;
+    if (split_assignment(assignment, section, sizeof section, key, sizeof key, value,
+                         sizeof value, err, errlen) ||
+        resolve_assignment(section, key, value, &r, err, errlen) ||
+        apply_value(d, r, value, "--set ", err, errlen))
+        return -1;
+    if (r.kind == KEY_STRING && r.index == STRING_PRESET)
+        mimae_config_preset(&d->model, value);
+    return 0;
+}
+
+static void descriptor_defaults(descriptor_t *d)
+{
+    memset(d, 0, sizeof *d);
+    mimae_config_preset(&d->model, "fmnist-tiny");
+    run_config_t *r = &d->run;
+    copy_string(r->preset, sizeof r->preset, "fmnist-tiny");
+    r->epochs = 10;
+    r->reduction = REDUCTION_AUTO;
+    r->augment = 1;
+    r->warmup_epochs = 1.0;
+    r->checkpoint_every = 500;
+    r->keep_checkpoints = 2;
+    r->log_every = 10;
+    r->eval_linear_probe = r->eval_knn = r->eval_mi = 1;
+    r->recon_samples = 8;
+}
+
+static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot read the descriptor (%s)", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, n = 0;
+    char *data = malloc(cap);
+    for (;;) {
+        if (!data) break;
+        n += fread(data + n, 1, cap - n, fp);
+        if (n < cap) break;
+        char *grown = cap < (size_t)64 << 20 ? realloc(data, cap * 2) : NULL;
+        if (!grown) {
+            free(data);
+            data = NULL;
+            errno = cap < (size_t)64 << 20 ? ENOMEM : EFBIG;
+            break;
+        }
+        data = grown, cap *= 2;
+    }
+    int bad = !data || ferror(fp);
+    int saved = !data ? errno : EIO;
+    fclose(fp);
+    if (bad) {
+        free(data);
+        snprintf(err, errlen, "%s: cannot read the descriptor (%s)", path, strerror(saved));
+        return -1;
+    }
+    *buf = data, *len = n;
+    return 0;
+}
+
+/* The line `n` of the text, for syntax-error messages. */
+static void text_line(const char *buf, size_t len, int n, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (int line = 1; line < n && i < len; i++)
+        if (buf[i] == '\n') line++;
+    size_t j = i;
+    while (j < len && buf[j] != '\n' && buf[j] != '\r') j++;
+    while (i < j && (buf[i] == ' ' || buf[i] == '\t')) i++;
+    size_t k = j - i < outlen - 1 ? j - i : outlen - 1;
+    memcpy(out, buf + i, k);
+    out[k] = '\0';
+}
+
+static int parse_text(load_state_t *st, int pass)
+{
+    st->pass = pass;
+    st->pos = 0;
+    st->line = 0;
+    int rc = ini_parse_stream(read_line, st, on_key, st);
+    if (st->failed) return -1;
+    if (rc > 0) {
+        char text[80];
+        text_line(st->buf, st->len, rc, text, sizeof text);
+        fail(st, "%s:%d: '%s': not a '[section]' or 'key = value' line: fix the syntax",
+             st->file, rc, text);
+        return -1;
+    }
+    if (rc < 0) {
+        fail(st, "%s: libinih could not parse the descriptor (error %d)", st->file, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* run.name and run.out_dir: defaults from the file name, then checks. */
+static int check_names(load_state_t *st, const char *path)
+{
+    run_config_t *run = &st->d->run;
+    key_ref_t rn = {KEY_STRING, STRING_NAME}, ro = {KEY_STRING, STRING_OUT_DIR};
+    char loc[DESCRIPTOR_PATH_MAX + 32], why[256];
+    if (!st->origin[KEY_STRING][STRING_NAME]) {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t n = strlen(base);
+        if (n >= 4 && strcmp(base + n - 4, ".ini") == 0) n -= 4;
+        char name[sizeof run->name];
+        if (n >= sizeof name) {
+            fail(st, "%s: run.name: the file name is longer than %zu characters: set "
+                 "run.name", st->file, sizeof name - 1);
+            return -1;
+        }
+        memcpy(name, base, n);
+        name[n] = '\0';
+        copy_string(run->name, sizeof run->name, name);
+    }
+    location(st, rn, loc, sizeof loc);
+    if (!run->name[0] || strchr(run->name, '/') || strcmp(run->name, ".") == 0 ||
+        strcmp(run->name, "..") == 0) {
+        fail(st, "%srun.name = '%s': not usable in file names: set run.name to a non-empty "
+             "name without '/'", loc, run->name);
+        return -1;
+    }
+    if (check_text("name", run->name, sizeof run->name, why, sizeof why)) {
+        fail(st, "%srun.name = '%s': %s (or set run.name)", loc, run->name, why);
+        return -1;
+    }
+    if (!st->origin[KEY_STRING][STRING_OUT_DIR]) {
+        char dir[sizeof run->out_dir];
+        snprintf(dir, sizeof dir, "runs/%s", run->name);
+        copy_string(run->out_dir, sizeof run->out_dir, dir);
+    }
+    location(st, ro, loc, sizeof loc);
+    if (!run->out_dir[0]) {
+        fail(st, "%srun.out_dir = '': empty: name a directory (default runs/<name>)", loc);
+        return -1;
+    }
+    if (check_text("out_dir", run->out_dir, sizeof run->out_dir, why, sizeof why)) {
+        fail(st, "%srun.out_dir = '%s': %s", loc, run->out_dir, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Single-field bounds of the run settings. */
+static int check_run_fields(load_state_t *st, long train_images)
+{
+    descriptor_t *d = st->d;
+    char loc[DESCRIPTOR_PATH_MAX + 32], text[64];
+    for (size_t i = 0; i < sizeof run_minimums / sizeof run_minimums[0]; i++) {
+        key_ref_t r;
+        find_key(run_minimums[i].section, run_minimums[i].key, &r);
+        const config_field_t *f = ref_field(r);
+        if (config_field_get_number(f, &d->run) >= run_minimums[i].min) continue;
+        location(st, r, loc, sizeof loc);
+        config_field_format(f, &d->run, text, sizeof text);
+        fail(st, "%s%s.%s = '%s': must be >= %g (%s)", loc, f->section, f->key, text,
+             run_minimums[i].min, f->doc);
+        return -1;
+    }
+    key_ref_t rw, rt = {KEY_STRING, STRING_TRAIN};
+    find_key("optim", "warmup_iters", &rw);
+    if (!st->origin[KEY_MODEL][rw.index] && d->run.warmup_epochs > (double)d->run.epochs) {
+        find_key("optim", "warmup_epochs", &rw);
+        location(st, rw, loc, sizeof loc);
+        fail(st, "%soptim.warmup_epochs = '%.17g': longer than train.epochs = %ld: shorten the "
+             "warmup or train longer", loc, d->run.warmup_epochs, d->run.epochs);
+        return -1;
+    }
+    if (train_images != -1 && !d->run.train_data[0]) {
+        location(st, rt, loc, sizeof loc);
+        fail(st, "%sdata.train = '': no training set: set data.train to the HDF5 file of "
+             "training images", loc);
+        return -1;
+    }
+    return 0;
+}
+
+/* optim.total_iters and warmup_iters from the data set size, unless given. */
+static int derive_schedule(load_state_t *st, long train_images)
+{
+    descriptor_t *d = st->d;
+    if (train_images <= 0 || d->model.global_batch <= 0) return 0;
+    long images = train_images;
+    if (d->run.train_limit > 0 && d->run.train_limit < images) images = d->run.train_limit;
+    long steps = images / d->model.global_batch;
+    if (steps < 1) {
+        fail(st, "%s: train.global_batch = %d exceeds the %ld training images: lower "
+             "train.global_batch or use more images", st->file, d->model.global_batch, images);
+        return -1;
+    }
+    key_ref_t rw, rt;
+    find_key("optim", "warmup_iters", &rw);
+    find_key("optim", "total_iters", &rt);
+    if (!st->origin[KEY_MODEL][rt.index]) {
+        if (d->run.epochs > LONG_MAX / steps) {
+            fail(st, "%s: train.epochs = %ld x %ld steps per epoch overflows: lower "
+                 "train.epochs", st->file, d->run.epochs, steps);
+            return -1;
+        }
+        d->model.total_iters = d->run.epochs * steps;
+    }
+    if (!st->origin[KEY_MODEL][rw.index])
+        d->model.warmup_iters = lround(d->run.warmup_epochs * (double)steps);
+    return 0;
+}
+
+int descriptor_load(descriptor_t *d, const char *path, const char *const *overrides,
+                    int n_overrides, long train_images, char *err, size_t errlen)
+{
+    if (errlen) err[0] = '\0';
+    descriptor_defaults(d);
+    if (strlen(path) >= sizeof d->path) {
+        snprintf(err, errlen, "%.64s...: cannot read the descriptor (path longer than %zu "
+                 "characters)", path, sizeof d->path - 1);
+        return -1;
+    }
+    copy_string(d->path, sizeof d->path, path);
+    if (mimae_config_field_count > MAX_FIELDS || run_config_field_count > MAX_FIELDS) {
+        snprintf(err, errlen, "%s: internal: more than %d config fields: raise MAX_FIELDS in "
+                 "experiments/descriptor.c", path, MAX_FIELDS);
+        return -1;
+    }
+    if (train_images < -1) {
+        snprintf(err, errlen, "%s: train_images = %ld: pass the number of training images, 0 "
+                 "(not known yet) or -1 (not training)", path, train_images);
+        return -1;
+    }
+    if (n_overrides < 0 || (n_overrides > 0 && !overrides)) {
+        snprintf(err, errlen, "%s: internal: %d overrides without a list", path, n_overrides);
+        return -1;
+    }
+
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_file(path, &buf, &len, err, errlen)) return -1;
+
+    load_state_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        free(buf);
+        snprintf(err, errlen, "%s: cannot read the descriptor (%s)", path, strerror(ENOMEM));
+        return -1;
+    }
+    st->d = d, st->file = path, st->buf = buf, st->len = len;
+    st->err = err, st->errlen = errlen;
+
+    char section[32], key[64], value[SET_VALUE_MAX], msg[SET_VALUE_MAX + 128];
+    int rc = -1;
+    key_ref_t r;
+
+    /* The preset: the last --set model.preset, else the file's, else the default. */
+    const char *preset = NULL;
+    int preset_origin = 0;
+    if (parse_text(st, 1)) goto done;
+    if (st->preset_line) preset = st->preset, preset_origin = st->preset_line;
+    for (int i = 0; i < n_overrides; i++) {
+        if (split_assignment(overrides[i], section, sizeof section, key, sizeof key, value,
+                             sizeof value, msg, sizeof msg) ||
+            strcmp(section, "model") || strcmp(key, "preset"))
+            continue; /* malformed ones are reported below, in order */
+        if (apply_value(d, (key_ref_t){KEY_STRING, STRING_PRESET}, value, "--set ", msg,
+                        sizeof msg)) {
+            fail(st, "%s: %s", path, msg);
+            goto done;
+        }
+        preset = d->run.preset, preset_origin = -1;
+    }
+    if (preset) {
+        char name[sizeof d->run.preset];
+        copy_string(name, sizeof name, preset);
+        mimae_config_preset(&d->model, name);
+        copy_string(d->run.preset, sizeof d->run.preset, name);
+    }
+
+    if (parse_text(st, 2)) goto done;
+    st->origin[KEY_STRING][STRING_PRESET] = preset_origin;
+
+    for (int i = 0; i < n_overrides; i++) {
+        if (split_assignment(overrides[i], section, sizeof section, key, sizeof key, value,
+                             sizeof value, msg, sizeof msg) ||
+            resolve_assignment(section, key, value, &r, msg, sizeof msg)) {
+            fail(st, "%s: %s", path, msg);
+            goto done;
+        }
+        st->origin[r.kind][r.index] = -1;
+        if (r.kind == KEY_STRING && r.index == STRING_PRESET) continue; /* applied first */
+        char prefix[DESCRIPTOR_PATH_MAX + 16];
+        snprintf(prefix, sizeof prefix, "%s: --set ", path);
+        if (apply_value(d, r, value, prefix, err, errlen)) {
+            st->failed = 1;
+            goto done;
+        }
+    }
+
+    if (check_names(st, path) || check_run_fields(st, train_images) ||
+        derive_schedule(st, train_images))
+        goto done;
+    if (mimae_config_validate(&d->model, msg, sizeof msg)) {
+        fail(st, "%s: %s", path, msg);
+        goto done;
+    }
+    if (d->run.micro_batch > 0 && d->model.global_batch % d->run.micro_batch) {
+        fail(st, "%s: train.micro_batch = %d does not divide train.global_batch = %d: choose a "
+             "divisor of global_batch, or 0 for the whole per-rank batch", path,
+             d->run.micro_batch, d->model.global_batch);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(st);
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                   */
+
+/* config_field_format, but a real number gets the shortest text that
+ * config_field_parse reads back to the same bits (0.07, not 0.0700000003). */
+static void format_number(const config_field_t *f, const void *base, char *buf, size_t len)
+{
+    config_field_format(f, base, buf, len);
+    if (f->type != FIELD_FLOAT && f->type != FIELD_DOUBLE) return;
+    union {
+        mimae_config_t model;
+        run_config_t run;
+    } scratch;
+    size_t size = f->type == FIELD_FLOAT ? sizeof(float) : sizeof(double);
+    if (f->offset + size > sizeof scratch) return;
+    double v = config_field_get_number(f, base);
+    char text[40], why[256];
+    for (int digits = 1; digits < 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if (config_field_parse(f, &scratch, text, why, sizeof why) == 0 &&
+            memcmp((const char *)&scratch + f->offset, (const char *)base + f->offset, size) == 0) {
+            if (strlen(text) < len) snprintf(buf, len, "%s", text);
+            return;
+        }
+    }
+}
+
+/* Text of a key's value in d. */
+static void value_text(const descriptor_t *d, key_ref_t r, char *buf, size_t len)
+{
+    if (r.kind == KEY_STRING) snprintf(buf, len, "%s", string_cptr(&d->run, r.index));
+    else format_number(ref_field(r), r.kind == KEY_MODEL ? (const void *)&d->model
+                                                         : (const void *)&d->run,
+                       buf, len);
+}
+
+/* Printable copy of a path for a comment line. */
+static void comment_safe(const char *s, char *out, size_t len)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < len; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[i] = '\0';
+}
+
+int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
+{
+    char why[256], text[DESCRIPTOR_PATH_MAX + 8];
+    /* Everything must read back: check the text values first. */
+    for (int i = 0; i < STRING_COUNT; i++)
+        if (check_text(string_fields[i].key, string_cptr(&d->run, i), string_fields[i].size,
+                       why, sizeof why)) {
+            snprintf(err, errlen, "%s: cannot write %s.%s = '%s': %s", path,
+                     string_fields[i].section, string_fields[i].key, string_cptr(&d->run, i),
+                     why);
+            return -1;
+        }
+    for (int i = 0; i < d->sweep_count; i++)
+        if (!sweep_key_ok(d->sweep_keys[i]) ||
+            check_text(d->sweep_keys[i], d->sweep_values[i], sizeof d->sweep_values[i], why,
+                       sizeof why)) {
+            snprintf(err, errlen, "%s: cannot write sweep.%s = '%s': not a valid sweep entry",
+                     path, d->sweep_keys[i], d->sweep_values[i]);
+            return -1;
+        }
+
+    char tmp[DESCRIPTOR_PATH_MAX + 8];
+    if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
+        snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
+        return -1;
+    }
+    comment_safe(d->path, text, sizeof text);
+    fprintf(fp,
+            "# mimae effective descriptor: every key with the value in effect.\n"
+            "# Read from: %s\n"
+            "# optim.warmup_iters and optim.total_iters are written explicitly, so loading\n"
+            "# this file again reproduces the settings exactly (nothing is re-derived).\n",
+            text[0] ? text : "(no file)");
+    for (int s = 0; section_names[s]; s++) {
+        const char *sec = section_names[s];
+        if (strcmp(sec, "sweep") == 0) continue;
+        fprintf(fp, "\n[%s]\n", sec);
+        for (int o = 0; o < KEY_KINDS; o++) {
+            int kind = key_order[o];
+            for (int i = 0; i < kind_count(kind); i++) {
+                key_ref_t r = {kind, i};
+                if (strcmp(ref_section(r), sec)) continue;
+                value_text(d, r, text, sizeof text);
+                fprintf(fp, "%s =%s%s\n", ref_key(r), text[0] ? " " : "", text);
+            }
+        }
+    }
+    if (d->sweep_count > 0) {
+        fprintf(fp, "\n[sweep]\n");
+        for (int i = 0; i < d->sweep_count; i++)
+            fprintf(fp, "%s = %s\n", d->sweep_keys[i], d->sweep_values[i]);
+    }
+    int bad = ferror(fp);
+    int saved = errno;
+    if (fclose(fp) != 0 && !bad) bad = 1, saved = errno;
+    if (!bad && rename(tmp, path) != 0) bad = 1, saved = errno;
+    if (bad) {
+        remove(tmp);
+        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path,
+                 strerror(saved ? saved : EIO));
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reference                                                                 */
+
+/* Markdown cell text: '|' escaped. */
+static void print_cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+void descriptor_print_reference(FILE *out)
+{
+    descriptor_t *d = malloc(sizeof *d);
+    if (!d) return;
+    descriptor_defaults(d);
+    char text[128];
+    fprintf(out, "| key | default | meaning |\n|---|---|---|\n");
+    for (int s = 0; section_names[s]; s++) {
+        const char *sec = section_names[s];
+        for (int o = 0; o < KEY_KINDS; o++) {
+            int kind = key_order[o];
+            for (int i = 0; i < kind_count(kind); i++) {
+                key_ref_t r = {kind, i};
+                if (strcmp(ref_section(r), sec)) continue;
+                const char *key = ref_key(r);
+                fprintf(out, "| `%s.%s` | ", sec, key);
+                if (kind == KEY_STRING) {
+                    print_cell(out, string_fields[i].default_text);
+                } else if (strcmp(sec, "optim") == 0 && strcmp(key, "warmup_iters") == 0) {
+                    fprintf(out, "round(warmup_epochs x steps per epoch)");
+                } else if (strcmp(sec, "optim") == 0 && strcmp(key, "total_iters") == 0) {
+                    fprintf(out, "epochs x steps per epoch");
+                } else {
+                    value_text(d, r, text, sizeof text);
+                    fprintf(out, "`");
+                    print_cell(out, text);
+                    fprintf(out, "`");
+                }
+                fprintf(out, " | ");
+                print_cell(out, kind == KEY_STRING ? string_fields[i].doc : ref_field(r)->doc);
+                if (kind != KEY_STRING && is_bool_key(sec, key)) fprintf(out, " (0/1)");
+                if (kind == KEY_MODEL && (strcmp(key, "warmup_iters") == 0 ||
+                                          strcmp(key, "total_iters") == 0))
+                    fprintf(out, "; an explicit value wins; steps per epoch = floor(images / "
+                            "global_batch), images = data.train_limit if smaller");
+                fprintf(out, " |\n");
+            }
+        }
+    }
+    fprintf(out, "| `sweep.<section.key>` | (none) | comma-separated values of section.key for "
+                 "the sweep expander (kept as text here) |\n");
+    free(d);
+}
