@@ -1,0 +1,215 @@
+/* Fashion-MNIST IDX import (see idx_import.h). The IDX format: a big-endian
+ * magic 0x000008TD (T = 0x08 unsigned bytes, D = number of dimensions), D
+ * big-endian uint32 sizes, then the data, row-major. */
+#include "io/idx_import.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "io/dataset.h"
+
+#define IDX_IMAGES_MAGIC 0x00000803u
+#define IDX_LABELS_MAGIC 0x00000801u
+#define SIDE 28
+#define CLASSES 10
+#define BLOCK 1000 /* images per append */
+#define REINSTALL "reinstall dataset-fashion-mnist or download the file again"
+
+static const char *const class_names[CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+};
+
+typedef struct {
+    char path[4096];
+    gzFile gz;
+    long n; /* items the header announces */
+} idx_file_t;
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Reads exactly len bytes; a short read is a truncated (or corrupt) file. */
+static int read_exact(idx_file_t *f, void *buf, size_t len, const char *what, char *err,
+                      size_t errlen)
+{
+    int got = gzread(f->gz, buf, (unsigned)len);
+    if (got == (int)len) return 0;
+    int zerr = Z_OK;
+    const char *msg = gzerror(f->gz, &zerr);
+    if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
+        return fail(err, errlen, "%s: corrupt gzip data while reading %s (zlib: %s): %s",
+                    f->path, what, msg, REINSTALL);
+    return fail(err, errlen, "%s: truncated: the file ends inside %s (%d of %zu bytes "
+                "there): %s", f->path, what, got, len, REINSTALL);
+}
+
+/* The file must end exactly where its header says. */
+static int check_end(idx_file_t *f, char *err, size_t errlen)
+{
+    unsigned char extra;
+    int got = gzread(f->gz, &extra, 1);
+    if (got == 0) return 0;
+    if (got < 0)
+        return read_exact(f, &extra, 1, "the end of the data", err, errlen);
+    return fail(err, errlen, "%s: longer than its header says (%ld items): %s", f->path,
+                f->n, REINSTALL);
+}
+
+static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t magic,
+                    char *err, size_t errlen)
+{
+    snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
+    errno = 0;
+    f->gz = gzopen(f->path, "rb");
+    if (!f->gz)
+        return fail(err, errlen, "%s: cannot open (%s): install dataset-fashion-mnist or "
+                    "give the directory holding the four IDX .gz files", f->path,
+                    errno ? strerror(errno) : "out of memory");
+    gzbuffer(f->gz, 1 << 17);
+    const int dims = (int)(magic & 0xff);
+    unsigned char hdr[16];
+    if (read_exact(f, hdr, 4 + 4 * (size_t)dims, "the IDX header", err, errlen)) return -1;
+    uint32_t v[4];
+    for (int i = 0; i <= dims; i++)
+        v[i] = (uint32_t)hdr[4 * i] << 24 | (uint32_t)hdr[4 * i + 1] << 16 |
+               (uint32_t)hdr[4 * i + 2] << 8 | hdr[4 * i + 3];
+    if (v[0] != magic)
+        return fail(err, errlen, "%s: IDX magic number is 0x%08x, expected 0x%08x: not an "
+                    "IDX %s file; %s", f->path, v[0], magic,
+                    dims == 3 ? "images" : "labels", REINSTALL);
+    f->n = (long)v[1];
+    if (dims == 3 && (v[2] != SIDE || v[3] != SIDE))
+        return fail(err, errlen, "%s: images are %ux%u, Fashion-MNIST's are %dx%d: %s",
+                    f->path, v[2], v[3], SIDE, SIDE, REINSTALL);
+    if (f->n <= 0)
+        return fail(err, errlen, "%s: the header announces no items: %s", f->path, REINSTALL);
+    return 0;
+}
+
+/* Streams one split into out_path. mean_in/std_in: statistics to store
+ * (NULL: the split's own); mean_out/std_out (may be NULL) receive the
+ * split's own statistics. */
+static int import_split(idx_file_t *img, idx_file_t *lab, const char *src_dir,
+                        const char *out_path, const char *split, const double *mean_in,
+                        const double *std_in, double *mean_out, double *std_out, char *err,
+                        size_t errlen)
+{
+    int32_t *labels = malloc((size_t)lab->n * sizeof *labels);
+    unsigned char *raw = malloc((size_t)lab->n);
+    uint8_t *pix = malloc((size_t)BLOCK * SIDE * SIDE);
+    char names[CLASSES][DATASET_NAME_MAX];
+    dataset_info_t info;
+    dataset_writer_t *w = NULL;
+    int rc = -1;
+    if (!labels || !raw || !pix) {
+        fail(err, errlen, "%s: out of memory", out_path);
+        goto out;
+    }
+    if (read_exact(lab, raw, (size_t)lab->n, "the labels", err, errlen) ||
+        check_end(lab, err, errlen))
+        goto out;
+    for (long i = 0; i < lab->n; i++) {
+        if (raw[i] >= CLASSES) {
+            fail(err, errlen, "%s: label %d of image %ld is outside 0..%d: %s", lab->path,
+                 raw[i], i, CLASSES - 1, REINSTALL);
+            goto out;
+        }
+        labels[i] = raw[i];
+    }
+
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "fashion-mnist");
+    snprintf(info.split, sizeof info.split, "%s", split);
+    snprintf(info.source, sizeof info.source, "%s", src_dir);
+    info.h = info.w = SIDE;
+    info.c = 1;
+    info.num_classes = CLASSES;
+    for (int k = 0; k < CLASSES; k++) snprintf(names[k], sizeof names[k], "%s", class_names[k]);
+    info.class_names = names;
+    if (!(w = dataset_writer_create(out_path, &info, err, errlen))) goto out;
+    for (long done = 0; done < img->n;) {
+        long count = img->n - done < BLOCK ? img->n - done : BLOCK;
+        char what[64];
+        snprintf(what, sizeof what, "images %ld..%ld", done, done + count - 1);
+        if (read_exact(img, pix, (size_t)count * SIDE * SIDE, what, err, errlen) ||
+            dataset_writer_append(w, pix, labels + done, count, err, errlen))
+            goto out;
+        done += count;
+    }
+    if (check_end(img, err, errlen)) goto out;
+    if (mean_out) dataset_writer_stats(w, mean_out, std_out);
+    rc = dataset_writer_finish(w, mean_in, std_in, err, errlen);
+    w = NULL;
+out:
+    dataset_writer_abort(w);
+    free(labels);
+    free(raw);
+    free(pix);
+    return rc;
+}
+
+int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err,
+                             size_t errlen)
+{
+    static const char *const files[4] = {
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+    };
+    if (!src_dir || !*src_dir) src_dir = IDX_FASHION_MNIST_DIR;
+    if (!out_dir || !*out_dir) return fail(err, errlen, "fashion-mnist import: no output "
+                                           "directory given");
+    idx_file_t *f = calloc(4, sizeof *f);
+    size_t plen = strlen(out_dir) + 16;
+    char *train_path = malloc(plen), *test_path = malloc(plen);
+    int rc = -1;
+    if (!f || !train_path || !test_path) {
+        fail(err, errlen, "%s: out of memory", out_dir);
+        goto out;
+    }
+    snprintf(train_path, plen, "%s/train.h5", out_dir);
+    snprintf(test_path, plen, "%s/test.h5", out_dir);
+    /* Every header first, so a missing or wrong file writes nothing. */
+    for (int i = 0; i < 4; i++)
+        if (idx_open(&f[i], src_dir, files[i], i % 2 ? IDX_LABELS_MAGIC : IDX_IMAGES_MAGIC,
+                     err, errlen))
+            goto out;
+    for (int i = 0; i < 4; i += 2)
+        if (f[i].n != f[i + 1].n) {
+            fail(err, errlen, "%s: %ld images but %s has %ld labels: %s", f[i].path, f[i].n,
+                 f[i + 1].path, f[i + 1].n, REINSTALL);
+            goto out;
+        }
+    double mean[1], std[1];
+    if (import_split(&f[0], &f[1], src_dir, train_path, "train", NULL, NULL, mean, std,
+                     err, errlen))
+        goto out;
+    if (import_split(&f[2], &f[3], src_dir, test_path, "test", mean, std, NULL, NULL,
+                     err, errlen)) {
+        unlink(train_path); /* never leave a train.h5 without its test.h5 */
+        goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; f && i < 4; i++)
+        if (f[i].gz) gzclose(f[i].gz);
+    free(f);
+    free(train_path);
+    free(test_path);
+    return rc;
+}
