@@ -37,13 +37,15 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_UTIL_OBJ := $(TEST_UTIL:%.c=$(BUILD)/%.o)
+# MPI programs that tests start under mpirun (not tests themselves).
+MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi/%,$(wildcard tests/mpi/*.c))
 
 # The allocation-count test wraps the C allocator for our own objects.
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=posix_memalign,--wrap=aligned_alloc
 
 .PHONY: all test deps check-deps clean
 .SECONDARY:
-all: $(LIBS) $(PROGRAMS) $(TEST_BIN)
+all: $(LIBS) $(PROGRAMS) $(TEST_BIN) $(MPI_HELPERS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,6 +65,9 @@ $(BUILD)/libmimae_experiments.a: $(EXP_OBJ)
 	ar rcs $@ $^
 
 $(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(LIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
+
+$(MPI_HELPERS): $(BUILD)/tests/mpi/%: $(BUILD)/tests/mpi/%.o $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIBS)

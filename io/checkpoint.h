@@ -5,12 +5,21 @@
  * one is reported and skipped, never loaded.
  *
  * Layout (format "mimae-checkpoint", version 1):
- *   /params/<name>, /adam_m/<name>, /adam_v/<name>   float32, the table's shape
- *     (<name> as in core/params.c, "q.*" for Q)
- *   root attributes: format, format_version, step, epoch, epoch_step, seed,
- *     checksum (CRC-32 of params, then adam_m, then adam_v, model before Q,
- *     table order), and "config.<section>.<key>" for every field of
- *     core/config_fields.h (numbers typed, enums as strings). */
+ *   /params/<name>, /adam_m/<name>, /adam_v/<name>   float32 (stored
+ *     little-endian, contiguous), the table's shape: ndim 1 or 2
+ *     (<name> as in core/params.c, "q.*" for Q); the groups track link
+ *     creation order, so h5py lists the tensors in table order
+ *   root attributes: format, format_version (int32), step, epoch, epoch_step
+ *     (int64), seed (uint64), checksum (uint32: zlib CRC-32 over the
+ *     little-endian float32 bytes of params, then adam_m, then adam_v, model
+ *     before Q, table order), and "config.<section>.<key>" for every field of
+ *     core/config_fields.h (int32/int64/float32/float64, enums as strings).
+ *
+ * Errors are one line, "<path>: <what>: <what to do>". Saving builds the file
+ * in memory (HDF5 never writes to disk itself: an I/O error inside HDF5 1.10
+ * leaves the library unable to close the file), so the writing process needs
+ * memory for one copy of the file; loading reads into temporary blocks of the
+ * same size. */
 #ifndef MIMAE_IO_CHECKPOINT_H
 #define MIMAE_IO_CHECKPOINT_H
 
@@ -31,16 +40,21 @@ typedef struct {
     uint64_t seed;
 } train_state_t;
 
+/* Writes PATH.tmp-<pid>, fsyncs it, renames it onto PATH and fsyncs the
+ * directory; on failure the temporary is removed and PATH is as it was.
+ * st->step must equal m->step. */
 int checkpoint_save(const char *path, const mimae_model_t *m, const train_state_t *st,
                     char *err, size_t errlen);
 
-/* Verifies format, version, config (against m->cfg; the message names the
- * first differing field), every name and shape, and the checksum before
- * touching the model; then loads parameters, moments and m->step. */
+/* Verifies format, version, config (against m->cfg, every field; the message
+ * names the first differing field and both values), every name and shape,
+ * and the checksum before touching the model; then loads parameters,
+ * moments and m->step. On failure the model is untouched. st may be NULL. */
 int checkpoint_load(const char *path, mimae_model_t *m, train_state_t *st, char *err,
                     size_t errlen);
 
-/* Just the config stored in a checkpoint (to build a model for it). */
+/* Just the config stored in a checkpoint (to build a model for it); format
+ * and version are checked, tensors and checksum are not. */
 int checkpoint_read_config(const char *path, mimae_config_t *cfg, char *err, size_t errlen);
 
 /* Full verification without a model (checksum included). */
@@ -49,12 +63,16 @@ int checkpoint_verify(const char *path, char *err, size_t errlen);
 /* DIR/ckpt-<step, 10 digits>.h5 */
 void checkpoint_path(char *out, size_t len, const char *dir, long step);
 
-/* The newest checkpoint in dir that verifies; each one skipped is reported on
- * stderr with its reason. Returns 1 and fills path when found, 0 when there
- * is none, -1 on an error (dir unreadable). */
+/* The newest checkpoint in dir that verifies (checkpoint_verify, and the
+ * stored step equals the one in the name); candidates are exactly
+ * "ckpt-" + 10 digits + ".h5" (temporaries and other names are ignored),
+ * newest step first. Each one skipped is reported on stderr as
+ * "mimae: skipping <path>: <reason>". Returns 1 and fills path when found,
+ * 0 when there is none, -1 on an error (dir missing or unreadable). */
 int checkpoint_find_latest(const char *dir, char *path, size_t len, char *err, size_t errlen);
 
-/* Removes all but the newest `keep` checkpoints in dir. */
+/* Removes all but the newest `keep` (>= 1) checkpoints in dir, by the step
+ * in their names, without verifying them; other files are left alone. */
 int checkpoint_prune(const char *dir, int keep, char *err, size_t errlen);
 
 #endif

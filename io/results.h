@@ -46,17 +46,27 @@ results_t *results_new(const mimae_config_t *cfg, const results_env_t *env);
 results_t *results_load(const char *path, char *err, size_t errlen);
 void results_free(results_t *r);
 
+/* An extra string attribute (set again: replaced). -1 for an empty key, one
+ * containing '/', or a reserved one: "format", "format_version", "config.*",
+ * "env.*". */
 int results_set_attr(results_t *r, const char *key, const char *value);
-/* Appends a step; steps <= the last one stored are dropped first (a resumed
- * run re-does them), so the history stays strictly increasing. */
+/* Appends a step; every stored entry with step >= m->step is dropped first (a
+ * resumed run re-does them), so the history stays strictly increasing. */
 int results_append_step(results_t *r, const step_metrics_t *m);
+/* name: an HDF5 link name (no '/'); set again: replaced. checkpoint may be NULL. */
 int results_set_eval(results_t *r, const char *name, double value, const char *checkpoint,
                      long step);
-/* K samples of (H, W, C) images in 0..1 floats (clamped when stored). */
+/* K samples of (H, W, C) images in 0..1 floats, C = 1 or 3; stored as uint8
+ * round(clamp(x, 0, 1) * 255) at once. Only the latest set is kept. The PNG
+ * (3 rows: original, masked, reconstructed; K columns; zoomed so a tile is
+ * at least 96 px) is written by results_write. */
 int results_set_reconstructions(results_t *r, long step, const float *original,
                                 const float *masked, const float *reconstructed, int K, int H,
                                 int W, int C);
 
+/* Rewrites PATH atomically (PATH.tmp-<pid>, fsync, rename; on failure PATH
+ * is untouched and the temporary removed), then the reconstruction PNG (if
+ * any); -1 with a message if either fails. */
 int results_write(const results_t *r, const char *path, char *err, size_t errlen);
 
 /* Read access for the report tool and tests. */
@@ -65,9 +75,26 @@ const step_metrics_t *results_steps(const results_t *r);
 const mimae_config_t *results_config(const results_t *r);
 const char *results_get_attr(const results_t *r, const char *key); /* NULL if absent */
 int results_get_eval(const results_t *r, const char *name, double *value); /* 0 if found */
+const results_env_t *results_env(const results_t *r);
+/* Extra attributes and evaluation metrics in the order they were first set
+ * (kept across write/load); i in 0..count-1, -1 when out of range. */
+int results_attr_count(const results_t *r);
+int results_attr_at(const results_t *r, int i, const char **key, const char **value);
+int results_eval_count(const results_t *r);
+int results_eval_at(const results_t *r, int i, const char **name, double *value,
+                    const char **checkpoint, long *step);
+/* The stored reconstructions, (K, H, W, C) uint8 each; -1 when none. Any
+ * output pointer may be NULL. */
+int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, int *W,
+                                int *C, const uint8_t **original, const uint8_t **masked,
+                                const uint8_t **reconstructed);
 
-/* Fills env with this process's library versions, host and git commit
- * (ranks and threads are the caller's). */
+/* Fills env with this process's library versions (MPI_Get_library_version,
+ * callable before MPI_Init; openblas_get_config; H5get_libversion), host and
+ * git commit (`git rev-parse --short HEAD` in the current directory, "" when
+ * that fails; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
+ * caller's and are left as they are. Runs git through popen (a fork): call it
+ * before MPI_Init or on a rank where forking is safe. */
 void results_env_detect(results_env_t *env);
 
 #endif
