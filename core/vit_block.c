@@ -44,6 +44,10 @@ void vit_block_backward(float *dx, block_params_t *g, const block_params_t *p,
     linear_backward(s->c, g->proj_w, g->proj_b, dx, a->att, p->proj_w, R, C, C);
     attention_backward(s->qkv, s->tt, s->c, a->qkv, a->probs, d->S, d->T, C, d->heads);
     linear_backward(s->c, g->qkv_w, g->qkv_b, s->qkv, a->ln1, p->qkv_w, R, C, 3 * C);
+    /* The key bias adds q.b to every score of a query row, which softmax
+     * ignores: its gradient is exactly zero. Saying so keeps float rounding
+     * noise (which AdamW would normalise into real updates) out of it. */
+    for (int i = C; i < 2 * C; i++) g->qkv_b[i] = 0.0f;
     layernorm_backward(dx, g->ln1_w, g->ln1_b, s->c, x, p->ln1_w, a->ln1_mean, a->ln1_rstd,
                        R, C);
 }

@@ -1,0 +1,667 @@
+/* mimae_dist: MPI data-parallel MI-MAE pre-training.
+ *
+ *   mpirun -n 64 mimae_dist exp.ini [--set section.key=value]... [--task ID]
+ *
+ * Every rank reads its slice of each global batch from the HDF5 data set,
+ * runs the forward/backward of core/, and the ranks combine the MI features
+ * and gradients over MPI (deterministically, or fast with overlap). Rank 0
+ * writes checkpoints and the results file and prints progress.
+ *
+ * Exit status: 0 done; 2 bad input (one line says what); 3 stopped by
+ * SIGUSR1/SIGTERM after writing a checkpoint (requeue to resume); 4 a
+ * non-finite loss (the last good checkpoint is kept); 1 anything else. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <hdf5.h>
+#include <mpi.h>
+
+#include "core/adamw.h"
+#include "core/augment.h"
+#include "core/forward_backward.h"
+#include "core/model.h"
+#include "core/reconstruct.h"
+#include "core/sampler.h"
+#include "core/train_step.h"
+#include "dist/collectives.h"
+#include "dist/grad_reduce.h"
+#include "dist/mpi_check.h"
+#include "dist/tree_sum.h"
+#include "experiments/descriptor.h"
+#include "io/checkpoint.h"
+#include "io/reader.h"
+#include "io/results.h"
+
+enum { EXIT_OK = 0, EXIT_FAILURE_INTERNAL = 1, EXIT_BAD_INPUT = 2, EXIT_REQUEUE = 3,
+       EXIT_NONFINITE = 4 };
+
+#define ERR_LEN 4096
+#define MAX_OVERRIDES 64
+
+static const char *usage =
+    "usage: mpirun -n RANKS mimae_dist DESCRIPTOR.ini [--set section.key=value]... [--task ID]\n"
+    "\n"
+    "Pre-trains the encoder described by DESCRIPTOR.ini (keys: README.md, 'Descriptor\n"
+    "reference') with MI-MAE or MAE, resuming from the newest valid checkpoint in\n"
+    "run.out_dir/checkpoints when there is one, and writes run.out_dir/results.h5.\n"
+    "\n"
+    "  --set section.key=value   override one descriptor key (repeatable)\n"
+    "  --task ID                 run task ID of the descriptor's [sweep] (job arrays)\n"
+    "  --help                    this text\n"
+    "\n"
+    "Exit status: 0 done, 2 bad input, 3 stopped by SIGUSR1/SIGTERM after a checkpoint\n"
+    "(requeue to resume), 4 non-finite loss (last good checkpoint kept), 1 other errors.\n";
+
+/* ---- signals: a flag, acted on at the next step boundary by all ranks ---- */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- command line ---- */
+typedef struct {
+    const char *descriptor;
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    long task; /* -1: no sweep task */
+} args_t;
+
+static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    a->task = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--set") == 0 || strcmp(s, "--task") == 0) {
+            if (i + 1 >= argc) return snprintf(err, errlen, "%s needs a value", s), -1;
+            const char *v = argv[++i];
+            if (s[2] == 's') {
+                if (a->n_overrides == MAX_OVERRIDES)
+                    return snprintf(err, errlen, "more than %d --set options", MAX_OVERRIDES), -1;
+                a->overrides[a->n_overrides++] = v;
+            } else {
+                char *end = NULL;
+                a->task = strtol(v, &end, 10);
+                if (end == v || *end || a->task < 0)
+                    return snprintf(err, errlen, "--task %s: expected an integer >= 0", v), -1;
+            }
+        } else if (s[0] == '-') {
+            return snprintf(err, errlen, "unknown option %s (see --help)", s), -1;
+        } else if (!a->descriptor) {
+            a->descriptor = s;
+        } else {
+            return snprintf(err, errlen, "unexpected argument '%s' (one descriptor per run)", s), -1;
+        }
+    }
+    if (!a->descriptor) return snprintf(err, errlen, "missing DESCRIPTOR.ini (see --help)"), -1;
+    if (a->task >= 0)
+        return snprintf(err, errlen, "--task %ld: sweeps are not implemented yet", a->task), -1;
+    return 0;
+}
+
+/* ---- the run ---- */
+typedef struct {
+    int rank, ranks;
+    descriptor_t desc;
+    mimae_config_t *cfg;     /* desc.model */
+    run_config_t *run;       /* desc.run */
+    reader_t *reader;
+    long n_images;           /* training images used */
+    int deterministic;
+    int G, per_rank, mb, k;  /* global batch, images per rank, micro-batch, micro-batches per rank */
+    size_t image_floats;     /* H*W*C */
+    mimae_model_t *model;
+    sampler_t sampler;
+    float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
+    /* step buffers */
+    int64_t *indices;        /* per_rank */
+    float *images;           /* (per_rank, H, W, C) augmented */
+    float *cand_u, *cand_z;  /* (G*N, E), (G*N, D) gathered features */
+    float *dcand, *dcand_total; /* (G*N*(E+D)) one vector: u part, then z part */
+    float *mu_save, *lv_save;/* (per_rank*N, D) */
+    tree_sum_t grad_tree, dcand_tree;
+    grad_reduce_t fast;
+    /* bookkeeping */
+    train_state_t state;
+    long total_steps, steps_per_epoch;
+    results_t *results;
+    char ckpt_dir[DESCRIPTOR_PATH_MAX + 16], results_path[DESCRIPTOR_PATH_MAX + 16];
+} run_t;
+
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    char tmp[DESCRIPTOR_PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
+             "place", tmp, strerror(errno));
+    return -1;
+}
+
+/* Sizes of the work: how the global batch splits over ranks and micro-batches. */
+static int plan_batches(run_t *r, char *err, size_t errlen)
+{
+    const int G = r->cfg->global_batch, R = r->ranks;
+    if (G % R) {
+        snprintf(err, errlen, "train.global_batch = %d is not divisible by the %d ranks: use a "
+                 "multiple of %d or another rank count", G, R, R);
+        return -1;
+    }
+    r->G = G;
+    r->per_rank = G / R;
+    if (r->run->reduction == REDUCTION_AUTO)
+        r->deterministic = R <= 8;
+    else
+        r->deterministic = r->run->reduction == REDUCTION_DETERMINISTIC;
+    if (!r->deterministic) {
+        if (r->run->micro_batch && r->run->micro_batch != r->per_rank) {
+            snprintf(err, errlen, "train.micro_batch = %d: the fast reduction runs each rank's %d "
+                     "images as one micro-batch; set 0 or %d", r->run->micro_batch, r->per_rank,
+                     r->per_rank);
+            return -1;
+        }
+        r->mb = r->per_rank;
+        r->k = 1;
+        return 0;
+    }
+    /* deterministic: M micro-batches of mb images, a power of two, R | M */
+    int mb = r->run->micro_batch;
+    if (!mb) { /* default: up to 8 micro-batches, so up to 8 ranks can share the work */
+        int M = 8;
+        while (G % M) M /= 2;
+        mb = G / M;
+    }
+    const int M = G / mb;
+    if (G % mb || (M & (M - 1)) || (R & (R - 1)) || M % R) {
+        snprintf(err, errlen, "train.reduction = deterministic splits the global batch %d into "
+                 "%d micro-batches of %d; that count must be a power of two divisible by the "
+                 "%d ranks: use 1, 2, 4 or 8 ranks, set train.micro_batch, or use "
+                 "train.reduction = fast", G, M, mb, R);
+        return -1;
+    }
+    r->mb = mb;
+    r->k = M / R;
+    return 0;
+}
+
+static int allocate_buffers(run_t *r)
+{
+    const mimae_dims_t *d = &r->model->dims;
+    const size_t GN = (size_t)r->G * r->cfg->num_masks, E = d->proj_dim, D = r->cfg->enc_dim;
+    const size_t per_rank_seq = (size_t)r->per_rank * r->cfg->num_masks;
+    r->indices = malloc((size_t)r->per_rank * sizeof *r->indices);
+    r->images = malloc((size_t)r->per_rank * r->image_floats * sizeof(float));
+    r->cand_u = malloc(GN * E * sizeof(float));
+    r->cand_z = malloc(GN * D * sizeof(float));
+    r->dcand = malloc(GN * (E + D) * sizeof(float));
+    r->dcand_total = malloc(GN * (E + D) * sizeof(float));
+    r->mu_save = malloc(per_rank_seq * D * sizeof(float));
+    r->lv_save = malloc(per_rank_seq * D * sizeof(float));
+    if (!r->indices || !r->images || !r->cand_u || !r->cand_z || !r->dcand || !r->dcand_total ||
+        !r->mu_save || !r->lv_save)
+        return -1;
+    const size_t grads = r->model->table.total + r->model->q_table.total;
+    if (r->deterministic)
+        return tree_sum_init(&r->grad_tree, grads, r->k) ||
+               tree_sum_init(&r->dcand_tree, GN * (E + D), r->k);
+    /* buckets of ~4 MiB: big enough for bandwidth, small enough to overlap */
+    return grad_reduce_init(&r->fast, r->model->grad_mem, 1u << 20,
+                            r->cfg->enc_depth + r->cfg->dec_depth + 16, MPI_COMM_WORLD);
+}
+
+static void free_run(run_t *r)
+{
+    if (r->reader) reader_free(r->reader);
+    mimae_model_free(r->model);
+    sampler_free(&r->sampler);
+    free(r->indices);
+    free(r->images);
+    free(r->cand_u);
+    free(r->cand_z);
+    free(r->dcand);
+    free(r->dcand_total);
+    free(r->mu_save);
+    free(r->lv_save);
+    if (r->deterministic) {
+        tree_sum_free(&r->grad_tree);
+        tree_sum_free(&r->dcand_tree);
+    } else {
+        grad_reduce_free(&r->fast);
+    }
+    if (r->results) results_free(r->results);
+}
+
+/* One global batch of the deterministic path: features of every micro-batch,
+ * gathered; the MI-term gradients summed over micro-batches in tree order;
+ * then each micro-batch's backward, its gradient pushed onto the tree. */
+static void step_deterministic(run_t *r, mimae_losses_t *loss)
+{
+    mimae_model_t *m = r->model;
+    const mimae_config_t *c = r->cfg;
+    const int N = c->num_masks, mb = r->mb;
+    const size_t E = m->dims.proj_dim, D = c->enc_dim, seq = (size_t)mb * N;
+    const size_t GN = (size_t)r->G * N;
+    const int first_image = r->rank * r->per_rank;
+    mimae_losses_t part;
+    memset(loss, 0, sizeof *loss);
+
+    for (int j = 0; j < r->k; j++) {
+        mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
+                           (const uint64_t *)(r->indices + (size_t)j * mb));
+        mimae_forward(m, r->images + (size_t)j * mb * r->image_floats);
+        const size_t row = (size_t)(first_image + j * mb) * N;
+        memcpy(r->cand_u + row * E, m->acts.u, seq * E * sizeof(float));
+        memcpy(r->cand_z + row * D, m->acts.z, seq * D * sizeof(float));
+        memcpy(r->mu_save + (size_t)j * seq * D, m->acts.mu, seq * D * sizeof(float));
+        memcpy(r->lv_save + (size_t)j * seq * D, m->acts.lv, seq * D * sizeof(float));
+    }
+    dist_allgather_rows(r->cand_u, (size_t)r->per_rank * N * E, MPI_COMM_WORLD);
+    dist_allgather_rows(r->cand_z, (size_t)r->per_rank * N * D, MPI_COMM_WORLD);
+
+    tree_sum_reset(&r->dcand_tree);
+    for (int j = 0; j < r->k; j++) {
+        memset(r->dcand, 0, GN * (E + D) * sizeof(float));
+        mimae_mi_losses(c, &m->dims, r->cand_u, r->cand_z, r->mu_save + (size_t)j * seq * D,
+                        r->lv_save + (size_t)j * seq * D, r->G, first_image + j * mb, mb,
+                        r->dcand, r->dcand + GN * E, m->acts.mi_scratch, &part);
+        loss->max += part.max;
+        loss->min += part.min;
+        tree_sum_push(&r->dcand_tree, r->dcand);
+    }
+    tree_sum_finish(&r->dcand_tree, r->dcand_total, MPI_COMM_WORLD);
+
+    tree_sum_reset(&r->grad_tree);
+    for (int j = 0; j < r->k; j++) {
+        if (r->k > 1) { /* only one micro-batch's activations fit: recompute */
+            mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
+                               (const uint64_t *)(r->indices + (size_t)j * mb));
+            mimae_forward(m, r->images + (size_t)j * mb * r->image_floats);
+        }
+        mimae_local_losses(m, r->G, &part);
+        loss->rec += part.rec;
+        loss->q += part.q;
+        const size_t row = (size_t)(first_image + j * mb) * N;
+        mimae_backward(m, r->dcand_total + row * E, r->dcand_total + GN * E + row * D);
+        tree_sum_push(&r->grad_tree, m->grad_mem);
+    }
+    tree_sum_finish(&r->grad_tree, m->grad_mem, MPI_COMM_WORLD);
+}
+
+/* One global batch of the fast path: one micro-batch per rank, features
+ * gathered, MI gradients reduce-scattered, gradients allreduced in buckets
+ * while the backward runs. */
+static void step_fast(run_t *r, mimae_losses_t *loss)
+{
+    mimae_model_t *m = r->model;
+    const mimae_config_t *c = r->cfg;
+    const int N = c->num_masks;
+    const size_t E = m->dims.proj_dim, D = c->enc_dim, seq = (size_t)r->per_rank * N;
+    const size_t GN = (size_t)r->G * N, row = (size_t)r->rank * seq;
+
+    mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
+                       (const uint64_t *)r->indices);
+    mimae_forward(m, r->images);
+    memcpy(r->cand_u + row * E, m->acts.u, seq * E * sizeof(float));
+    memcpy(r->cand_z + row * D, m->acts.z, seq * D * sizeof(float));
+    dist_allgather_rows(r->cand_u, seq * E, MPI_COMM_WORLD);
+    dist_allgather_rows(r->cand_z, seq * D, MPI_COMM_WORLD);
+    memset(r->dcand, 0, GN * (E + D) * sizeof(float));
+    mimae_mi_losses(c, &m->dims, r->cand_u, r->cand_z, m->acts.mu, m->acts.lv, r->G,
+                    r->rank * r->per_rank, r->per_rank, r->dcand, r->dcand + GN * E,
+                    m->acts.mi_scratch, loss);
+    mimae_local_losses(m, r->G, loss);
+    dist_reduce_scatter_rows(r->dcand, m->acts.du, seq * E, MPI_COMM_WORLD);
+    dist_reduce_scatter_rows(r->dcand + GN * E, m->acts.dz, seq * D, MPI_COMM_WORLD);
+    m->grads_ready = grad_reduce_ready;
+    m->grads_ready_ctx = &r->fast;
+    mimae_backward(m, m->acts.du, m->acts.dz);
+    grad_reduce_finish(&r->fast);
+}
+
+static void augment_batch(run_t *r, const uint8_t *raw)
+{
+    const dataset_info_t *info = reader_info(r->reader);
+    augment_params_t aug = augment_defaults();
+    for (int i = 0; i < r->per_rank; i++) {
+        const uint8_t *src = raw + (size_t)i * r->image_floats;
+        float *dst = r->images + (size_t)i * r->image_floats;
+        if (r->run->augment)
+            augment_image(src, info->h, info->w, info->c, &aug, r->mean, r->std,
+                          (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
+                          (uint64_t)r->indices[i], dst);
+        else
+            augment_normalise(src, info->h, info->w, info->c, r->mean, r->std, dst);
+    }
+}
+
+/* Rank 0 writes a checkpoint and the results; every rank learns whether it
+ * worked. */
+static int save_progress(run_t *r, int with_checkpoint, char *err, size_t errlen)
+{
+    int ok = 1;
+    if (r->rank == 0) {
+        if (with_checkpoint) {
+            char path[DESCRIPTOR_PATH_MAX + 64];
+            checkpoint_path(path, sizeof path, r->ckpt_dir, r->state.step);
+            ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0 &&
+                 checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
+        }
+        ok = ok && results_write(r->results, r->results_path, err, errlen) == 0;
+        if (!ok) fprintf(stderr, "mimae_dist: %s\n", err);
+    }
+    MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (!ok && r->rank) snprintf(err, errlen, "rank 0 could not write the checkpoint/results");
+    return ok ? 0 : -1;
+}
+
+static void format_duration(char *buf, size_t len, double s)
+{
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)s;
+    if (t >= 3600) snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void print_progress(const run_t *r, const step_metrics_t *s, double elapsed, long done)
+{
+    char eta[32];
+    format_duration(eta, sizeof eta, elapsed / (double)(done > 0 ? done : 1) *
+                                         (double)(r->total_steps - r->state.step));
+    const int tty = isatty(STDERR_FILENO);
+    if (tty) {
+        const int width = 20;
+        int filled = (int)(width * (double)r->state.step / (double)r->total_steps);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r[%s] ", bar);
+    }
+    fprintf(stderr, "step %ld/%ld ep %.2f L %.4f rec %.4f max %.4f min %.4f q %.3f lr %.2e "
+            "%.0f img/s ETA %s%s", s->step, r->total_steps, s->epoch, s->total, s->rec, s->max,
+            s->min, s->q, s->lr, s->images_per_s, eta, tty ? "   " : "\n");
+}
+
+/* Reconstructions of the first images of the data set with the final
+ * parameters (rank 0, no read in flight). */
+static int record_reconstructions(run_t *r, char *err, size_t errlen)
+{
+    mimae_model_t *m = r->model;
+    const dataset_info_t *info = reader_info(r->reader);
+    const int K = r->run->recon_samples < r->mb ? r->run->recon_samples : r->mb;
+    if (K <= 0) return 0;
+    int64_t idx[r->mb];
+    for (int i = 0; i < r->mb; i++) idx[i] = i % r->n_images;
+    const uint8_t *raw;
+    if (reader_start(r->reader, idx, r->mb, err, errlen) ||
+        reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
+        return -1;
+    for (int i = 0; i < r->mb; i++)
+        augment_normalise(raw + (size_t)i * r->image_floats, info->h, info->w, info->c, r->mean,
+                          r->std, r->images + (size_t)i * r->image_floats);
+    mimae_sample_masks(m, (uint64_t)r->state.seed, 0, (const uint64_t *)idx);
+    mimae_forward(m, r->images);
+    const size_t n = r->image_floats;
+    float *buf = malloc((3 * (size_t)K * n + 2 * (size_t)m->dims.L * m->dims.P) * sizeof(float));
+    if (!buf) return snprintf(err, errlen, "out of memory for reconstructions"), -1;
+    float *orig = buf, *masked = buf + K * n, *recon = buf + 2 * K * n, *scratch = buf + 3 * K * n;
+    for (int i = 0; i < K; i++)
+        mimae_reconstruct(m, i, 0, r->mean, r->std, orig + i * n, masked + i * n, recon + i * n,
+                          scratch);
+    int rc = results_set_reconstructions(r->results, r->state.step, orig, masked, recon, K,
+                                         info->h, info->w, info->c);
+    free(buf);
+    if (rc) snprintf(err, errlen, "out of memory storing reconstructions");
+    return rc;
+}
+
+static int load_descriptor(run_t *r, const args_t *a, long n_images, char *err, size_t errlen)
+{
+    return descriptor_load(&r->desc, a->descriptor, a->overrides, a->n_overrides, n_images, err,
+                           errlen);
+}
+
+/* Everything before the first step; returns an exit status (EXIT_OK to go on). */
+static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_t errlen)
+{
+    /* The descriptor is read twice: first for the data path, then with the
+     * data set's size, which the schedule (iterations per epoch) needs. */
+    if (load_descriptor(r, a, 0, err, errlen)) return EXIT_BAD_INPUT;
+    r->cfg = &r->desc.model;
+    r->run = &r->desc.run;
+    if (plan_batches(r, err, errlen)) return EXIT_BAD_INPUT;
+    r->reader = reader_create(r->run->train_data, r->per_rank, err, errlen);
+    if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    const dataset_info_t *info = reader_info(r->reader);
+    r->n_images = info->n;
+    if (r->run->train_limit > 0 && r->run->train_limit < r->n_images)
+        r->n_images = r->run->train_limit;
+    if (load_descriptor(r, a, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
+    if (info->h != r->cfg->img_h || info->w != r->cfg->img_w || info->c != r->cfg->channels) {
+        snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d: set "
+                 "model.img_h/img_w/channels or use another data set", r->run->train_data,
+                 info->h, info->w, info->c, r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
+        return EXIT_BAD_INPUT;
+    }
+    if (r->n_images < r->G) {
+        snprintf(err, errlen, "%s: %ld training images are fewer than one global batch (%d): "
+                 "lower train.global_batch or use more data", r->run->train_data, r->n_images,
+                 r->G);
+        return EXIT_BAD_INPUT;
+    }
+    for (int ch = 0; ch < info->c; ch++) {
+        r->mean[ch] = (float)info->mean[ch];
+        r->std[ch] = (float)info->std[ch];
+    }
+    r->image_floats = (size_t)info->h * info->w * info->c;
+    if (sampler_init(&r->sampler, r->n_images, r->G, (uint64_t)r->run->seed)) {
+        snprintf(err, errlen, "out of memory for the data order of %ld images", r->n_images);
+        return EXIT_FAILURE_INTERNAL;
+    }
+    r->steps_per_epoch = sampler_steps_per_epoch(&r->sampler);
+    r->total_steps = r->run->epochs * r->steps_per_epoch;
+    if (r->run->max_steps > 0 && r->run->max_steps < r->total_steps) r->total_steps = r->run->max_steps;
+
+    r->model = mimae_model_create(r->cfg, r->mb, (uint64_t)r->run->seed, err, errlen);
+    if (!r->model) return EXIT_BAD_INPUT;
+    if (allocate_buffers(r)) {
+        snprintf(err, errlen, "out of memory for the step buffers (global batch %d)", r->G);
+        return EXIT_FAILURE_INTERNAL;
+    }
+    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
+    snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
+    int ok = 1;
+    if (r->rank == 0) ok = make_dir(r->ckpt_dir, err, errlen) == 0;
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+
+    /* Resume from the newest valid checkpoint, on any rank count. */
+    char path[DESCRIPTOR_PATH_MAX + 64] = "";
+    int found = 0;
+    if (r->rank == 0) {
+        found = checkpoint_find_latest(r->ckpt_dir, path, sizeof path, err, errlen);
+        if (found < 0) ok = 0;
+    }
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD));
+    r->state = (train_state_t){0, 0, 0, (uint64_t)r->run->seed};
+    if (found) {
+        ok = checkpoint_load(path, r->model, &r->state, err, errlen) == 0;
+        if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+        if (r->state.seed != (uint64_t)r->run->seed) {
+            snprintf(err, errlen, "%s: written with train.seed = %llu, the descriptor says %ld: "
+                     "use the same seed or a fresh run.out_dir", path,
+                     (unsigned long long)r->state.seed, r->run->seed);
+            return EXIT_BAD_INPUT;
+        }
+        if (r->rank == 0) fprintf(stderr, "mimae_dist: resuming from %s (step %ld)\n", path,
+                                  r->state.step);
+    }
+    if (r->rank == 0) {
+        env->ranks = r->ranks;
+        env->threads = openblas_get_num_threads();
+        if (found && access(r->results_path, F_OK) == 0)
+            r->results = results_load(r->results_path, err, errlen);
+        else
+            r->results = results_new(r->cfg, env);
+        ok = r->results != NULL;
+        if (ok) {
+            char text[64];
+            results_set_attr(r->results, "descriptor", a->descriptor);
+            results_set_attr(r->results, "run.name", r->run->name);
+            snprintf(text, sizeof text, "%ld", r->run->seed);
+            results_set_attr(r->results, "train.seed", text);
+            results_set_attr(r->results, "train.reduction",
+                             r->deterministic ? "deterministic" : "fast");
+        }
+    }
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    return EXIT_OK;
+}
+
+/* The indices of the step `state` points at, for this rank. */
+static void step_indices(run_t *r, const train_state_t *st, int64_t *out)
+{
+    sampler_slice(&r->sampler, st->epoch, st->epoch_step, r->rank, r->ranks, out);
+}
+
+static void advance(train_state_t *st, long steps_per_epoch)
+{
+    st->step++;
+    if (++st->epoch_step == steps_per_epoch) {
+        st->epoch++;
+        st->epoch_step = 0;
+    }
+}
+
+static int train(run_t *r, char *err, size_t errlen)
+{
+    if (r->state.step >= r->total_steps) {
+        if (r->rank == 0) fprintf(stderr, "mimae_dist: already at step %ld of %ld\n",
+                                  r->state.step, r->total_steps);
+        return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
+    }
+    const double t_start = MPI_Wtime();
+    const long first_step = r->state.step;
+    int pending_checkpoint = 0;
+    step_indices(r, &r->state, r->indices);
+    if (reader_start(r->reader, r->indices, r->per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
+    while (r->state.step < r->total_steps) {
+        const uint8_t *raw;
+        double wait_s = 0.0;
+        const double t0 = MPI_Wtime();
+        int ok = reader_wait(r->reader, &raw, NULL, &wait_s, err, errlen) == 0;
+        if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+        /* No read in flight: HDF5 writes are safe here. */
+        if (pending_checkpoint && save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
+        pending_checkpoint = 0;
+        int stop = stop_requested;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+        if (stop) {
+            if (r->rank == 0) fprintf(stderr, "\nmimae_dist: stop requested; writing a checkpoint at step %ld\n", r->state.step);
+            return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_REQUEUE;
+        }
+        augment_batch(r, raw); /* uses r->indices of this step */
+        train_state_t next = r->state;
+        advance(&next, r->steps_per_epoch);
+
+        mimae_losses_t loss;
+        if (r->deterministic) step_deterministic(r, &loss);
+        else step_fast(r, &loss);
+        double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
+        dist_sum_doubles(terms, 4, MPI_COMM_WORLD);
+        loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];
+        mimae_losses_total(r->cfg, &loss);
+        const double gnorm = grad_norm(r->model->grad_mem, r->model->table.total);
+        if (mimae_check_finite(r->model, &loss, gnorm, err, errlen)) {
+            char save_err[ERR_LEN]; /* keep the history; the last checkpoint stays the newest */
+            save_progress(r, 0, save_err, sizeof save_err);
+            return EXIT_NONFINITE;
+        }
+        const float lr = mimae_apply_update(r->model);
+
+        /* Start reading the next step's images before the bookkeeping. */
+        if (next.step < r->total_steps) {
+            step_indices(r, &next, r->indices);
+            if (reader_start(r->reader, r->indices, r->per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
+        }
+        const double dt = MPI_Wtime() - t0;
+        step_metrics_t s = {next.step, (double)r->state.epoch +
+                            (double)(r->state.epoch_step + 1) / (double)r->steps_per_epoch,
+                            (double)next.step * r->G * r->cfg->num_masks, loss.rec, loss.max,
+                            loss.min, loss.q, loss.total, lr, gnorm, r->G / dt, wait_s};
+        r->state = next;
+        if (r->rank == 0) {
+            results_append_step(r->results, &s);
+            if (r->state.step % r->run->log_every == 0 || r->state.step == r->total_steps)
+                print_progress(r, &s, MPI_Wtime() - t_start, r->state.step - first_step);
+        }
+        pending_checkpoint = r->run->checkpoint_every > 0 &&
+                             r->state.step % r->run->checkpoint_every == 0;
+    }
+    if (r->rank == 0 && isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+    int ok = 1;
+    if (r->rank == 0) ok = record_reconstructions(r, err, errlen) == 0;
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_FAILURE_INTERNAL;
+    return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+    /* Library versions, host and git commit: detected before MPI_Init
+     * because finding the commit forks `git`. */
+    results_env_t env;
+    results_env_detect(&env);
+    MPI_CHECK(MPI_Init(&argc, &argv));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    install_signal_handlers();
+    run_t r;
+    memset(&r, 0, sizeof r);
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
+    char err[ERR_LEN] = "";
+    args_t args;
+    int status = parse_args(argc, argv, &args, err, sizeof err) ? EXIT_BAD_INPUT : EXIT_OK;
+    if (status == EXIT_OK) status = setup(&r, &args, &env, err, sizeof err);
+    if (status == EXIT_OK) status = train(&r, err, sizeof err);
+    /* Errors are usually the same on every rank (a bad descriptor): the lowest
+     * rank that has a message says it, once. */
+    int speaker = err[0] && status != EXIT_OK && status != EXIT_REQUEUE ? r.rank : r.ranks;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &speaker, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (speaker == r.rank) fprintf(stderr, "mimae_dist: %s\n", err);
+    free_run(&r);
+    MPI_Finalize();
+    return status;
+}

@@ -1,0 +1,335 @@
+/* mimae_dist under mpirun on a tiny synthetic data set: the deterministic
+ * reduction gives bitwise-identical parameters on 1, 2 and 4 ranks; the fast
+ * reduction on 2 ranks matches 1 rank; the global InfoNCE over 2 ranks equals
+ * one process; a SIGTERM-stopped run resumed on another rank count ends
+ * bitwise equal to an undisturbed run; a killed rank ends the job (no hang)
+ * with the newest checkpoint loadable; bad input exits 2 with one line. */
+#define _DEFAULT_SOURCE /* kill, setenv */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libgen.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/model.h"
+#include "io/checkpoint.h"
+#include "io/synthetic.h"
+
+static char build_dir[512];   /* where mimae_dist and tests/mpi/ live */
+static char work_dir[64];     /* temporary run directory */
+
+static const char *descriptor_text =
+    "[model]\npreset = test-small\nchannels = 1\n"
+    "[data]\ntrain = %s/data/train.h5\n"
+    "[train]\nglobal_batch = 16\nmicro_batch = 4\nepochs = 3\nmax_steps = 20\nseed = 5\n"
+    "[optim]\nblr = 0.01\nwarmup_epochs = 0.5\n"
+    "[run]\nlog_every = 1\ncheckpoint_every = 5\nkeep_checkpoints = 3\n";
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Starts `mpirun -n ranks mimae_dist DESC --set run.out_dir=OUT extra...`
+ * with stderr (and stdout) into log; returns the pid. */
+static pid_t start_run(int ranks, const char *out, const char *log, const char *extra1,
+                       const char *extra2)
+{
+    char prog[640], desc[128], n[8], outset[256];
+    snprintf(prog, sizeof prog, "%s/mimae_dist", build_dir);
+    snprintf(desc, sizeof desc, "%s/run.ini", work_dir);
+    snprintf(n, sizeof n, "%d", ranks);
+    snprintf(outset, sizeof outset, "run.out_dir=%s/%s", work_dir, out);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        if (!f || dup2(fileno(stderr), STDOUT_FILENO) < 0) _exit(127);
+        const char *argv[16] = {"mpirun", "-n", n, "--oversubscribe", prog, desc, "--set", outset};
+        int argc = 8;
+        if (extra1) argv[argc++] = "--set", argv[argc++] = extra1;
+        if (extra2) argv[argc++] = "--set", argv[argc++] = extra2;
+        argv[argc] = NULL;
+        execvp("mpirun", (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to timeout_s; returns the exit status, or -1 after killing it on
+ * a timeout, or 128+signal when it died by a signal. */
+static int wait_run(pid_t pid, int timeout_s)
+{
+    for (int waited = 0; waited < timeout_s * 100; waited++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static int run_to_end(int ranks, const char *out, const char *extra1, const char *extra2)
+{
+    char log[256];
+    snprintf(log, sizeof log, "%s/%s.log", work_dir, out);
+    int status = wait_run(start_run(ranks, out, log, extra1, extra2), 120);
+    if (status != 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "tail -n 5 %s", log);
+        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+    }
+    return status;
+}
+
+/* The model of a run's final checkpoint (the newest one). */
+static mimae_model_t *load_final(const char *out, long expect_step)
+{
+    char dir[256], path[512], err[1024];
+    snprintf(dir, sizeof dir, "%s/%s/checkpoints", work_dir, out);
+    if (checkpoint_find_latest(dir, path, sizeof path, err, sizeof err) != 1)
+        fail_msg("%s: no valid checkpoint (%s)", dir, err);
+    mimae_config_t cfg;
+    if (checkpoint_read_config(path, &cfg, err, sizeof err)) fail_msg("%s", err);
+    mimae_model_t *m = mimae_model_create(&cfg, 1, 0, err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    train_state_t st;
+    if (checkpoint_load(path, m, &st, err, sizeof err)) fail_msg("%s", err);
+    if (st.step != expect_step) fail_msg("%s: step %ld, expected %ld", path, st.step, expect_step);
+    return m;
+}
+
+/* Parameters and both AdamW moments, model and Q, bit for bit. */
+static void assert_models_bitwise_equal(const mimae_model_t *a, const mimae_model_t *b)
+{
+    const size_t np = a->table.total, nq = a->q_table.total;
+    assert_memory_equal(a->param_mem, b->param_mem, np * sizeof(float));
+    assert_memory_equal(a->m_mem, b->m_mem, np * sizeof(float));
+    assert_memory_equal(a->v_mem, b->v_mem, np * sizeof(float));
+    assert_memory_equal(a->q_param_mem, b->q_param_mem, nq * sizeof(float));
+    assert_memory_equal(a->q_m_mem, b->q_m_mem, nq * sizeof(float));
+    assert_memory_equal(a->q_v_mem, b->q_v_mem, nq * sizeof(float));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(work_dir, sizeof work_dir, "/tmp/mimae-dist-XXXXXX");
+    if (!mkdtemp(work_dir)) return -1;
+    char data[128], err[512];
+    snprintf(data, sizeof data, "%s/data", work_dir);
+    if (synthetic_generate(data, 256, 16, 16, 1, 4, 1, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/run.ini", work_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, descriptor_text, work_dir);
+    return fclose(f);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", work_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_deterministic_1_2_4_ranks_bitwise(void **state)
+{
+    (void)state;
+    assert_int_equal(run_to_end(1, "det1", NULL, NULL), 0);
+    assert_int_equal(run_to_end(2, "det2", NULL, NULL), 0);
+    assert_int_equal(run_to_end(4, "det4", NULL, NULL), 0);
+    mimae_model_t *m1 = load_final("det1", 20), *m2 = load_final("det2", 20),
+                  *m4 = load_final("det4", 20);
+    assert_models_bitwise_equal(m1, m2);
+    assert_models_bitwise_equal(m1, m4);
+    /* the run did train: parameters moved from the seed's initialisation */
+    char err[256];
+    mimae_model_t *init = mimae_model_create(&m1->cfg, 1, 5, err, sizeof err);
+    assert_non_null(init);
+    assert_memory_not_equal(init->param_mem, m1->param_mem, m1->table.total * sizeof(float));
+    printf("  20 steps on 1, 2 and 4 ranks: parameters and moments bitwise equal\n");
+    mimae_model_free(init);
+    mimae_model_free(m1);
+    mimae_model_free(m2);
+    mimae_model_free(m4);
+}
+
+static void test_fast_two_ranks_match_one(void **state)
+{
+    (void)state;
+    assert_int_equal(run_to_end(1, "fast1", "train.reduction=fast", "train.micro_batch=0"), 0);
+    assert_int_equal(run_to_end(2, "fast2", "train.reduction=fast", "train.micro_batch=0"), 0);
+    mimae_model_t *a = load_final("fast1", 20), *b = load_final("fast2", 20);
+    double worst = 0.0;
+    const char *worst_name = "";
+    const param_table_t *tables[2] = {&a->table, &a->q_table};
+    const float *pa[2] = {a->param_mem, a->q_param_mem}, *pb[2] = {b->param_mem, b->q_param_mem};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tables[t]->count; i++) {
+            const param_info_t *p = &tables[t]->info[i];
+            double diff = 0.0, ref = 0.0;
+            for (size_t j = 0; j < p->count; j++) {
+                double x = pa[t][p->offset + j], y = pb[t][p->offset + j];
+                diff += (x - y) * (x - y);
+                ref += x * x;
+            }
+            double e = sqrt(diff) / fmax(sqrt(ref), 1e-12);
+            if (e > worst) worst = e, worst_name = p->name;
+        }
+    printf("  fast path, 2 ranks vs 1 after 20 steps: worst tensor %s rel %.2e\n", worst_name, worst);
+    mimae_model_free(a);
+    mimae_model_free(b);
+    assert_true(worst <= 1e-5);
+}
+
+static void test_global_infonce_two_ranks(void **state)
+{
+    (void)state;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "mpirun -n 2 --oversubscribe %s/tests/mpi/global_infonce", build_dir);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* Pids of mpirun's children: the ranks. */
+static int rank_pids(pid_t mpirun, pid_t *out, int max)
+{
+    char cmd[64], line[32];
+    snprintf(cmd, sizeof cmd, "pgrep -P %d", (int)mpirun);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    while (p && n < max && fgets(line, sizeof line, p)) out[n++] = (pid_t)atoi(line);
+    if (p) pclose(p);
+    return n;
+}
+
+/* Waits until the run's log shows `needle` (the run logs every step). */
+static int wait_for_log(const char *log, const char *needle, int timeout_s)
+{
+    char buf[1 << 16];
+    for (int i = 0; i < timeout_s * 200; i++) {
+        FILE *f = fopen(log, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = 0;
+            fclose(f);
+            if (strstr(buf, needle)) return 0;
+        }
+        sleep_ms(5);
+    }
+    return -1;
+}
+
+static void test_sigterm_then_resume_on_one_rank(void **state)
+{
+    (void)state;
+    char log[256];
+    snprintf(log, sizeof log, "%s/stop.log", work_dir);
+    pid_t run = start_run(2, "stop", log, NULL, NULL);
+    assert_int_equal(wait_for_log(log, "step 10/", 60), 0);
+    pid_t ranks[8];
+    int n = rank_pids(run, ranks, 8);
+    assert_int_equal(n, 2);
+    /* Freeze the ranks so the stop lands soon after step 10, then ask them to stop. */
+    for (int i = 0; i < n; i++) kill(ranks[i], SIGSTOP);
+    for (int i = 0; i < n; i++) kill(ranks[i], SIGTERM);
+    for (int i = 0; i < n; i++) kill(ranks[i], SIGCONT);
+    int status = wait_run(run, 60);
+    printf("  SIGTERM after step 10: exit status %d\n", status);
+    assert_int_equal(status, 3);
+    char dir[256], path[512], err[1024];
+    snprintf(dir, sizeof dir, "%s/stop/checkpoints", work_dir);
+    assert_int_equal(checkpoint_find_latest(dir, path, sizeof path, err, sizeof err), 1);
+    printf("  stopped with %s\n", path);
+    assert_null(strstr(path, "0000000020")); /* it stopped before the end */
+
+    /* resume on 1 rank and finish; compare with an undisturbed 2-rank run */
+    assert_int_equal(run_to_end(1, "stop", NULL, NULL), 0);
+    assert_int_equal(run_to_end(2, "straight", NULL, NULL), 0);
+    mimae_model_t *resumed = load_final("stop", 20), *straight = load_final("straight", 20);
+    assert_models_bitwise_equal(resumed, straight);
+    mimae_model_free(resumed);
+    mimae_model_free(straight);
+}
+
+static void test_killed_rank_ends_job(void **state)
+{
+    (void)state;
+    char log[256];
+    snprintf(log, sizeof log, "%s/kill.log", work_dir);
+    pid_t run = start_run(2, "kill", log, "train.max_steps=0", "train.epochs=200");
+    assert_int_equal(wait_for_log(log, "step 12/", 60), 0);
+    pid_t ranks[8];
+    assert_int_equal(rank_pids(run, ranks, 8), 2);
+    time_t t0 = time(NULL);
+    kill(ranks[1], SIGKILL);
+    int status = wait_run(run, 60);
+    printf("  kill -9 of one rank: mpirun exit status %d after %ld s\n", status,
+           (long)(time(NULL) - t0));
+    assert_true(status > 0 && status != 3);
+    char dir[256], path[512], err[1024];
+    snprintf(dir, sizeof dir, "%s/kill/checkpoints", work_dir);
+    assert_int_equal(checkpoint_find_latest(dir, path, sizeof path, err, sizeof err), 1);
+    assert_int_equal(checkpoint_verify(path, err, sizeof err), 0);
+    printf("  newest checkpoint %s verifies\n", path);
+}
+
+/* Bad input: one line naming the problem, exit status 2, nothing written. */
+static void test_bad_input_exits_2(void **state)
+{
+    (void)state;
+    char log[256], line[1024];
+    snprintf(log, sizeof log, "%s/bad.log", work_dir);
+    int status = wait_run(start_run(3, "bad3", log, NULL, NULL), 60);
+    assert_int_equal(status, 2);
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    int lines = 0, named = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "mimae_dist:")) lines++, named += strstr(line, "global_batch") != NULL;
+    fclose(f);
+    assert_int_equal(lines, 1);
+    assert_int_equal(named, 1);
+    char out[256];
+    snprintf(out, sizeof out, "%s/bad3", work_dir);
+    assert_int_not_equal(access(out, F_OK), 0);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[512];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    snprintf(build_dir, sizeof build_dir, "%s", dirname(dirname(self)));
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_infonce_two_ranks),
+        cmocka_unit_test(test_deterministic_1_2_4_ranks_bitwise),
+        cmocka_unit_test(test_fast_two_ranks_match_one),
+        cmocka_unit_test(test_sigterm_then_resume_on_one_rank),
+        cmocka_unit_test(test_killed_rank_ends_job),
+        cmocka_unit_test(test_bad_input_exits_2),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
