@@ -891,8 +891,9 @@ static int derive_schedule(load_state_t *st, long train_images)
     if (d->run.train_limit > 0 && d->run.train_limit < images) images = d->run.train_limit;
     long steps = images / d->model.global_batch;
     if (steps < 1) {
-        fail(st, "%s: train.global_batch = %d exceeds the %ld training images: lower "
-             "train.global_batch or use more images", st->file, d->model.global_batch, images);
+        fail(st, "%s: train.global_batch = %d exceeds the %ld training images of %s: lower "
+             "train.global_batch or use more images", st->file, d->model.global_batch, images,
+             d->run.train_data[0] ? d->run.train_data : "data.train");
         return -1;
     }
     key_ref_t rw, rt;
