@@ -20,6 +20,9 @@ for bin in "$dir"/test_*; do
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "$name: exited with status $status before reporting a failure"
         f=1
+    elif [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        echo "$name: reported no result"
+        f=1
     fi
     passed=$((passed + p)) failed=$((failed + f))
 done
