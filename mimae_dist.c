@@ -35,6 +35,7 @@
 #include "dist/mpi_check.h"
 #include "dist/tree_sum.h"
 #include "experiments/descriptor.h"
+#include "experiments/sweep.h"
 #include "io/checkpoint.h"
 #include "io/reader.h"
 #include "io/results.h"
@@ -114,8 +115,6 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen
         }
     }
     if (!a->descriptor) return snprintf(err, errlen, "missing DESCRIPTOR.ini (see --help)"), -1;
-    if (a->task >= 0)
-        return snprintf(err, errlen, "--task %ld: sweeps are not implemented yet", a->task), -1;
     return 0;
 }
 
@@ -123,6 +122,10 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen
 typedef struct {
     int rank, ranks;
     descriptor_t desc;
+    /* the user's --set overrides, then a sweep task's assignments */
+    const char *overrides[MAX_OVERRIDES + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    int n_overrides;
+    char task_assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
     mimae_config_t *cfg;     /* desc.model */
     run_config_t *run;       /* desc.run */
     reader_t *reader;
@@ -442,10 +445,36 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
     return rc;
 }
 
-static int load_descriptor(run_t *r, const args_t *a, long n_images, char *err, size_t errlen)
+static int load_descriptor(run_t *r, const char *path, long n_images, char *err, size_t errlen)
 {
-    return descriptor_load(&r->desc, a->descriptor, a->overrides, a->n_overrides, n_images, err,
-                           errlen);
+    return descriptor_load(&r->desc, path, r->overrides, r->n_overrides, n_images, err, errlen);
+}
+
+/* The overrides of this run: the user's, then (with --task) the sweep task's
+ * values, run.out_dir and run.name, which therefore win. */
+static int resolve_overrides(run_t *r, const args_t *a, char *err, size_t errlen)
+{
+    for (int i = 0; i < a->n_overrides; i++) r->overrides[r->n_overrides++] = a->overrides[i];
+    if (load_descriptor(r, a->descriptor, 0, err, errlen)) return -1;
+    sweep_t *sweep = malloc(sizeof *sweep);
+    if (!sweep) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = sweep_parse(&r->desc, sweep, err, errlen);
+    if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
+        snprintf(err, errlen, "%s: has a [sweep] of %ld tasks: give --task ID (0..%ld), or "
+                 "submit it with `mimae sweep submit`", a->descriptor, sweep->tasks,
+                 sweep->tasks - 1);
+        rc = -1;
+    } else if (rc == 0 && a->task >= 0) {
+        int n = sweep_task_assignments(sweep, &r->desc, a->task, r->task_assign);
+        if (n < 0) {
+            snprintf(err, errlen, "--task %ld: %s has %ld tasks (0..%ld)", a->task, a->descriptor,
+                     sweep->tasks, sweep->tasks - 1);
+            rc = -1;
+        }
+        for (int i = 0; i < n; i++) r->overrides[r->n_overrides++] = r->task_assign[i];
+    }
+    free(sweep);
+    return rc;
 }
 
 /* Everything before the first step; returns an exit status (EXIT_OK to go on). */
@@ -453,7 +482,8 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
 {
     /* The descriptor is read twice: first for the data path, then with the
      * data set's size, which the schedule (iterations per epoch) needs. */
-    if (load_descriptor(r, a, 0, err, errlen)) return EXIT_BAD_INPUT;
+    if (resolve_overrides(r, a, err, errlen) || load_descriptor(r, a->descriptor, 0, err, errlen))
+        return EXIT_BAD_INPUT;
     r->cfg = &r->desc.model;
     r->run = &r->desc.run;
     if (plan_batches(r, err, errlen)) return EXIT_BAD_INPUT;
@@ -463,7 +493,7 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
     r->n_images = info->n;
     if (r->run->train_limit > 0 && r->run->train_limit < r->n_images)
         r->n_images = r->run->train_limit;
-    if (load_descriptor(r, a, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
+    if (load_descriptor(r, a->descriptor, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
     if (info->h != r->cfg->img_h || info->w != r->cfg->img_w || info->c != r->cfg->channels) {
         snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d: set "
                  "model.img_h/img_w/channels or use another data set", r->run->train_data,
@@ -498,7 +528,19 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
     int ok = 1;
-    if (r->rank == 0) ok = make_dir(r->ckpt_dir, err, errlen) == 0;
+    if (r->rank == 0) { /* the run directory, with the effective descriptor in it */
+        char effective[DESCRIPTOR_PATH_MAX + 32];
+        snprintf(effective, sizeof effective, "%s/descriptor.ini", r->run->out_dir);
+        descriptor_t *ran = malloc(sizeof *ran); /* what ran: no [sweep] left in it */
+        ok = ran != NULL;
+        if (ran) {
+            *ran = r->desc;
+            ran->sweep_count = 0;
+            ok = make_dir(r->ckpt_dir, err, errlen) == 0 &&
+                 descriptor_write(ran, effective, err, errlen) == 0;
+            free(ran);
+        }
+    }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
 
     /* Resume from the newest valid checkpoint, on any rank count. */

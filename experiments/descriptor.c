@@ -418,9 +418,11 @@ fail:
     return -1;
 }
 
-/* Checks a [sweep] entry: "section.key" made of letters, digits and '_'. */
+/* Checks a [sweep] entry: "seeds" (shorthand for train.seed) or "section.key"
+ * made of letters, digits and '_'. */
 static int sweep_key_ok(const char *key)
 {
+    if (strcmp(key, "seeds") == 0) return 1;
     const char *dot = strchr(key, '.');
     if (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')) return 0;
     for (const char *p = key; *p; p++)
