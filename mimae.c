@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "experiments/descriptor.h"
 #include "io/cifar_import.h"
 #include "io/folder_import.h"
 #include "io/idx_import.h"
@@ -22,6 +23,7 @@ static const char *usage_main =
     "  data synthetic OUT_DIR [--n N] [--size HxWxC] [--classes K] [--seed S]\n"
     "                                           make a labelled shapes data set\n"
     "  inspect FILE                             what a data set, checkpoint or results file holds\n"
+    "  keys                                     every descriptor key, its default and meaning\n"
     "\n"
     "`mimae COMMAND --help` tells more.\n";
 
@@ -172,5 +174,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "data") == 0) return cmd_data(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "keys") == 0) {
+        if (argc > 2 && !wants_help(argc - 2, argv + 2))
+            return bad_usage("keys: takes no arguments", usage_main);
+        if (argc > 2) {
+            fputs("usage: mimae keys\n\nPrints the descriptor reference as a Markdown table.\n", stdout);
+            return 0;
+        }
+        descriptor_print_reference(stdout);
+        return 0;
+    }
     return bad_usage("unknown COMMAND", usage_main);
 }
