@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "club.h"
+#include "encoder.h"
 #include "infonce.h"
 #include "layernorm.h"
 #include "linear.h"
@@ -28,13 +29,6 @@ static mlp_t q_head_mlp(const mimae_model_t *m, int logvar)
     const int H = m->cfg.q_hidden, D = m->cfg.enc_dim;
     if (logvar) return (mlp_t){q->lv_fc1_w, q->lv_fc1_b, q->lv_fc2_w, q->lv_fc2_b, H, H, D, ACT_RELU};
     return (mlp_t){q->mu_fc1_w, q->mu_fc1_b, q->mu_fc2_w, q->mu_fc2_b, H, H, D, ACT_RELU};
-}
-
-static block_dims_t encoder_dims(const mimae_model_t *m)
-{
-    int S = m->batch * m->cfg.num_masks;
-    return (block_dims_t){S, m->dims.enc_tokens, m->cfg.enc_dim, m->cfg.enc_heads,
-                          m->cfg.mlp_ratio * m->cfg.enc_dim};
 }
 
 static block_dims_t decoder_dims(const mimae_model_t *m)
@@ -99,21 +93,13 @@ void mimae_forward(mimae_model_t *m, const float *images)
 
     /* encoder on the visible tokens of every mask */
     tokens_gather_visible(a->vis_pix, a->patches, m->vis_patch, S, N, L, V, P);
-    linear_forward(a->emb, a->vis_pix, p->patch_w, p->patch_b, S * V, P, D);
-    tokens_encoder_forward(a->x0, a->emb, p->cls_token, a->pos_enc, m->vis_patch, S, V, D);
-    block_dims_t ed = encoder_dims(m);
-    const float *x = a->x0;
-    for (int i = 0; i < c->enc_depth; i++) {
-        vit_block_forward(&a->enc[i], &p->enc[i], x, &ed);
-        x = a->enc[i].out;
-    }
-    layernorm_forward(a->h, a->h_mean, a->h_rstd, x, p->norm_w, p->norm_b, S * Te, D);
+    encoder_forward(m, &a->enc, a->vis_pix, m->vis_patch);
 
     /* decoder over all patches, mask tokens where hidden */
-    linear_forward(a->y, a->h, p->dec_embed_w, p->dec_embed_b, S * Te, D, Dd);
+    linear_forward(a->y, a->enc.h, p->dec_embed_w, p->dec_embed_b, S * Te, D, Dd);
     tokens_decoder_forward(a->xd0, a->y, p->mask_token, a->pos_dec, m->token_of, S, L, V, Dd);
     block_dims_t dd = decoder_dims(m);
-    x = a->xd0;
+    const float *x = a->xd0;
     for (int i = 0; i < c->dec_depth; i++) {
         vit_block_forward(&a->dec[i], &p->dec[i], x, &dd);
         x = a->dec[i].out;
@@ -122,7 +108,7 @@ void mimae_forward(mimae_model_t *m, const float *images)
     linear_forward(a->pred, a->dn, p->dec_pred_w, p->dec_pred_b, S * Td, Dd, P);
 
     /* pooled latents and the features InfoNCE compares */
-    tokens_pool_forward(a->z, a->h, S, V, D, c->pool);
+    tokens_pool_forward(a->z, a->enc.h, S, V, D, c->pool);
     if (c->proj_hidden > 0) {
         mlp_t proj = projector_mlp(m);
         mlp_forward(&proj, a->g, a->proj_pre, a->proj_post, a->z, S);
@@ -198,13 +184,6 @@ static void q_backward(mimae_model_t *m)
     linear_backward(NULL, g->embed_w, g->embed_b, a->dqe, a->vis_pix, m->q.embed_w, S * V, P, H);
 }
 
-/* Reports [from, to) of the gradient vector as final. */
-static void grads_ready(const mimae_model_t *m, const float *from, const float *to)
-{
-    if (m->grads_ready && to > from)
-        m->grads_ready(m->grads_ready_ctx, (size_t)(from - m->grad_mem), (size_t)(to - from));
-}
-
 void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
 {
     const mimae_config_t *c = &m->cfg;
@@ -232,11 +211,11 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
         vit_block_backward(a->dres_dec, &g->dec[i], &p->dec[i], &a->dec[i],
                            i ? a->dec[i - 1].out : a->xd0, &a->scratch, &dd);
     tokens_decoder_backward(a->dy, g->mask_token, a->dres_dec, m->token_of, S, L, V, Dd);
-    linear_backward(a->dh, g->dec_embed_w, g->dec_embed_b, a->dy, a->h, p->dec_embed_w,
+    linear_backward(a->dh, g->dec_embed_w, g->dec_embed_b, a->dy, a->enc.h, p->dec_embed_w,
                     S * Te, D, Dd);
     float *const grads_end = m->grad_mem + m->table.total;
     float *const proj_start = c->proj_hidden > 0 ? g->proj_fc1_w : grads_end;
-    grads_ready(m, g->dec_embed_w, proj_start);
+    mimae_grads_ready(m, g->dec_embed_w, proj_start);
 
     /* MI terms: from the unit features and latents back to the pooled tokens */
     normalize_rows_backward(a->dg, du, a->u, a->g_norm, S, d->proj_dim);
@@ -244,29 +223,15 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
         mlp_t proj = projector_mlp(m);
         mlp_grads_t pg = {g->proj_fc1_w, g->proj_fc1_b, g->proj_fc2_w, g->proj_fc2_b};
         mlp_backward(&proj, &pg, tmp, a->dproj_hidden, a->dg, a->z, a->proj_pre, a->proj_post, S);
-        grads_ready(m, proj_start, grads_end);
+        mimae_grads_ready(m, proj_start, grads_end);
     } else {
         memcpy(tmp, a->dg, (size_t)S * D * sizeof(float));
     }
     for (size_t i = 0; i < (size_t)S * D; i++) tmp[i] += dz[i];
     tokens_pool_backward(a->dh, tmp, S, V, D, c->pool);
 
-    /* encoder */
-    memset(a->dres_enc, 0, (size_t)S * Te * D * sizeof(float));
-    const float *enc_last = a->enc[c->enc_depth - 1].out;
-    layernorm_backward(a->dres_enc, g->norm_w, g->norm_b, a->dh, enc_last, p->norm_w, a->h_mean,
-                       a->h_rstd, S * Te, D);
-    grads_ready(m, g->norm_w, g->dec_embed_w);
-    block_dims_t ed = encoder_dims(m);
-    for (int i = c->enc_depth - 1; i >= 0; i--) {
-        vit_block_backward(a->dres_enc, &g->enc[i], &p->enc[i], &a->enc[i],
-                           i ? a->enc[i - 1].out : a->x0, &a->scratch, &ed);
-        grads_ready(m, g->enc[i].ln1_w, i + 1 < c->enc_depth ? g->enc[i + 1].ln1_w : g->norm_w);
-    }
-    tokens_encoder_backward(a->demb, g->cls_token, a->dres_enc, S, V, D);
-    linear_backward(NULL, g->patch_w, g->patch_b, a->demb, a->vis_pix, p->patch_w, S * V, P, D);
-    grads_ready(m, m->grad_mem, g->enc[0].ln1_w);
+    encoder_backward(m, &a->enc, a->dh, a->vis_pix, &a->scratch);
 
     q_backward(m);
-    grads_ready(m, m->q_grad_mem, m->q_grad_mem + m->q_table.total);
+    mimae_grads_ready(m, m->q_grad_mem, m->q_grad_mem + m->q_table.total);
 }

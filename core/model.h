@@ -16,16 +16,24 @@
 #include "params.h"
 #include "vit_block.h"
 
+/* The encoder's tensors for S sequences of V patch tokens (+ cls);
+ * laid out by encoder_acts_layout, run by core/encoder.h. */
+typedef struct {
+    int S, V;                   /* sequences, patch tokens per sequence */
+    float *emb;                 /* (S*V, D) embedded patches */
+    float *x0;                  /* (S*(V+1), D) block input */
+    block_acts_t *blocks;       /* enc_depth blocks (array owned by the creator) */
+    float *h, *h_mean, *h_rstd; /* (S*(V+1), D) after the final norm */
+    float *dres, *demb;         /* backward scratch: (S*(V+1), D), (S*V, D) */
+} encoder_acts_t;
+
 typedef struct {
     /* inputs and masks */
     float *patches;             /* (B, L, P) */
     float *target;              /* (B, L, P) reconstruction targets */
     float *vis_pix;             /* (S*V, P) visible patch pixels */
-    /* encoder */
-    float *emb;                 /* (S*V, D) */
-    float *x0;                  /* (S*Te, D) */
-    block_acts_t *enc;          /* enc_depth blocks */
-    float *h, *h_mean, *h_rstd; /* (S*Te, D) latent tokens after the final norm */
+    /* encoder on the visible tokens of every mask; enc.h (S*Te, D) is the latent */
+    encoder_acts_t enc;
     /* decoder */
     float *y;                   /* (S*Te, Dd) */
     float *xd0;                 /* (S*Td, Dd) */
@@ -44,7 +52,7 @@ typedef struct {
     float *mu_pre, *mu_post, *mu;  /* (S, H), (S, H), (S, D) */
     float *lv_pre, *lv_post, *lv;  /* (S, H), (S, H), (S, D) after tanh */
     /* gradients of activations (reused scratch) */
-    float *dpred, *dres_dec, *dy, *dh, *dres_enc, *demb;
+    float *dpred, *dres_dec, *dy, *dh;
     float *du, *dg, *dz, *dproj_hidden;
     float *dmu, *dlv, *dq_hidden, *dqs, *dqs_lv, *dqe;
     block_scratch_t scratch;    /* sized for the wider of encoder and decoder */
@@ -88,6 +96,9 @@ typedef struct {
 mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t seed,
                                   char *err, size_t errlen);
 void mimae_model_free(mimae_model_t *m);
+
+/* Tells m->grads_ready (if set) that [from, to) of the gradient vector is final. */
+void mimae_grads_ready(const mimae_model_t *m, const float *from, const float *to);
 
 /* Floats in the parameter/gradient blocks (model and Q). */
 size_t mimae_model_param_count(const mimae_model_t *m);

@@ -12,6 +12,24 @@ static void add_inplace(float *y, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+void vit_block_acts_layout(arena_t *ar, block_acts_t *a, const block_dims_t *d)
+{
+    const size_t R = (size_t)d->S * d->T, C = d->C, hidden = d->hidden;
+    a->ln1 = arena_take(ar, R * C);
+    a->ln1_mean = arena_take(ar, R);
+    a->ln1_rstd = arena_take(ar, R);
+    a->qkv = arena_take(ar, R * 3 * C);
+    a->probs = arena_take(ar, (size_t)d->S * d->heads * d->T * d->T);
+    a->att = arena_take(ar, R * C);
+    a->res1 = arena_take(ar, R * C);
+    a->ln2 = arena_take(ar, R * C);
+    a->ln2_mean = arena_take(ar, R);
+    a->ln2_rstd = arena_take(ar, R);
+    a->fc1 = arena_take(ar, R * hidden);
+    a->gelu = arena_take(ar, R * hidden);
+    a->out = arena_take(ar, R * C);
+}
+
 void vit_block_forward(block_acts_t *a, const block_params_t *p, const float *x,
                        const block_dims_t *d)
 {

@@ -3,6 +3,7 @@
 #ifndef MIMAE_VIT_BLOCK_H
 #define MIMAE_VIT_BLOCK_H
 
+#include "arena.h"
 #include "params.h"
 
 typedef struct {
@@ -27,6 +28,9 @@ typedef struct {
 typedef struct {
     float *c, *qkv, *hidden, *tt;
 } block_scratch_t;
+
+/* Places a block's tensors for these dims in the arena. */
+void vit_block_acts_layout(arena_t *ar, block_acts_t *a, const block_dims_t *d);
 
 void vit_block_forward(block_acts_t *a, const block_params_t *p, const float *x,
                        const block_dims_t *d);
