@@ -3,7 +3,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,8 @@
 #include <unistd.h>
 
 #include "io/dataset.h"
+#include "io/io_error.h"
+#include "io/io_path.h"
 
 #define SIDE 32
 #define PLANE (SIDE * SIDE)
@@ -26,35 +27,6 @@ static const char *const default_names[CLASSES] = {
     "dog", "frog", "horse", "ship", "truck"
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-/* dir + "/" + name, malloc'd (NULL when out of memory). */
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= size) n = size - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 static int is_file(const char *path)
 {
     struct stat st;
@@ -66,9 +38,9 @@ static int read_names(const char *dir, char names[CLASSES][DATASET_NAME_MAX], ch
                       size_t errlen)
 {
     char line[256];
-    for (int k = 0; k < CLASSES; k++) copy_str(names[k], DATASET_NAME_MAX, default_names[k]);
-    char *path = join(dir, "batches.meta.txt");
-    if (!path) return fail(err, errlen, "%s: out of memory", dir);
+    for (int k = 0; k < CLASSES; k++) snprintf(names[k], DATASET_NAME_MAX, "%s", default_names[k]);
+    char *path = io_path_join(dir, "batches.meta.txt");
+    if (!path) return io_fail(err, errlen, "%s: out of memory", dir);
     FILE *fp = fopen(path, "r");
     if (!fp) {
         free(path);
@@ -83,18 +55,18 @@ static int read_names(const char *dir, char names[CLASSES][DATASET_NAME_MAX], ch
         *e = '\0';
         if (!*s) continue;
         if ((size_t)(e - s) >= DATASET_NAME_MAX) {
-            rc = fail(err, errlen, "%s: class name \"%.20s...\" is longer than %d "
-                      "characters: shorten it", path, s, DATASET_NAME_MAX - 1);
+            rc = io_fail(err, errlen, "%s: class name \"%.20s...\" is longer than %d "
+                         "characters: shorten it", path, s, DATASET_NAME_MAX - 1);
             break;
         }
-        copy_str(names[k++], DATASET_NAME_MAX, s);
+        snprintf(names[k++], DATASET_NAME_MAX, "%s", s);
     }
     int bad = ferror(fp);
     fclose(fp);
     if (rc == 0 && (bad || k < CLASSES))
-        rc = fail(err, errlen, "%s: %s: it must list the %d class names, one a line "
-                  "(or remove it to use the standard names)", path,
-                  bad ? "read error" : "too few names", CLASSES);
+        rc = io_fail(err, errlen, "%s: %s: it must list the %d class names, one a line "
+                     "(or remove it to use the standard names)", path,
+                     bad ? "read error" : "too few names", CLASSES);
     free(path);
     return rc;
 }
@@ -105,8 +77,8 @@ static int append_batch(dataset_writer_t *w, const char *path, unsigned char *ra
 {
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return fail(err, errlen, "%s: cannot open (%s): %s", path, strerror(errno),
-                    REDOWNLOAD);
+        return io_fail(err, errlen, "%s: cannot open (%s): %s", path, strerror(errno),
+                       REDOWNLOAD);
     long record = 0;
     int rc = 0;
     for (;;) {
@@ -114,9 +86,9 @@ static int append_batch(dataset_writer_t *w, const char *path, unsigned char *ra
         for (size_t r = 0; r < got && rc == 0; r++) {
             const unsigned char *rec = raw + r * RECORD;
             if (rec[0] >= CLASSES) {
-                rc = fail(err, errlen, "%s: record %ld has label %d, outside 0..%d: not a "
-                          "CIFAR-10 binary batch; %s", path, record + (long)r, rec[0],
-                          CLASSES - 1, REDOWNLOAD);
+                rc = io_fail(err, errlen, "%s: record %ld has label %d, outside 0..%d: not a "
+                             "CIFAR-10 binary batch; %s", path, record + (long)r, rec[0],
+                             CLASSES - 1, REDOWNLOAD);
                 break;
             }
             labels[r] = rec[0];
@@ -131,11 +103,11 @@ static int append_batch(dataset_writer_t *w, const char *path, unsigned char *ra
         if (rc || got < BLOCK) break;
     }
     if (rc == 0 && ferror(fp))
-        rc = fail(err, errlen, "%s: read error after %ld records: %s", path, record,
-                  REDOWNLOAD);
+        rc = io_fail(err, errlen, "%s: read error after %ld records: %s", path, record,
+                     REDOWNLOAD);
     else if (rc == 0 && fgetc(fp) != EOF)
-        rc = fail(err, errlen, "%s: ends inside a record (after %ld records): %s", path,
-                  record, REDOWNLOAD);
+        rc = io_fail(err, errlen, "%s: ends inside a record (after %ld records): %s", path,
+                     record, REDOWNLOAD);
     fclose(fp);
     return rc;
 }
@@ -152,14 +124,14 @@ static int import_split(char *const *files, int nfiles, const char *src_dir,
     dataset_writer_t *w = NULL;
     int rc = -1;
     if (!raw || !pix || !labels) {
-        fail(err, errlen, "%s: out of memory", out_path);
+        io_fail(err, errlen, "%s: out of memory", out_path);
         goto out;
     }
     dataset_info_t info;
     memset(&info, 0, sizeof info);
-    copy_str(info.name, sizeof info.name, "cifar-10");
-    copy_str(info.split, sizeof info.split, split);
-    copy_str(info.source, sizeof info.source, src_dir);
+    snprintf(info.name, sizeof info.name, "cifar-10");
+    snprintf(info.split, sizeof info.split, "%s", split);
+    snprintf(info.source, sizeof info.source, "%s", src_dir);
     info.h = info.w = SIDE;
     info.c = 3;
     info.num_classes = CLASSES;
@@ -181,17 +153,18 @@ out:
 int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t errlen)
 {
     if (!src_dir || !*src_dir)
-        return fail(err, errlen, "cifar-10 import: no source directory given");
+        return io_fail(err, errlen, "cifar-10 import: no source directory given");
     if (!out_dir || !*out_dir)
-        return fail(err, errlen, "cifar-10 import: no output directory given");
+        return io_fail(err, errlen, "cifar-10 import: no output directory given");
     char *files[TRAIN_FILES + 1] = { NULL };
-    char *dir = join(src_dir, "cifar-10-batches-bin");
-    char *probe = dir ? join(dir, "data_batch_1.bin") : NULL;
-    char *train_path = join(out_dir, "train.h5"), *test_path = join(out_dir, "test.h5");
+    char *dir = io_path_join(src_dir, "cifar-10-batches-bin");
+    char *probe = dir ? io_path_join(dir, "data_batch_1.bin") : NULL;
+    char *train_path = io_path_join(out_dir, "train.h5");
+    char *test_path = io_path_join(out_dir, "test.h5");
     char names[CLASSES][DATASET_NAME_MAX];
     int rc = -1;
     if (!dir || !probe || !train_path || !test_path) {
-        fail(err, errlen, "%s: out of memory", out_dir);
+        io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
     if (!is_file(probe)) { /* not the directory above the unpacked one */
@@ -202,25 +175,25 @@ int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t e
         char name[32];
         if (i < TRAIN_FILES) snprintf(name, sizeof name, "data_batch_%d.bin", i + 1);
         else snprintf(name, sizeof name, "test_batch.bin");
-        files[i] = join(dir, name);
+        files[i] = io_path_join(dir, name);
         if (!files[i]) break;
     }
     if (!dir || !files[TRAIN_FILES]) {
-        fail(err, errlen, "%s: out of memory", out_dir);
+        io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
     for (int i = 0; i <= TRAIN_FILES; i++) {
         struct stat st;
         if (stat(files[i], &st) != 0) {
-            fail(err, errlen, "%s: cannot open (%s): give the directory of the CIFAR-10 "
-                 "binary version (data_batch_1.bin .. 5, test_batch.bin)", files[i],
-                 strerror(errno));
+            io_fail(err, errlen, "%s: cannot open (%s): give the directory of the CIFAR-10 "
+                    "binary version (data_batch_1.bin .. 5, test_batch.bin)", files[i],
+                    strerror(errno));
             goto out;
         }
         if (!S_ISREG(st.st_mode) || st.st_size == 0 || st.st_size % RECORD != 0) {
-            fail(err, errlen, "%s: %lld bytes is not a whole number of %d-byte records "
-                 "(1 label + 32x32x3): truncated or not CIFAR-10 binary; %s", files[i],
-                 (long long)st.st_size, RECORD, REDOWNLOAD);
+            io_fail(err, errlen, "%s: %lld bytes is not a whole number of %d-byte records "
+                    "(1 label + 32x32x3): truncated or not CIFAR-10 binary; %s", files[i],
+                    (long long)st.st_size, RECORD, REDOWNLOAD);
             goto out;
         }
     }

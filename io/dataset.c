@@ -14,12 +14,14 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "io/h5_attr.h"
+#include "io/io_error.h"
 
 #define RECREATE "re-create the file with `mimae data`"
 #define LABELS_CHUNK 4096
@@ -28,28 +30,6 @@
 #define MAX_SIDE 65536
 /* Exact integer pixel sums: sum of squares stays below 2^64. */
 #define MAX_PIXELS_PER_CHANNEL (UINT64_MAX / (255u * 255u))
-
-/* Frees the strings HDF5 allocated for a variable-length read. */
-static void vlen_free(hid_t type, hid_t space, void *buf)
-{
-#if H5_VERSION_GE(1, 12, 0)
-    H5Treclaim(type, space, H5P_DEFAULT, buf);
-#else
-    H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf);
-#endif
-}
-
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Closes any HDF5 identifier we may hold; invalid ones are ignored. */
 static void h5close(hid_t *id)
@@ -121,7 +101,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
     if (!slash || slash == path) return 0;
     size_t len = (size_t)(slash - path);
     char *dir = malloc(len + 1);
-    if (!dir) return fail(err, errlen, "%s: out of memory", path);
+    if (!dir) return io_fail(err, errlen, "%s: out of memory", path);
     memcpy(dir, path, len);
     dir[len] = '\0';
     int rc = 0;
@@ -134,11 +114,11 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
             struct stat st;
             if (e == EEXIST && stat(dir, &st) == 0) {
                 if (!S_ISDIR(st.st_mode))
-                    rc = fail(err, errlen, "%s: cannot create the directory: %s exists and "
-                              "is not a directory; choose another output directory", path, dir);
+                    rc = io_fail(err, errlen, "%s: cannot create the directory: %s exists and "
+                                 "is not a directory; choose another output directory", path, dir);
             } else {
-                rc = fail(err, errlen, "%s: cannot create the directory %s (%s): choose a "
-                          "writable output directory", path, dir, strerror(e));
+                rc = io_fail(err, errlen, "%s: cannot create the directory %s (%s): choose a "
+                             "writable output directory", path, dir, strerror(e));
             }
         }
         dir[i] = saved;
@@ -152,10 +132,10 @@ static int check_string(const char *path, const char *what, const char *s, size_
 {
     size_t len = s ? strnlen(s, max) : 0;
     if (!s || (!allow_empty && len == 0))
-        return fail(err, errlen, "%s: the data set's %s is empty: give one", path, what);
+        return io_fail(err, errlen, "%s: the data set's %s is empty: give one", path, what);
     if (len >= max)
-        return fail(err, errlen, "%s: the data set's %s is longer than %zu characters: "
-                    "shorten it", path, what, max - 1);
+        return io_fail(err, errlen, "%s: the data set's %s is longer than %zu characters: "
+                       "shorten it", path, what, max - 1);
     return 0;
 }
 
@@ -167,14 +147,14 @@ static int check_info(const char *path, const dataset_info_t *info, char *err, s
         return -1;
     if (info->h <= 0 || info->w <= 0 || info->c <= 0 || info->h > MAX_SIDE ||
         info->w > MAX_SIDE || info->c > DATASET_MAX_CHANNELS)
-        return fail(err, errlen, "%s: image shape %dx%dx%d is not supported: height and "
-                    "width must be 1..%d and channels 1..%d", path, info->h, info->w,
-                    info->c, MAX_SIDE, DATASET_MAX_CHANNELS);
+        return io_fail(err, errlen, "%s: image shape %dx%dx%d is not supported: height and "
+                       "width must be 1..%d and channels 1..%d", path, info->h, info->w,
+                       info->c, MAX_SIDE, DATASET_MAX_CHANNELS);
     if (info->num_classes < 1 || info->num_classes > DATASET_MAX_CLASSES)
-        return fail(err, errlen, "%s: %d classes is not supported: give 1..%d", path,
-                    info->num_classes, DATASET_MAX_CLASSES);
+        return io_fail(err, errlen, "%s: %d classes is not supported: give 1..%d", path,
+                       info->num_classes, DATASET_MAX_CLASSES);
     if (!info->class_names)
-        return fail(err, errlen, "%s: no class names given: give num_classes names", path);
+        return io_fail(err, errlen, "%s: no class names given: give num_classes names", path);
     for (int k = 0; k < info->num_classes; k++) {
         char what[48];
         snprintf(what, sizeof what, "class name %d", k);
@@ -230,18 +210,18 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (!path || !*path) {
-        fail(err, errlen, "dataset writer: no output path given");
+        io_fail(err, errlen, "dataset writer: no output path given");
         return NULL;
     }
     if (!info) {
-        fail(err, errlen, "%s: no data set description given", path);
+        io_fail(err, errlen, "%s: no data set description given", path);
         return NULL;
     }
     if (check_info(path, info, err, errlen)) return NULL;
 
     dataset_writer_t *w = calloc(1, sizeof *w);
     if (!w) {
-        fail(err, errlen, "%s: out of memory", path);
+        io_fail(err, errlen, "%s: out of memory", path);
         return NULL;
     }
     w->file = w->images = w->labels = H5I_INVALID_HID;
@@ -251,7 +231,7 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
     w->path = strdup(path);
     w->tmp = malloc(strlen(path) + 32);
     if (!w->info.class_names || !w->path || !w->tmp) {
-        fail(err, errlen, "%s: out of memory", path);
+        io_fail(err, errlen, "%s: out of memory", path);
         writer_free(w, 0);
         return NULL;
     }
@@ -268,8 +248,8 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
     /* Probe with open(2) first, so the message can say why (errno). */
     int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        fail(err, errlen, "%s: cannot create the temporary file %s (%s): choose a writable "
-             "output directory", path, w->tmp, strerror(errno));
+        io_fail(err, errlen, "%s: cannot create the temporary file %s (%s): choose a writable "
+                "output directory", path, w->tmp, strerror(errno));
         writer_free(w, 0);
         return NULL;
     }
@@ -278,8 +258,8 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
     if (fapl >= 0) w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     h5close(&fapl);
     if (w->file < 0) {
-        fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check the "
-             "output directory and free disk space", path, w->tmp);
+        io_fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check the "
+                "output directory and free disk space", path, w->tmp);
         writer_free(w, 1);
         return NULL;
     }
@@ -296,8 +276,8 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
         w->labels = create_extendible(w->file, "labels", H5T_STD_I32LE, 1, ldims, lchunk,
                                       LABELS_CHUNK * sizeof(int32_t));
     if (w->images < 0 || w->labels < 0) {
-        fail(err, errlen, "%s: cannot create /%s in %s (H5Dcreate failed): check free disk "
-             "space", path, w->images < 0 ? "images" : "labels", w->tmp);
+        io_fail(err, errlen, "%s: cannot create /%s in %s (H5Dcreate failed): check free disk "
+                "space", path, w->images < 0 ? "images" : "labels", w->tmp);
         writer_free(w, 1);
         return NULL;
     }
@@ -330,35 +310,35 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
                           long count, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!w) return fail(err, errlen, "dataset_writer_append: no writer");
+    if (!w) return io_fail(err, errlen, "dataset_writer_append: no writer");
     if (w->failed)
-        return fail(err, errlen, "%s: an earlier write failed: abort this writer and write "
-                    "the data set again", w->path);
+        return io_fail(err, errlen, "%s: an earlier write failed: abort this writer and write "
+                       "the data set again", w->path);
     if (count < 0)
-        return fail(err, errlen, "%s: cannot append %ld images", w->path, count);
+        return io_fail(err, errlen, "%s: cannot append %ld images", w->path, count);
     if (count == 0) return 0;
     if (!images || !labels)
-        return fail(err, errlen, "%s: append of %ld images without %s", w->path, count,
-                    images ? "labels" : "pixels");
+        return io_fail(err, errlen, "%s: append of %ld images without %s", w->path, count,
+                       images ? "labels" : "pixels");
     for (long i = 0; i < count; i++)
         if (labels[i] < 0 || labels[i] >= w->info.num_classes)
-            return fail(err, errlen, "%s: label %ld of image %ld is outside 0..%d (the data "
-                        "set has %d classes): fix the labels of the source",
-                        w->path, (long)labels[i], w->info.n + i, w->info.num_classes - 1,
-                        w->info.num_classes);
+            return io_fail(err, errlen, "%s: label %ld of image %ld is outside 0..%d (the data "
+                           "set has %d classes): fix the labels of the source",
+                           w->path, (long)labels[i], w->info.n + i, w->info.num_classes - 1,
+                           w->info.num_classes);
     const uint64_t pixels = (uint64_t)(w->info.n + count) * (uint64_t)w->info.h *
                             (uint64_t)w->info.w;
     if (pixels > MAX_PIXELS_PER_CHANNEL)
-        return fail(err, errlen, "%s: more than %llu pixels per channel: split the data set",
-                    w->path, (unsigned long long)MAX_PIXELS_PER_CHANNEL);
+        return io_fail(err, errlen, "%s: more than %llu pixels per channel: split the data set",
+                       w->path, (unsigned long long)MAX_PIXELS_PER_CHANNEL);
 
     const hsize_t irow[4] = { 0, (hsize_t)w->info.h, (hsize_t)w->info.w, (hsize_t)w->info.c };
     const hsize_t lrow[1] = { 0 };
     if (append_rows(w->images, H5T_NATIVE_UINT8, 4, irow, w->info.n, count, images) < 0 ||
         append_rows(w->labels, H5T_NATIVE_INT32, 1, lrow, w->info.n, count, labels) < 0) {
         w->failed = 1;
-        return fail(err, errlen, "%s: writing images %ld..%ld to %s failed (H5Dwrite): check "
-                    "free disk space", w->path, w->info.n, w->info.n + count - 1, w->tmp);
+        return io_fail(err, errlen, "%s: writing images %ld..%ld to %s failed (H5Dwrite): check "
+                       "free disk space", w->path, w->info.n, w->info.n + count - 1, w->tmp);
     }
 
     const int c = w->info.c;
@@ -393,52 +373,29 @@ void dataset_writer_stats(const dataset_writer_t *w, double *mean, double *std)
     }
 }
 
-static int write_attr(hid_t file, const char *name, hid_t type, int count, const void *buf)
-{
-    hsize_t dims[1] = { (hsize_t)count };
-    hid_t space = count < 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
-    hid_t a = H5I_INVALID_HID;
-    int rc = -1;
-    if (space >= 0) a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0 && H5Awrite(a, type, buf) >= 0) rc = 0;
-    h5close(&a);
-    h5close(&space);
-    return rc;
-}
-
 /* Writes every root attribute; returns the name of the one that failed. */
 static const char *write_attributes(dataset_writer_t *w, const double *mean, const double *std)
 {
     const dataset_info_t *in = &w->info;
-    hid_t str = H5Tcopy(H5T_C_S1);
-    if (str < 0 || H5Tset_size(str, H5T_VARIABLE) < 0 ||
-        H5Tset_cset(str, H5T_CSET_UTF8) < 0) {
-        h5close(&str);
-        return "format";
-    }
-    const char *failed = NULL;
-    const char *format = DATASET_FORMAT;
-    const char *name = in->name, *split = in->split, *source = in->source;
+    const hid_t f = w->file, i32 = H5T_NATIVE_INT, f64 = H5T_NATIVE_DOUBLE;
     const int version = DATASET_FORMAT_VERSION, classes = in->num_classes;
     const char **names = malloc((size_t)classes * sizeof *names);
-    if (!names) failed = "class_names";
-    else for (int k = 0; k < classes; k++) names[k] = in->class_names[k];
-    if (!failed && write_attr(w->file, "format", str, -1, &format) < 0) failed = "format";
-    if (!failed && write_attr(w->file, "format_version", H5T_NATIVE_INT, -1, &version) < 0)
+    if (!names) return "class_names";
+    for (int k = 0; k < classes; k++) names[k] = in->class_names[k];
+    const char *failed = NULL;
+    if (h5_attr_write_string(f, "format", DATASET_FORMAT, NULL)) failed = "format";
+    else if (h5_attr_write(f, "format_version", i32, i32, &version, NULL))
         failed = "format_version";
-    if (!failed && write_attr(w->file, "name", str, -1, &name) < 0) failed = "name";
-    if (!failed && write_attr(w->file, "split", str, -1, &split) < 0) failed = "split";
-    if (!failed && write_attr(w->file, "source", str, -1, &source) < 0) failed = "source";
-    if (!failed && write_attr(w->file, "num_classes", H5T_NATIVE_INT, -1, &classes) < 0)
-        failed = "num_classes";
-    if (!failed && write_attr(w->file, "class_names", str, classes, names) < 0)
+    else if (h5_attr_write_string(f, "name", in->name, NULL)) failed = "name";
+    else if (h5_attr_write_string(f, "split", in->split, NULL)) failed = "split";
+    else if (h5_attr_write_string(f, "source", in->source, NULL)) failed = "source";
+    else if (h5_attr_write(f, "num_classes", i32, i32, &classes, NULL)) failed = "num_classes";
+    else if (h5_attr_write_strings(f, "class_names", names, (size_t)classes, NULL))
         failed = "class_names";
-    if (!failed && write_attr(w->file, "mean", H5T_NATIVE_DOUBLE, in->c, mean) < 0)
+    else if (h5_attr_write_array(f, "mean", f64, f64, (size_t)in->c, mean, NULL))
         failed = "mean";
-    if (!failed && write_attr(w->file, "std", H5T_NATIVE_DOUBLE, in->c, std) < 0)
-        failed = "std";
+    else if (h5_attr_write_array(f, "std", f64, f64, (size_t)in->c, std, NULL)) failed = "std";
     free(names);
-    h5close(&str);
     return failed;
 }
 
@@ -446,7 +403,7 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
                           char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!w) return fail(err, errlen, "dataset_writer_finish: no writer");
+    if (!w) return io_fail(err, errlen, "dataset_writer_finish: no writer");
     int rc = -1;
     double m[DATASET_MAX_CHANNELS], s[DATASET_MAX_CHANNELS];
     dataset_writer_stats(w, m, s);
@@ -455,24 +412,24 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
     const char *bad;
 
     if (w->failed) {
-        fail(err, errlen, "%s: an earlier write failed: write the data set again", w->path);
+        io_fail(err, errlen, "%s: an earlier write failed: write the data set again", w->path);
         goto out;
     }
     if (w->info.n == 0) {
-        fail(err, errlen, "%s: no images were appended: the source holds no images",
-             w->path);
+        io_fail(err, errlen, "%s: no images were appended: the source holds no images",
+                w->path);
         goto out;
     }
     for (int ch = 0; ch < w->info.c; ch++)
         if (!isfinite(m[ch]) || !isfinite(s[ch]) || !(s[ch] > 0)) {
-            fail(err, errlen, "%s: channel %d has mean %g and std %g: the std must be "
-                 "finite and > 0 (are all pixels of that channel equal?)", w->path, ch,
-                 m[ch], s[ch]);
+            io_fail(err, errlen, "%s: channel %d has mean %g and std %g: the std must be "
+                    "finite and > 0 (are all pixels of that channel equal?)", w->path, ch,
+                    m[ch], s[ch]);
             goto out;
         }
     if ((bad = write_attributes(w, m, s)) != NULL) {
-        fail(err, errlen, "%s: cannot write the attribute %s to %s (H5Acreate/H5Awrite "
-             "failed): check free disk space", w->path, bad, w->tmp);
+        io_fail(err, errlen, "%s: cannot write the attribute %s to %s (H5Acreate/H5Awrite "
+                "failed): check free disk space", w->path, bad, w->tmp);
         goto out;
     }
     h5close(&w->images);
@@ -480,21 +437,21 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
     herr_t st = H5Fclose(w->file);
     w->file = H5I_INVALID_HID;
     if (st < 0) {
-        fail(err, errlen, "%s: closing %s failed (H5Fclose): check free disk space",
-             w->path, w->tmp);
+        io_fail(err, errlen, "%s: closing %s failed (H5Fclose): check free disk space",
+                w->path, w->tmp);
         goto out;
     }
     int fd = open(w->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
-        fail(err, errlen, "%s: cannot sync %s to disk (%s): check the file system",
-             w->path, w->tmp, strerror(errno));
+        io_fail(err, errlen, "%s: cannot sync %s to disk (%s): check the file system",
+                w->path, w->tmp, strerror(errno));
         if (fd >= 0) close(fd);
         goto out;
     }
     close(fd);
     if (rename(w->tmp, w->path) != 0) {
-        fail(err, errlen, "%s: cannot rename %s onto it (%s): check the output directory",
-             w->path, w->tmp, strerror(errno));
+        io_fail(err, errlen, "%s: cannot rename %s onto it (%s): check the output directory",
+                w->path, w->tmp, strerror(errno));
         goto out;
     }
     /* Make the rename durable too (best effort: not every file system can). */
@@ -533,6 +490,20 @@ struct dataset {
     int32_t *labels;
 };
 
+/* Opens attribute `name` of the file; -1 with a message. */
+static int open_attr(const dataset_t *d, const char *name, h5_attr_t *a, char *err,
+                     size_t errlen)
+{
+    h5_attr_status_t st = h5_attr_open(d->file, name, a);
+    if (st == ATTR_MISSING || st == ATTR_LOOKUP_FAILED)
+        return io_fail(err, errlen, "%s: the attribute %s is missing: %s", d->path, name,
+                       RECREATE);
+    if (st != ATTR_OK)
+        return io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aopen failed): %s",
+                       d->path, name, RECREATE);
+    return 0;
+}
+
 /* Reads the string attribute `name` (count entries: a scalar or a 1-D array)
  * into out[i * stride], each at most stride - 1 characters; longer ones are
  * an error unless truncate is set. Fixed- and variable-length strings. */
@@ -540,82 +511,43 @@ static int read_strings(const dataset_t *d, const char *name, int count, char *o
                         size_t stride, int truncate, char *err, size_t errlen)
 {
     const char *path = d->path;
-    hid_t a = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    hid_t mem = H5I_INVALID_HID;
-    char *fixed = NULL, **vl = NULL;
+    h5_attr_t a;
+    if (open_attr(d, name, &a, err, errlen)) return -1;
+    char tn[32], **v = NULL;
+    h5_attr_status_t st;
     int rc = -1;
-    htri_t exists = H5Aexists(d->file, name);
-    if (exists <= 0) {
-        fail(err, errlen, "%s: the attribute %s is missing: %s", path, name, RECREATE);
-        goto out;
-    }
-    a = H5Aopen(d->file, name, H5P_DEFAULT);
-    if (a >= 0) type = H5Aget_type(a);
-    if (type >= 0) space = H5Aget_space(a);
-    if (space < 0) {
-        fail(err, errlen, "%s: cannot read the attribute %s (H5Aopen failed): %s", path,
-             name, RECREATE);
-        goto out;
-    }
-    char tn[32];
-    if (H5Tget_class(type) != H5T_STRING) {
-        fail(err, errlen, "%s: the attribute %s is %s, not a string: %s", path, name,
-             type_name(type, tn, sizeof tn), RECREATE);
-        goto out;
-    }
-    const int rank = H5Sget_simple_extent_ndims(space);
-    const hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    if (rank < 0 || rank > 1 || npoints != count) {
-        fail(err, errlen, "%s: the attribute %s has %lld entries (rank %d), expected %d: %s",
-             path, name, (long long)npoints, rank, count, RECREATE);
-        goto out;
-    }
-    const htri_t variable = H5Tis_variable_str(type);
-    mem = H5Tcopy(H5T_C_S1);
-    size_t fsize = H5Tget_size(type);
-    if (mem < 0 || variable < 0 || fsize == 0 || H5Tset_cset(mem, H5Tget_cset(type)) < 0 ||
-        H5Tset_size(mem, variable ? H5T_VARIABLE : fsize + 1) < 0 ||
-        (!variable && H5Tset_strpad(mem, H5T_STR_NULLTERM) < 0)) {
-        fail(err, errlen, "%s: cannot read the attribute %s (string type): %s", path, name,
-             RECREATE);
-        goto out;
-    }
-    if (variable) vl = calloc((size_t)count, sizeof *vl);
-    else fixed = calloc((size_t)count, fsize + 1);
-    if (!vl && !fixed) {
-        fail(err, errlen, "%s: out of memory reading the attribute %s", path, name);
-        goto out;
-    }
-    if (H5Aread(a, mem, variable ? (void *)vl : (void *)fixed) < 0) {
-        fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
-             name, RECREATE);
-        if (vl) vlen_free(mem, space, vl);
-        goto out;
-    }
-    rc = 0;
+    if (a.cls != H5T_STRING)
+        io_fail(err, errlen, "%s: the attribute %s is %s, not a string: %s", path, name,
+                type_name(a.type, tn, sizeof tn), RECREATE);
+    else if (a.rank < 0 || a.rank > 1 || a.count != count)
+        io_fail(err, errlen, "%s: the attribute %s has %lld entries (rank %d), expected %d: %s",
+                path, name, a.count, a.rank, count, RECREATE);
+    else if ((st = h5_attr_read_strings(&a, &v)) == ATTR_BAD_TYPE)
+        io_fail(err, errlen, "%s: cannot read the attribute %s (string type): %s", path, name,
+                RECREATE);
+    else if (st == ATTR_NO_MEMORY)
+        io_fail(err, errlen, "%s: out of memory reading the attribute %s", path, name);
+    else if (st != ATTR_OK)
+        io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
+                name, RECREATE);
+    else
+        rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
-        const char *src = variable ? (vl[i] ? vl[i] : "") : fixed + (size_t)i * (fsize + 1);
-        size_t len = strlen(src);
+        size_t len = strlen(v[i]);
         if (len >= stride) {
             if (!truncate) {
-                rc = fail(err, errlen, "%s: entry %d of the attribute %s is %zu characters "
-                          "long, at most %zu are supported: %s", path, i, name, len,
-                          stride - 1, RECREATE);
+                rc = io_fail(err, errlen, "%s: entry %d of the attribute %s is %zu characters "
+                             "long, at most %zu are supported: %s", path, i, name, len,
+                             stride - 1, RECREATE);
                 break;
             }
             len = stride - 1;
         }
-        memcpy(out + (size_t)i * stride, src, len);
+        memcpy(out + (size_t)i * stride, v[i], len);
         out[(size_t)i * stride + len] = '\0';
     }
-    if (vl) vlen_free(mem, space, vl);
-out:
-    free(vl);
-    free(fixed);
-    h5close(&mem);
-    h5close(&space);
-    h5close(&type);
-    h5close(&a);
+    free(v);
+    h5_attr_close(&a);
     return rc;
 }
 
@@ -625,45 +557,24 @@ static int read_numbers(const dataset_t *d, const char *name, hid_t memtype, int
                         void *out, char *err, size_t errlen)
 {
     const char *path = d->path;
-    hid_t a = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
-    int rc = -1;
+    h5_attr_t a;
+    if (open_attr(d, name, &a, err, errlen)) return -1;
     char tn[32];
-    if (H5Aexists(d->file, name) <= 0) {
-        fail(err, errlen, "%s: the attribute %s is missing: %s", path, name, RECREATE);
-        goto out;
-    }
-    a = H5Aopen(d->file, name, H5P_DEFAULT);
-    if (a >= 0) type = H5Aget_type(a);
-    if (type >= 0) space = H5Aget_space(a);
-    if (space < 0) {
-        fail(err, errlen, "%s: cannot read the attribute %s (H5Aopen failed): %s", path,
-             name, RECREATE);
-        goto out;
-    }
-    const H5T_class_t cls = H5Tget_class(type);
+    int rc = -1;
     const int want_int = H5Tequal(memtype, H5T_NATIVE_INT) > 0;
-    if (cls != H5T_INTEGER && (want_int || cls != H5T_FLOAT)) {
-        fail(err, errlen, "%s: the attribute %s is %s, expected %s: %s", path, name,
-             type_name(type, tn, sizeof tn), want_int ? "an integer" : "numbers", RECREATE);
-        goto out;
-    }
-    const int rank = H5Sget_simple_extent_ndims(space);
-    const hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    if (rank < 0 || rank > 1 || npoints != count) {
-        fail(err, errlen, "%s: the attribute %s has %lld entries, expected %d: %s", path,
-             name, (long long)npoints, count, RECREATE);
-        goto out;
-    }
-    if (H5Aread(a, memtype, out) < 0) {
-        fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
-             name, RECREATE);
-        goto out;
-    }
-    rc = 0;
-out:
-    h5close(&space);
-    h5close(&type);
-    h5close(&a);
+    if (a.cls != H5T_INTEGER && (want_int || a.cls != H5T_FLOAT))
+        io_fail(err, errlen, "%s: the attribute %s is %s, expected %s: %s", path, name,
+                type_name(a.type, tn, sizeof tn), want_int ? "an integer" : "numbers",
+                RECREATE);
+    else if (a.rank < 0 || a.rank > 1 || a.count != count)
+        io_fail(err, errlen, "%s: the attribute %s has %lld entries, expected %d: %s", path,
+                name, a.count, count, RECREATE);
+    else if (H5Aread(a.id, memtype, out) < 0)
+        io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
+                name, RECREATE);
+    else
+        rc = 0;
+    h5_attr_close(&a);
     return rc;
 }
 
@@ -676,30 +587,30 @@ static hid_t open_array(dataset_t *d, const char *name, size_t size, H5T_sign_t 
     const char *want = size == 1 ? "uint8" : "int32";
     char tn[32];
     if (H5Lexists(d->file, name, H5P_DEFAULT) <= 0) {
-        fail(err, errlen, "%s: /%s is missing: %s", path, name, RECREATE);
+        io_fail(err, errlen, "%s: /%s is missing: %s", path, name, RECREATE);
         return H5I_INVALID_HID;
     }
     hid_t ds = H5Dopen2(d->file, name, H5P_DEFAULT);
     if (ds < 0) {
-        fail(err, errlen, "%s: /%s cannot be opened as a dataset (H5Dopen failed): %s",
-             path, name, RECREATE);
+        io_fail(err, errlen, "%s: /%s cannot be opened as a dataset (H5Dopen failed): %s",
+                path, name, RECREATE);
         return ds;
     }
     hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
     int rc = -1;
     if (type < 0 || space < 0) {
-        fail(err, errlen, "%s: cannot inspect /%s (H5Dget_type/H5Dget_space failed): %s",
-             path, name, RECREATE);
+        io_fail(err, errlen, "%s: cannot inspect /%s (H5Dget_type/H5Dget_space failed): %s",
+                path, name, RECREATE);
     } else if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != size ||
                H5Tget_sign(type) != sign) {
-        fail(err, errlen, "%s: /%s is %s, expected %s: %s", path, name,
-             type_name(type, tn, sizeof tn), want, RECREATE);
+        io_fail(err, errlen, "%s: /%s is %s, expected %s: %s", path, name,
+                type_name(type, tn, sizeof tn), want, RECREATE);
     } else if (H5Sget_simple_extent_ndims(space) != rank) {
-        fail(err, errlen, "%s: /%s has rank %d, expected %d%s: %s", path, name,
-             H5Sget_simple_extent_ndims(space), rank, rank == 4 ? " (N, H, W, C)" : " (N)",
-             RECREATE);
+        io_fail(err, errlen, "%s: /%s has rank %d, expected %d%s: %s", path, name,
+                H5Sget_simple_extent_ndims(space), rank, rank == 4 ? " (N, H, W, C)" : " (N)",
+                RECREATE);
     } else if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
-        fail(err, errlen, "%s: cannot read the shape of /%s: %s", path, name, RECREATE);
+        io_fail(err, errlen, "%s: cannot read the shape of /%s: %s", path, name, RECREATE);
     } else {
         rc = 0;
     }
@@ -734,42 +645,42 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
     dataset_info_t *in = &d->info;
     struct stat st;
     if (stat(path, &st) != 0)
-        return fail(err, errlen, "%s: cannot open the data set (%s): check the path, or "
-                    "create it with `mimae data`", path, strerror(errno));
+        return io_fail(err, errlen, "%s: cannot open the data set (%s): check the path, or "
+                       "create it with `mimae data`", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s: is a directory, not a data set file: give "
-                    "DIR/train.h5 or DIR/test.h5 made by `mimae data`", path);
+        return io_fail(err, errlen, "%s: is a directory, not a data set file: give "
+                       "DIR/train.h5 or DIR/test.h5 made by `mimae data`", path);
     hid_t fapl = strong_close_fapl();
     if (fapl >= 0) d->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     h5close(&fapl);
     if (d->file < 0) {
         if (H5Fis_hdf5(path) == 0)
-            return fail(err, errlen, "%s: not an HDF5 file (H5Fopen failed): give a data set "
-                        "made by `mimae data`", path);
-        return fail(err, errlen, "%s: cannot open as HDF5 (H5Fopen failed; damaged, "
-                    "unreadable, or locked by a writer; on a file system without locks "
-                    "set HDF5_USE_FILE_LOCKING=FALSE): check the file or %s", path, RECREATE);
+            return io_fail(err, errlen, "%s: not an HDF5 file (H5Fopen failed): give a data set "
+                           "made by `mimae data`", path);
+        return io_fail(err, errlen, "%s: cannot open as HDF5 (H5Fopen failed; damaged, "
+                       "unreadable, or locked by a writer; on a file system without locks "
+                       "set HDF5_USE_FILE_LOCKING=FALSE): check the file or %s", path, RECREATE);
     }
 
     char format[64];
     if (H5Aexists(d->file, "format") <= 0)
-        return fail(err, errlen, "%s: no attribute format: not a mimae data set; create one "
-                    "with `mimae data`", path);
+        return io_fail(err, errlen, "%s: no attribute format: not a mimae data set; create one "
+                       "with `mimae data`", path);
     if (read_strings(d, "format", 1, format, sizeof format, 1, err, errlen)) return -1;
     if (strcmp(format, DATASET_FORMAT) != 0)
-        return fail(err, errlen, "%s: the attribute format is \"%s\", not \"%s\": not a mimae "
-                    "data set; create one with `mimae data`", path, format, DATASET_FORMAT);
+        return io_fail(err, errlen, "%s: the attribute format is \"%s\", not \"%s\": not a mimae "
+                       "data set; create one with `mimae data`", path, format, DATASET_FORMAT);
     int version = 0;
     if (read_numbers(d, "format_version", H5T_NATIVE_INT, 1, &version, err, errlen))
         return -1;
     if (version > DATASET_FORMAT_VERSION)
-        return fail(err, errlen, "%s: format_version %d was written by a newer mimae (this "
-                    "one reads version %d): update mimae", path, version,
-                    DATASET_FORMAT_VERSION);
+        return io_fail(err, errlen, "%s: format_version %d was written by a newer mimae (this "
+                       "one reads version %d): update mimae", path, version,
+                       DATASET_FORMAT_VERSION);
     if (version < DATASET_FORMAT_VERSION)
-        return fail(err, errlen, "%s: format_version %d was written by an older mimae (this "
-                    "one reads version %d): %s", path, version, DATASET_FORMAT_VERSION,
-                    RECREATE);
+        return io_fail(err, errlen, "%s: format_version %d was written by an older mimae (this "
+                       "one reads version %d): %s", path, version, DATASET_FORMAT_VERSION,
+                       RECREATE);
 
     hsize_t idims[4], ldims[1];
     d->images = open_array(d, "images", 1, H5T_SGN_NONE, 4, idims, err, errlen);
@@ -778,21 +689,21 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
     if (labels < 0) return -1;
     if (ldims[0] != idims[0]) {
         h5close(&labels);
-        return fail(err, errlen, "%s: /labels has %llu entries but /images has %llu: %s", path,
-                    (unsigned long long)ldims[0], (unsigned long long)idims[0], RECREATE);
+        return io_fail(err, errlen, "%s: /labels has %llu entries but /images has %llu: %s", path,
+                       (unsigned long long)ldims[0], (unsigned long long)idims[0], RECREATE);
     }
     if (idims[0] == 0 || idims[0] > (hsize_t)INT32_MAX) {
         h5close(&labels);
-        return fail(err, errlen, "%s: /images holds %llu images (supported: 1..%ld): %s",
-                    path, (unsigned long long)idims[0], (long)INT32_MAX, RECREATE);
+        return io_fail(err, errlen, "%s: /images holds %llu images (supported: 1..%ld): %s",
+                       path, (unsigned long long)idims[0], (long)INT32_MAX, RECREATE);
     }
     if (idims[1] < 1 || idims[1] > MAX_SIDE || idims[2] < 1 || idims[2] > MAX_SIDE ||
         idims[3] < 1 || idims[3] > DATASET_MAX_CHANNELS) {
         h5close(&labels);
-        return fail(err, errlen, "%s: /images has images of %llux%llux%llu (H x W x C): "
-                    "height and width must be 1..%d and channels 1..%d: %s", path,
-                    (unsigned long long)idims[1], (unsigned long long)idims[2],
-                    (unsigned long long)idims[3], MAX_SIDE, DATASET_MAX_CHANNELS, RECREATE);
+        return io_fail(err, errlen, "%s: /images has images of %llux%llux%llu (H x W x C): "
+                       "height and width must be 1..%d and channels 1..%d: %s", path,
+                       (unsigned long long)idims[1], (unsigned long long)idims[2],
+                       (unsigned long long)idims[3], MAX_SIDE, DATASET_MAX_CHANNELS, RECREATE);
     }
     in->n = (long)idims[0];
     in->h = (int)idims[1];
@@ -803,13 +714,13 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
     d->labels = malloc((size_t)in->n * sizeof *d->labels);
     if (!d->labels) {
         h5close(&labels);
-        return fail(err, errlen, "%s: out of memory for %ld labels", path, in->n);
+        return io_fail(err, errlen, "%s: out of memory for %ld labels", path, in->n);
     }
     herr_t rd = H5Dread(labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->labels);
     h5close(&labels);
     if (rd < 0)
-        return fail(err, errlen, "%s: cannot read /labels (H5Dread failed): %s", path,
-                    RECREATE);
+        return io_fail(err, errlen, "%s: cannot read /labels (H5Dread failed): %s", path,
+                       RECREATE);
 
     if (read_strings(d, "name", 1, in->name, sizeof in->name, 0, err, errlen) ||
         read_strings(d, "split", 1, in->split, sizeof in->split, 0, err, errlen) ||
@@ -817,12 +728,12 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
         read_numbers(d, "num_classes", H5T_NATIVE_INT, 1, &in->num_classes, err, errlen))
         return -1;
     if (in->num_classes < 1 || in->num_classes > DATASET_MAX_CLASSES)
-        return fail(err, errlen, "%s: the attribute num_classes is %d (supported: 1..%d): %s",
-                    path, in->num_classes, DATASET_MAX_CLASSES, RECREATE);
+        return io_fail(err, errlen, "%s: the attribute num_classes is %d (supported: 1..%d): %s",
+                       path, in->num_classes, DATASET_MAX_CLASSES, RECREATE);
     in->class_names = calloc((size_t)in->num_classes, sizeof *in->class_names);
     if (!in->class_names)
-        return fail(err, errlen, "%s: out of memory for %d class names", path,
-                    in->num_classes);
+        return io_fail(err, errlen, "%s: out of memory for %d class names", path,
+                       in->num_classes);
     if (read_strings(d, "class_names", in->num_classes, in->class_names[0],
                      DATASET_NAME_MAX, 0, err, errlen) ||
         read_numbers(d, "mean", H5T_NATIVE_DOUBLE, in->c, in->mean, err, errlen) ||
@@ -830,17 +741,17 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
         return -1;
     for (int ch = 0; ch < in->c; ch++)
         if (!isfinite(in->mean[ch]) || !isfinite(in->std[ch]) || !(in->std[ch] > 0))
-            return fail(err, errlen, "%s: channel %d has mean %g and std %g (the std must be "
-                        "finite and > 0): %s", path, ch, in->mean[ch], in->std[ch], RECREATE);
+            return io_fail(err, errlen, "%s: channel %d has mean %g and std %g (the std must be "
+                           "finite and > 0): %s", path, ch, in->mean[ch], in->std[ch], RECREATE);
     for (long i = 0; i < in->n; i++)
         if (d->labels[i] < 0 || d->labels[i] >= in->num_classes)
-            return fail(err, errlen, "%s: /labels[%ld] is %ld, outside 0..%d (num_classes "
-                        "%d): %s", path, i, (long)d->labels[i], in->num_classes - 1,
-                        in->num_classes, RECREATE);
+            return io_fail(err, errlen, "%s: /labels[%ld] is %ld, outside 0..%d (num_classes "
+                           "%d): %s", path, i, (long)d->labels[i], in->num_classes - 1,
+                           in->num_classes, RECREATE);
 
     if (reopen_images_with_cache(d) < 0 || (d->space = H5Dget_space(d->images)) < 0)
-        return fail(err, errlen, "%s: cannot reopen /images (H5Dopen failed): %s", path,
-                    RECREATE);
+        return io_fail(err, errlen, "%s: cannot reopen /images (H5Dopen failed): %s", path,
+                       RECREATE);
     return 0;
 }
 
@@ -848,12 +759,12 @@ dataset_t *dataset_open(const char *path, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (!path || !*path) {
-        fail(err, errlen, "dataset_open: no path given");
+        io_fail(err, errlen, "dataset_open: no path given");
         return NULL;
     }
     dataset_t *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
-        fail(err, errlen, "%s: out of memory", path);
+        io_fail(err, errlen, "%s: out of memory", path);
         free(d);
         return NULL;
     }
@@ -873,17 +784,17 @@ int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *image
                  int32_t *labels, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!d) return fail(err, errlen, "dataset_read: no data set");
-    if (count < 0) return fail(err, errlen, "%s: cannot read %d images", d->path, count);
+    if (!d) return io_fail(err, errlen, "dataset_read: no data set");
+    if (count < 0) return io_fail(err, errlen, "%s: cannot read %d images", d->path, count);
     if (count == 0) return 0;
     if (!indices || !images)
-        return fail(err, errlen, "%s: dataset_read without %s", d->path,
-                    indices ? "an image buffer" : "indices");
+        return io_fail(err, errlen, "%s: dataset_read without %s", d->path,
+                       indices ? "an image buffer" : "indices");
     const dataset_info_t *in = &d->info;
     for (int i = 0; i < count; i++)
         if (indices[i] < 0 || indices[i] >= in->n)
-            return fail(err, errlen, "%s: image index %lld (entry %d of the request) is "
-                        "outside 0..%ld", d->path, (long long)indices[i], i, in->n - 1);
+            return io_fail(err, errlen, "%s: image index %lld (entry %d of the request) is "
+                           "outside 0..%ld", d->path, (long long)indices[i], i, in->n - 1);
     /* Runs of consecutive indices are read with one hyperslab each. */
     for (int i = 0; i < count;) {
         int run = 1;
@@ -898,9 +809,9 @@ int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *image
                          images + (size_t)i * d->image_bytes) >= 0;
         h5close(&ms);
         if (!ok)
-            return fail(err, errlen, "%s: reading /images %lld..%lld failed (H5Dread): the "
-                        "file may be damaged; %s", d->path, (long long)indices[i],
-                        (long long)indices[i] + run - 1, RECREATE);
+            return io_fail(err, errlen, "%s: reading /images %lld..%lld failed (H5Dread): the "
+                           "file may be damaged; %s", d->path, (long long)indices[i],
+                           (long long)indices[i] + run - 1, RECREATE);
         if (labels)
             memcpy(labels + i, d->labels + indices[i], (size_t)run * sizeof *labels);
         i += run;

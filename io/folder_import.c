@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,37 +18,11 @@
 #include <png.h>
 
 #include "io/dataset.h"
+#include "io/io_error.h"
+#include "io/io_path.h"
 
 #define MAX_PIXELS (1L << 26) /* decoded images larger than this are refused */
 #define BLOCK 32              /* images per append */
-
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= size) n = size - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
 
 static int is_dir(const char *path)
 {
@@ -98,28 +71,28 @@ static int list_dir(const char *dir, int dirs, strlist_t *out, char *err, size_t
 {
     DIR *d = opendir(dir);
     if (!d)
-        return fail(err, errlen, "%s: cannot list the directory (%s): check the path", dir,
-                    strerror(errno));
+        return io_fail(err, errlen, "%s: cannot list the directory (%s): check the path", dir,
+                       strerror(errno));
     int rc = 0;
     struct dirent *e;
     errno = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
-        char *p = join(dir, e->d_name);
+        char *p = io_path_join(dir, e->d_name);
         struct stat st;
-        if (!p) rc = fail(err, errlen, "%s: out of memory", dir);
+        if (!p) rc = io_fail(err, errlen, "%s: out of memory", dir);
         else if (stat(p, &st) != 0)
-            rc = fail(err, errlen, "%s: cannot stat (%s): fix or remove it", p, strerror(errno));
+            rc = io_fail(err, errlen, "%s: cannot stat (%s): fix or remove it", p, strerror(errno));
         else if (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) {
-            if (strlist_add(out, e->d_name)) rc = fail(err, errlen, "%s: out of memory", dir);
+            if (strlist_add(out, e->d_name)) rc = io_fail(err, errlen, "%s: out of memory", dir);
         } else if (!dirs && S_ISDIR(st.st_mode))
-            rc = fail(err, errlen, "%s: a directory inside a class folder: class folders "
-                      "hold image files only; move it", p);
+            rc = io_fail(err, errlen, "%s: a directory inside a class folder: class folders "
+                         "hold image files only; move it", p);
         free(p);
         errno = 0;
     }
     if (rc == 0 && errno != 0)
-        rc = fail(err, errlen, "%s: cannot list the directory (%s)", dir, strerror(errno));
+        rc = io_fail(err, errlen, "%s: cannot list the directory (%s)", dir, strerror(errno));
     closedir(d);
     if (rc == 0) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
     return rc;
@@ -159,8 +132,8 @@ static uint8_t *load_jpeg(const char *path, FILE *fp, int *w, int *h, char *err,
     if (setjmp(je.jump)) {
         char msg[JMSG_LENGTH_MAX];
         je.pub.format_message((j_common_ptr)&ci, msg);
-        fail(err, errlen, "%s: cannot decode the JPEG (%s): replace or remove the file",
-             path, msg);
+        io_fail(err, errlen, "%s: cannot decode the JPEG (%s): replace or remove the file",
+                path, msg);
         jpeg_destroy_decompress(&ci);
         free(rgb);
         free(row);
@@ -177,15 +150,15 @@ static uint8_t *load_jpeg(const char *path, FILE *fp, int *w, int *h, char *err,
     const int W = (int)ci.output_width, H = (int)ci.output_height;
     const int nc = ci.output_components;
     if ((long)W * H > MAX_PIXELS || (nc != 1 && nc != 3 && nc != 4)) {
-        fail(err, errlen, "%s: a %dx%d JPEG with %d components is not supported: convert it",
-             path, W, H, nc);
+        io_fail(err, errlen, "%s: a %dx%d JPEG with %d components is not supported: convert it",
+                path, W, H, nc);
         jpeg_destroy_decompress(&ci);
         return NULL;
     }
     rgb = malloc((size_t)W * H * 3);
     row = malloc((size_t)W * nc);
     if (!rgb || !row) {
-        fail(err, errlen, "%s: out of memory for a %dx%d image", path, W, H);
+        io_fail(err, errlen, "%s: out of memory for a %dx%d image", path, W, H);
         jpeg_destroy_decompress(&ci);
         free(rgb);
         free(row);
@@ -217,8 +190,8 @@ static uint8_t *load_jpeg(const char *path, FILE *fp, int *w, int *h, char *err,
     free(row);
     if (je.truncated) {
         free(rgb);
-        fail(err, errlen, "%s: truncated JPEG (premature end of data): replace or remove "
-             "the file", path);
+        io_fail(err, errlen, "%s: truncated JPEG (premature end of data): replace or remove "
+                "the file", path);
         return NULL;
     }
     *w = W;
@@ -232,28 +205,28 @@ static uint8_t *load_png(const char *path, int *w, int *h, char *err, size_t err
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&im, path)) {
-        fail(err, errlen, "%s: cannot decode the PNG (%s): replace or remove the file", path,
-             im.message);
+        io_fail(err, errlen, "%s: cannot decode the PNG (%s): replace or remove the file", path,
+                im.message);
         png_image_free(&im);
         return NULL;
     }
     const int W = (int)im.width, H = (int)im.height;
     if ((long)im.width * im.height > MAX_PIXELS) {
-        fail(err, errlen, "%s: a %ux%u PNG is too large: shrink it", path, im.width,
-             im.height);
+        io_fail(err, errlen, "%s: a %ux%u PNG is too large: shrink it", path, im.width,
+                im.height);
         png_image_free(&im);
         return NULL;
     }
     im.format = PNG_FORMAT_RGBA;
     uint8_t *rgba = malloc(PNG_IMAGE_SIZE(im));
     if (!rgba) {
-        fail(err, errlen, "%s: out of memory for a %dx%d image", path, W, H);
+        io_fail(err, errlen, "%s: out of memory for a %dx%d image", path, W, H);
         png_image_free(&im);
         return NULL;
     }
     if (!png_image_finish_read(&im, NULL, rgba, 0, NULL)) {
-        fail(err, errlen, "%s: cannot decode the PNG (%s): replace or remove the file", path,
-             im.message);
+        io_fail(err, errlen, "%s: cannot decode the PNG (%s): replace or remove the file", path,
+                im.message);
         png_image_free(&im);
         free(rgba);
         return NULL;
@@ -272,8 +245,8 @@ uint8_t *folder_load_rgb(const char *path, int *w, int *h, char *err, size_t err
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        fail(err, errlen, "%s: cannot open (%s): fix its permissions or remove it", path,
-             strerror(errno));
+        io_fail(err, errlen, "%s: cannot open (%s): fix its permissions or remove it", path,
+                strerror(errno));
         return NULL;
     }
     unsigned char sig[8] = { 0 };
@@ -286,8 +259,8 @@ uint8_t *folder_load_rgb(const char *path, int *w, int *h, char *err, size_t err
     } else if (got == 8 && memcmp(sig, png_sig, 8) == 0) {
         img = load_png(path, w, h, err, errlen);
     } else {
-        fail(err, errlen, "%s: not a JPEG or PNG file (unknown content): convert or remove "
-             "it", path);
+        io_fail(err, errlen, "%s: not a JPEG or PNG file (unknown content): convert or remove "
+                "it", path);
     }
     fclose(fp);
     return img;
@@ -447,17 +420,17 @@ static int collect(const char *split_dir, const strlist_t *classes, items_t *it,
         const char *key = sub.v[i];
         char *const *hit = bsearch(&key, classes->v, (size_t)classes->n, sizeof *classes->v,
                                    cmp_str);
-        char *cdir = join(split_dir, sub.v[i]);
+        char *cdir = io_path_join(split_dir, sub.v[i]);
         strlist_t files = { 0 };
-        if (!cdir) rc = fail(err, errlen, "%s: out of memory", split_dir);
+        if (!cdir) rc = io_fail(err, errlen, "%s: out of memory", split_dir);
         else if (!hit)
-            rc = fail(err, errlen, "%s: \"%s\" is not a class of the train split: every "
-                      "class folder must exist under train", cdir, sub.v[i]);
+            rc = io_fail(err, errlen, "%s: \"%s\" is not a class of the train split: every "
+                         "class folder must exist under train", cdir, sub.v[i]);
         else rc = list_dir(cdir, 0, &files, err, errlen);
         for (int f = 0; rc == 0 && f < files.n; f++) {
-            char *p = join(cdir, files.v[f]);
+            char *p = io_path_join(cdir, files.v[f]);
             if (!p || items_add(it, p, (int)(hit - classes->v)))
-                rc = fail(err, errlen, "%s: out of memory", cdir);
+                rc = io_fail(err, errlen, "%s: out of memory", cdir);
             free(p);
         }
         strlist_free(&files);
@@ -478,12 +451,12 @@ static int import_split(const items_t *it, const dataset_info_t *info, const cha
     dataset_writer_t *w = NULL;
     int rc = -1;
     if (!pix) {
-        fail(err, errlen, "%s: out of memory", out_path);
+        io_fail(err, errlen, "%s: out of memory", out_path);
         goto out;
     }
     if (it->paths.n == 0) {
-        fail(err, errlen, "%s: no images found under %s: put images in the class folders",
-             out_path, info->source);
+        io_fail(err, errlen, "%s: no images found under %s: put images in the class folders",
+                out_path, info->source);
         goto out;
     }
     if (!(w = dataset_writer_create(out_path, info, err, errlen))) goto out;
@@ -495,7 +468,7 @@ static int import_split(const items_t *it, const dataset_info_t *info, const cha
         int r = folder_resize_crop(rgb, sw, sh, size, pix + (size_t)fill * image_bytes);
         free(rgb);
         if (r) {
-            fail(err, errlen, "%s: out of memory resizing it", it->paths.v[i]);
+            io_fail(err, errlen, "%s: out of memory resizing it", it->paths.v[i]);
             goto out;
         }
         labels[fill++] = it->labels[i];
@@ -517,25 +490,26 @@ int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
                   size_t errlen)
 {
     if (!src_dir || !*src_dir)
-        return fail(err, errlen, "folder import: no source directory given");
+        return io_fail(err, errlen, "folder import: no source directory given");
     if (!out_dir || !*out_dir)
-        return fail(err, errlen, "folder import: no output directory given");
+        return io_fail(err, errlen, "folder import: no output directory given");
     if (size < 1 || size > FOLDER_MAX_SIZE)
-        return fail(err, errlen, "%s: image size %d is not supported: give 1..%d", src_dir,
-                    size, FOLDER_MAX_SIZE);
+        return io_fail(err, errlen, "%s: image size %d is not supported: give 1..%d", src_dir,
+                       size, FOLDER_MAX_SIZE);
     if (!is_dir(src_dir))
-        return fail(err, errlen, "%s: not a directory: give the folder holding train/ (and "
-                    "val/ or test/) or the class folders", src_dir);
-    char *train_dir = join(src_dir, "train"), *val_dir = join(src_dir, "val");
-    char *test_dir = join(src_dir, "test");
-    char *train_path = join(out_dir, "train.h5"), *test_path = join(out_dir, "test.h5");
+        return io_fail(err, errlen, "%s: not a directory: give the folder holding train/ (and "
+                       "val/ or test/) or the class folders", src_dir);
+    char *train_dir = io_path_join(src_dir, "train"), *val_dir = io_path_join(src_dir, "val");
+    char *test_dir = io_path_join(src_dir, "test");
+    char *train_path = io_path_join(out_dir, "train.h5");
+    char *test_path = io_path_join(out_dir, "test.h5");
     strlist_t classes = { 0 };
     items_t train = { 0 }, second = { 0 };
     dataset_info_t info;
     memset(&info, 0, sizeof info);
     int rc = -1;
     if (!train_dir || !val_dir || !test_dir || !train_path || !test_path) {
-        fail(err, errlen, "%s: out of memory", src_dir);
+        io_fail(err, errlen, "%s: out of memory", src_dir);
         goto out;
     }
     const char *tdir = src_dir, *sdir = NULL;
@@ -545,22 +519,22 @@ int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
     }
     if (list_dir(tdir, 1, &classes, err, errlen)) goto out;
     if (classes.n < 1 || classes.n > DATASET_MAX_CLASSES) {
-        fail(err, errlen, "%s: %d class folders found (supported: 1..%d): put each class's "
-             "images in a folder of its own", tdir, classes.n, DATASET_MAX_CLASSES);
+        io_fail(err, errlen, "%s: %d class folders found (supported: 1..%d): put each class's "
+                "images in a folder of its own", tdir, classes.n, DATASET_MAX_CLASSES);
         goto out;
     }
     info.class_names = calloc((size_t)classes.n, sizeof *info.class_names);
     if (!info.class_names) {
-        fail(err, errlen, "%s: out of memory", src_dir);
+        io_fail(err, errlen, "%s: out of memory", src_dir);
         goto out;
     }
     for (int k = 0; k < classes.n; k++) {
         if (strlen(classes.v[k]) >= DATASET_NAME_MAX) {
-            fail(err, errlen, "%s/%s: class folder names are limited to %d characters: "
-                 "rename it", tdir, classes.v[k], DATASET_NAME_MAX - 1);
+            io_fail(err, errlen, "%s/%s: class folder names are limited to %d characters: "
+                    "rename it", tdir, classes.v[k], DATASET_NAME_MAX - 1);
             goto out;
         }
-        copy_str(info.class_names[k], DATASET_NAME_MAX, classes.v[k]);
+        snprintf(info.class_names[k], DATASET_NAME_MAX, "%s", classes.v[k]);
     }
     if (collect(tdir, &classes, &train, err, errlen) ||
         (sdir && collect(sdir, &classes, &second, err, errlen)))
@@ -575,17 +549,17 @@ int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
     memcpy(info.name, src_dir + start, nlen);
     info.name[nlen] = '\0';
     if (!info.name[0] || !strcmp(info.name, ".") || !strcmp(info.name, ".."))
-        copy_str(info.name, sizeof info.name, "folder");
-    copy_str(info.source, sizeof info.source, src_dir);
+        snprintf(info.name, sizeof info.name, "folder");
+    snprintf(info.source, sizeof info.source, "%s", src_dir);
     info.h = info.w = size;
     info.c = 3;
     info.num_classes = classes.n;
 
     double mean[3], std[3];
-    copy_str(info.split, sizeof info.split, "train");
+    snprintf(info.split, sizeof info.split, "train");
     if (import_split(&train, &info, train_path, NULL, NULL, mean, std, err, errlen)) goto out;
     if (sdir) {
-        copy_str(info.split, sizeof info.split, "test");
+        snprintf(info.split, sizeof info.split, "test");
         if (import_split(&second, &info, test_path, mean, std, NULL, NULL, err, errlen)) {
             unlink(train_path); /* never leave a train.h5 without its test.h5 */
             goto out;

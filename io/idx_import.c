@@ -4,7 +4,6 @@
 #include "io/idx_import.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,8 @@
 #include <zlib.h>
 
 #include "io/dataset.h"
+#include "io/io_error.h"
+#include "io/io_path.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
@@ -32,18 +33,6 @@ typedef struct {
     long n; /* items the header announces */
 } idx_file_t;
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Reads exactly len bytes; a short read is a truncated (or corrupt) file. */
 static int read_exact(idx_file_t *f, void *buf, size_t len, const char *what, char *err,
                       size_t errlen)
@@ -53,10 +42,10 @@ static int read_exact(idx_file_t *f, void *buf, size_t len, const char *what, ch
     int zerr = Z_OK;
     const char *msg = gzerror(f->gz, &zerr);
     if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR))
-        return fail(err, errlen, "%s: corrupt gzip data while reading %s (zlib: %s): %s",
-                    f->path, what, msg, REINSTALL);
-    return fail(err, errlen, "%s: truncated: the file ends inside %s (%d of %zu bytes "
-                "there): %s", f->path, what, got, len, REINSTALL);
+        return io_fail(err, errlen, "%s: corrupt gzip data while reading %s (zlib: %s): %s",
+                       f->path, what, msg, REINSTALL);
+    return io_fail(err, errlen, "%s: truncated: the file ends inside %s (%d of %zu bytes "
+                   "there): %s", f->path, what, got, len, REINSTALL);
 }
 
 /* The file must end exactly where its header says. */
@@ -67,8 +56,8 @@ static int check_end(idx_file_t *f, char *err, size_t errlen)
     if (got == 0) return 0;
     if (got < 0)
         return read_exact(f, &extra, 1, "the end of the data", err, errlen);
-    return fail(err, errlen, "%s: longer than its header says (%ld items): %s", f->path,
-                f->n, REINSTALL);
+    return io_fail(err, errlen, "%s: longer than its header says (%ld items): %s", f->path,
+                   f->n, REINSTALL);
 }
 
 static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t magic,
@@ -78,9 +67,9 @@ static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t m
     errno = 0;
     f->gz = gzopen(f->path, "rb");
     if (!f->gz)
-        return fail(err, errlen, "%s: cannot open (%s): install dataset-fashion-mnist or "
-                    "give the directory holding the four IDX .gz files", f->path,
-                    errno ? strerror(errno) : "out of memory");
+        return io_fail(err, errlen, "%s: cannot open (%s): install dataset-fashion-mnist or "
+                       "give the directory holding the four IDX .gz files", f->path,
+                       errno ? strerror(errno) : "out of memory");
     gzbuffer(f->gz, 1 << 17);
     const int dims = (int)(magic & 0xff);
     unsigned char hdr[16];
@@ -90,15 +79,15 @@ static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t m
         v[i] = (uint32_t)hdr[4 * i] << 24 | (uint32_t)hdr[4 * i + 1] << 16 |
                (uint32_t)hdr[4 * i + 2] << 8 | hdr[4 * i + 3];
     if (v[0] != magic)
-        return fail(err, errlen, "%s: IDX magic number is 0x%08x, expected 0x%08x: not an "
-                    "IDX %s file; %s", f->path, v[0], magic,
-                    dims == 3 ? "images" : "labels", REINSTALL);
+        return io_fail(err, errlen, "%s: IDX magic number is 0x%08x, expected 0x%08x: not an "
+                       "IDX %s file; %s", f->path, v[0], magic,
+                       dims == 3 ? "images" : "labels", REINSTALL);
     f->n = (long)v[1];
     if (dims == 3 && (v[2] != SIDE || v[3] != SIDE))
-        return fail(err, errlen, "%s: images are %ux%u, Fashion-MNIST's are %dx%d: %s",
-                    f->path, v[2], v[3], SIDE, SIDE, REINSTALL);
+        return io_fail(err, errlen, "%s: images are %ux%u, Fashion-MNIST's are %dx%d: %s",
+                       f->path, v[2], v[3], SIDE, SIDE, REINSTALL);
     if (f->n <= 0)
-        return fail(err, errlen, "%s: the header announces no items: %s", f->path, REINSTALL);
+        return io_fail(err, errlen, "%s: the header announces no items: %s", f->path, REINSTALL);
     return 0;
 }
 
@@ -118,7 +107,7 @@ static int import_split(idx_file_t *img, idx_file_t *lab, const char *src_dir,
     dataset_writer_t *w = NULL;
     int rc = -1;
     if (!labels || !raw || !pix) {
-        fail(err, errlen, "%s: out of memory", out_path);
+        io_fail(err, errlen, "%s: out of memory", out_path);
         goto out;
     }
     if (read_exact(lab, raw, (size_t)lab->n, "the labels", err, errlen) ||
@@ -126,8 +115,8 @@ static int import_split(idx_file_t *img, idx_file_t *lab, const char *src_dir,
         goto out;
     for (long i = 0; i < lab->n; i++) {
         if (raw[i] >= CLASSES) {
-            fail(err, errlen, "%s: label %d of image %ld is outside 0..%d: %s", lab->path,
-                 raw[i], i, CLASSES - 1, REINSTALL);
+            io_fail(err, errlen, "%s: label %d of image %ld is outside 0..%d: %s", lab->path,
+                    raw[i], i, CLASSES - 1, REINSTALL);
             goto out;
         }
         labels[i] = raw[i];
@@ -172,18 +161,16 @@ int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
     };
     if (!src_dir || !*src_dir) src_dir = IDX_FASHION_MNIST_DIR;
-    if (!out_dir || !*out_dir) return fail(err, errlen, "fashion-mnist import: no output "
-                                           "directory given");
+    if (!out_dir || !*out_dir) return io_fail(err, errlen, "fashion-mnist import: no output "
+                                              "directory given");
     idx_file_t *f = calloc(4, sizeof *f);
-    size_t plen = strlen(out_dir) + 16;
-    char *train_path = malloc(plen), *test_path = malloc(plen);
+    char *train_path = io_path_join(out_dir, "train.h5");
+    char *test_path = io_path_join(out_dir, "test.h5");
     int rc = -1;
     if (!f || !train_path || !test_path) {
-        fail(err, errlen, "%s: out of memory", out_dir);
+        io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
-    snprintf(train_path, plen, "%s/train.h5", out_dir);
-    snprintf(test_path, plen, "%s/test.h5", out_dir);
     /* Every header first, so a missing or wrong file writes nothing. */
     for (int i = 0; i < 4; i++)
         if (idx_open(&f[i], src_dir, files[i], i % 2 ? IDX_LABELS_MAGIC : IDX_IMAGES_MAGIC,
@@ -191,8 +178,8 @@ int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err
             goto out;
     for (int i = 0; i < 4; i += 2)
         if (f[i].n != f[i + 1].n) {
-            fail(err, errlen, "%s: %ld images but %s has %ld labels: %s", f[i].path, f[i].n,
-                 f[i + 1].path, f[i + 1].n, REINSTALL);
+            io_fail(err, errlen, "%s: %ld images but %s has %ld labels: %s", f[i].path, f[i].n,
+                    f[i + 1].path, f[i + 1].n, REINSTALL);
             goto out;
         }
     double mean[1], std[1];

@@ -6,40 +6,18 @@
 #include "core/config_fields.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
+#include "io/h5_attr.h"
 #include "io/results.h"
 
 /* The root "format" string attribute, or "" when there is none. */
-static int read_format(hid_t file, char *buf, size_t len)
+static void read_format(hid_t file, char *buf, size_t len)
 {
     buf[0] = 0;
-    if (H5Aexists(file, "format") <= 0) return 0;
-    hid_t a = H5Aopen(file, "format", H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t type = H5Aget_type(a), mem = H5Tcopy(H5T_C_S1);
-    int rc = -1;
-    if (H5Tis_variable_str(type) > 0) {
-        char *s = NULL;
-        H5Tset_size(mem, H5T_VARIABLE);
-        if (H5Aread(a, mem, &s) >= 0 && s) {
-            snprintf(buf, len, "%s", s);
-            H5free_memory(s);
-            rc = 0;
-        }
-    } else {
-        size_t n = H5Tget_size(type);
-        char tmp[256] = "";
-        if (n < sizeof tmp) {
-            H5Tset_size(mem, n + 1);
-            if (H5Aread(a, mem, tmp) >= 0) {
-                snprintf(buf, len, "%s", tmp);
-                rc = 0;
-            }
-        }
-    }
-    H5Tclose(mem);
-    H5Tclose(type);
-    H5Aclose(a);
-    return rc;
+    h5_attr_t a;
+    if (h5_attr_open(file, "format", &a) != ATTR_OK) return;
+    if (a.cls == H5T_STRING && a.count == 1 && h5_attr_read_string(&a, buf, len) != ATTR_OK)
+        buf[0] = 0;
+    h5_attr_close(&a);
 }
 
 static void print_config(FILE *out, const mimae_config_t *cfg)

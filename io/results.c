@@ -10,19 +10,19 @@
 #include "io/results.h"
 
 #include <cblas.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config_fields.h"
+#include "io/config_attrs.h"
+#include "io/h5_attr.h"
+#include "io/h5_image.h"
+#include "io/io_error.h"
 #include "io/png_write.h"
 
 #define TRAIN_CHUNK 1024
@@ -315,32 +315,6 @@ int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, 
     return 0;
 }
 
-/* ------------------------------------------------------------------------
- * Errors: the first failure wins, formatted as "<path>: <what>". */
-
-typedef struct {
-    const char *path;
-    char *err;
-    size_t errlen;
-    int failed;
-} ctx_t;
-
-__attribute__((format(printf, 2, 3))) static int fail(ctx_t *c, const char *fmt, ...)
-{
-    if (c->failed) return -1;
-    c->failed = 1;
-    if (!c->err || c->errlen == 0) return -1;
-    int n = snprintf(c->err, c->errlen, "%s: ", c->path ? c->path : "(null)");
-    if (n < 0) n = 0;
-    if ((size_t)n < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static void close_id(hid_t id, herr_t (*close_fn)(hid_t))
 {
     if (id >= 0) close_fn(id);
@@ -350,465 +324,210 @@ static void close_id(hid_t id, herr_t (*close_fn)(hid_t))
 #define ADVICE_MEMORY " (out of memory?)"
 
 /* ------------------------------------------------------------------------
- * Files. HDF5 1.10 cannot recover from an I/O error while writing: a failed
- * H5Dclose/H5Fclose leaves a half-closed file that crashes the library's
- * exit handler (and any later close). So HDF5 never writes to disk here: the
- * file is built in memory (core driver, no backing store, its buffer owned
- * through file-image callbacks so no second copy is made), and the finished
- * image is written with write(2) to PATH.tmp-<pid>, fsynced, renamed onto
- * PATH, and the directory fsynced. Disk errors are then ordinary errno
- * failures; the temporary is removed and PATH left as it was. */
-
-static int dir_of(const char *path, char *out, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    int n;
-    if (!slash) n = snprintf(out, len, ".");
-    else if (slash == path) n = snprintf(out, len, "/");
-    else n = snprintf(out, len, "%.*s", (int)(slash - path), path);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-/* Creates (truncates) the temporary first, so that a missing directory or a
- * permission problem fails at once, with errno. Returns the descriptor. */
-static int open_tmp(ctx_t *c, const char *tmp)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        char dir[4096];
-        if (dir_of(tmp, dir, sizeof dir)) snprintf(dir, sizeof dir, "its directory");
-        if (e == ENOENT || e == ENOTDIR || e == EACCES || e == EPERM || e == EROFS)
-            fail(c, "cannot create the temporary file %s: %s: check that the directory %s "
-                 "exists and is writable", tmp, strerror(e), dir);
-        else
-            fail(c, "cannot create the temporary file %s: %s: remove what is there or free "
-                 "space in %s", tmp, strerror(e), dir);
-    }
-    return fd;
-}
-
-/* The in-memory HDF5 file image. */
-typedef struct {
-    void *buf;
-    size_t size;
-} image_t;
-
-static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
-{
-    (void)op;
-    image_t *im = udata;
-    void *p = realloc(im->buf, size ? size : 1);
-    if (p) im->buf = p, im->size = size;
-    return p;
-}
-
-static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
-{
-    (void)op;
-    image_t *im = udata;
-    if (ptr != im->buf) return NULL; /* the core driver has one buffer: ours */
-    void *p = realloc(ptr, size ? size : 1);
-    if (p) im->buf = p, im->size = size;
-    return p;
-}
-
-static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
-                          void *udata)
-{
-    (void)op;
-    (void)udata;
-    return memcpy(dest, src, size);
-}
-
-/* Called when the file closes: the buffer stays ours, freed after writing. */
-static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
-{
-    (void)op;
-    image_t *im = udata;
-    if (ptr && ptr != im->buf) free(ptr);
-    return 0;
-}
-
-static void *image_udata_copy(void *udata) { return udata; }
-static herr_t image_udata_free(void *udata)
-{
-    (void)udata;
-    return 0;
-}
-
-/* File access properties: core driver growing by `increment` bytes, no
- * backing store, buffer in *im; 1.8 object headers (h5py and HDF5 >= 1.8
- * read them; large attributes go to dense storage instead of failing at
- * 64 KiB). */
-static hid_t image_fapl(ctx_t *c, image_t *im, size_t increment)
-{
-    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free,
-                                      image_udata_copy, image_udata_free, im};
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0 ||
-        H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
-        close_id(fapl, H5Pclose);
-        fail(c, "cannot set up HDF5 file access properties");
-        return -1;
-    }
-    return fapl;
-}
-
-/* The length of the closed image: the end-of-file address in its superblock
- * (version 2 or 3: signature 8, version, offset and length sizes, flags,
- * then base, extension and end-of-file addresses of 8 bytes each). */
-static int image_length(ctx_t *c, const image_t *im, size_t *len)
-{
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    const unsigned char *b = im->buf;
-    if (!b || im->size < 48 || memcmp(b, sig, 8) || (b[8] != 2 && b[8] != 3) || b[9] != 8)
-        return fail(c, "internal error: unexpected in-memory HDF5 image (superblock): nothing "
-                    "was written; report this with the HDF5 version");
-    uint64_t base = 0, eof = 0;
-    for (int i = 7; i >= 0; i--) {
-        base = (base << 8) | b[12 + i];
-        eof = (eof << 8) | b[28 + i];
-    }
-    if (base != 0 || eof < 48 || eof > im->size)
-        return fail(c, "internal error: in-memory HDF5 image ends at %llu of %zu bytes: "
-                    "nothing was written; report this with the HDF5 version",
-                    (unsigned long long)eof, im->size);
-    *len = (size_t)eof;
-    return 0;
-}
-
-/* Writes len bytes to fd (the temporary), fsyncs, closes it, renames it
- * onto path and fsyncs the directory. Closes fd in every case. */
-static int commit_image(ctx_t *c, int fd, const char *tmp, const char *path, const void *buf,
-                        size_t len)
-{
-    const char *p = buf;
-    size_t left = len;
-    while (left > 0) {
-        size_t chunk = left < ((size_t)1 << 30) ? left : ((size_t)1 << 30);
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : EIO;
-            close(fd);
-            return fail(c, "writing %s failed after %zu of %zu bytes: %s: the disk may be full "
-                        "or the quota exceeded; free space and retry", tmp, len - left, len,
-                        strerror(e));
-        }
-        p += w, left -= (size_t)w;
-    }
-    if (fsync(fd)) {
-        int e = errno;
-        close(fd);
-        return fail(c, "fsync of %s failed: %s: the disk may be full or failing; free space "
-                    "and retry", tmp, strerror(e));
-    }
-    if (close(fd)) return fail(c, "closing %s failed: %s", tmp, strerror(errno));
-    if (rename(tmp, path)) return fail(c, "cannot rename %s onto it: %s", tmp, strerror(errno));
-    char dir[4096];
-    if (dir_of(path, dir, sizeof dir)) return 0;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) return 0; /* renamed; the directory cannot be opened to sync */
-    int rc = fsync(dfd);
-    int e = errno;
-    close(dfd);
-    if (rc && e != EINVAL && e != EROFS)
-        return fail(c, "written, but fsync of the directory %s failed: %s: the rename may not "
-                    "survive a crash", dir, strerror(e));
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
  * Attributes. */
 
-static hid_t vlen_string_type(void)
+static int write_attr_int(io_file_err_t *c, hid_t loc, const char *name, int v)
 {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0) return -1;
-    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-        H5Tclose(t);
-        return -1;
-    }
-    return t;
+    return h5_attr_write(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v, c);
 }
 
-static int write_attr(ctx_t *c, hid_t loc, const char *name, hid_t ftype, hid_t mtype,
-                      const void *value)
+static int write_attr_long(io_file_err_t *c, hid_t loc, const char *name, long v)
 {
-    hid_t space = H5Screate(H5S_SCALAR), a = -1;
-    int rc = -1;
-    if (space >= 0) a = H5Acreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0 && H5Awrite(a, mtype, value) >= 0) rc = 0;
-    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    close_id(space, H5Sclose);
-    if (rc) return fail(c, "cannot write attribute %s" ADVICE_MEMORY, name);
-    return 0;
-}
-
-static int write_attr_string(ctx_t *c, hid_t loc, const char *name, const char *value)
-{
-    hid_t t = vlen_string_type();
-    if (t < 0) return fail(c, "cannot make an HDF5 string type for attribute %s", name);
-    int rc = write_attr(c, loc, name, t, t, &value);
-    H5Tclose(t);
-    return rc;
-}
-
-static int write_attr_int(ctx_t *c, hid_t loc, const char *name, int v)
-{
-    return write_attr(c, loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
-}
-
-static int write_attr_long(ctx_t *c, hid_t loc, const char *name, long v)
-{
-    return write_attr(c, loc, name, H5T_STD_I64LE, H5T_NATIVE_LONG, &v);
+    return h5_attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_LONG, &v, c);
 }
 
 /* Opens attribute `name` of loc (a single element); -1 with a message. */
-static hid_t open_attr(ctx_t *c, hid_t loc, const char *where, const char *name,
-                       H5T_class_t *cls)
+static int open_attr(io_file_err_t *c, hid_t loc, const char *where, const char *name, h5_attr_t *a)
 {
-    htri_t ex = H5Aexists(loc, name);
-    if (ex <= 0) {
-        fail(c, "attribute %s%s is missing: " ADVICE_DAMAGED, where, name);
-        return -1;
+    switch (h5_attr_open(loc, name, a)) {
+    case ATTR_OK: break;
+    case ATTR_MISSING:
+    case ATTR_LOOKUP_FAILED:
+        return io_file_fail(c, "attribute %s%s is missing: " ADVICE_DAMAGED, where, name);
+    default: return io_file_fail(c, "cannot open attribute %s%s: " ADVICE_DAMAGED, where, name);
     }
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) {
-        fail(c, "cannot open attribute %s%s: " ADVICE_DAMAGED, where, name);
-        return -1;
+    if (a->count != 1) {
+        h5_attr_close(a);
+        return io_file_fail(c, "attribute %s%s is not a single value: " ADVICE_DAMAGED, where,
+                            name);
     }
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    *cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
-    close_id(t, H5Tclose);
-    close_id(s, H5Sclose);
-    if (n != 1) {
-        H5Aclose(a);
-        fail(c, "attribute %s%s is not a single value: " ADVICE_DAMAGED, where, name);
-        return -1;
-    }
-    return a;
-}
-
-static int read_attr_double(ctx_t *c, hid_t loc, const char *where, const char *name,
-                            double *out)
-{
-    H5T_class_t cls;
-    hid_t a = open_attr(c, loc, where, name, &cls);
-    if (a < 0) return -1;
-    int rc = 0;
-    if (cls != H5T_INTEGER && cls != H5T_FLOAT)
-        rc = fail(c, "attribute %s%s is not a number: " ADVICE_DAMAGED, where, name);
-    else if (H5Aread(a, H5T_NATIVE_DOUBLE, out) < 0)
-        rc = fail(c, "cannot read attribute %s%s: " ADVICE_DAMAGED, where, name);
-    H5Aclose(a);
-    return rc;
-}
-
-static int read_attr_long(ctx_t *c, hid_t loc, const char *where, const char *name, long *out)
-{
-    H5T_class_t cls;
-    hid_t a = open_attr(c, loc, where, name, &cls);
-    if (a < 0) return -1;
-    int rc = 0;
-    if (cls != H5T_INTEGER)
-        rc = fail(c, "attribute %s%s is not an integer: " ADVICE_DAMAGED, where, name);
-    else if (H5Aread(a, H5T_NATIVE_LONG, out) < 0)
-        rc = fail(c, "cannot read attribute %s%s: " ADVICE_DAMAGED, where, name);
-    H5Aclose(a);
-    return rc;
-}
-
-/* A string attribute (variable or fixed length), malloc'd into *out. */
-static int read_attr_string(ctx_t *c, hid_t loc, const char *where, const char *name,
-                            char **out)
-{
-    *out = NULL;
-    H5T_class_t cls;
-    hid_t a = open_attr(c, loc, where, name, &cls);
-    if (a < 0) return -1;
-    if (cls != H5T_STRING) {
-        H5Aclose(a);
-        return fail(c, "attribute %s%s is not a string: " ADVICE_DAMAGED, where, name);
-    }
-    hid_t ft = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
-    int rc = -1;
-    /* HDF5 converts no strings between character sets: read in the file's */
-    H5T_cset_t cset = ft >= 0 ? H5Tget_cset(ft) : H5T_CSET_ERROR;
-    if (ft >= 0 && mt >= 0 && cset != H5T_CSET_ERROR && H5Tset_cset(mt, cset) >= 0) {
-        htri_t var = H5Tis_variable_str(ft);
-        if (var > 0) {
-            char *s = NULL;
-            if (H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Aread(a, mt, &s) >= 0) {
-                *out = dup_string(s ? s : "");
-                rc = *out ? 0 : -1;
-            }
-            if (s) H5free_memory(s);
-        } else if (var == 0) {
-            size_t n = H5Tget_size(ft);
-            char *tmp = n > 0 ? calloc(n + 1, 1) : NULL;
-            if (tmp && H5Tset_size(mt, n + 1) >= 0 && H5Aread(a, mt, tmp) >= 0) {
-                *out = tmp;
-                tmp = NULL;
-                rc = 0;
-            }
-            free(tmp);
-        }
-    }
-    close_id(mt, H5Tclose);
-    close_id(ft, H5Tclose);
-    H5Aclose(a);
-    if (rc) return fail(c, "cannot read string attribute %s%s: " ADVICE_DAMAGED, where, name);
     return 0;
 }
 
-static int read_attr_string_buf(ctx_t *c, hid_t loc, const char *name, char *buf, size_t len)
+/* A single number read as mtype: an integer, or with integer_only unset
+ * also a float. */
+static int read_attr_number(io_file_err_t *c, hid_t loc, const char *where, const char *name,
+                            int integer_only, hid_t mtype, void *out)
 {
-    char *s;
-    if (read_attr_string(c, loc, "", name, &s)) return -1;
-    snprintf(buf, len, "%s", s);
-    free(s);
+    h5_attr_t a;
+    if (open_attr(c, loc, where, name, &a)) return -1;
+    int rc = 0;
+    if (a.cls != H5T_INTEGER && (integer_only || a.cls != H5T_FLOAT))
+        rc = io_file_fail(c, "attribute %s%s is not %s: " ADVICE_DAMAGED, where, name,
+                          integer_only ? "an integer" : "a number");
+    else if (H5Aread(a.id, mtype, out) < 0)
+        rc = io_file_fail(c, "cannot read attribute %s%s: " ADVICE_DAMAGED, where, name);
+    h5_attr_close(&a);
+    return rc;
+}
+
+static int read_attr_double(io_file_err_t *c, hid_t loc, const char *where, const char *name,
+                            double *out)
+{
+    return read_attr_number(c, loc, where, name, 0, H5T_NATIVE_DOUBLE, out);
+}
+
+static int read_attr_long(io_file_err_t *c, hid_t loc, const char *where, const char *name,
+                          long *out)
+{
+    return read_attr_number(c, loc, where, name, 1, H5T_NATIVE_LONG, out);
+}
+
+static int open_string_attr(io_file_err_t *c, hid_t loc, const char *where, const char *name,
+                            h5_attr_t *a)
+{
+    if (open_attr(c, loc, where, name, a)) return -1;
+    if (a->cls != H5T_STRING) {
+        h5_attr_close(a);
+        return io_file_fail(c, "attribute %s%s is not a string: " ADVICE_DAMAGED, where, name);
+    }
+    return 0;
+}
+
+/* A string attribute (variable or fixed length), malloc'd into *out. */
+static int read_attr_string(io_file_err_t *c, hid_t loc, const char *where, const char *name,
+                            char **out)
+{
+    *out = NULL;
+    h5_attr_t a;
+    if (open_string_attr(c, loc, where, name, &a)) return -1;
+    char **v;
+    if (h5_attr_read_strings(&a, &v) == ATTR_OK) {
+        *out = dup_string(v[0]);
+        free(v);
+    }
+    h5_attr_close(&a);
+    if (!*out)
+        return io_file_fail(c, "cannot read string attribute %s%s: " ADVICE_DAMAGED, where, name);
+    return 0;
+}
+
+static int read_attr_string_buf(io_file_err_t *c, hid_t loc, const char *name, char *buf,
+                                size_t len)
+{
+    h5_attr_t a;
+    if (open_string_attr(c, loc, "", name, &a)) return -1;
+    h5_attr_status_t st = h5_attr_read_string(&a, buf, len);
+    h5_attr_close(&a);
+    if (st != ATTR_OK)
+        return io_file_fail(c, "cannot read string attribute %s: " ADVICE_DAMAGED, name);
     return 0;
 }
 
 /* ------------------------------------------------------------------------
  * Writing. */
 
-static int write_config(ctx_t *c, hid_t loc, const mimae_config_t *cfg)
-{
-    for (int i = 0; i < mimae_config_field_count; i++) {
-        const config_field_t *f = &mimae_config_fields[i];
-        char name[128];
-        snprintf(name, sizeof name, "config.%s.%s", f->section, f->key);
-        const double v = config_field_get_number(f, cfg);
-        int rc = 0;
-        switch (f->type) {
-        case FIELD_INT: rc = write_attr_int(c, loc, name, (int)v); break;
-        case FIELD_LONG: rc = write_attr_long(c, loc, name, (long)v); break;
-        case FIELD_FLOAT: {
-            const float x = (float)v;
-            rc = write_attr(c, loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, &x);
-            break;
-        }
-        case FIELD_DOUBLE:
-            rc = write_attr(c, loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-            break;
-        case FIELD_ENUM: {
-            char value[64];
-            config_field_format(f, cfg, value, sizeof value);
-            rc = write_attr_string(c, loc, name, value);
-            break;
-        }
-        }
-        if (rc) return -1;
-    }
-    return 0;
-}
-
-static int write_env(ctx_t *c, hid_t loc, const results_env_t *e)
+static int write_env(io_file_err_t *c, hid_t loc, const results_env_t *e)
 {
     return write_attr_int(c, loc, "env.ranks", e->ranks) ||
                    write_attr_int(c, loc, "env.threads", e->threads) ||
-                   write_attr_string(c, loc, "env.mpi", e->mpi) ||
-                   write_attr_string(c, loc, "env.openblas", e->openblas) ||
-                   write_attr_string(c, loc, "env.hdf5", e->hdf5) ||
-                   write_attr_string(c, loc, "env.git_commit", e->git_commit) ||
-                   write_attr_string(c, loc, "env.host", e->host)
+                   h5_attr_write_string(loc, "env.mpi", e->mpi, c) ||
+                   h5_attr_write_string(loc, "env.openblas", e->openblas, c) ||
+                   h5_attr_write_string(loc, "env.hdf5", e->hdf5, c) ||
+                   h5_attr_write_string(loc, "env.git_commit", e->git_commit, c) ||
+                   h5_attr_write_string(loc, "env.host", e->host, c)
                ? -1
                : 0;
 }
 
-static int write_train(ctx_t *c, hid_t file, const results_t *r)
+static int write_train(io_file_err_t *c, hid_t file, const results_t *r)
 {
     hid_t grp = H5Gcreate2(file, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (grp < 0) return fail(c, "cannot create group /train" ADVICE_MEMORY);
+    if (grp < 0) return io_file_fail(c, "cannot create group /train" ADVICE_MEMORY);
     const hsize_t n = (hsize_t)r->nsteps, maxdims = H5S_UNLIMITED, chunk = TRAIN_CHUNK;
     double *col = malloc((r->nsteps > 0 ? (size_t)r->nsteps : 1) * sizeof *col);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t space = H5Screate_simple(1, &n, &maxdims);
     int rc = 0;
-    if (!col) rc = fail(c, "out of memory writing /train");
+    if (!col) rc = io_file_fail(c, "out of memory writing /train");
     else if (dcpl < 0 || space < 0 || H5Pset_chunk(dcpl, 1, &chunk) < 0)
-        rc = fail(c, "cannot set up the /train datasets");
+        rc = io_file_fail(c, "cannot set up the /train datasets");
     for (int i = 0; i < METRIC_COUNT && !rc; i++) {
         hid_t ds = H5Dcreate2(grp, metrics[i].name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl,
                               H5P_DEFAULT);
         if (ds < 0) {
-            rc = fail(c, "cannot create dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
+            rc = io_file_fail(c, "cannot create dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
             break;
         }
         for (long s = 0; s < r->nsteps; s++) col[s] = metric_get(&r->steps[s], i);
         if (n > 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) < 0)
-            rc = fail(c, "cannot write dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
+            rc = io_file_fail(c, "cannot write dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
         if (H5Dclose(ds) < 0 && !rc)
-            rc = fail(c, "cannot close dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
+            rc = io_file_fail(c, "cannot close dataset /train/%s" ADVICE_MEMORY, metrics[i].name);
     }
     free(col);
     close_id(space, H5Sclose);
     close_id(dcpl, H5Pclose);
-    if (H5Gclose(grp) < 0 && !rc) rc = fail(c, "cannot close group /train");
+    if (H5Gclose(grp) < 0 && !rc) rc = io_file_fail(c, "cannot close group /train");
     return rc;
 }
 
-static int write_evals(ctx_t *c, hid_t file, const results_t *r)
+static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
 {
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1, space = H5Screate(H5S_SCALAR);
     int rc = 0;
     if (gcpl < 0 || space < 0 ||
         H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
-        rc = fail(c, "cannot set up group /eval");
+        rc = io_file_fail(c, "cannot set up group /eval");
     if (!rc) {
         grp = H5Gcreate2(file, "eval", H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        if (grp < 0) rc = fail(c, "cannot create group /eval" ADVICE_MEMORY);
+        if (grp < 0) rc = io_file_fail(c, "cannot create group /eval" ADVICE_MEMORY);
     }
     for (int i = 0; i < r->nevals && !rc; i++) {
         const eval_t *e = &r->evals[i];
         hid_t ds = H5Dcreate2(grp, e->name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
                               H5P_DEFAULT);
         if (ds < 0) {
-            rc = fail(c, "cannot create dataset /eval/%s" ADVICE_MEMORY, e->name);
+            rc = io_file_fail(c, "cannot create dataset /eval/%s" ADVICE_MEMORY, e->name);
             break;
         }
         if (H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &e->value) < 0)
-            rc = fail(c, "cannot write dataset /eval/%s" ADVICE_MEMORY, e->name);
-        if (!rc) rc = write_attr_string(c, ds, "checkpoint", e->checkpoint);
+            rc = io_file_fail(c, "cannot write dataset /eval/%s" ADVICE_MEMORY, e->name);
+        if (!rc) rc = h5_attr_write_string(ds, "checkpoint", e->checkpoint, c);
         if (!rc) rc = write_attr_long(c, ds, "step", e->step);
         if (H5Dclose(ds) < 0 && !rc)
-            rc = fail(c, "cannot close dataset /eval/%s" ADVICE_MEMORY, e->name);
+            rc = io_file_fail(c, "cannot close dataset /eval/%s" ADVICE_MEMORY, e->name);
     }
-    if (grp >= 0 && H5Gclose(grp) < 0 && !rc) rc = fail(c, "cannot close group /eval");
+    if (grp >= 0 && H5Gclose(grp) < 0 && !rc) rc = io_file_fail(c, "cannot close group /eval");
     close_id(space, H5Sclose);
     close_id(gcpl, H5Pclose);
     return rc;
 }
 
-static int write_recon(ctx_t *c, hid_t file, const results_t *r)
+static int write_recon(io_file_err_t *c, hid_t file, const results_t *r)
 {
     hid_t grp = H5Gcreate2(file, "reconstructions", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (grp < 0) return fail(c, "cannot create group /reconstructions" ADVICE_MEMORY);
+    if (grp < 0) return io_file_fail(c, "cannot create group /reconstructions" ADVICE_MEMORY);
     int rc = write_attr_long(c, grp, "step", r->recon_step);
     const hsize_t dims[4] = {(hsize_t)r->K, (hsize_t)r->H, (hsize_t)r->W, (hsize_t)r->C};
     hid_t space = H5Screate_simple(4, dims, NULL);
-    if (!rc && space < 0) rc = fail(c, "cannot set up /reconstructions");
+    if (!rc && space < 0) rc = io_file_fail(c, "cannot set up /reconstructions");
     for (int k = 0; k < 3 && !rc; k++) {
         hid_t ds = H5Dcreate2(grp, recon_names[k], H5T_STD_U8LE, space, H5P_DEFAULT,
                               H5P_DEFAULT, H5P_DEFAULT);
         if (ds < 0) {
-            rc = fail(c, "cannot create dataset /reconstructions/%s" ADVICE_MEMORY,
-                      recon_names[k]);
+            rc = io_file_fail(c, "cannot create dataset /reconstructions/%s" ADVICE_MEMORY,
+                              recon_names[k]);
             break;
         }
         if (H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->recon[k]) < 0)
-            rc = fail(c, "cannot write dataset /reconstructions/%s" ADVICE_MEMORY,
-                      recon_names[k]);
+            rc = io_file_fail(c, "cannot write dataset /reconstructions/%s" ADVICE_MEMORY,
+                              recon_names[k]);
         if (H5Dclose(ds) < 0 && !rc)
-            rc = fail(c, "cannot close dataset /reconstructions/%s", recon_names[k]);
+            rc = io_file_fail(c, "cannot close dataset /reconstructions/%s", recon_names[k]);
     }
     close_id(space, H5Sclose);
-    if (H5Gclose(grp) < 0 && !rc) rc = fail(c, "cannot close group /reconstructions");
+    if (H5Gclose(grp) < 0 && !rc) rc = io_file_fail(c, "cannot close group /reconstructions");
     return rc;
 }
 
@@ -821,14 +540,14 @@ static int recon_png_path(char *out, size_t len, const char *path, long step)
     return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 
-static int write_recon_png(ctx_t *c, const results_t *r)
+static int write_recon_png(io_file_err_t *c, const results_t *r)
 {
     char png[4096];
     if (recon_png_path(png, sizeof png, c->path, r->recon_step))
-        return fail(c, "path too long for the reconstruction PNG");
+        return io_file_fail(c, "path too long for the reconstruction PNG");
     const size_t n = (size_t)r->K * r->H * r->W * r->C;
     float *tiles = malloc(3 * n * sizeof *tiles);
-    if (!tiles) return fail(c, "out of memory for the reconstruction PNG");
+    if (!tiles) return io_file_fail(c, "out of memory for the reconstruction PNG");
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < n; i++) tiles[k * n + i] = r->recon[k][i] / 255.0f;
     const int side = r->H < r->W ? r->H : r->W;
@@ -836,73 +555,43 @@ static int write_recon_png(ctx_t *c, const results_t *r)
     char msg[1024];
     int rc = png_write_grid(png, tiles, 3, r->K, r->H, r->W, r->C, zoom, msg, sizeof msg);
     free(tiles);
-    if (rc) return fail(c, "results written, but the reconstruction PNG failed: %s", msg);
+    if (rc) return io_file_fail(c, "results written, but the reconstruction PNG failed: %s", msg);
+    return 0;
+}
+
+/* What results_write puts into the in-memory file. */
+static int write_results(hid_t file, const void *arg, io_file_err_t *c)
+{
+    const results_t *r = arg;
+    if (h5_attr_write_string(file, "format", RESULTS_FORMAT, c) ||
+        write_attr_int(c, file, "format_version", RESULTS_FORMAT_VERSION) ||
+        config_attrs_write(file, &r->cfg, c) || write_env(c, file, &r->env))
+        return -1;
+    for (int i = 0; i < r->nattrs; i++)
+        if (h5_attr_write_string(file, r->attrs[i].key, r->attrs[i].value, c)) return -1;
+    if (write_train(c, file, r) || write_evals(c, file, r) ||
+        (r->has_recon && write_recon(c, file, r)))
+        return -1;
     return 0;
 }
 
 int results_write(const results_t *r, const char *path, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    ctx_t c = {path, err, errlen, 0};
-    if (!r || !path) return fail(&c, "results_write: results and path are required");
-    char tmp[4096];
-    int w = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    if (w < 0 || (size_t)w >= sizeof tmp) return fail(&c, "path too long");
-    int fd = open_tmp(&c, tmp);
-    if (fd < 0) return -1;
-    image_t im = {NULL, 0};
-    hid_t fapl = image_fapl(&c, &im, (size_t)1 << 20), fcpl = -1, file = -1;
-    if (fapl < 0) goto out;
+    io_file_err_t c = {path, err, errlen, 0};
+    if (!r || !path) return io_file_fail(&c, "results_write: results and path are required");
     /* creation order of the root attributes kept: extras load back in order */
-    fcpl = H5Pcreate(H5P_FILE_CREATE);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl < 0 ||
         H5Pset_attr_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0) {
-        fail(&c, "cannot set up HDF5 file creation properties");
-        goto out;
+        close_id(fcpl, H5Pclose);
+        return io_file_fail(&c, "cannot set up HDF5 file creation properties");
     }
-    /* HDF5 first opens an existing file of that name to see whether it is
-     * already open (reading it whole under the core driver): the in-memory
-     * file gets a name that is never on disk. */
-    char mem_name[4200];
-    snprintf(mem_name, sizeof mem_name, "%s.in-memory", tmp);
-    file = H5Fcreate(mem_name, H5F_ACC_TRUNC, fcpl, fapl);
-    if (file < 0) {
-        fail(&c, "HDF5 cannot create the file in memory (out of memory?)");
-        goto out;
-    }
-    if (write_attr_string(&c, file, "format", RESULTS_FORMAT) ||
-        write_attr_int(&c, file, "format_version", RESULTS_FORMAT_VERSION) ||
-        write_config(&c, file, &r->cfg) || write_env(&c, file, &r->env))
-        goto out;
-    for (int i = 0; i < r->nattrs; i++)
-        if (write_attr_string(&c, file, r->attrs[i].key, r->attrs[i].value)) goto out;
-    if (write_train(&c, file, r) || write_evals(&c, file, r) ||
-        (r->has_recon && write_recon(&c, file, r)))
-        goto out;
-    herr_t closed = H5Fclose(file);
-    file = -1;
-    if (closed < 0) {
-        fail(&c, "HDF5 cannot finish the file in memory (out of memory?)");
-        goto out;
-    }
-    size_t len = 0;
-    if (image_length(&c, &im, &len)) goto out;
-    int committed = commit_image(&c, fd, tmp, path, im.buf, len);
-    fd = -1; /* closed by commit_image */
-    if (committed) goto out;
-    H5Pclose(fapl);
+    int rc = h5_image_write(path, (size_t)1 << 20, fcpl, write_results, r, &c);
     H5Pclose(fcpl);
-    free(im.buf);
+    if (rc) return -1;
     if (r->has_recon && write_recon_png(&c, r)) return -1;
     return 0;
-out:
-    close_id(file, H5Fclose);
-    close_id(fapl, H5Pclose);
-    close_id(fcpl, H5Pclose);
-    free(im.buf);
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    return -1;
 }
 
 /* ------------------------------------------------------------------------
@@ -951,35 +640,35 @@ static herr_t collect_link(hid_t loc, const char *name, const H5L_info_t *info, 
 
 /* Attribute names of loc in creation order (name order when the file does
  * not track it). */
-static int list_attrs(ctx_t *c, hid_t loc, name_list_t *l)
+static int list_attrs(io_file_err_t *c, hid_t loc, name_list_t *l)
 {
     memset(l, 0, sizeof *l);
     hsize_t idx = 0;
     if (H5Aiterate2(loc, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_attr, l) >= 0) return 0;
     int oom = l->oom;
     name_list_free(l);
-    if (oom) return fail(c, "out of memory listing attributes");
+    if (oom) return io_file_fail(c, "out of memory listing attributes");
     idx = 0;
     if (H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_attr, l) >= 0) return 0;
     name_list_free(l);
-    return fail(c, "cannot list the root attributes: " ADVICE_DAMAGED);
+    return io_file_fail(c, "cannot list the root attributes: " ADVICE_DAMAGED);
 }
 
-static int list_links(ctx_t *c, hid_t grp, const char *gname, name_list_t *l)
+static int list_links(io_file_err_t *c, hid_t grp, const char *gname, name_list_t *l)
 {
     memset(l, 0, sizeof *l);
     hsize_t idx = 0;
     if (H5Literate(grp, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_link, l) >= 0) return 0;
     int oom = l->oom;
     name_list_free(l);
-    if (oom) return fail(c, "out of memory listing %s", gname);
+    if (oom) return io_file_fail(c, "out of memory listing %s", gname);
     idx = 0;
     if (H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, l) >= 0) return 0;
     name_list_free(l);
-    return fail(c, "cannot list group %s: " ADVICE_DAMAGED, gname);
+    return io_file_fail(c, "cannot list group %s: " ADVICE_DAMAGED, gname);
 }
 
-static int read_config(ctx_t *c, hid_t file, mimae_config_t *cfg)
+static int read_config(io_file_err_t *c, hid_t file, mimae_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < mimae_config_field_count; i++) {
@@ -991,7 +680,7 @@ static int read_config(ctx_t *c, hid_t file, mimae_config_t *cfg)
             if (read_attr_string(c, file, "", name, &value)) return -1;
             int rc = config_field_parse(f, cfg, value, msg, sizeof msg);
             free(value);
-            if (rc) return fail(c, "attribute %s: %s", name, msg);
+            if (rc) return io_file_fail(c, "attribute %s: %s", name, msg);
         } else {
             double v;
             if (read_attr_double(c, file, "", name, &v)) return -1;
@@ -1003,7 +692,7 @@ static int read_config(ctx_t *c, hid_t file, mimae_config_t *cfg)
 
 /* env.* attributes; an absent one stays empty (the environment is
  * informational, older or foreign files may lack parts of it). */
-static int read_env(ctx_t *c, hid_t file, results_env_t *e)
+static int read_env(io_file_err_t *c, hid_t file, results_env_t *e)
 {
     memset(e, 0, sizeof *e);
     struct { const char *name; char *buf; size_t len; } s[] = {
@@ -1017,7 +706,7 @@ static int read_env(ctx_t *c, hid_t file, results_env_t *e)
                                                 {"env.threads", &e->threads}};
     for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) {
         htri_t ex = H5Aexists(file, n[i].name);
-        if (ex < 0) return fail(c, "cannot read attribute %s: " ADVICE_DAMAGED, n[i].name);
+        if (ex < 0) return io_file_fail(c, "cannot read attribute %s: " ADVICE_DAMAGED, n[i].name);
         long v;
         if (ex > 0) {
             if (read_attr_long(c, file, "", n[i].name, &v)) return -1;
@@ -1026,13 +715,13 @@ static int read_env(ctx_t *c, hid_t file, results_env_t *e)
     }
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         htri_t ex = H5Aexists(file, s[i].name);
-        if (ex < 0) return fail(c, "cannot read attribute %s: " ADVICE_DAMAGED, s[i].name);
+        if (ex < 0) return io_file_fail(c, "cannot read attribute %s: " ADVICE_DAMAGED, s[i].name);
         if (ex > 0 && read_attr_string_buf(c, file, s[i].name, s[i].buf, s[i].len)) return -1;
     }
     return 0;
 }
 
-static int read_extras(ctx_t *c, hid_t file, results_t *r)
+static int read_extras(io_file_err_t *c, hid_t file, results_t *r)
 {
     name_list_t l;
     if (list_attrs(c, file, &l)) return -1;
@@ -1043,7 +732,7 @@ static int read_extras(ctx_t *c, hid_t file, results_t *r)
         rc = read_attr_string(c, file, "", l.names[i], &value);
         if (rc) break;
         if (results_set_attr(r, l.names[i], value))
-            rc = fail(c, "cannot keep attribute %s (out of memory?)", l.names[i]);
+            rc = io_file_fail(c, "cannot keep attribute %s (out of memory?)", l.names[i]);
         free(value);
     }
     name_list_free(&l);
@@ -1051,17 +740,17 @@ static int read_extras(ctx_t *c, hid_t file, results_t *r)
 }
 
 /* Opens a dataset and returns its dimensions; -1 with a message. */
-static hid_t open_dataset(ctx_t *c, hid_t grp, const char *gname, const char *name,
+static hid_t open_dataset(io_file_err_t *c, hid_t grp, const char *gname, const char *name,
                           H5T_class_t cls, int rank, hsize_t *dims)
 {
     htri_t ex = H5Lexists(grp, name, H5P_DEFAULT);
     if (ex <= 0) {
-        fail(c, "dataset %s/%s is missing: " ADVICE_DAMAGED, gname, name);
+        io_file_fail(c, "dataset %s/%s is missing: " ADVICE_DAMAGED, gname, name);
         return -1;
     }
     hid_t ds = H5Dopen2(grp, name, H5P_DEFAULT);
     if (ds < 0) {
-        fail(c, "cannot open dataset %s/%s: " ADVICE_DAMAGED, gname, name);
+        io_file_fail(c, "cannot open dataset %s/%s: " ADVICE_DAMAGED, gname, name);
         return -1;
     }
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
@@ -1072,17 +761,17 @@ static hid_t open_dataset(ctx_t *c, hid_t grp, const char *gname, const char *na
     close_id(s, H5Sclose);
     if (!ok) {
         H5Dclose(ds);
-        fail(c, "dataset %s/%s does not have the expected type and rank %d: " ADVICE_DAMAGED,
-             gname, name, rank);
+        io_file_fail(c, "dataset %s/%s does not have the expected type and rank %d: "
+                     ADVICE_DAMAGED, gname, name, rank);
         return -1;
     }
     return ds;
 }
 
-static int read_train(ctx_t *c, hid_t file, results_t *r)
+static int read_train(io_file_err_t *c, hid_t file, results_t *r)
 {
     hid_t grp = H5Gopen2(file, "train", H5P_DEFAULT);
-    if (grp < 0) return fail(c, "group /train is missing: " ADVICE_DAMAGED);
+    if (grp < 0) return io_file_fail(c, "group /train is missing: " ADVICE_DAMAGED);
     long n = -1;
     double *col = NULL;
     step_metrics_t *steps = NULL;
@@ -1098,13 +787,13 @@ static int read_train(ctx_t *c, hid_t file, results_t *r)
             n = (long)dims[0];
             col = malloc((n > 0 ? (size_t)n : 1) * sizeof *col);
             steps = calloc(n > 0 ? (size_t)n : 1, sizeof *steps);
-            if (!col || !steps) rc = fail(c, "out of memory for %ld steps", n);
+            if (!col || !steps) rc = io_file_fail(c, "out of memory for %ld steps", n);
         } else if ((long)dims[0] != n) {
-            rc = fail(c, "/train/%s has %llu entries but /train/step has %ld: " ADVICE_DAMAGED,
-                      metrics[i].name, (unsigned long long)dims[0], n);
+            rc = io_file_fail(c, "/train/%s has %llu entries but /train/step has %ld: "
+                              ADVICE_DAMAGED, metrics[i].name, (unsigned long long)dims[0], n);
         }
         if (!rc && n > 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) < 0)
-            rc = fail(c, "cannot read /train/%s: " ADVICE_DAMAGED, metrics[i].name);
+            rc = io_file_fail(c, "cannot read /train/%s: " ADVICE_DAMAGED, metrics[i].name);
         for (long s = 0; s < n && !rc; s++) metric_set(&steps[s], i, col[s]);
         H5Dclose(ds);
     }
@@ -1121,13 +810,23 @@ static int read_train(ctx_t *c, hid_t file, results_t *r)
     return 0;
 }
 
-static int read_evals(ctx_t *c, hid_t file, results_t *r)
+/* The group /name if the file has it: 1 with *grp open, 0 when it has not,
+ * -1 with a message. */
+static int open_optional_group(io_file_err_t *c, hid_t file, const char *name, hid_t *grp)
 {
-    htri_t ex = H5Lexists(file, "eval", H5P_DEFAULT);
-    if (ex < 0) return fail(c, "cannot look for group /eval: " ADVICE_DAMAGED);
+    htri_t ex = H5Lexists(file, name, H5P_DEFAULT);
+    if (ex < 0) return io_file_fail(c, "cannot look for group /%s: " ADVICE_DAMAGED, name);
     if (ex == 0) return 0;
-    hid_t grp = H5Gopen2(file, "eval", H5P_DEFAULT);
-    if (grp < 0) return fail(c, "cannot open group /eval: " ADVICE_DAMAGED);
+    *grp = H5Gopen2(file, name, H5P_DEFAULT);
+    if (*grp < 0) return io_file_fail(c, "cannot open group /%s: " ADVICE_DAMAGED, name);
+    return 1;
+}
+
+static int read_evals(io_file_err_t *c, hid_t file, results_t *r)
+{
+    hid_t grp = -1;
+    int found = open_optional_group(c, file, "eval", &grp);
+    if (found <= 0) return found;
     name_list_t l;
     int rc = list_links(c, grp, "/eval", &l);
     for (int i = 0; i < l.n && !rc; i++) {
@@ -1142,11 +841,11 @@ static int read_evals(ctx_t *c, hid_t file, results_t *r)
         long step;
         char *cp = NULL;
         if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0)
-            rc = fail(c, "cannot read /eval/%s: " ADVICE_DAMAGED, l.names[i]);
+            rc = io_file_fail(c, "cannot read /eval/%s: " ADVICE_DAMAGED, l.names[i]);
         if (!rc) rc = read_attr_string(c, ds, where, "checkpoint", &cp);
         if (!rc) rc = read_attr_long(c, ds, where, "step", &step);
         if (!rc && results_set_eval(r, l.names[i], value, cp, step))
-            rc = fail(c, "cannot keep /eval/%s (out of memory?)", l.names[i]);
+            rc = io_file_fail(c, "cannot keep /eval/%s (out of memory?)", l.names[i]);
         free(cp);
         H5Dclose(ds);
     }
@@ -1155,13 +854,11 @@ static int read_evals(ctx_t *c, hid_t file, results_t *r)
     return rc;
 }
 
-static int read_recon(ctx_t *c, hid_t file, results_t *r)
+static int read_recon(io_file_err_t *c, hid_t file, results_t *r)
 {
-    htri_t ex = H5Lexists(file, "reconstructions", H5P_DEFAULT);
-    if (ex < 0) return fail(c, "cannot look for group /reconstructions: " ADVICE_DAMAGED);
-    if (ex == 0) return 0;
-    hid_t grp = H5Gopen2(file, "reconstructions", H5P_DEFAULT);
-    if (grp < 0) return fail(c, "cannot open group /reconstructions: " ADVICE_DAMAGED);
+    hid_t grp = -1;
+    int found = open_optional_group(c, file, "reconstructions", &grp);
+    if (found <= 0) return found;
     long step = 0;
     int rc = read_attr_long(c, grp, "/reconstructions@", "step", &step);
     uint8_t *bytes[3] = {NULL, NULL, NULL};
@@ -1175,17 +872,18 @@ static int read_recon(ctx_t *c, hid_t file, results_t *r)
         }
         if (k == 0) memcpy(first, dims, sizeof first);
         if (memcmp(first, dims, sizeof first))
-            rc = fail(c, "/reconstructions/%s differs in shape from /reconstructions/original: "
-                      ADVICE_DAMAGED, recon_names[k]);
+            rc = io_file_fail(c, "/reconstructions/%s differs in shape from "
+                              "/reconstructions/original: " ADVICE_DAMAGED, recon_names[k]);
         else if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1 || (dims[3] != 1 && dims[3] != 3) ||
                  dims[0] > INT32_MAX || dims[1] > INT32_MAX || dims[2] > INT32_MAX)
-            rc = fail(c, "/reconstructions/%s has an unusable shape: " ADVICE_DAMAGED,
-                      recon_names[k]);
+            rc = io_file_fail(c, "/reconstructions/%s has an unusable shape: " ADVICE_DAMAGED,
+                              recon_names[k]);
         if (!rc) {
             bytes[k] = malloc((size_t)(dims[0] * dims[1] * dims[2] * dims[3]));
-            if (!bytes[k]) rc = fail(c, "out of memory for the reconstructions");
+            if (!bytes[k]) rc = io_file_fail(c, "out of memory for the reconstructions");
             else if (H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes[k]) < 0)
-                rc = fail(c, "cannot read /reconstructions/%s: " ADVICE_DAMAGED, recon_names[k]);
+                rc = io_file_fail(c, "cannot read /reconstructions/%s: " ADVICE_DAMAGED,
+                                  recon_names[k]);
         }
         H5Dclose(ds);
     }
@@ -1198,46 +896,20 @@ static int read_recon(ctx_t *c, hid_t file, results_t *r)
     return 0;
 }
 
-/* Opens path read-only, with a message that says why not. No file lock:
- * results files are only ever replaced whole by rename, and flock fails on
- * some cluster file systems. */
-static hid_t open_file(ctx_t *c)
+/* Opens path read-only (see h5_image_open). */
+static hid_t open_file(io_file_err_t *c)
 {
-    struct stat sb;
-    if (stat(c->path, &sb)) {
-        fail(c, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        fail(c, "not a regular file");
-        return -1;
-    }
-    int fd = open(c->path, O_RDONLY);
-    if (fd < 0) {
-        fail(c, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    close(fd);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_file_locking(fapl, 0, 1) < 0) {
-        close_id(fapl, H5Pclose);
-        fail(c, "cannot set up HDF5 file access properties");
-        return -1;
-    }
-    hid_t f = H5Fopen(c->path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    if (f < 0)
-        fail(c, "not a readable HDF5 file (truncated or damaged?): restore it or start a new "
-             "results file");
-    return f;
+    return h5_image_open(c->path, "not a readable HDF5 file (truncated or damaged?): restore it "
+                         "or start a new results file", c);
 }
+
 
 results_t *results_load(const char *path, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    ctx_t c = {path, err, errlen, 0};
+    io_file_err_t c = {path, err, errlen, 0};
     if (!path) {
-        fail(&c, "results_load: no path");
+        io_file_fail(&c, "results_load: no path");
         return NULL;
     }
     hid_t file = open_file(&c);
@@ -1245,22 +917,22 @@ results_t *results_load(const char *path, char *err, size_t errlen)
     results_t *r = results_new(NULL, NULL);
     char format[64];
     long version = 0;
-    int rc = r ? 0 : fail(&c, "out of memory");
+    int rc = r ? 0 : io_file_fail(&c, "out of memory");
     if (!rc) rc = read_attr_string_buf(&c, file, "format", format, sizeof format);
     if (!rc && strcmp(format, RESULTS_FORMAT))
-        rc = fail(&c, "format is '%s', not '%s': this is not a mimae results file", format,
-                  RESULTS_FORMAT);
+        rc = io_file_fail(&c, "format is '%s', not '%s': this is not a mimae results file", format,
+                          RESULTS_FORMAT);
     if (!rc) rc = read_attr_long(&c, file, "", "format_version", &version);
     if (!rc && version != RESULTS_FORMAT_VERSION)
-        rc = fail(&c, "results format version %ld, this program reads version %d: use the "
-                  "mimae version that wrote it", version, RESULTS_FORMAT_VERSION);
+        rc = io_file_fail(&c, "results format version %ld, this program reads version %d: use the "
+                          "mimae version that wrote it", version, RESULTS_FORMAT_VERSION);
     if (!rc) rc = read_config(&c, file, &r->cfg);
     if (!rc) rc = read_env(&c, file, &r->env);
     if (!rc) rc = read_extras(&c, file, r);
     if (!rc) rc = read_train(&c, file, r);
     if (!rc) rc = read_evals(&c, file, r);
     if (!rc) rc = read_recon(&c, file, r);
-    if (H5Fclose(file) < 0 && !rc) rc = fail(&c, "cannot close the file");
+    if (H5Fclose(file) < 0 && !rc) rc = io_file_fail(&c, "cannot close the file");
     if (rc) {
         results_free(r);
         return NULL;

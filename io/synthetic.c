@@ -2,7 +2,6 @@
 #include "io/synthetic.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,8 @@
 
 #include "core/rng.h"
 #include "io/dataset.h"
+#include "io/io_error.h"
+#include "io/io_path.h"
 
 #define COLOURS 6
 #define NOISE 0.05f
@@ -25,18 +26,6 @@ static const float palette[COLOURS][3] = {
     { 1.0f, 1.0f, 1.0f }, { 1.0f, 0.2f, 0.2f }, { 0.2f, 1.0f, 0.2f },
     { 0.25f, 0.45f, 1.0f }, { 1.0f, 1.0f, 0.2f }, { 1.0f, 0.25f, 1.0f }
 };
-
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int synthetic_max_classes(int c)
 {
@@ -102,7 +91,7 @@ static int write_split(const char *path, const char *split, long count, uint64_t
     dataset_writer_t *w = NULL;
     int rc = -1;
     if (!pix) {
-        fail(err, errlen, "%s: out of memory", path);
+        io_fail(err, errlen, "%s: out of memory", path);
         goto out;
     }
     if (!(w = dataset_writer_create(path, &info, err, errlen))) goto out;
@@ -129,18 +118,18 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
                        uint64_t seed, char *err, size_t errlen)
 {
     if (!out_dir || !*out_dir)
-        return fail(err, errlen, "synthetic data: no output directory given");
+        return io_fail(err, errlen, "synthetic data: no output directory given");
     if (h < SYNTHETIC_MIN_SIDE || h > SYNTHETIC_MAX_SIDE || w < SYNTHETIC_MIN_SIDE ||
         w > SYNTHETIC_MAX_SIDE || c < 1 || c > DATASET_MAX_CHANNELS)
-        return fail(err, errlen, "%s: synthetic images of %dx%dx%d are not supported: height "
-                    "and width 8..1024, channels 1..%d", out_dir, h, w, c,
-                    DATASET_MAX_CHANNELS);
+        return io_fail(err, errlen, "%s: synthetic images of %dx%dx%d are not supported: height "
+                       "and width 8..1024, channels 1..%d", out_dir, h, w, c,
+                       DATASET_MAX_CHANNELS);
     if (classes < 1 || classes > synthetic_max_classes(c))
-        return fail(err, errlen, "%s: %d synthetic classes requested; %d distinct ones exist "
-                    "for %d channel(s)", out_dir, classes, synthetic_max_classes(c), c);
+        return io_fail(err, errlen, "%s: %d synthetic classes requested; %d distinct ones exist "
+                       "for %d channel(s)", out_dir, classes, synthetic_max_classes(c), c);
     if (n < classes || n >= (long)SYNTHETIC_TEST_BASE)
-        return fail(err, errlen, "%s: %ld synthetic images requested: give at least one per "
-                    "class (%d) and fewer than 2^31", out_dir, n, classes);
+        return io_fail(err, errlen, "%s: %ld synthetic images requested: give at least one per "
+                       "class (%d) and fewer than 2^31", out_dir, n, classes);
     dataset_info_t info;
     memset(&info, 0, sizeof info);
     snprintf(info.name, sizeof info.name, "synthetic-shapes");
@@ -151,15 +140,13 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
     info.c = c;
     info.num_classes = classes;
     info.class_names = calloc((size_t)classes, sizeof *info.class_names);
-    size_t plen = strlen(out_dir) + 16;
-    char *train_path = malloc(plen), *test_path = malloc(plen);
+    char *train_path = io_path_join(out_dir, "train.h5");
+    char *test_path = io_path_join(out_dir, "test.h5");
     int rc = -1;
     if (!info.class_names || !train_path || !test_path) {
-        fail(err, errlen, "%s: out of memory", out_dir);
+        io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
-    snprintf(train_path, plen, "%s/train.h5", out_dir);
-    snprintf(test_path, plen, "%s/test.h5", out_dir);
     for (int k = 0; k < classes; k++) {
         const int v = k / SYNTHETIC_SHAPES;
         const int colour = c >= 3 ? (v >> 2) % COLOURS : 0;

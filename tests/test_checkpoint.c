@@ -8,15 +8,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +22,8 @@
 #include "core/rng.h"
 #include "core/train_step.h"
 #include "io/checkpoint.h"
+
+#include "tests/fs_util.h"
 
 enum { B = 4 };
 #define SEED 1234u
@@ -127,42 +125,6 @@ static void assert_unchanged(const snapshot_t *s, const mimae_model_t *m)
     assert_int_equal(s->step, m->step);
 }
 
-static void make_tmpdir(char *dir, size_t len)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, len, "%s/mimae-ckpt-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) fail_msg("mkdtemp %s: %s", dir, strerror(errno));
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void save_or_fail(const char *path, const mimae_model_t *m, const train_state_t *st)
 {
     char err[512];
@@ -222,7 +184,7 @@ static void test_roundtrip(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 1), *b = new_model(&c, 2);
     fill_tensors(&a->table, a->m_mem, 0.001f, -0.03f);
@@ -271,7 +233,7 @@ static void test_resume_is_bitwise(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     float *images = random_images(&c, 99);
     mimae_model_t *a = new_model(&c, 5), *b = new_model(&c, 6);
@@ -304,7 +266,7 @@ static void test_bitflip_is_skipped(void **state)
 {
     (void)state;
     char dir[512], p1[1024], p2[1024], found[1024], err[512], cap[4096];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3), *b = new_model(&c, 4);
     a->step = 100;
@@ -345,7 +307,7 @@ static void test_truncated_is_skipped(void **state)
 {
     (void)state;
     char dir[512], p1[1024], p2[1024], found[1024], err[512], cap[4096];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3);
     train_state_t st = {0, 0, 0, SEED};
@@ -376,7 +338,7 @@ static void test_other_config_is_refused(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config(), c2 = c;
     c2.enc_dim = 64;
     mimae_model_t *a = new_model(&c, 3), *b = new_model(&c2, 4);
@@ -414,7 +376,7 @@ static void test_leftovers_are_ignored(void **state)
 {
     (void)state;
     char dir[512], path[1024], found[1024], err[512], cap[4096], junk[1024];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3);
     train_state_t st = {5, 0, 5, SEED};
@@ -445,7 +407,7 @@ static void test_prune_keeps_newest(void **state)
 {
     (void)state;
     char dir[512], path[1024], found[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3);
     assert_int_equal(checkpoint_find_latest(dir, found, sizeof found, err, sizeof err), 0);
@@ -481,7 +443,7 @@ static void test_missing_directory(void **state)
 {
     (void)state;
     char dir[512], sub[1024], path[1100], found[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     snprintf(sub, sizeof sub, "%s/nope", dir);
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3);
@@ -505,7 +467,7 @@ static void test_failed_save_keeps_old_file(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t c = small_config();
     mimae_model_t *a = new_model(&c, 3), *b = new_model(&c, 4);
     train_state_t st = {1, 0, 1, SEED};
@@ -517,15 +479,10 @@ static void test_failed_save_keeps_old_file(void **state)
 
     mimae_model_t *big = b; /* same config; other parameters */
     big->step = 1;
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = (rlim_t)before.st_size / 4;
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    file_size_limit_t lim;
+    file_size_limit_set(&lim, before.st_size / 4);
     int rc = checkpoint_save(path, big, &st, err, sizeof err);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
+    file_size_limit_restore(&lim);
     assert_int_equal(rc, -1);
     printf("  %s\n", err);
     assert_int_equal(count_entries(dir), 1); /* the temporary is gone */
@@ -544,7 +501,7 @@ static void test_not_a_checkpoint(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
     mimae_config_t cfg;
     assert_int_equal(checkpoint_read_config("/nonexistent/ckpt.h5", &cfg, err, sizeof err), -1);
     printf("  %s\n", err);

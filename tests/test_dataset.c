@@ -8,7 +8,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <hdf5.h>
 #include <jpeglib.h>
 #include <math.h>
@@ -26,33 +25,14 @@
 #include "io/idx_import.h"
 #include "io/synthetic.h"
 
+#include "tests/fs_util.h"
+
 #define FMNIST_DIR IDX_FASHION_MNIST_DIR
 
 static char root[64]; /* per-run temporary directory */
 static char err[1024];
 
 /* ------------------------------------------------------------ helpers */
-
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        if (d) closedir(d);
-        chmod(path, 0700);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static int setup(void **state)
 {
@@ -64,7 +44,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rm_rf(root);
+    remove_tree(root);
     return 0;
 }
 
@@ -72,7 +52,7 @@ static int teardown(void **state)
 static const char *fresh_dir(const char *name, char *buf, size_t len)
 {
     snprintf(buf, len, "%s/%s", root, name);
-    rm_rf(buf);
+    remove_tree(buf);
     assert_int_equal(mkdir(buf, 0755), 0);
     return buf;
 }
@@ -88,19 +68,6 @@ static void mkdirs(const char *a, const char *b)
             *s = '/';
         }
     mkdir(p, 0755);
-}
-
-/* Entries of dir (0 when it does not exist). */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
 }
 
 static int exists(const char *path)
@@ -186,6 +153,15 @@ static hid_t h5_rdwr(const char *path)
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     assert_true(f >= 0);
     return f;
+}
+
+/* Writes a small valid data set to dir/name (path receives it) and opens it
+ * for editing. */
+static hid_t edit_small(const char *dir, const char *name, char *path, size_t len)
+{
+    snprintf(path, len, "%s/%s", dir, name);
+    write_small(path, 4, NULL, NULL);
+    return h5_rdwr(path);
 }
 
 static void h5_replace(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims)
@@ -354,7 +330,7 @@ static void test_fashion_mnist(void **state)
     assert_int_equal(dataset_read(tr, &last, 1, img, NULL, err, sizeof err), 0);
     dataset_close(tr);
     dataset_close(te);
-    rm_rf(out);
+    remove_tree(out);
 }
 
 /* ------------------------------------------------------------ fake IDX */
@@ -441,7 +417,7 @@ static void test_idx_bad_input(void **state)
     assert_int_equal(dataset_get_info(d)->n, 10);
     assert_int_equal(dataset_labels(d)[9], 9);
     dataset_close(d);
-    rm_rf(out);
+    remove_tree(out);
 
     /* truncated train images (half the data): nothing written */
     write_idx_images(src, "train-images-idx3-ubyte.gz", 0x803, 20, 10);
@@ -507,39 +483,29 @@ static void test_open_bad_files(void **state)
     write_bytes(path, "just some text\n", 15);
     expect_open_fails(path, "not an HDF5 file");
 
-    snprintf(path, sizeof path, "%s/noimages.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    hid_t f = h5_rdwr(path);
+    hid_t f = edit_small(dir, "noimages.h5", path, sizeof path);
     H5Ldelete(f, "images", H5P_DEFAULT);
     H5Fclose(f);
     expect_open_fails(path, "/images is missing");
 
-    snprintf(path, sizeof path, "%s/float.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "float.h5", path, sizeof path);
     const hsize_t d4[4] = { 4, 5, 3, 2 };
     h5_replace(f, "images", H5T_IEEE_F32LE, 4, d4);
     H5Fclose(f);
     expect_open_fails(path, "float32");
 
-    snprintf(path, sizeof path, "%s/rank.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "rank.h5", path, sizeof path);
     h5_replace(f, "images", H5T_STD_U8LE, 3, d4);
     H5Fclose(f);
     expect_open_fails(path, "rank 3");
 
-    snprintf(path, sizeof path, "%s/labels.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "labels.h5", path, sizeof path);
     const hsize_t d1[1] = { 3 };
     h5_replace(f, "labels", H5T_STD_I32LE, 1, d1);
     H5Fclose(f);
     expect_open_fails(path, "/labels has 3 entries but /images has 4");
 
-    snprintf(path, sizeof path, "%s/range.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "range.h5", path, sizeof path);
     hid_t ds = H5Dopen2(f, "labels", H5P_DEFAULT);
     const int32_t bad[4] = { 0, 1, 7, -1 };
     assert_true(H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, bad) >= 0);
@@ -547,9 +513,7 @@ static void test_open_bad_files(void **state)
     H5Fclose(f);
     expect_open_fails(path, "/labels[2] is 7");
 
-    snprintf(path, sizeof path, "%s/version.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "version.h5", path, sizeof path);
     hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
     const int two = 2;
     assert_true(H5Awrite(a, H5T_NATIVE_INT, &two) >= 0);
@@ -557,9 +521,7 @@ static void test_open_bad_files(void **state)
     H5Fclose(f);
     expect_open_fails(path, "newer mimae");
 
-    snprintf(path, sizeof path, "%s/nostd.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    f = h5_rdwr(path);
+    f = edit_small(dir, "nostd.h5", path, sizeof path);
     H5Adelete(f, "std");
     H5Fclose(f);
     expect_open_fails(path, "attribute std is missing");
@@ -577,9 +539,7 @@ static void test_fixed_length_strings(void **state)
     (void)state;
     char dir[256], path[400];
     fresh_dir("fixedstr", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/fixed.h5", dir);
-    write_small(path, 4, NULL, NULL);
-    hid_t f = h5_rdwr(path);
+    hid_t f = edit_small(dir, "fixed.h5", path, sizeof path);
     H5Adelete(f, "class_names");
     H5Adelete(f, "name");
     hid_t t = H5Tcopy(H5T_C_S1);
@@ -749,7 +709,7 @@ static void test_cifar10(void **state)
     assert_int_equal(img[(31 * 32 + 31) * 3 + 2], cifar_byte(5, 0, 2, 1023));
     dataset_close(d);
     free(img);
-    rm_rf(out);
+    remove_tree(out);
 
     /* bad input: wrong size, bad label, missing file; nothing left behind */
     write_cifar_file(src, "data_batch_3.bin", 2, 2, 0, 1);
@@ -914,7 +874,7 @@ static void test_folder(void **state)
     assert_solid(img, S, 200, 100, 50, 0);
     assert_solid(img + IMG, S, 128, 128, 128, 2);
     dataset_close(d);
-    rm_rf(out);
+    remove_tree(out);
 
     /* class folders directly under src: only train.h5 */
     char flat[400];
@@ -927,7 +887,7 @@ static void test_folder(void **state)
     assert_int_equal(dataset_get_info(d)->n, 4);
     assert_int_equal(dataset_get_info(d)->h, 8);
     dataset_close(d);
-    rm_rf(out);
+    remove_tree(out);
 
     /* a corrupt JPEG, a truncated PNG, a text file: errors naming the file */
     snprintf(path, sizeof path, "%s/val/dog/g.jpg", src);

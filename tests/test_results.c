@@ -13,11 +13,9 @@
 #include <errno.h>
 #include <math.h>
 #include <png.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,27 +26,10 @@
 #include "core/rng.h"
 #include "io/results.h"
 
+#include "tests/fs_util.h"
+
 /* ------------------------------------------------------------------------
  * Helpers */
-
-static void make_tmpdir(char *dir, size_t len)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, len, "%s/mimae-results-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) fail_msg("mkdtemp %s: %s", dir, strerror(errno));
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
 
 static int has_temporary(const char *dir)
 {
@@ -60,23 +41,6 @@ static int has_temporary(const char *dir)
         if (strstr(e->d_name, ".tmp-")) found = 1;
     closedir(d);
     return found;
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 static mimae_config_t sample_config(void)
@@ -308,7 +272,7 @@ static void test_roundtrip(void **state)
 {
     (void)state;
     char dir[512], p1[1024], p2[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(p1, sizeof p1, "%s/results.h5", dir);
     snprintf(p2, sizeof p2, "%s/again.h5", dir);
     recon_set_t rs = make_recon(3, 8, 6, 3, 7);
@@ -373,7 +337,7 @@ static void test_append_truncates_on_resume(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     mimae_config_t c = sample_config();
     results_t *r = results_new(&c, NULL);
@@ -420,7 +384,7 @@ static void test_h5dump_and_png(void **state)
 {
     (void)state;
     char dir[512], path[1024], png[1100], cmd[2400], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(path, sizeof path, "%s/run-7.h5", dir);
     enum { K = 5, H = 28, W = 28, C = 1 };
     recon_set_t rs = make_recon(K, H, W, C, 11);
@@ -467,7 +431,7 @@ static void test_failed_write_leaves_nothing(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(path, sizeof path, "%s/missing/results.h5", dir);
     recon_set_t rs = make_recon(2, 4, 4, 1, 3);
     results_t *r = sample_results(&rs, 3);
@@ -490,7 +454,7 @@ static void test_rewrite_is_atomic(void **state)
 {
     (void)state;
     char dir[512], path[1024], tmp[1100], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(path, sizeof path, "%s/results.h5", dir);
     mimae_config_t c = sample_config();
     results_t *r = results_new(&c, NULL);
@@ -515,15 +479,10 @@ static void test_rewrite_is_atomic(void **state)
     }
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    lim = old;
-    lim.rlim_cur = (rlim_t)sb.st_size * 2;
-    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    file_size_limit_t lim;
+    file_size_limit_set(&lim, (long long)sb.st_size * 2);
     int rc = results_write(r, path, err, sizeof err);
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, prev);
+    file_size_limit_restore(&lim);
     assert_int_equal(rc, -1);
     printf("  %s\n", err);
     assert_false(has_temporary(dir));
@@ -561,7 +520,7 @@ static void test_refusals(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir);
+    make_tmpdir(dir, sizeof dir, "mimae-results");
     results_t *r = results_new(NULL, NULL);
     assert_non_null(r);
     assert_int_equal(results_set_attr(r, "format", "x"), -1);

@@ -1,0 +1,29 @@
+/* File-system helpers for tests: temporary directories, counting and
+ * removing what is in them, a full disk played by the file size limit.
+ * Failures fail the current cmocka test. */
+#ifndef MIMAE_FS_UTIL_H
+#define MIMAE_FS_UTIL_H
+
+#include <stddef.h>
+#include <sys/resource.h>
+
+/* Creates $TMPDIR/<prefix>-XXXXXX (/tmp without TMPDIR) and puts its name in dir. */
+void make_tmpdir(char *dir, size_t len, const char *prefix);
+
+/* Entries of dir other than . and ..; 0 when dir does not exist. */
+int count_entries(const char *dir);
+
+/* Removes path: a file, or a directory with everything in it (best effort). */
+void remove_tree(const char *path);
+
+/* Plays a full disk: writes past `bytes` in a file fail with EFBIG (SIGXFSZ
+ * is ignored meanwhile) until file_size_limit_restore. */
+typedef struct {
+    struct rlimit old;
+    void (*old_handler)(int);
+} file_size_limit_t;
+
+void file_size_limit_set(file_size_limit_t *l, long long bytes);
+void file_size_limit_restore(const file_size_limit_t *l);
+
+#endif
