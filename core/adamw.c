@@ -3,14 +3,16 @@
 #include <math.h>
 
 void adamw_update(const param_table_t *t, float *params, const float *grads, float *m,
-                  float *v, const adamw_hparams_t *h, long step)
+                  float *v, const adamw_hparams_t *h, long step, const float *lr_scale)
 {
     const float bc1 = 1.0f - (float)pow(h->beta1, (double)step);
     const float bc2_sqrt = (float)sqrt(1.0 - pow(h->beta2, (double)step));
-    const float step_size = h->lr / bc1;
     for (int i = 0; i < t->count; i++) {
         const param_info_t *info = &t->info[i];
-        const float decay = info->decay ? 1.0f - h->lr * h->weight_decay : 1.0f;
+        const float lr = lr_scale ? h->lr * lr_scale[i] : h->lr;
+        if (lr_scale && lr_scale[i] == 0.0f) continue;
+        const float step_size = lr / bc1;
+        const float decay = info->decay ? 1.0f - lr * h->weight_decay : 1.0f;
         float *p = params + info->offset, *mi = m + info->offset, *vi = v + info->offset;
         const float *g = grads + info->offset;
         for (size_t j = 0; j < info->count; j++) {

@@ -10,9 +10,11 @@ typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
 } adamw_hparams_t;
 
-/* step is 1-based (the number of updates including this one). */
+/* step is 1-based (the number of updates including this one). lr_scale
+ * (one per table entry, or NULL for all 1) multiplies the lr of a tensor, as
+ * layer-wise lr decay needs; a tensor with scale 0 is left alone entirely. */
 void adamw_update(const param_table_t *t, float *params, const float *grads, float *m,
-                  float *v, const adamw_hparams_t *h, long step);
+                  float *v, const adamw_hparams_t *h, long step, const float *lr_scale);
 
 /* L2 norm of a whole gradient block, accumulated in double. */
 double grad_norm(const float *grads, size_t n);

@@ -118,6 +118,14 @@ int q_params_table(param_table_t *t, q_params_t *q, const mimae_config_t *cfg)
     return 0;
 }
 
+int head_params_table(param_table_t *t, head_params_t *h, int in, int classes)
+{
+    memset(t, 0, sizeof *t);
+    memset(h, 0, sizeof *h);
+    ADD_LINEAR(h->w, h->b, classes, in, "head");
+    return 0;
+}
+
 void param_table_bind(const param_table_t *t, float *base)
 {
     for (int i = 0; i < t->count; i++) *t->info[i].field = base + t->info[i].offset;

@@ -52,10 +52,16 @@ typedef struct {
     float *lv_fc1_w, *lv_fc1_b, *lv_fc2_w, *lv_fc2_b;
 } q_params_t;
 
+/* A linear classification head on the pooled encoder feature (fine-tuning). */
+typedef struct {
+    float *w, *b;
+} head_params_t;
+
 /* Builds the table of the model's tensors and allocates p->enc / p->dec.
  * The table's fields point into *p, so p must outlive the table. */
 int model_params_table(param_table_t *t, model_params_t *p, const mimae_config_t *cfg);
 int q_params_table(param_table_t *t, q_params_t *q, const mimae_config_t *cfg);
+int head_params_table(param_table_t *t, head_params_t *h, int in, int classes);
 
 /* Points every named field at base + offset. */
 void param_table_bind(const param_table_t *t, float *base);

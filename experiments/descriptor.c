@@ -78,6 +78,18 @@ const config_field_t run_config_fields[] = {
       "1: MI statistics (InfoNCE bound, CLUB, Gaussian I between masks)"),
     R("eval", "finetune", FIELD_INT, eval_finetune, NULL,
       "1: end-to-end fine-tuning with a linear head"),
+    R("eval", "knn_k", FIELD_INT, knn_k, NULL, "neighbours of the k-NN classifier"),
+    R("eval", "mi_images", FIELD_LONG, mi_images, NULL,
+      "training images (the first ones, unaugmented) of the fixed MI-statistics batch"),
+    R("eval", "finetune_epochs", FIELD_INT, finetune_epochs, NULL, "fine-tuning epochs"),
+    R("eval", "finetune_blr", FIELD_DOUBLE, finetune_blr, NULL,
+      "fine-tuning base lr; lr = finetune_blr * global_batch / 256, warmup 1 epoch + cosine"),
+    R("eval", "layer_decay", FIELD_DOUBLE, layer_decay, NULL,
+      "layer-wise lr decay of fine-tuning (block i of depth d gets decay^(d + 1 - (i + 1)))"),
+    R("eval", "label_smoothing", FIELD_DOUBLE, label_smoothing, NULL,
+      "label smoothing of the fine-tuning cross-entropy"),
+    R("eval", "label_fraction", FIELD_DOUBLE, label_fraction, NULL,
+      "share of the training labels fine-tuning may use (0.01 for the paper's FT 1 %)"),
 };
 const int run_config_field_count = sizeof run_config_fields / sizeof run_config_fields[0];
 
@@ -121,6 +133,9 @@ static const struct {
     {"run", "keep_checkpoints", 1}, {"run", "log_every", 1},   {"run", "recon_samples", 0},
     {"train", "seed", 0},         {"train", "epochs", 1},      {"train", "max_steps", 0},
     {"train", "micro_batch", 0},  {"optim", "warmup_epochs", 0}, {"eval", "every_epochs", 0},
+    {"eval", "knn_k", 1},         {"eval", "mi_images", 2},    {"eval", "finetune_epochs", 1},
+    {"eval", "finetune_blr", 0},  {"eval", "layer_decay", 0},  {"eval", "label_smoothing", 0},
+    {"eval", "label_fraction", 0},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -729,6 +744,13 @@ static void descriptor_defaults(descriptor_t *d)
     r->keep_checkpoints = 2;
     r->log_every = 10;
     r->eval_linear_probe = r->eval_knn = r->eval_mi = 1;
+    r->knn_k = 20;
+    r->mi_images = 512;
+    r->finetune_epochs = 5;
+    r->finetune_blr = 5e-4;
+    r->layer_decay = 0.65;
+    r->label_smoothing = 0.1;
+    r->label_fraction = 1.0;
     r->recon_samples = 8;
 }
 
@@ -864,6 +886,12 @@ static int check_run_fields(load_state_t *st, long train_images)
         config_field_format(f, &d->run, text, sizeof text);
         fail(st, "%s%s.%s = '%s': must be >= %g (%s)", loc, f->section, f->key, text,
              run_minimums[i].min, f->doc);
+        return -1;
+    }
+    if (d->run.label_fraction > 1.0 || d->run.layer_decay > 1.0 || d->run.label_smoothing >= 1.0) {
+        fail(st, "%s: eval.label_fraction = %g, layer_decay = %g, label_smoothing = %g: the "
+             "first two must be <= 1 and the smoothing < 1", st->file, d->run.label_fraction,
+             d->run.layer_decay, d->run.label_smoothing);
         return -1;
     }
     key_ref_t rw, rt = {KEY_STRING, STRING_TRAIN};

@@ -57,6 +57,13 @@ typedef struct {
     long log_every;                   /* run.log_every: steps between progress lines */
     int eval_every_epochs;            /* eval.every_epochs (0 = only at the end) */
     int eval_linear_probe, eval_knn, eval_mi, eval_finetune; /* eval.* switches */
+    int knn_k;                        /* eval.knn_k: neighbours */
+    long mi_images;                   /* eval.mi_images: fixed batch for the MI statistics */
+    int finetune_epochs;              /* eval.finetune_epochs */
+    double finetune_blr;              /* eval.finetune_blr: lr = blr * global_batch / 256 */
+    double layer_decay;               /* eval.layer_decay: layer-wise lr decay */
+    double label_smoothing;           /* eval.label_smoothing */
+    double label_fraction;            /* eval.label_fraction: labelled share of train (FT 1 %) */
     int recon_samples;                /* run.recon_samples: images in the reconstruction PNG */
 } run_config_t;
 
