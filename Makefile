@@ -33,6 +33,8 @@ EXP_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard experiments/*.c))
 LIBS      := $(BUILD)/libmimae_experiments.a $(BUILD)/libmimae_dist.a $(BUILD)/libmimae_io.a \
              $(BUILD)/libmimae_core.a
 PROGRAMS  := $(patsubst %.c,$(BUILD)/%,$(wildcard mimae*.c))
+# Top-level modules the programs share (evaluation orchestration).
+RUN_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(filter-out mimae%.c,$(wildcard *.c)))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
@@ -64,7 +66,7 @@ $(BUILD)/libmimae_experiments.a: $(EXP_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 
-$(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(LIBS)
+$(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(RUN_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
 
 $(MPI_HELPERS): $(BUILD)/tests/mpi/%: $(BUILD)/tests/mpi/%.o $(LIBS)

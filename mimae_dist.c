@@ -36,6 +36,7 @@
 #include "dist/tree_sum.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
+#include "evaluate.h"
 #include "io/checkpoint.h"
 #include "io/reader.h"
 #include "io/results.h"
@@ -48,6 +49,7 @@ enum { EXIT_OK = 0, EXIT_FAILURE_INTERNAL = 1, EXIT_BAD_INPUT = 2, EXIT_REQUEUE 
 
 static const char *usage =
     "usage: mpirun -n RANKS mimae_dist DESCRIPTOR.ini [--set section.key=value]... [--task ID]\n"
+    "       mpirun -n RANKS mimae_dist eval RUN_DIR/checkpoints/ckpt-N.h5 [--set section.key=value]...\n"
     "\n"
     "Pre-trains the encoder described by DESCRIPTOR.ini (keys: README.md, 'Descriptor\n"
     "reference') with MI-MAE or MAE, resuming from the newest valid checkpoint in\n"
@@ -55,6 +57,8 @@ static const char *usage =
     "\n"
     "  --set section.key=value   override one descriptor key (repeatable)\n"
     "  --task ID                 run task ID of the descriptor's [sweep] (job arrays)\n"
+    "  eval CHECKPOINT           evaluate a checkpoint with the eval.* settings of\n"
+    "                            RUN_DIR/descriptor.ini; metrics go to RUN_DIR/results.h5\n"
     "  --help                    this text\n"
     "\n"
     "Exit status: 0 done, 2 bad input, 3 stopped by SIGUSR1/SIGTERM after a checkpoint\n"
@@ -81,6 +85,7 @@ static void install_signal_handlers(void)
 
 /* ---- command line ---- */
 typedef struct {
+    const char *eval_checkpoint; /* `mimae_dist eval CHECKPOINT`: evaluate only */
     const char *descriptor;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
@@ -91,7 +96,14 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen
 {
     memset(a, 0, sizeof *a);
     a->task = -1;
-    for (int i = 1; i < argc; i++) {
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "eval") == 0) {
+        if (argc < 3 || argv[2][0] == '-')
+            return snprintf(err, errlen, "eval: missing CHECKPOINT (see --help)"), -1;
+        a->eval_checkpoint = argv[2];
+        first = 3;
+    }
+    for (int i = first; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--set") == 0 || strcmp(s, "--task") == 0) {
             if (i + 1 >= argc) return snprintf(err, errlen, "%s needs a value", s), -1;
@@ -108,13 +120,16 @@ static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen
             }
         } else if (s[0] == '-') {
             return snprintf(err, errlen, "unknown option %s (see --help)", s), -1;
-        } else if (!a->descriptor) {
+        } else if (!a->descriptor && !a->eval_checkpoint) {
             a->descriptor = s;
         } else {
             return snprintf(err, errlen, "unexpected argument '%s' (one descriptor per run)", s), -1;
         }
     }
-    if (!a->descriptor) return snprintf(err, errlen, "missing DESCRIPTOR.ini (see --help)"), -1;
+    if (a->eval_checkpoint && a->task >= 0)
+        return snprintf(err, errlen, "eval: --task does not apply (give the task's checkpoint)"), -1;
+    if (!a->descriptor && !a->eval_checkpoint)
+        return snprintf(err, errlen, "missing DESCRIPTOR.ini (see --help)"), -1;
     return 0;
 }
 
@@ -603,6 +618,50 @@ static void advance(train_state_t *st, long steps_per_epoch)
     }
 }
 
+/* Evaluates the model (collective); rank 0 records the metrics in the
+ * results with the checkpoint they came from and prints them. */
+static int record_evaluation(const mimae_model_t *m, const descriptor_t *d, results_t *results,
+                             const char *ckpt, long step, int rank, char *err, size_t errlen)
+{
+    eval_results_t ev;
+    if (rank == 0) fprintf(stderr, "mimae_dist: evaluating %s\n", ckpt);
+    if (evaluate_model(m, d, &ev, err, errlen)) return -1;
+    if (rank != 0) return 0;
+    const struct { int have; const char *name; double value; } metric[] = {
+        {ev.have_probe, "linear_probe_top1", ev.probe_top1},
+        {ev.have_probe, "linear_probe_lambda", ev.probe_lambda},
+        {ev.have_knn, "knn_top1", ev.knn_top1},
+        {ev.have_mi, "mi_infonce_bound", ev.infonce_bound},
+        {ev.have_mi, "mi_club", ev.club},
+        {ev.have_mi, "mi_gaussian", ev.gaussian_mi},
+        {ev.have_finetune, "finetune_top1", ev.finetune_top1},
+    };
+    fprintf(stderr, "mimae_dist: eval at step %ld:", step);
+    for (size_t i = 0; i < sizeof metric / sizeof metric[0]; i++) {
+        if (!metric[i].have) continue;
+        if (results_set_eval(results, metric[i].name, metric[i].value, ckpt, step))
+            return snprintf(err, errlen, "out of memory recording %s", metric[i].name), -1;
+        fprintf(stderr, " %s %.4f", metric[i].name, metric[i].value);
+    }
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+static int run_evaluation(run_t *r, char *err, size_t errlen)
+{
+    char ckpt[DESCRIPTOR_PATH_MAX + 64];
+    checkpoint_path(ckpt, sizeof ckpt, r->ckpt_dir, r->state.step);
+    return record_evaluation(r->model, &r->desc, r->results, ckpt, r->state.step, r->rank, err,
+                             errlen);
+}
+
+static int evaluation_due(const run_t *r)
+{
+    const int every = r->run->eval_every_epochs;
+    return every > 0 && r->state.epoch_step == 0 && r->state.epoch % every == 0 &&
+           r->state.step < r->total_steps;
+}
+
 static int train(run_t *r, char *err, size_t errlen)
 {
     if (r->state.step >= r->total_steps) {
@@ -623,6 +682,10 @@ static int train(run_t *r, char *err, size_t errlen)
         if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
         /* No read in flight: HDF5 writes are safe here. */
         if (pending_checkpoint && save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
+        if (pending_checkpoint && evaluation_due(r) && r->state.step > first_step) {
+            if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
+            if (save_progress(r, 0, err, errlen)) return EXIT_FAILURE_INTERNAL;
+        }
         pending_checkpoint = 0;
         int stop = stop_requested;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
@@ -665,14 +728,60 @@ static int train(run_t *r, char *err, size_t errlen)
             if (r->state.step % r->run->log_every == 0 || r->state.step == r->total_steps)
                 print_progress(r, &s, MPI_Wtime() - t_start, r->state.step - first_step);
         }
-        pending_checkpoint = r->run->checkpoint_every > 0 &&
-                             r->state.step % r->run->checkpoint_every == 0;
+        pending_checkpoint = (r->run->checkpoint_every > 0 &&
+                              r->state.step % r->run->checkpoint_every == 0) ||
+                             evaluation_due(r);
     }
     if (r->rank == 0 && isatty(STDERR_FILENO)) fprintf(stderr, "\n");
     int ok = 1;
     if (r->rank == 0) ok = record_reconstructions(r, err, errlen) == 0;
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_FAILURE_INTERNAL;
-    return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
+    if (save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
+    if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
+    return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
+}
+
+/* `mimae_dist eval CHECKPOINT`: the run directory holds descriptor.ini
+ * (what the run used) and results.h5, where the metrics are added. */
+static int evaluate_checkpoint(run_t *r, const args_t *a, results_env_t *env, char *err,
+                               size_t errlen)
+{
+    char run_dir[DESCRIPTOR_PATH_MAX], desc_path[DESCRIPTOR_PATH_MAX + 32];
+    snprintf(run_dir, sizeof run_dir, "%s", a->eval_checkpoint);
+    for (int up = 0; up < 2; up++) { /* RUN_DIR/checkpoints/ckpt-N.h5 -> RUN_DIR */
+        char *slash = strrchr(run_dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(run_dir, sizeof run_dir, ".");
+    }
+    snprintf(desc_path, sizeof desc_path, "%s/descriptor.ini", run_dir);
+    for (int i = 0; i < a->n_overrides; i++) r->overrides[r->n_overrides++] = a->overrides[i];
+    if (load_descriptor(r, desc_path, 0, err, errlen)) return EXIT_BAD_INPUT;
+    mimae_config_t cfg;
+    if (checkpoint_read_config(a->eval_checkpoint, &cfg, err, errlen)) return EXIT_BAD_INPUT;
+    r->desc.model = cfg;
+    const int batch = cfg.global_batch < 32 ? cfg.global_batch : 32;
+    r->model = mimae_model_create(&cfg, batch, 0, err, errlen);
+    if (!r->model) return EXIT_BAD_INPUT;
+    train_state_t st;
+    if (!dist_all_ok(checkpoint_load(a->eval_checkpoint, r->model, &st, err, errlen) == 0,
+                     MPI_COMM_WORLD))
+        return EXIT_BAD_INPUT;
+    snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", run_dir);
+    int ok = 1;
+    if (r->rank == 0) {
+        env->ranks = r->ranks;
+        env->threads = openblas_get_num_threads();
+        r->results = access(r->results_path, F_OK) == 0
+                         ? results_load(r->results_path, err, errlen)
+                         : results_new(&cfg, env);
+        ok = r->results != NULL;
+    }
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    if (record_evaluation(r->model, &r->desc, r->results, a->eval_checkpoint, st.step, r->rank,
+                          err, errlen))
+        return EXIT_BAD_INPUT;
+    if (r->rank == 0) ok = results_write(r->results, r->results_path, err, errlen) == 0;
+    return dist_all_ok(ok, MPI_COMM_WORLD) ? EXIT_OK : EXIT_FAILURE_INTERNAL;
 }
 
 int main(int argc, char **argv)
@@ -696,8 +805,12 @@ int main(int argc, char **argv)
     char err[ERR_LEN] = "";
     args_t args;
     int status = parse_args(argc, argv, &args, err, sizeof err) ? EXIT_BAD_INPUT : EXIT_OK;
-    if (status == EXIT_OK) status = setup(&r, &args, &env, err, sizeof err);
-    if (status == EXIT_OK) status = train(&r, err, sizeof err);
+    if (status == EXIT_OK && args.eval_checkpoint) {
+        status = evaluate_checkpoint(&r, &args, &env, err, sizeof err);
+    } else if (status == EXIT_OK) {
+        status = setup(&r, &args, &env, err, sizeof err);
+        if (status == EXIT_OK) status = train(&r, err, sizeof err);
+    }
     /* Errors are usually the same on every rank (a bad descriptor): the lowest
      * rank that has a message says it, once. */
     int speaker = err[0] && status != EXIT_OK && status != EXIT_REQUEUE ? r.rank : r.ranks;
