@@ -5,7 +5,10 @@
 PKGS      := openblas mpi-c hdf5-openmpi scalapack-openmpi cmocka inih libpng zlib libjpeg
 DEB_PKGS  := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev \
              libhdf5-openmpi-dev hdf5-tools libscalapack-openmpi-dev libcmocka-dev \
-             libinih-dev libpng-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist
+             libinih-dev libpng-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist \
+             slurm-wlm gnuplot-nox clang libclang-rt-14-dev python3-h5py python3-matplotlib
+# Programs (not libraries) the tests and tools call.
+DEB_TOOLS := slurmctld gnuplot clang
 
 CC        := gcc
 SANITIZE  ?= 0
@@ -35,6 +38,7 @@ LIBS      := $(BUILD)/libmimae_experiments.a $(BUILD)/libmimae_dist.a $(BUILD)/l
 PROGRAMS  := $(patsubst %.c,$(BUILD)/%,$(wildcard mimae*.c))
 # Top-level modules the programs share (evaluation orchestration).
 RUN_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(filter-out mimae%.c,$(wildcard *.c)))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
@@ -45,7 +49,7 @@ MPI_HELPERS := $(patsubst tests/mpi/%.c,$(BUILD)/tests/mpi/%,$(wildcard tests/mp
 # The allocation-count test wraps the C allocator for our own objects.
 WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=posix_memalign,--wrap=aligned_alloc
 
-.PHONY: all test deps check-deps clean
+.PHONY: all test deps check-deps clean bench fuzz demo
 .SECONDARY:
 all: $(LIBS) $(PROGRAMS) $(TEST_BIN) $(MPI_HELPERS)
 
@@ -72,6 +76,9 @@ $(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(RUN_OBJ) $(LIBS)
 $(MPI_HELPERS): $(BUILD)/tests/mpi/%: $(BUILD)/tests/mpi/%.o $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
 
+$(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(RUN_OBJ) $(LIBS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $(WRAP_ALLOC) $^ -o $@ $(LDLIBS) -lpthread
 
@@ -81,8 +88,25 @@ test: check-deps
 	@$(MAKE) --no-print-directory all SANITIZE=$(SANITIZE)
 	@tests/run_tests.sh $(BUILD)/tests
 
+# Benchmarks print ratios measured in one run (bench/README.md).
+bench: check-deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN) SANITIZE=0
+	@bench/run.sh $(BUILD)
+
+# libFuzzer targets, each run for a bounded time (tests/fuzz/README.md).
+fuzz: check-deps
+	@$(MAKE) --no-print-directory all SANITIZE=0
+	@tests/fuzz/run.sh
+
+# The main job: MI-MAE and MAE on Fashion-MNIST, evaluated and compared.
+DEMO_DIR ?= demo
+demo: check-deps
+	@$(MAKE) --no-print-directory all SANITIZE=0
+	@experiments/demo.sh $(BUILD) $(DEMO_DIR)
+
 check-deps:
-	@pkg-config --exists $(PKGS) || $(MAKE) --no-print-directory deps
+	@{ pkg-config --exists $(PKGS) && for t in $(DEB_TOOLS); do command -v $$t >/dev/null || exit 1; done; } \
+	  || $(MAKE) --no-print-directory deps
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
