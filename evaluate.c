@@ -174,7 +174,18 @@ static int mi_statistics(mimae_model_t *m, const descriptor_t *d, const eval_ctx
         memcpy(a0 + (size_t)i * D, b.z + ((size_t)i * N + 0) * D, (size_t)D * sizeof(float));
         memcpy(a1 + (size_t)i * D, b.z + ((size_t)i * N + 1) * D, (size_t)D * sizeof(float));
     }
-    if (gaussian_mi(a0, a1, n, D, 1e-6, &out->gaussian_mi, err, errlen)) out->gaussian_mi = NAN;
+    /* The joint covariance of two masks' latents (2D x 2D) needs more than 2D
+     * samples to have full rank; below that the estimate would be an artefact. */
+    char why[256];
+    if (n <= 2L * D + 1) {
+        out->gaussian_mi = NAN;
+        if (ctx->rank == 0)
+            fprintf(stderr, "mimae_dist: mi_gaussian needs more than %d images (eval.mi_images, "
+                    "data.train_limit): skipped\n", 2 * D + 1);
+    } else if (gaussian_mi(a0, a1, n, D, 1e-6, &out->gaussian_mi, why, sizeof why)) {
+        out->gaussian_mi = NAN;
+        if (ctx->rank == 0) fprintf(stderr, "mimae_dist: mi_gaussian: %s\n", why);
+    }
     out->have_mi = 1;
 done:
     free(b.u), free(b.z), free(b.mu), free(b.lv), free(du), free(dz), free(scratch), free(a0), free(a1);
