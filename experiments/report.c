@@ -1,0 +1,1701 @@
+/* mimae report (the rules are in experiments/report.h).
+ *
+ * Steps: find the run directories, load each results file (and the run's
+ * descriptor for the keys results files do not hold), pick the keys whose
+ * values differ, build the tables (text, Markdown and CSV cells are built
+ * separately: rounded for reading, full precision for the CSV), group the
+ * runs that differ only by seed, plot with gnuplot, write the files. */
+#include "experiments/report.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/config_fields.h"
+#include "experiments/descriptor.h"
+#include "io/results.h"
+
+extern char **environ;
+
+#define EXIT_WRITE_FAILED 1
+#define EXIT_BAD_INPUT 2
+#define RPATH 4096
+#define ERRLEN 1024
+#define SEED_KEY "train.seed"
+
+static const char *usage =
+    "usage: mimae report SWEEP_DIR [--out DIR] [--no-plots]\n"
+    "\n"
+    "Summarises the results files of a sweep or of runs side by side:\n"
+    "  SWEEP_DIR/results.h5            a single run\n"
+    "  SWEEP_DIR/task-NNNN/results.h5  the tasks of a sweep (mimae_dist --task)\n"
+    "  SWEEP_DIR/*/results.h5          runs side by side (e.g. demo/mimae, demo/mae)\n"
+    "A task directory without a readable results file, a task listed as\n"
+    "SWEEP_DIR/tasks/task-NNNN.ini without a directory, and a directory with\n"
+    "descriptor.ini or checkpoints/ but no results.h5 are rows marked missing or\n"
+    "failed. Only one level of subdirectories is looked at.\n"
+    "\n"
+    "One row per run: name (run.name), the configuration keys that differ between\n"
+    "the runs plus train.seed, steps done, the loss terms of the last logged step\n"
+    "(L, L_rec, L_max, L_min, L_q), the evaluation metrics present\n"
+    "(linear_probe_top1, knn_top1, finetune_top1, mi_*, ...), images/s (mean over\n"
+    "the logged steps), status. Runs that differ only by seed are also shown as\n"
+    "mean +- std over the seeds (sample standard deviation).\n"
+    "\n"
+    "Prints the tables and writes, atomically, to DIR (default SWEEP_DIR):\n"
+    "  report.csv, report-seeds.csv   the tables at full precision\n"
+    "  report.md                      the tables and the plots\n"
+    "  report-loss.png                L_rec and L against the step, one line per run\n"
+    "  report-<key>.png               top-1 accuracies against each numeric swept key\n"
+    "Plots need gnuplot (Debian: gnuplot-nox); --no-plots skips them.\n"
+    "\n"
+    "Exit status: 0 done; 2 bad input (one line on stderr); 1 a file could not be\n"
+    "written or gnuplot failed (the other files are written).\n";
+
+/* ------------------------------------------------------------------------
+ * Small helpers. */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* snprintf that reports truncation: 0, or -1 when the text did not fit. */
+static int fmt_to(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fmt_to(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* "task-NNNN" (4 or more digits, as mimae_dist names task directories)
+ * followed by `suffix`: the task number, else -1. */
+static long task_number(const char *name, const char *suffix)
+{
+    if (strncmp(name, "task-", 5) != 0) return -1;
+    const char *p = name + 5;
+    long v = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 12) v = v * 10 + (*p++ - '0'), digits++;
+    if (digits < 4 || strcmp(p, suffix) != 0) return -1;
+    return v;
+}
+
+/* Shortest "%.Ng" text that reads back to the same double ("nan", "inf"). */
+static void fmt_exact(char *buf, size_t len, double v)
+{
+    if (isnan(v)) {
+        snprintf(buf, len, "nan");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(buf, len, v > 0 ? "inf" : "-inf");
+        return;
+    }
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, len, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static void fmt_exact_float(char *buf, size_t len, float v)
+{
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, len, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) return;
+    }
+}
+
+/* A config field as the shortest text of its own type (0.1f is "0.1"). */
+static void field_text(const config_field_t *f, const void *cfg, char *buf, size_t len)
+{
+    if (f->type == FIELD_FLOAT) fmt_exact_float(buf, len, (float)config_field_get_number(f, cfg));
+    else if (f->type == FIELD_DOUBLE) fmt_exact(buf, len, config_field_get_number(f, cfg));
+    else config_field_format(f, cfg, buf, len);
+}
+
+/* A whole string that is a finite number. */
+static int parse_number(const char *s, double *v)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(x)) return -1;
+    *v = x;
+    return 0;
+}
+
+/* UTF-8 text width in code points. */
+static int text_width(const char *s)
+{
+    int w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) w++;
+    return w;
+}
+
+/* ------------------------------------------------------------------------
+ * Ordered key -> value text lists. */
+
+typedef struct {
+    char *key, *value;
+} kv_t;
+
+typedef struct {
+    kv_t *items;
+    int n, cap, oom;
+} kvlist_t;
+
+static const char *kv_get(const kvlist_t *l, const char *key)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].key, key) == 0) return l->items[i].value;
+    return NULL;
+}
+
+static void kv_set(kvlist_t *l, const char *key, const char *value)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].key, key) == 0) {
+            char *v = dup_str(value);
+            if (!v) {
+                l->oom = 1;
+                return;
+            }
+            free(l->items[i].value);
+            l->items[i].value = v;
+            return;
+        }
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        kv_t *grown = realloc(l->items, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            l->oom = 1;
+            return;
+        }
+        l->items = grown;
+        l->cap = cap;
+    }
+    kv_t kv = {dup_str(key), dup_str(value)};
+    if (!kv.key || !kv.value) {
+        free(kv.key);
+        free(kv.value);
+        l->oom = 1;
+        return;
+    }
+    l->items[l->n++] = kv;
+}
+
+static void kv_free(kvlist_t *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->items[i].key);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+/* A growable list of strings. */
+typedef struct {
+    char **s;
+    int n, cap, oom;
+} strlist_t;
+
+static int strlist_find(const strlist_t *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->s[i], s) == 0) return i;
+    return -1;
+}
+
+static void strlist_add(strlist_t *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **grown = realloc(l->s, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            l->oom = 1;
+            return;
+        }
+        l->s = grown;
+        l->cap = cap;
+    }
+    char *d = dup_str(s);
+    if (!d) {
+        l->oom = 1;
+        return;
+    }
+    l->s[l->n++] = d;
+}
+
+static void strlist_add_unique(strlist_t *l, const char *s)
+{
+    if (strlist_find(l, s) < 0) strlist_add(l, s);
+}
+
+static void strlist_free(strlist_t *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->s[i]);
+    free(l->s);
+    memset(l, 0, sizeof *l);
+}
+
+/* ------------------------------------------------------------------------
+ * Runs. */
+
+enum { RUN_OK, RUN_MISSING, RUN_FAILED };
+
+typedef struct {
+    char dir[512];       /* relative to the sweep directory; "." for the directory itself */
+    long task;           /* task number, -1 for other runs */
+    int status;
+    char detail[ERRLEN]; /* why missing or failed (without the path) */
+    char brief[160];     /* the same, short */
+    char name[256];
+    results_t *res;
+    kvlist_t cfg;        /* configuration values as text */
+} run_entry_t;
+
+/* The columns after name and the swept keys. */
+enum { MC_STEPS, MC_LOSS, MC_EVAL, MC_IMGS };
+
+typedef struct {
+    const char *name;    /* CSV header and eval name */
+    const char *label;   /* text and Markdown header */
+    int kind, index;
+} mcol_t;
+
+typedef struct {
+    const char *sweep_dir;
+    const char *out_dir;
+    char sweep_name[256];
+    run_entry_t *runs;
+    int nruns, cap;
+    strlist_t keys;      /* swept keys, train.seed last */
+    int *numeric;        /* per key: every value a number */
+    int has_seed;        /* train.seed is the last key */
+    strlist_t evals;     /* evaluation metric columns */
+    mcol_t *cols;
+    int ncols;
+    int oom;
+} report_t;
+
+static const char *const loss_names[5] = {"L", "L_rec", "L_max", "L_min", "L_q"};
+
+static double loss_of(const step_metrics_t *s, int i)
+{
+    switch (i) {
+    case 0: return s->total;
+    case 1: return s->rec;
+    case 2: return s->max;
+    case 3: return s->min;
+    default: return s->q;
+    }
+}
+
+static run_entry_t *add_run(report_t *rp, const char *dir, long task)
+{
+    if (rp->nruns == rp->cap) {
+        int cap = rp->cap ? 2 * rp->cap : 32;
+        run_entry_t *grown = realloc(rp->runs, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            rp->oom = 1;
+            return NULL;
+        }
+        rp->runs = grown;
+        rp->cap = cap;
+    }
+    run_entry_t *r = &rp->runs[rp->nruns++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "%s", dir);
+    r->task = task;
+    return r;
+}
+
+static run_entry_t *find_task(report_t *rp, long task)
+{
+    for (int i = 0; i < rp->nruns; i++)
+        if (rp->runs[i].task == task) return &rp->runs[i];
+    return NULL;
+}
+
+static int run_order(const void *pa, const void *pb)
+{
+    const run_entry_t *a = pa, *b = pb;
+    int ga = strcmp(a->dir, ".") == 0 ? 0 : a->task >= 0 ? 1 : 2;
+    int gb = strcmp(b->dir, ".") == 0 ? 0 : b->task >= 0 ? 1 : 2;
+    if (ga != gb) return ga - gb;
+    if (ga == 1) return a->task < b->task ? -1 : a->task > b->task;
+    return strcmp(a->dir, b->dir);
+}
+
+/* The run directories under the sweep directory (rules in report.h). */
+static int discover(report_t *rp, char *err, size_t errlen)
+{
+    char path[RPATH];
+    DIR *d = opendir(rp->sweep_dir);
+    if (!d) return fmt_to(err, errlen, "%s: cannot list the directory (%s)", rp->sweep_dir,
+                          strerror(errno)), -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && !rp->oom) {
+        const char *n = e->d_name;
+        if (n[0] == '.') continue;
+        if (fmt_to(path, sizeof path, "%s/%s", rp->sweep_dir, n) || !is_dir(path)) continue;
+        long task = task_number(n, "");
+        if (task >= 0) {
+            if (!find_task(rp, task)) add_run(rp, n, task);
+            continue;
+        }
+        if (strcmp(n, "tasks") == 0) { /* the expanded descriptors of `mimae sweep submit` */
+            DIR *t = opendir(path);
+            struct dirent *te;
+            while (t && (te = readdir(t)) != NULL && !rp->oom) {
+                long id = task_number(te->d_name, ".ini");
+                char tdir[32];
+                if (id < 0 || find_task(rp, id)) continue;
+                snprintf(tdir, sizeof tdir, "task-%04ld", id);
+                add_run(rp, tdir, id);
+            }
+            if (t) closedir(t);
+            continue;
+        }
+        char probe[RPATH], probe2[RPATH], probe3[RPATH];
+        if (fmt_to(probe, sizeof probe, "%s/results.h5", path) ||
+            fmt_to(probe2, sizeof probe2, "%s/descriptor.ini", path) ||
+            fmt_to(probe3, sizeof probe3, "%s/checkpoints", path))
+            continue;
+        if (exists(probe) || exists(probe2) || is_dir(probe3)) add_run(rp, n, -1);
+    }
+    closedir(d);
+    if (rp->oom) return fmt_to(err, errlen, "out of memory"), -1;
+    /* The directory itself: a run when it has results.h5, or (when nothing
+     * else is here) a run that left only its descriptor. */
+    int self = 0;
+    if (!fmt_to(path, sizeof path, "%s/results.h5", rp->sweep_dir) && exists(path)) self = 1;
+    if (!self && rp->nruns == 0 &&
+        !fmt_to(path, sizeof path, "%s/descriptor.ini", rp->sweep_dir) && exists(path))
+        self = 1;
+    if (self && !add_run(rp, ".", -1)) return fmt_to(err, errlen, "out of memory"), -1;
+    if (rp->nruns == 0)
+        return fmt_to(err, errlen, "%s: no results files (results.h5, task-NNNN/results.h5 or "
+                      "*/results.h5) and no task directories", rp->sweep_dir), -1;
+    qsort(rp->runs, (size_t)rp->nruns, sizeof *rp->runs, run_order);
+    return 0;
+}
+
+/* "PATH: reason: advice" -> detail "reason: advice", brief "reason". */
+static void set_failure(run_entry_t *r, const char *path, const char *msg)
+{
+    size_t pl = strlen(path);
+    if (strncmp(msg, path, pl) == 0 && strncmp(msg + pl, ": ", 2) == 0) msg += pl + 2;
+    snprintf(r->detail, sizeof r->detail, "%s", msg);
+    const char *cut = strstr(msg, ": ");
+    int n = cut ? (int)(cut - msg) : (int)strlen(msg);
+    if (n > (int)sizeof r->brief - 1) n = (int)sizeof r->brief - 1;
+    snprintf(r->brief, sizeof r->brief, "%.*s", n, msg);
+}
+
+/* The first descriptor of the run that loads (its own effective descriptor,
+ * else the sweep's expanded one for the task); NULL when none. */
+static descriptor_t *load_descriptor(const report_t *rp, const run_entry_t *r, const char *dirpath)
+{
+    char cand[2][RPATH];
+    int nc = 0;
+    if (!fmt_to(cand[nc], RPATH, "%s/descriptor.ini", dirpath)) nc++;
+    if (r->task >= 0 && !fmt_to(cand[nc], RPATH, "%s/tasks/task-%04ld.ini", rp->sweep_dir, r->task))
+        nc++;
+    descriptor_t *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    for (int i = 0; i < nc; i++) {
+        char why[ERRLEN];
+        if (exists(cand[i]) && descriptor_load(d, cand[i], NULL, 0, -1, why, sizeof why) == 0)
+            return d;
+    }
+    free(d);
+    return NULL;
+}
+
+static void load_run(report_t *rp, run_entry_t *r)
+{
+    char dirpath[RPATH], path[RPATH], msg[ERRLEN];
+    const int self = strcmp(r->dir, ".") == 0;
+    if (self) snprintf(dirpath, sizeof dirpath, "%s", rp->sweep_dir);
+    else if (fmt_to(dirpath, sizeof dirpath, "%s/%s", rp->sweep_dir, r->dir)) dirpath[0] = 0;
+    if (fmt_to(path, sizeof path, "%s/results.h5", dirpath)) path[0] = 0;
+    if (!is_dir(dirpath)) {
+        r->status = RUN_MISSING;
+        snprintf(r->detail, sizeof r->detail, "no task directory");
+        snprintf(r->brief, sizeof r->brief, "no task directory");
+    } else if (!exists(path)) {
+        r->status = RUN_MISSING;
+        snprintf(r->detail, sizeof r->detail, "no results.h5");
+        snprintf(r->brief, sizeof r->brief, "no results.h5");
+    } else if ((r->res = results_load(path, msg, sizeof msg)) == NULL) {
+        r->status = RUN_FAILED;
+        set_failure(r, path, msg);
+    } else {
+        r->status = RUN_OK;
+    }
+    const char *name = r->res ? results_get_attr(r->res, "run.name") : NULL;
+    if (name && *name) snprintf(r->name, sizeof r->name, "%s", name);
+    else fmt_to(r->name, sizeof r->name, "%s", self ? rp->sweep_name : r->dir);
+
+    /* Configuration: the results' model config (else the descriptor's), the
+     * descriptor's run keys, then the results' extra attributes. */
+    descriptor_t *d = load_descriptor(rp, r, dirpath);
+    const mimae_config_t *model = r->res ? results_config(r->res) : d ? &d->model : NULL;
+    char key[160], value[128];
+    if (model)
+        for (int i = 0; i < mimae_config_field_count; i++) {
+            const config_field_t *f = &mimae_config_fields[i];
+            snprintf(key, sizeof key, "%s.%s", f->section, f->key);
+            field_text(f, model, value, sizeof value);
+            kv_set(&r->cfg, key, value);
+        }
+    if (d)
+        for (int i = 0; i < run_config_field_count; i++) {
+            const config_field_t *f = &run_config_fields[i];
+            if (strcmp(f->section, "run") == 0) continue; /* bookkeeping, not the experiment */
+            snprintf(key, sizeof key, "%s.%s", f->section, f->key);
+            field_text(f, &d->run, value, sizeof value);
+            kv_set(&r->cfg, key, value);
+        }
+    free(d);
+    /* the results' own "section.key" attributes fill in what no descriptor
+     * said (train.seed when there is no descriptor.ini); the descriptor's
+     * value wins otherwise (train.reduction: "auto" there, the resolved
+     * "deterministic" or "fast" in the results) so that runs with and
+     * without results compare alike */
+    for (int i = 0; r->res && i < results_attr_count(r->res); i++) {
+        const char *k, *v;
+        if (results_attr_at(r->res, i, &k, &v) || !strchr(k, '.') || strncmp(k, "run.", 4) == 0 ||
+            kv_get(&r->cfg, k))
+            continue;
+        kv_set(&r->cfg, k, v);
+    }
+    if (r->cfg.oom) rp->oom = 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Columns. */
+
+/* The keys whose values differ between the runs that have them, in the
+ * order first seen; train.seed last whenever a run has it. */
+static void pick_keys(report_t *rp)
+{
+    strlist_t all = {0};
+    for (int i = 0; i < rp->nruns; i++)
+        for (int j = 0; j < rp->runs[i].cfg.n; j++) strlist_add_unique(&all, rp->runs[i].cfg.items[j].key);
+    for (int k = 0; k < all.n; k++) {
+        if (strcmp(all.s[k], SEED_KEY) == 0) continue;
+        const char *first = NULL;
+        int differs = 0;
+        for (int i = 0; i < rp->nruns && !differs; i++) {
+            const char *v = kv_get(&rp->runs[i].cfg, all.s[k]);
+            if (!v) continue;
+            if (!first) first = v;
+            else if (strcmp(first, v) != 0) differs = 1;
+        }
+        if (differs) strlist_add(&rp->keys, all.s[k]);
+    }
+    if (strlist_find(&all, SEED_KEY) >= 0) {
+        strlist_add(&rp->keys, SEED_KEY);
+        rp->has_seed = 1;
+    }
+    if (all.oom || rp->keys.oom) rp->oom = 1;
+    strlist_free(&all);
+    rp->numeric = calloc((size_t)rp->keys.n + 1, sizeof *rp->numeric);
+    if (!rp->numeric) {
+        rp->oom = 1;
+        return;
+    }
+    for (int k = 0; k < rp->keys.n; k++) {
+        int numeric = 1;
+        for (int i = 0; i < rp->nruns; i++) {
+            const char *v = kv_get(&rp->runs[i].cfg, rp->keys.s[k]);
+            double x;
+            if (v && parse_number(v, &x)) numeric = 0;
+        }
+        rp->numeric[k] = numeric;
+    }
+}
+
+static int is_top1(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && strcmp(name + n - 5, "_top1") == 0;
+}
+
+/* Evaluation metrics: the three top-1 accuracies, then mi_*, then the rest,
+ * each group in the order first seen. */
+static void pick_evals(report_t *rp)
+{
+    static const char *const first[] = {"linear_probe_top1", "knn_top1", "finetune_top1"};
+    strlist_t seen = {0};
+    for (int i = 0; i < rp->nruns; i++) {
+        const results_t *res = rp->runs[i].res;
+        for (int j = 0; res && j < results_eval_count(res); j++) {
+            const char *name;
+            if (results_eval_at(res, j, &name, NULL, NULL, NULL) == 0) strlist_add_unique(&seen, name);
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        if (strlist_find(&seen, first[k]) >= 0) strlist_add(&rp->evals, first[k]);
+    for (int pass = 0; pass < 2; pass++)
+        for (int j = 0; j < seen.n; j++)
+            if ((strncmp(seen.s[j], "mi_", 3) == 0) == (pass == 0))
+                strlist_add_unique(&rp->evals, seen.s[j]);
+    if (seen.oom || rp->evals.oom) rp->oom = 1;
+    strlist_free(&seen);
+}
+
+static void build_cols(report_t *rp)
+{
+    rp->cols = calloc((size_t)(7 + rp->evals.n), sizeof *rp->cols);
+    if (!rp->cols) {
+        rp->oom = 1;
+        return;
+    }
+    int n = 0;
+    rp->cols[n++] = (mcol_t){"steps", "steps", MC_STEPS, 0};
+    for (int i = 0; i < 5; i++) rp->cols[n++] = (mcol_t){loss_names[i], loss_names[i], MC_LOSS, i};
+    for (int i = 0; i < rp->evals.n; i++)
+        rp->cols[n++] = (mcol_t){rp->evals.s[i], rp->evals.s[i], MC_EVAL, i};
+    rp->cols[n++] = (mcol_t){"images_per_s", "img/s", MC_IMGS, 0};
+    rp->ncols = n;
+}
+
+/* A run's value of a column: 0, or -1 when it has none. */
+static int metric_value(const run_entry_t *r, const mcol_t *m, double *v)
+{
+    if (r->status != RUN_OK) return -1;
+    const long n = results_step_count(r->res);
+    const step_metrics_t *s = results_steps(r->res);
+    switch (m->kind) {
+    case MC_STEPS:
+        if (n < 1) return -1;
+        *v = (double)s[n - 1].step;
+        return 0;
+    case MC_LOSS:
+        if (n < 1) return -1;
+        *v = loss_of(&s[n - 1], m->index);
+        return 0;
+    case MC_EVAL: return results_get_eval(r->res, m->name, v) ? -1 : 0;
+    default: {
+        double sum = 0;
+        long count = 0;
+        for (long i = 0; i < n; i++)
+            if (isfinite(s[i].images_per_s)) sum += s[i].images_per_s, count++;
+        if (count == 0) return -1;
+        *v = sum / (double)count;
+        return 0;
+    }
+    }
+}
+
+/* Rounded for reading. */
+static void fmt_display(char *buf, size_t len, const mcol_t *m, double v)
+{
+    if (m->kind == MC_STEPS) snprintf(buf, len, "%.0f", v);
+    else if (m->kind == MC_IMGS) snprintf(buf, len, "%.1f", v);
+    else if (m->kind == MC_LOSS || is_top1(m->name) || strncmp(m->name, "mi_", 3) == 0)
+        snprintf(buf, len, "%.4f", v);
+    else snprintf(buf, len, "%.4g", v);
+}
+
+/* ------------------------------------------------------------------------
+ * Tables: cells as text, printed as aligned text, Markdown or CSV. */
+
+typedef struct {
+    int ncols, nrows, cap, oom;
+    char **head;
+    int *right;   /* right-aligned (numbers) */
+    char **cells; /* nrows x ncols; NULL prints as "" */
+} table_t;
+
+static void table_init(table_t *t, int ncols)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    t->head = calloc((size_t)ncols, sizeof *t->head);
+    t->right = calloc((size_t)ncols, sizeof *t->right);
+    if (!t->head || !t->right) t->oom = 1;
+}
+
+static void table_free(table_t *t)
+{
+    for (int c = 0; t->head && c < t->ncols; c++) free(t->head[c]);
+    for (long i = 0; t->cells && i < (long)t->nrows * t->ncols; i++) free(t->cells[i]);
+    free(t->head);
+    free(t->right);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+static void table_head(table_t *t, int c, const char *name, int right)
+{
+    if (t->oom || c >= t->ncols) return;
+    if (!(t->head[c] = dup_str(name))) t->oom = 1;
+    t->right[c] = right;
+}
+
+static int table_row(table_t *t)
+{
+    if (t->oom) return -1;
+    if (t->nrows == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        char **grown = realloc(t->cells, (size_t)cap * (size_t)t->ncols * sizeof *grown);
+        if (!grown) {
+            t->oom = 1;
+            return -1;
+        }
+        t->cells = grown;
+        t->cap = cap;
+    }
+    for (int c = 0; c < t->ncols; c++) t->cells[(size_t)t->nrows * t->ncols + c] = NULL;
+    return t->nrows++;
+}
+
+static void table_set(table_t *t, int row, int c, const char *text)
+{
+    if (t->oom || row < 0 || c >= t->ncols) return;
+    char **cell = &t->cells[(size_t)row * t->ncols + c];
+    free(*cell);
+    if (!(*cell = dup_str(text))) t->oom = 1;
+}
+
+static const char *table_cell(const table_t *t, int row, int c)
+{
+    const char *s = t->cells[(size_t)row * t->ncols + c];
+    return s ? s : "";
+}
+
+static void pad(FILE *out, int n)
+{
+    for (int i = 0; i < n; i++) fputc(' ', out);
+}
+
+static void print_text_row(const table_t *t, FILE *out, const int *w, int row)
+{
+    for (int c = 0; c < t->ncols; c++) {
+        const char *s = row < 0 ? t->head[c] : table_cell(t, row, c);
+        const int gap = w[c] - text_width(s);
+        if (c) fputs("  ", out);
+        if (t->right[c]) pad(out, gap);
+        fputs(s, out);
+        if (!t->right[c] && c + 1 < t->ncols) pad(out, gap);
+    }
+    fputc('\n', out);
+}
+
+static void table_print_text(const table_t *t, FILE *out)
+{
+    int *w = calloc((size_t)t->ncols, sizeof *w);
+    if (!w) return;
+    int total = 0;
+    for (int c = 0; c < t->ncols; c++) {
+        w[c] = text_width(t->head[c]);
+        for (int r = 0; r < t->nrows; r++) {
+            int x = text_width(table_cell(t, r, c));
+            if (x > w[c]) w[c] = x;
+        }
+        total += w[c] + (c ? 2 : 0);
+    }
+    print_text_row(t, out, w, -1);
+    for (int i = 0; i < total; i++) fputc('-', out);
+    fputc('\n', out);
+    for (int r = 0; r < t->nrows; r++) print_text_row(t, out, w, r);
+    free(w);
+}
+
+static void md_text(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') fputs("\\|", out);
+        else if (*s == '\n' || *s == '\r') fputc(' ', out);
+        else fputc(*s, out);
+    }
+}
+
+static void table_print_md(const table_t *t, FILE *out)
+{
+    for (int c = 0; c < t->ncols; c++) {
+        fputs(c ? " | " : "| ", out);
+        md_text(out, t->head[c]);
+    }
+    fputs(" |\n", out);
+    for (int c = 0; c < t->ncols; c++) fputs(t->right[c] ? "|---:" : "|:---", out);
+    fputs("|\n", out);
+    for (int r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++) {
+            fputs(c ? " | " : "| ", out);
+            md_text(out, table_cell(t, r, c));
+        }
+        fputs(" |\n", out);
+    }
+}
+
+static void csv_field(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void table_print_csv(const table_t *t, FILE *out)
+{
+    for (int r = -1; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols; c++) {
+            if (c) fputc(',', out);
+            csv_field(out, r < 0 ? t->head[c] : table_cell(t, r, c));
+        }
+        fputc('\n', out);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The per-run table. */
+
+static const char *status_name(int s)
+{
+    return s == RUN_OK ? "ok" : s == RUN_MISSING ? "missing" : "failed";
+}
+
+/* csv: full precision, dir/status/detail columns; else rounded, "-" for none. */
+static void build_run_table(const report_t *rp, table_t *t, int csv)
+{
+    const int ncols = 1 + (csv ? 3 : 1) + rp->keys.n + rp->ncols;
+    table_init(t, ncols);
+    int c = 0;
+    table_head(t, c++, "name", 0);
+    if (csv) {
+        table_head(t, c++, "dir", 0);
+        table_head(t, c++, "status", 0);
+        table_head(t, c++, "detail", 0);
+    }
+    for (int k = 0; k < rp->keys.n; k++) table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
+    for (int m = 0; m < rp->ncols; m++) table_head(t, c++, csv ? rp->cols[m].name : rp->cols[m].label, 1);
+    if (!csv) table_head(t, c++, "status", 0);
+    char buf[ERRLEN + 32];
+    for (int i = 0; i < rp->nruns; i++) {
+        const run_entry_t *r = &rp->runs[i];
+        int row = table_row(t);
+        if (row < 0) return;
+        c = 0;
+        table_set(t, row, c++, r->name);
+        if (csv) {
+            table_set(t, row, c++, r->dir);
+            table_set(t, row, c++, status_name(r->status));
+            table_set(t, row, c++, r->status == RUN_OK ? "" : r->detail);
+        }
+        for (int k = 0; k < rp->keys.n; k++) {
+            const char *v = kv_get(&r->cfg, rp->keys.s[k]);
+            table_set(t, row, c++, v ? v : csv ? "" : "-");
+        }
+        for (int m = 0; m < rp->ncols; m++) {
+            double v;
+            if (metric_value(r, &rp->cols[m], &v)) snprintf(buf, sizeof buf, "%s", csv ? "" : "-");
+            else if (csv) fmt_exact(buf, sizeof buf, v);
+            else fmt_display(buf, sizeof buf, &rp->cols[m], v);
+            table_set(t, row, c++, buf);
+        }
+        if (!csv) {
+            if (r->status == RUN_OK) snprintf(buf, sizeof buf, "ok");
+            else snprintf(buf, sizeof buf, "%s: %s", status_name(r->status), r->brief);
+            table_set(t, row, c++, buf);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Mean +- std over seeds. */
+
+typedef struct {
+    int *members; /* run indices with a known configuration */
+    int n, n_ok;
+} group_t;
+
+typedef struct {
+    group_t *g;
+    int n;    /* groups */
+    int show; /* some setting has two runs with results */
+} groups_t;
+
+/* Does run a have the same values as run b for every key but the seed? */
+static int same_setting(const report_t *rp, const run_entry_t *a, const run_entry_t *b)
+{
+    for (int k = 0; k < rp->keys.n; k++) {
+        if (strcmp(rp->keys.s[k], SEED_KEY) == 0) continue;
+        const char *va = kv_get(&a->cfg, rp->keys.s[k]), *vb = kv_get(&b->cfg, rp->keys.s[k]);
+        if ((va == NULL) != (vb == NULL) || (va && strcmp(va, vb) != 0)) return 0;
+    }
+    return 1;
+}
+
+/* Groups of runs that differ only by seed (runs without a known
+ * configuration are left out); shown when some setting has two runs with
+ * results. */
+static int make_groups(const report_t *rp, groups_t *gs)
+{
+    memset(gs, 0, sizeof *gs);
+    if (!rp->has_seed || rp->nruns < 2) return 0;
+    gs->g = calloc((size_t)rp->nruns, sizeof *gs->g);
+    if (!gs->g) return -1;
+    for (int i = 0; i < rp->nruns; i++) {
+        const run_entry_t *r = &rp->runs[i];
+        if (r->cfg.n == 0) continue;
+        int j = 0;
+        while (j < gs->n && !same_setting(rp, &rp->runs[gs->g[j].members[0]], r)) j++;
+        if (j == gs->n) {
+            gs->g[j].members = calloc((size_t)rp->nruns, sizeof *gs->g[j].members);
+            if (!gs->g[j].members) return -1;
+            gs->n++;
+        }
+        group_t *g = &gs->g[j];
+        g->members[g->n++] = i;
+        if (r->status == RUN_OK && ++g->n_ok >= 2) gs->show = 1;
+    }
+    return 0;
+}
+
+static void groups_free(groups_t *gs)
+{
+    for (int i = 0; gs->g && i < gs->n; i++) free(gs->g[i].members);
+    free(gs->g);
+    memset(gs, 0, sizeof *gs);
+}
+
+/* Mean and sample standard deviation of column m over a group's runs that
+ * have it; returns how many. */
+static int group_stats(const report_t *rp, const group_t *g, const mcol_t *m, double *mean,
+                       double *sd)
+{
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (int i = 0; i < g->n; i++) {
+        double v;
+        if (metric_value(&rp->runs[g->members[i]], m, &v) == 0) sum += v, n++;
+    }
+    if (n == 0) return 0;
+    *mean = sum / n;
+    for (int i = 0; i < g->n; i++) {
+        double v;
+        if (metric_value(&rp->runs[g->members[i]], m, &v) == 0) sq += (v - *mean) * (v - *mean);
+    }
+    *sd = n > 1 ? sqrt(sq / (n - 1)) : NAN;
+    return n;
+}
+
+/* The seeds of a group's runs with results, "0 1 2". */
+static void group_seeds(const report_t *rp, const group_t *g, char *buf, size_t len)
+{
+    buf[0] = 0;
+    for (int i = 0; i < g->n; i++) {
+        const run_entry_t *r = &rp->runs[g->members[i]];
+        const char *s = kv_get(&r->cfg, SEED_KEY);
+        size_t used = strlen(buf);
+        if (r->status == RUN_OK && s) snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
+    }
+}
+
+/* mode 0: text ("+-"), 1: Markdown ("±"), 2: CSV (mean, std columns). */
+static void build_group_table(const report_t *rp, const groups_t *gs, table_t *t, int mode)
+{
+    const int nkeys = rp->keys.n - 1; /* the seed is last */
+    const int nm = rp->ncols - 1;     /* every column but steps */
+    table_init(t, nkeys + (mode == 2 ? 3 + 2 * nm : 2 + nm));
+    int c = 0;
+    for (int k = 0; k < nkeys; k++) table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
+    if (mode == 2) {
+        table_head(t, c++, "runs_with_results", 1);
+        table_head(t, c++, "runs", 1);
+    } else {
+        table_head(t, c++, "n", 1);
+    }
+    table_head(t, c++, "seeds", 0);
+    char name[160], buf[160], a[64], b[64];
+    for (int m = 1; m < rp->ncols; m++) {
+        if (mode == 2) {
+            snprintf(name, sizeof name, "%s_mean", rp->cols[m].name);
+            table_head(t, c++, name, 1);
+            snprintf(name, sizeof name, "%s_std", rp->cols[m].name);
+            table_head(t, c++, name, 1);
+        } else {
+            table_head(t, c++, rp->cols[m].label, 1);
+        }
+    }
+    for (int gi = 0; gi < gs->n; gi++) {
+        const group_t *g = &gs->g[gi];
+        const run_entry_t *first = &rp->runs[g->members[0]];
+        int row = table_row(t);
+        if (row < 0) return;
+        c = 0;
+        for (int k = 0; k < nkeys; k++) {
+            const char *v = kv_get(&first->cfg, rp->keys.s[k]);
+            table_set(t, row, c++, v ? v : mode == 2 ? "" : "-");
+        }
+        if (mode == 2) {
+            snprintf(buf, sizeof buf, "%d", g->n_ok);
+            table_set(t, row, c++, buf);
+            snprintf(buf, sizeof buf, "%d", g->n);
+        } else if (g->n_ok == g->n) {
+            snprintf(buf, sizeof buf, "%d", g->n);
+        } else {
+            snprintf(buf, sizeof buf, "%d/%d", g->n_ok, g->n);
+        }
+        table_set(t, row, c++, buf);
+        group_seeds(rp, g, buf, sizeof buf);
+        table_set(t, row, c++, mode == 2 || *buf ? buf : "-");
+        for (int m = 1; m < rp->ncols; m++) {
+            const mcol_t *col = &rp->cols[m];
+            double mean = 0, sd = 0;
+            int n = group_stats(rp, g, col, &mean, &sd);
+            if (mode == 2) {
+                if (n) fmt_exact(buf, sizeof buf, mean);
+                else buf[0] = 0;
+                table_set(t, row, c++, buf);
+                if (n > 1) fmt_exact(buf, sizeof buf, sd);
+                else buf[0] = 0;
+                table_set(t, row, c++, buf);
+                continue;
+            }
+            if (n == 0) {
+                snprintf(buf, sizeof buf, "-");
+            } else {
+                fmt_display(a, sizeof a, col, mean);
+                if (n == 1) {
+                    snprintf(buf, sizeof buf, "%s", a);
+                } else {
+                    fmt_display(b, sizeof b, col, sd);
+                    snprintf(buf, sizeof buf, "%s%s%s", a, mode == 1 ? " ± " : "+-", b);
+                }
+            }
+            table_set(t, row, c++, buf);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Files. */
+
+/* data -> PATH.tmp-<pid>, fsync, rename onto PATH; on failure nothing. */
+static int write_atomic(const char *path, const char *data, size_t n, char *err, size_t errlen)
+{
+    char tmp[RPATH];
+    if (fmt_to(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()))
+        return fmt_to(err, errlen, "%s: path too long", path), -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return fmt_to(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno)), -1;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, data + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int ok = done == n;
+    int saved = errno;
+    if (ok && fsync(fd) != 0) ok = 0, saved = errno;
+    if (close(fd) != 0 && ok) ok = 0, saved = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, saved = errno;
+    if (!ok) {
+        unlink(tmp);
+        return fmt_to(err, errlen, "%s: cannot write (%s)", path, strerror(saved)), -1;
+    }
+    return 0;
+}
+
+/* A memory stream for building a file. */
+typedef struct {
+    FILE *f;
+    char *buf;
+    size_t len;
+} membuf_t;
+
+static int membuf_open(membuf_t *m)
+{
+    m->buf = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->buf, &m->len);
+    return m->f ? 0 : -1;
+}
+
+/* Closes the stream and writes it to path; frees the buffer. */
+static int membuf_commit(membuf_t *m, const char *path, char *err, size_t errlen)
+{
+    int rc = fclose(m->f) == 0 ? 0 : -1;
+    m->f = NULL;
+    if (rc) fmt_to(err, errlen, "%s: out of memory", path);
+    else rc = write_atomic(path, m->buf, m->len, err, errlen);
+    free(m->buf);
+    m->buf = NULL;
+    return rc;
+}
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char p[RPATH];
+    if (fmt_to(p, sizeof p, "%s", dir)) return fmt_to(err, errlen, "%s: path too long", dir), -1;
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s) continue;
+        char keep = *s;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return fmt_to(err, errlen, "--out %s: cannot create %s (%s)", dir, p, strerror(errno)), -1;
+        *s = keep;
+        if (!keep) break;
+    }
+    if (!is_dir(dir)) return fmt_to(err, errlen, "--out %s: not a directory", dir), -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Plots (gnuplot). */
+
+#define MAX_PLOTS 128 /* further key plots are left out */
+
+typedef struct {
+    char file[256];    /* report-....png */
+    char title[320];
+    char tmp[RPATH];   /* where gnuplot writes it */
+} plot_t;
+
+typedef struct {
+    plot_t p[MAX_PLOTS];
+    int n;
+} plots_t;
+
+/* A gnuplot single-quoted string ('' is a quote; no control characters). */
+static void gp_string(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputs("''", f);
+        else if ((unsigned char)*s < 0x20) fputc(' ', f);
+        else fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+static void gp_number(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.17g", v);
+    else fputs("NaN", f);
+}
+
+static void safe_name(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < len; i++) {
+        char ch = src[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '.' || ch == '_' || ch == '-';
+        dst[i] = ok ? ch : '_';
+    }
+    dst[i] = 0;
+}
+
+static plot_t *new_plot(plots_t *ps, const char *out_dir, const char *file, const char *title)
+{
+    if (ps->n == MAX_PLOTS) return NULL;
+    plot_t *p = &ps->p[ps->n];
+    if (fmt_to(p->file, sizeof p->file, "%s", file) ||
+        fmt_to(p->tmp, sizeof p->tmp, "%s/%s.tmp-%ld", out_dir, file, (long)getpid()))
+        return NULL;
+    snprintf(p->title, sizeof p->title, "%s", title);
+    ps->n++;
+    return p;
+}
+
+/* The loss curves: L_rec (top) and L (bottom) against the step, one line
+ * per run with logged steps. */
+static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *ps)
+{
+    char path[RPATH];
+    int lines = 0;
+    for (int i = 0; i < rp->nruns; i++) {
+        const run_entry_t *r = &rp->runs[i];
+        if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
+        if (fmt_to(path, sizeof path, "%s/loss-%d.dat", work, i)) return -1;
+        FILE *f = fopen(path, "w");
+        if (!f) return -1;
+        const step_metrics_t *s = results_steps(r->res);
+        for (long j = 0; j < results_step_count(r->res); j++) {
+            fprintf(f, "%ld ", s[j].step);
+            gp_number(f, s[j].rec);
+            fputc(' ', f);
+            gp_number(f, s[j].total);
+            fputc('\n', f);
+        }
+        if (fclose(f) != 0) return -1;
+        lines++;
+    }
+    if (lines == 0) return 0;
+    plot_t *p = new_plot(ps, rp->out_dir, "report-loss.png", "Loss curves");
+    if (!p) return -1;
+    const int height = 760 + (lines > 24 ? 14 * (lines - 24) : 0);
+    fprintf(gp, "reset\nset terminal pngcairo size 1200,%d noenhanced font 'sans,10'\nset output ",
+            height);
+    gp_string(gp, p->tmp);
+    fputs("\nset multiplot layout 2,1 title ", gp);
+    char title[RPATH];
+    snprintf(title, sizeof title, "Loss curves: %s", rp->sweep_dir);
+    gp_string(gp, title);
+    fputs("\nset grid\nset lmargin at screen 0.08\nset rmargin at screen 0.74\n"
+          "set xlabel 'step'\n", gp);
+    for (int panel = 0; panel < 2; panel++) {
+        fprintf(gp, "set ylabel '%s'\nset title '%s'\n", panel ? "L" : "L_rec",
+                panel ? "total loss L" : "reconstruction loss L_rec");
+        if (panel == 0) fputs("set key at screen 0.76, screen 0.93 left top Left reverse\n", gp);
+        else fputs("unset key\n", gp);
+        fputs("plot", gp);
+        int first = 1;
+        for (int i = 0; i < rp->nruns; i++) {
+            const run_entry_t *r = &rp->runs[i];
+            if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
+            fmt_to(path, sizeof path, "%s/loss-%d.dat", work, i);
+            fputs(first ? " " : ", \\\n     ", gp);
+            gp_string(gp, path);
+            fprintf(gp, " using 1:%d with lines lw 1.5 title ", panel ? 3 : 2);
+            gp_string(gp, r->name);
+            first = 0;
+        }
+        fputc('\n', gp);
+    }
+    fputs("unset multiplot\nunset output\n", gp);
+    return 0;
+}
+
+/* Top-1 accuracies against swept key k: each run as a point, the mean over
+ * the runs with the same value as a line. */
+static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plots_t *ps)
+{
+    int acc[3], nacc = 0; /* eval columns plotted */
+    for (int e = 0; e < rp->evals.n; e++)
+        if (is_top1(rp->evals.s[e]) && nacc < 3) acc[nacc++] = e;
+    if (nacc == 0 || ps->n == MAX_PLOTS) return 0;
+    const char *key = rp->keys.s[k];
+    double *xs = malloc((size_t)rp->nruns * sizeof *xs);
+    if (!xs) return -1;
+    char path[RPATH], mpath[RPATH];
+    if (fmt_to(path, sizeof path, "%s/key-%d.dat", work, k) ||
+        fmt_to(mpath, sizeof mpath, "%s/key-%d-mean.dat", work, k)) {
+        free(xs);
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(xs);
+        return -1;
+    }
+    int nx = 0, points = 0;
+    for (int i = 0; i < rp->nruns; i++) {
+        const run_entry_t *r = &rp->runs[i];
+        const char *v = kv_get(&r->cfg, key);
+        double x;
+        if (r->status != RUN_OK || !v || parse_number(v, &x)) continue;
+        int have = 0;
+        gp_number(f, x);
+        for (int a = 0; a < nacc; a++) {
+            double y = NAN;
+            if (results_get_eval(r->res, rp->evals.s[acc[a]], &y) == 0 && isfinite(y)) have = 1;
+            fputc(' ', f);
+            gp_number(f, y);
+        }
+        fputc('\n', f);
+        if (!have) continue;
+        points++;
+        int seen = 0;
+        for (int j = 0; j < nx; j++) seen |= xs[j] == x;
+        if (!seen) xs[nx++] = x;
+    }
+    int rc = fclose(f) == 0 ? 0 : -1;
+    if (rc || points == 0 || nx < 2) { /* nothing to draw a curve through */
+        free(xs);
+        return rc;
+    }
+    /* means per distinct value, in increasing order */
+    for (int i = 1; i < nx; i++)
+        for (int j = i; j > 0 && xs[j - 1] > xs[j]; j--) {
+            double t = xs[j];
+            xs[j] = xs[j - 1];
+            xs[j - 1] = t;
+        }
+    f = fopen(mpath, "w");
+    if (!f) {
+        free(xs);
+        return -1;
+    }
+    for (int j = 0; j < nx; j++) {
+        gp_number(f, xs[j]);
+        for (int a = 0; a < nacc; a++) {
+            double sum = 0;
+            int n = 0;
+            for (int i = 0; i < rp->nruns; i++) {
+                const run_entry_t *r = &rp->runs[i];
+                const char *v = kv_get(&r->cfg, key);
+                double x, y;
+                if (r->status != RUN_OK || !v || parse_number(v, &x) || x != xs[j]) continue;
+                if (results_get_eval(r->res, rp->evals.s[acc[a]], &y) == 0 && isfinite(y))
+                    sum += y, n++;
+            }
+            fputc(' ', f);
+            gp_number(f, n ? sum / n : NAN);
+        }
+        fputc('\n', f);
+    }
+    free(xs);
+    if (fclose(f) != 0) return -1;
+
+    char file[256], safe[160], title[320];
+    safe_name(safe, sizeof safe, key);
+    snprintf(file, sizeof file, "report-%s.png", safe);
+    snprintf(title, sizeof title, "Top-1 accuracy against %s", key);
+    plot_t *p = new_plot(ps, rp->out_dir, file, title);
+    if (!p) return -1;
+    fputs("reset\nset terminal pngcairo size 900,560 noenhanced font 'sans,10'\nset output ", gp);
+    gp_string(gp, p->tmp);
+    fputs("\nset title ", gp);
+    gp_string(gp, title);
+    fputs("\nset xlabel ", gp);
+    gp_string(gp, key);
+    fputs("\nset ylabel 'top-1 accuracy'\nset grid\nset key outside right top\n"
+          "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\nplot", gp);
+    for (int a = 0; a < nacc; a++) {
+        const char *metric = rp->evals.s[acc[a]];
+        char label[160];
+        fputs(a ? ", \\\n     " : " ", gp);
+        gp_string(gp, path);
+        fprintf(gp, " using 1:%d with points pt 7 ps 1.2 lc %d title ", a + 2, a + 1);
+        snprintf(label, sizeof label, "%s (runs)", metric);
+        gp_string(gp, label);
+        fputs(", \\\n     ", gp);
+        gp_string(gp, mpath);
+        fprintf(gp, " using 1:%d with linespoints lw 2 pt 6 ps 1.5 lc %d title ", a + 2, a + 1);
+        snprintf(label, sizeof label, "%s (mean)", metric);
+        gp_string(gp, label);
+    }
+    fputs("\nunset output\n", gp);
+    return 0;
+}
+
+/* The last non-empty line of a file, whitespace collapsed. */
+static void last_line(const char *path, char *buf, size_t len)
+{
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *s = line;
+        while (*s == ' ' || *s == '\t' || *s == '^') s++;
+        size_t n = strcspn(s, "\r\n");
+        s[n] = 0;
+        if (*s) fmt_to(buf, len, "%s", s);
+    }
+    fclose(f);
+}
+
+/* Runs `gnuplot -d SCRIPT` with its output in LOG. */
+static int run_gnuplot(const char *script, const char *log, char *err, size_t errlen)
+{
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return fmt_to(err, errlen, "cannot start gnuplot (out of memory)"), -1;
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    char prog[] = "gnuplot", opt[] = "-d", scr[RPATH];
+    snprintf(scr, sizeof scr, "%s", script);
+    char *args[] = {prog, opt, scr, NULL};
+    pid_t pid;
+    fflush(NULL);
+    int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    static const char *missing =
+        "gnuplot not found on PATH: install it (apt-get install gnuplot-nox) or pass "
+        "--no-plots; the tables were written";
+    if (rc == ENOENT) return fmt_to(err, errlen, "%s", missing), -1;
+    if (rc != 0) return fmt_to(err, errlen, "cannot start gnuplot: %s", strerror(rc)), -1;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return fmt_to(err, errlen, "waiting for gnuplot: %s", strerror(errno)), -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) return fmt_to(err, errlen, "%s", missing), -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char why[400];
+        last_line(log, why, sizeof why);
+        if (WIFEXITED(st))
+            return fmt_to(err, errlen, "gnuplot failed (exit status %d): %s", WEXITSTATUS(st),
+                          *why ? why : "no message"), -1;
+        return fmt_to(err, errlen, "gnuplot was killed by signal %d", WTERMSIG(st)), -1;
+    }
+    return 0;
+}
+
+static void remove_dir_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[RPATH];
+    while (d && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            !fmt_to(path, sizeof path, "%s/%s", dir, e->d_name))
+            unlink(path);
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
+static int has_png_signature(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[8];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return n == sizeof head && memcmp(head, sig, sizeof sig) == 0;
+}
+
+/* Writes the plots; on success ps lists them (renamed into place). */
+static int make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
+{
+    ps->n = 0;
+    const char *base = getenv("TMPDIR");
+    char work[RPATH], script[RPATH], log[RPATH];
+    if (fmt_to(work, sizeof work, "%s/mimae-report-XXXXXX", base && *base ? base : "/tmp") ||
+        !mkdtemp(work))
+        return fmt_to(err, errlen, "cannot create a temporary directory for the plots (%s)",
+                      strerror(errno)), -1;
+    int rc = fmt_to(script, sizeof script, "%s/plots.gp", work) |
+             fmt_to(log, sizeof log, "%s/gnuplot.log", work);
+    FILE *gp = rc ? NULL : fopen(script, "w");
+    if (!gp) {
+        remove_dir_files(work);
+        return fmt_to(err, errlen, "%s: cannot write the gnuplot script", work), -1;
+    }
+    rc = script_loss(rp, gp, work, ps);
+    for (int k = 0; k < rp->keys.n && !rc; k++)
+        if (rp->numeric[k] && strcmp(rp->keys.s[k], SEED_KEY) != 0)
+            rc = script_key(rp, k, gp, work, ps);
+    if (fclose(gp) != 0) rc = -1;
+    if (rc) fmt_to(err, errlen, "%s: cannot write the plot data (disk full?)", work);
+    else if (ps->n > 0) rc = run_gnuplot(script, log, err, errlen);
+    for (int i = 0; i < ps->n && !rc; i++) {
+        char final[RPATH];
+        if (!has_png_signature(ps->p[i].tmp)) {
+            rc = -1;
+            fmt_to(err, errlen, "gnuplot wrote no PNG for %s", ps->p[i].file);
+        } else if (fmt_to(final, sizeof final, "%s/%s", rp->out_dir, ps->p[i].file) ||
+                   rename(ps->p[i].tmp, final) != 0) {
+            rc = -1;
+            fmt_to(err, errlen, "%s/%s: cannot write (%s)", rp->out_dir, ps->p[i].file,
+                   strerror(errno));
+        }
+    }
+    if (rc) {
+        for (int i = 0; i < ps->n; i++) unlink(ps->p[i].tmp);
+        ps->n = 0;
+    }
+    remove_dir_files(work);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The report. */
+
+/* "N runs, K with results, M missing, F failed" */
+static void print_counts(const report_t *rp, FILE *out)
+{
+    int ok = 0, missing = 0, failed = 0;
+    for (int i = 0; i < rp->nruns; i++) {
+        ok += rp->runs[i].status == RUN_OK;
+        missing += rp->runs[i].status == RUN_MISSING;
+        failed += rp->runs[i].status == RUN_FAILED;
+    }
+    fprintf(out, "%d run%s, %d with results", rp->nruns, rp->nruns == 1 ? "" : "s", ok);
+    if (missing) fprintf(out, ", %d missing", missing);
+    if (failed) fprintf(out, ", %d failed", failed);
+}
+
+static const char *no_keys_note(const report_t *rp)
+{
+    return rp->keys.n - rp->has_seed == 0 ? " No configuration key differs between the runs." : "";
+}
+
+static int write_markdown(const report_t *rp, const table_t *runs, const table_t *groups,
+                          const plots_t *ps, char *err, size_t errlen)
+{
+    char path[RPATH];
+    membuf_t m;
+    if (fmt_to(path, sizeof path, "%s/report.md", rp->out_dir))
+        return fmt_to(err, errlen, "%s: path too long", rp->out_dir), -1;
+    if (membuf_open(&m)) return fmt_to(err, errlen, "out of memory"), -1;
+    fprintf(m.f, "# mimae report: %s\n\n`%s`: ", rp->sweep_name, rp->sweep_dir);
+    print_counts(rp, m.f);
+    fprintf(m.f, ".%s Loss terms at the last logged step; img/s is the mean over the logged "
+            "steps; the columns between name and steps are the configuration keys that differ "
+            "between the runs, and train.seed.\n\n## Runs\n\n", no_keys_note(rp));
+    table_print_md(runs, m.f);
+    if (groups) {
+        fputs("\n## Mean ± standard deviation over seeds\n\nSample standard deviation (n - 1) "
+              "over the runs with results of each setting; n is the number of those runs "
+              "(of the setting's runs, when some are missing or failed).\n\n", m.f);
+        table_print_md(groups, m.f);
+    }
+    if (ps->n) {
+        fputs("\n## Plots\n\n", m.f);
+        for (int i = 0; i < ps->n; i++) {
+            fprintf(m.f, "![%s](", ps->p[i].title);
+            fputs(ps->p[i].file, m.f);
+            fputs(")\n\n", m.f);
+        }
+    }
+    return membuf_commit(&m, path, err, errlen);
+}
+
+static int write_csv(const char *dir, const char *file, const table_t *t, char *err, size_t errlen)
+{
+    char path[RPATH];
+    membuf_t m;
+    if (fmt_to(path, sizeof path, "%s/%s", dir, file))
+        return fmt_to(err, errlen, "%s: path too long", dir), -1;
+    if (membuf_open(&m)) return fmt_to(err, errlen, "out of memory"), -1;
+    table_print_csv(t, m.f);
+    return membuf_commit(&m, path, err, errlen);
+}
+
+static void report_free(report_t *rp)
+{
+    for (int i = 0; i < rp->nruns; i++) {
+        results_free(rp->runs[i].res);
+        kv_free(&rp->runs[i].cfg);
+    }
+    free(rp->runs);
+    strlist_free(&rp->keys);
+    strlist_free(&rp->evals);
+    free(rp->numeric);
+    free(rp->cols);
+}
+
+static void strip_slashes(char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') path[--n] = 0;
+}
+
+/* The directory's own name (for the title and a single run's name): its
+ * last component, the working directory's for ".". */
+static void sweep_base_name(const char *dir, char *buf, size_t len)
+{
+    char tmp[RPATH], cwd[RPATH];
+    fmt_to(tmp, sizeof tmp, "%s", dir);
+    size_t n = strlen(tmp);
+    while (n > 1 && tmp[n - 1] == '/') tmp[--n] = 0;
+    if (n >= 2 && strcmp(tmp + n - 2, "/.") == 0) tmp[n -= 2] = 0;
+    const char *slash = strrchr(tmp, '/');
+    const char *base = slash && slash[1] ? slash + 1 : tmp;
+    if ((strcmp(base, ".") == 0 || !*base) && getcwd(cwd, sizeof cwd) && strrchr(cwd, '/') &&
+        strrchr(cwd, '/')[1])
+        base = strrchr(cwd, '/') + 1;
+    fmt_to(buf, len, "%s", *base ? base : dir);
+}
+
+static int bad(const char *msg)
+{
+    fprintf(stderr, "mimae report: %s\n", msg);
+    return EXIT_BAD_INPUT;
+}
+
+int report_command(int argc, char **argv)
+{
+    const char *sweep_dir = NULL, *out_dir = NULL;
+    int plots = 1;
+    char err[ERRLEN + 256];
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--out") == 0) {
+            if (i + 1 >= argc) return bad("--out needs a directory (see mimae report --help)");
+            out_dir = argv[++i];
+        } else if (strcmp(a, "--no-plots") == 0) {
+            plots = 0;
+        } else if (a[0] == '-' && a[1]) {
+            snprintf(err, sizeof err, "unknown option %s (see mimae report --help)", a);
+            return bad(err);
+        } else if (sweep_dir) {
+            snprintf(err, sizeof err, "unexpected argument '%s': give one SWEEP_DIR", a);
+            return bad(err);
+        } else {
+            sweep_dir = a;
+        }
+    }
+    if (!sweep_dir) return bad("missing SWEEP_DIR (see mimae report --help)");
+    struct stat st;
+    if (stat(sweep_dir, &st) != 0) {
+        snprintf(err, sizeof err, "%s: %s", sweep_dir, strerror(errno));
+        return bad(err);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, sizeof err, "%s: not a directory (give the sweep or run directory)", sweep_dir);
+        return bad(err);
+    }
+
+    /* without trailing slashes, for the file names shown */
+    char sweep_buf[RPATH], out_buf[RPATH];
+    if (fmt_to(sweep_buf, sizeof sweep_buf, "%s", sweep_dir) ||
+        fmt_to(out_buf, sizeof out_buf, "%s", out_dir ? out_dir : sweep_dir))
+        return bad("path too long");
+    strip_slashes(sweep_buf);
+    strip_slashes(out_buf);
+    report_t rp;
+    memset(&rp, 0, sizeof rp);
+    rp.sweep_dir = sweep_buf;
+    rp.out_dir = out_buf;
+    sweep_base_name(sweep_dir, rp.sweep_name, sizeof rp.sweep_name);
+    if (discover(&rp, err, sizeof err)) {
+        int oom = rp.oom;
+        report_free(&rp);
+        if (oom) {
+            fprintf(stderr, "mimae report: %s\n", err);
+            return EXIT_WRITE_FAILED;
+        }
+        return bad(err);
+    }
+    if (out_dir && mkdir_p(out_dir, err, sizeof err)) {
+        report_free(&rp);
+        return bad(err);
+    }
+    for (int i = 0; i < rp.nruns; i++) load_run(&rp, &rp.runs[i]);
+    pick_keys(&rp);
+    pick_evals(&rp);
+    build_cols(&rp);
+
+    table_t text, md, csv, gtext, gmd, gcsv;
+    memset(&gtext, 0, sizeof gtext);
+    memset(&gmd, 0, sizeof gmd);
+    memset(&gcsv, 0, sizeof gcsv);
+    groups_t gs = {0};
+    int oom = rp.oom;
+    if (!oom) {
+        build_run_table(&rp, &text, 0);
+        build_run_table(&rp, &md, 0);
+        build_run_table(&rp, &csv, 1);
+        if (make_groups(&rp, &gs)) oom = 1;
+        if (gs.show) {
+            build_group_table(&rp, &gs, &gtext, 0);
+            build_group_table(&rp, &gs, &gmd, 1);
+            build_group_table(&rp, &gs, &gcsv, 2);
+        }
+        oom = oom || text.oom || md.oom || csv.oom || gtext.oom || gmd.oom || gcsv.oom;
+    } else {
+        memset(&text, 0, sizeof text);
+        memset(&md, 0, sizeof md);
+        memset(&csv, 0, sizeof csv);
+    }
+    int status = 0;
+    if (oom) {
+        fprintf(stderr, "mimae report: out of memory\n");
+        status = EXIT_WRITE_FAILED;
+        goto done;
+    }
+
+    /* stdout */
+    printf("mimae report: %s: ", rp.sweep_dir);
+    print_counts(&rp, stdout);
+    printf(".%s\n\n", no_keys_note(&rp));
+    table_print_text(&text, stdout);
+    printf("(loss terms: the last logged step; img/s: mean over the logged steps)\n");
+    if (gs.show) {
+        fputs("\nmean +- std over seeds (sample std, n - 1; n: runs with results, /all when "
+              "some are missing or failed):\n", stdout);
+        table_print_text(&gtext, stdout);
+    }
+
+    /* files: plots first, so that report.md shows only those written */
+    plots_t *ps = calloc(1, sizeof *ps);
+    char plot_err[ERRLEN + 256] = "";
+    if (!ps) {
+        fprintf(stderr, "mimae report: out of memory\n");
+        status = EXIT_WRITE_FAILED;
+        goto done;
+    }
+    if (plots && make_plots(&rp, ps, plot_err, sizeof plot_err)) status = EXIT_WRITE_FAILED;
+    char werr[ERRLEN + 256] = "";
+    int wrc = write_csv(rp.out_dir, "report.csv", &csv, werr, sizeof werr);
+    if (!wrc && gs.show) {
+        wrc = write_csv(rp.out_dir, "report-seeds.csv", &gcsv, werr, sizeof werr);
+    } else if (!wrc) { /* no longer applies: do not leave an earlier one beside the new tables */
+        char stale[RPATH];
+        if (!fmt_to(stale, sizeof stale, "%s/report-seeds.csv", rp.out_dir)) unlink(stale);
+    }
+    if (!wrc) wrc = write_markdown(&rp, &md, gs.show ? &gmd : NULL, ps, werr, sizeof werr);
+    if (!wrc) {
+        printf("\nwrote %s/report.csv%s, report.md", rp.out_dir,
+               gs.show ? ", report-seeds.csv" : "");
+        for (int i = 0; i < ps->n; i++) printf(", %s", ps->p[i].file);
+        printf("\n");
+    }
+    fflush(stdout);
+    if (wrc) {
+        fprintf(stderr, "mimae report: %s\n", werr);
+        status = EXIT_WRITE_FAILED;
+    } else if (*plot_err) {
+        fprintf(stderr, "mimae report: %s\n", plot_err);
+    }
+    free(ps);
+
+done:
+    table_free(&text);
+    table_free(&md);
+    table_free(&csv);
+    table_free(&gtext);
+    table_free(&gmd);
+    table_free(&gcsv);
+    groups_free(&gs);
+    report_free(&rp);
+    return status;
+}
