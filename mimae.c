@@ -6,6 +6,7 @@
 
 #include "experiments/descriptor.h"
 #include "experiments/report.h"
+#include "experiments/sweep_cmd.h"
 #include "io/cifar_import.h"
 #include "io/folder_import.h"
 #include "io/idx_import.h"
@@ -25,6 +26,9 @@ static const char *usage_main =
     "                                           make a labelled shapes data set\n"
     "  inspect FILE                             what a data set, checkpoint or results file holds\n"
     "  keys                                     every descriptor key, its default and meaning\n"
+    "  sweep plan EXP.ini [--set k=v]...        the task table of a descriptor's [sweep]\n"
+    "  sweep submit EXP.ini [--ranks R] [--limit L] [-- SBATCH_OPTIONS]\n"
+    "                                           submit it as a Slurm job array\n"
     "  report SWEEP_DIR [--out DIR] [--no-plots]\n"
     "                                           tables (text, CSV, Markdown) and plots of a sweep\n"
     "\n"
@@ -178,6 +182,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "data") == 0) return cmd_data(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "report") == 0) return report_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "sweep") == 0) return sweep_command(argc - 2, argv + 2);
     if (strcmp(cmd, "keys") == 0) {
         if (argc > 2 && !wants_help(argc - 2, argv + 2))
             return bad_usage("keys: takes no arguments", usage_main);

@@ -19,6 +19,8 @@
 
 #include <ini.h>
 
+#include "io/config_limits.h"
+
 /* libinih reads lines into a buffer of INI_MAX_LINE bytes, which must hold the
  * line plus "\r\n\0"; longer lines would be cut. inih also keeps at most
  * INI_KEY_MAX - 1 characters of a key (MAX_NAME in ini.c). */
@@ -1032,7 +1034,9 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
     if (check_names(st, path) || check_run_fields(st, train_images) ||
         derive_schedule(st, train_images))
         goto done;
-    if (mimae_config_validate(&d->model, msg, sizeof msg)) {
+    /* sizes first: mimae_config_validate's arithmetic assumes sane ones */
+    if (config_check_limits(&d->model, msg, sizeof msg) ||
+        mimae_config_validate(&d->model, msg, sizeof msg)) {
         fail(st, "%s: %s", path, msg);
         goto done;
     }

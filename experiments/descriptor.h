@@ -106,7 +106,8 @@ extern const int run_config_field_count;
  *                -1  not training (evaluation only): nothing derived and
  *                    data.train may be empty.
  *
- * Checks after mimae_config_validate's: data.train non-empty (unless -1);
+ * Checks: the size limits of io/config_limits.h, mimae_config_validate's,
+ * and: data.train non-empty (unless -1);
  * train.epochs >= 1; train.seed, max_steps, micro_batch >= 0; micro_batch
  * divides global_batch (whether it divides the per-rank batch depends on the
  * rank count: the trainer's check); data.*_limit, run.checkpoint_every,

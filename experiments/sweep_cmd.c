@@ -1,0 +1,728 @@
+/* `mimae sweep plan|submit` (experiments/sweep_cmd.h). */
+#include "experiments/sweep_cmd.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "experiments/descriptor.h"
+#include "experiments/sweep.h"
+#include "io/dataset.h"
+
+enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_BAD_INPUT = 2 };
+
+#define MAX_SETS 64
+#define MAX_SBATCH_OPTS 256
+#define ERR_LEN 2048
+#define PATH_LEN (DESCRIPTOR_PATH_MAX + 64)
+#define TEMPLATE_REL "../slurm/job.sbatch.in"
+
+typedef char assign_t[SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
+
+static const char *usage =
+    "usage: mimae sweep plan EXP.ini [--set section.key=value]...\n"
+    "       mimae sweep submit EXP.ini [--ranks R] [--limit L] [--set section.key=value]...\n"
+    "                          [--bin DIR] [--template FILE] [--dry-run] [-- SBATCH_OPTION...]\n"
+    "\n"
+    "plan    prints the tasks of the descriptor's [sweep] (the Cartesian product of its\n"
+    "        value lists; the first key slowest, the last fastest, `seeds` innermost):\n"
+    "        index, each swept value, the task's directory run.out_dir/task-NNNN.\n"
+    "submit  writes the job script run.out_dir/sweep.sbatch (from slurm/job.sbatch.in),\n"
+    "        each task's expanded descriptor run.out_dir/tasks/task-NNNN.ini and\n"
+    "        run.out_dir/plan.tsv, then runs\n"
+    "          sbatch --array=0-(n-1)[%L] --signal=B:USR1@120 --requeue [SBATCH_OPTION...]\n"
+    "        Each array task runs `srun --mpi=pmix -n R mimae_dist EXP.ini --task ID` in\n"
+    "        the current directory, logs to run.out_dir/logs/task-NNNN.log, and requeues\n"
+    "        itself when stopped by SIGUSR1 after a checkpoint, to resume from it.\n"
+    "\n"
+    "  --set section.key=value  override a key of EXP.ini (also passed to every task)\n"
+    "  --ranks R                MPI ranks per task (default 1; sbatch --ntasks=R)\n"
+    "  --limit L                at most L tasks running at once (sbatch --array=...%L)\n"
+    "  --bin DIR                where mimae_dist is (default: next to this program)\n"
+    "  --template FILE          job template (default: <program dir>/" TEMPLATE_REL ")\n"
+    "  --dry-run                write the files and print the sbatch command, do not run it\n"
+    "  -- SBATCH_OPTION...      passed to sbatch after ours (they win), e.g. -- --time=2:00:00\n"
+    "                           --partition=cpu, or --overcommit to run R ranks on 1 CPU\n"
+    "\n"
+    "Relative paths in EXP.ini (data.*, run.out_dir) are relative to the current\n"
+    "directory, where the jobs run too. Exit status: 0 done, 2 bad input, 1 other errors.\n";
+
+typedef struct {
+    int submit;
+    const char *descriptor;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    long ranks, limit;
+    const char *bin_dir, *template_path;
+    int dry_run;
+    char **sbatch_opts;
+    int n_sbatch_opts;
+} options_t;
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mimae sweep: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see mimae sweep --help)\n");
+    va_end(ap);
+    return EXIT_BAD_INPUT;
+}
+
+static int parse_count(const char *opt, const char *text, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno || v <= 0 || v > 1000000)
+        return bad("%s %s: expected a positive integer", opt, text), -1;
+    *out = v;
+    return 0;
+}
+
+/* Returns -1 on a usage error (message printed), 1 for --help, 0 otherwise. */
+static int parse_options(int argc, char **argv, options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ranks = 1;
+    if (argc < 1) return bad("missing plan or submit"), -1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    }
+    if (strcmp(argv[0], "plan") == 0) o->submit = 0;
+    else if (strcmp(argv[0], "submit") == 0) o->submit = 1;
+    else return bad("unknown subcommand '%s': use plan or submit", argv[0]), -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            if (!o->submit) return bad("plan takes no sbatch options"), -1;
+            o->sbatch_opts = argv + i + 1;
+            o->n_sbatch_opts = argc - i - 1;
+            if (o->n_sbatch_opts > MAX_SBATCH_OPTS)
+                return bad("more than %d sbatch options", MAX_SBATCH_OPTS), -1;
+            break;
+        }
+        if (a[0] != '-') {
+            if (o->descriptor) return bad("unexpected argument '%s' (one descriptor)", a), -1;
+            o->descriptor = a;
+            continue;
+        }
+        if (strcmp(a, "--dry-run") == 0 && o->submit) {
+            o->dry_run = 1;
+            continue;
+        }
+        const int takes_value = strcmp(a, "--set") == 0 ||
+                                (o->submit && (strcmp(a, "--ranks") == 0 ||
+                                               strcmp(a, "--limit") == 0 ||
+                                               strcmp(a, "--bin") == 0 ||
+                                               strcmp(a, "--template") == 0));
+        if (!takes_value) return bad("unknown option %s", a), -1;
+        if (i + 1 >= argc) return bad("%s needs a value", a), -1;
+        const char *v = argv[++i];
+        if (strcmp(a, "--set") == 0) {
+            if (o->n_sets == MAX_SETS) return bad("more than %d --set options", MAX_SETS), -1;
+            o->sets[o->n_sets++] = v;
+        } else if (strcmp(a, "--ranks") == 0) {
+            if (parse_count(a, v, &o->ranks)) return -1;
+        } else if (strcmp(a, "--limit") == 0) {
+            if (parse_count(a, v, &o->limit)) return -1;
+        } else if (strcmp(a, "--bin") == 0) {
+            o->bin_dir = v;
+        } else {
+            o->template_path = v;
+        }
+    }
+    if (!o->descriptor) return bad("missing EXP.ini"), -1;
+    return 0;
+}
+
+/* The descriptor with the user's overrides, and its sweep. */
+static int load_sweep(const options_t *o, descriptor_t *d, sweep_t *s, char *err, size_t errlen)
+{
+    if (descriptor_load(d, o->descriptor, o->sets, o->n_sets, 0, err, errlen)) return -1;
+    return sweep_parse(d, s, err, errlen);
+}
+
+/* The overrides of task t: the user's, then the task's assignments (as
+ * mimae_dist --task orders them, so the task's values win). */
+static int task_overrides(const options_t *o, const sweep_t *s, const descriptor_t *base, long t,
+                          assign_t *assign, const char **list)
+{
+    int n = 0;
+    for (int i = 0; i < o->n_sets; i++) list[n++] = o->sets[i];
+    int k = sweep_task_assignments(s, base, t, assign);
+    for (int i = 0; i < k; i++) list[n++] = assign[i];
+    return k < 0 ? -1 : n;
+}
+
+/* ---- plan ---- */
+
+static const char *task_dir(const sweep_t *s, assign_t *assign)
+{
+    const char *v = assign[s->n_keys]; /* run.out_dir=... */
+    return strchr(v, '=') + 1;
+}
+
+/* The table: header, one row per task, the total. tsv: tab-separated, no total. */
+static void print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int tsv)
+{
+    static assign_t assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    int width[DESCRIPTOR_MAX_SWEEP_KEYS];
+    char idx[32];
+    snprintf(idx, sizeof idx, "%ld", s->tasks - 1);
+    int iw = (int)strlen(idx) > 4 ? (int)strlen(idx) : 4;
+    for (int k = 0; k < s->n_keys; k++) {
+        width[k] = (int)strlen(s->keys[k]);
+        for (int j = 0; j < s->n_values[k]; j++)
+            if ((int)strlen(s->values[k][j]) > width[k]) width[k] = (int)strlen(s->values[k][j]);
+    }
+    if (tsv) {
+        fprintf(out, "task");
+        for (int k = 0; k < s->n_keys; k++) fprintf(out, "\t%s", s->keys[k]);
+        fprintf(out, "\tout_dir\n");
+    } else {
+        fprintf(out, "sweep %s: %s, %ld task%s in %s\n", d->run.name, d->path, s->tasks,
+                s->tasks == 1 ? "" : "s", d->run.out_dir);
+        fprintf(out, "%*s", iw, "task");
+        for (int k = 0; k < s->n_keys; k++) fprintf(out, "  %-*s", width[k], s->keys[k]);
+        fprintf(out, "  out_dir\n");
+    }
+    for (long t = 0; t < s->tasks; t++) {
+        sweep_task_assignments(s, d, t, assign);
+        if (tsv) fprintf(out, "%ld", t);
+        else fprintf(out, "%*ld", iw, t);
+        for (int k = 0; k < s->n_keys; k++) {
+            const char *v = s->values[k][sweep_value_index(s, t, k)];
+            if (tsv) fprintf(out, "\t%s", v);
+            else fprintf(out, "  %-*s", width[k], v);
+        }
+        if (tsv) fprintf(out, "\t%s\n", task_dir(s, assign));
+        else fprintf(out, "  %s\n", task_dir(s, assign));
+    }
+    if (!tsv) fprintf(out, "%ld task%s\n", s->tasks, s->tasks == 1 ? "" : "s");
+}
+
+/* ---- submit: files ---- */
+
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char tmp[PATH_LEN];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return snprintf(err, errlen, "%.64s...: path too long", path), -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
+             "place", tmp, strerror(errno));
+    return -1;
+}
+
+/* path made absolute against the current directory, without resolving links
+ * (a descriptor's name gives run.name, so a link's own name must stay). */
+static int absolute(const char *path, char *out, size_t len, char *err, size_t errlen)
+{
+    if (path[0] == '/') {
+        if (snprintf(out, len, "%s", path) >= (int)len)
+            return snprintf(err, errlen, "%.64s...: path too long", path), -1;
+        return 0;
+    }
+    char cwd[PATH_LEN];
+    if (!getcwd(cwd, sizeof cwd))
+        return snprintf(err, errlen, "cannot read the current directory (%s)", strerror(errno)), -1;
+    while (path[0] == '.' && path[1] == '/') path += 2;
+    if (snprintf(out, len, "%s/%s", strcmp(cwd, "/") ? cwd : "", path) >= (int)len)
+        return snprintf(err, errlen, "%.64s...: path too long", path), -1;
+    return 0;
+}
+
+/* Characters a #SBATCH line or an unquoted path cannot hold. */
+static int plain_path(const char *what, const char *p, char *err, size_t errlen)
+{
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f || strchr(" \t'\"\\$`%", *c))
+            return snprintf(err, errlen, "%s %s: contains a blank, quote, '\\', '$', '`', '%%' or "
+                            "control character, which a job script line cannot hold: use a path "
+                            "(or a link) without them", what, p), -1;
+    return 0;
+}
+
+static int write_file_atomic(const char *path, const char *text, mode_t mode, char *err,
+                             size_t errlen)
+{
+    char tmp[PATH_LEN + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return snprintf(err, errlen, "%s: cannot write (%s)", path, strerror(errno)), -1;
+    int ok = fputs(text, f) >= 0;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (ok) ok = chmod(tmp, mode) == 0 && rename(tmp, path) == 0;
+    if (!ok) {
+        snprintf(err, errlen, "%s: cannot write (%s)", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_text(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(err, errlen, "%s: cannot read the job template (%s): give "
+                            "--template FILE", path, strerror(errno)), NULL;
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - 1 - len, f);
+        if (len < cap - 1) break;
+        char *grown = realloc(buf, cap * 2);
+        if (!grown) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = grown, cap *= 2;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (!buf || failed) {
+        free(buf);
+        snprintf(err, errlen, "%s: cannot read the job template", path);
+        return NULL;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+/* A growing string. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int failed;
+} text_t;
+
+static void text_add(text_t *t, const char *s, size_t n)
+{
+    if (t->failed) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (t->len + n + 1 > cap) cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (!p) {
+            t->failed = 1;
+            return;
+        }
+        t->p = p, t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = 0;
+}
+
+static void text_str(text_t *t, const char *s) { text_add(t, s, strlen(s)); }
+
+/* s in single quotes for the shell. */
+static void text_quoted(text_t *t, const char *s)
+{
+    text_str(t, "'");
+    for (; *s; s++) {
+        if (*s == '\'') text_str(t, "'\\''");
+        else text_add(t, s, 1);
+    }
+    text_str(t, "'");
+}
+
+typedef struct {
+    const char *name, *value;
+} field_t;
+
+/* Replaces every @NAME@ (NAME of capitals, digits and '_') by its value;
+ * other '@' stay. An unknown @NAME@ is an error (a template typo). */
+static int fill_template(const char *tpl, const char *tpl_path, const field_t *fields, int n,
+                         text_t *out, char *err, size_t errlen)
+{
+    const char *p = tpl;
+    while (*p) {
+        const char *at = strchr(p, '@');
+        if (!at) {
+            text_str(out, p);
+            break;
+        }
+        text_add(out, p, (size_t)(at - p));
+        const char *q = at + 1;
+        while ((*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_') q++;
+        if (*q != '@' || q == at + 1 || !(at[1] >= 'A' && at[1] <= 'Z')) {
+            text_str(out, "@");
+            p = at + 1;
+            continue;
+        }
+        const size_t len = (size_t)(q - at - 1);
+        int found = -1;
+        for (int i = 0; i < n && found < 0; i++)
+            if (strlen(fields[i].name) == len && strncmp(fields[i].name, at + 1, len) == 0) found = i;
+        if (found < 0)
+            return snprintf(err, errlen, "%s: unknown field @%.*s@ in the job template", tpl_path,
+                            (int)len, at + 1), -1;
+        text_str(out, fields[found].value);
+        p = q + 1;
+    }
+    if (out->failed) return snprintf(err, errlen, "out of memory filling the job template"), -1;
+    return 0;
+}
+
+/* The directory of the running program (/proc/self/exe). */
+static int program_dir(char *out, size_t len, char *err, size_t errlen)
+{
+    ssize_t n = readlink("/proc/self/exe", out, len - 1);
+    if (n <= 0 || (size_t)n >= len - 1)
+        return snprintf(err, errlen, "cannot find this program's directory (/proc/self/exe): "
+                        "give --bin DIR and --template FILE"), -1;
+    out[n] = 0;
+    char *slash = strrchr(out, '/');
+    if (slash == out) slash[1] = 0;
+    else if (slash) *slash = 0;
+    return 0;
+}
+
+/* Data set sizes, opened once per path. */
+typedef struct {
+    char path[DESCRIPTOR_PATH_MAX];
+    long n;
+} size_cache_t;
+
+static long train_images(size_cache_t *cache, int *n_cache, int cap, const char *path, char *err,
+                         size_t errlen)
+{
+    for (int i = 0; i < *n_cache; i++)
+        if (strcmp(cache[i].path, path) == 0) return cache[i].n;
+    dataset_t *ds = dataset_open(path, err, errlen);
+    if (!ds) return -1;
+    long n = dataset_get_info(ds)->n;
+    dataset_close(ds);
+    if (*n_cache < cap) {
+        snprintf(cache[*n_cache].path, sizeof cache[0].path, "%s", path);
+        cache[(*n_cache)++].n = n;
+    }
+    return n;
+}
+
+/* Every task's expanded descriptor, as mimae_dist --task would load it (the
+ * schedule derived from the task's data set), written to dir/task-NNNN.ini
+ * (dir NULL: only checked). Returns 0, EXIT_BAD_INPUT (a task that cannot
+ * run) or EXIT_OTHER (a write failed, out of memory). */
+static int write_task_descriptors(const options_t *o, const char *desc_path,
+                                  const descriptor_t *base, const sweep_t *s, const char *dir,
+                                  char *err, size_t errlen)
+{
+    enum { CACHE = 16 };
+    descriptor_t *d = malloc(sizeof *d);
+    assign_t *assign = malloc(sizeof(assign_t) * (DESCRIPTOR_MAX_SWEEP_KEYS + 2));
+    size_cache_t *cache = malloc(sizeof *cache * CACHE);
+    int n_cache = 0, rc = 0;
+    if (!d || !assign || !cache) {
+        snprintf(err, errlen, "out of memory");
+        rc = EXIT_OTHER;
+    }
+    const char *list[MAX_SETS + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    char path[PATH_LEN + 96], why[ERR_LEN / 2];
+    for (long t = 0; t < s->tasks && rc == 0; t++) {
+        const int n = task_overrides(o, s, base, t, assign, list);
+        rc = EXIT_BAD_INPUT;
+        if (descriptor_load(d, desc_path, list, n, 0, why, sizeof why)) {
+            snprintf(err, errlen, "task %ld: %s", t, why);
+            break;
+        }
+        const long images = train_images(cache, &n_cache, CACHE, d->run.train_data, why, sizeof why);
+        if (images < 0) {
+            snprintf(err, errlen, "task %ld: %s (data.train is read now to derive the schedule "
+                     "of each task's descriptor; paths are relative to the current directory)",
+                     t, why);
+            break;
+        }
+        if (descriptor_load(d, desc_path, list, n, images, why, sizeof why)) {
+            snprintf(err, errlen, "task %ld: %s", t, why);
+            break;
+        }
+        if (d->model.global_batch % o->ranks) {
+            snprintf(err, errlen, "task %ld: train.global_batch = %d is not divisible by --ranks "
+                     "%ld: use a divisor of it", t, d->model.global_batch, o->ranks);
+            break;
+        }
+        rc = 0;
+        if (!dir) continue;
+        d->sweep_count = 0; /* what the task runs: no [sweep] left in it */
+        snprintf(path, sizeof path, "%s/task-%04ld.ini", dir, t);
+        if (descriptor_write(d, path, err, errlen)) rc = EXIT_OTHER;
+    }
+    free(d);
+    free(assign);
+    free(cache);
+    return rc;
+}
+
+/* ---- submit: sbatch ---- */
+
+/* Runs argv, its stdout into out (NUL-terminated); returns the exit status,
+ * 127 when it cannot be started, -1 on an error here. */
+static int run_capture(char *const *argv, char *out, size_t len)
+{
+    int fd[2];
+    if (pipe(fd)) return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        if (dup2(fd[1], STDOUT_FILENO) < 0) _exit(127);
+        close(fd[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    size_t used = 0;
+    for (;;) {
+        char buf[512];
+        ssize_t n = read(fd[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n && used + 1 < len; i++) out[used++] = buf[i];
+    }
+    out[used] = 0;
+    close(fd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static void print_command(FILE *out, char *const *argv)
+{
+    text_t t = {0};
+    for (int i = 0; argv[i]; i++) {
+        if (i) text_str(&t, " ");
+        int plain = argv[i][0] != 0;
+        for (const char *c = argv[i]; *c; c++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:@%+",
+                        *c))
+                plain = 0;
+        if (plain) text_str(&t, argv[i]);
+        else text_quoted(&t, argv[i]);
+    }
+    fprintf(out, "%s\n", t.p ? t.p : "");
+    free(t.p);
+}
+
+static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
+{
+    char err[ERR_LEN] = "";
+    char exe_dir[PATH_LEN], desc_abs[PATH_LEN], out_abs[PATH_LEN], cwd[PATH_LEN];
+    char dist[PATH_LEN + 16], tpl_path[PATH_LEN + 32], dir[PATH_LEN + 16];
+    char script[PATH_LEN + 16], logs[PATH_LEN + 16];
+    int status = EXIT_BAD_INPUT;
+    char *tpl = NULL;
+    text_t body = {0}, sets = {0}, q_work = {0}, q_dist = {0}, q_desc = {0};
+
+    /* where things are */
+    if ((!o->bin_dir || !o->template_path) && program_dir(exe_dir, sizeof exe_dir, err, sizeof err))
+        goto fail;
+    char dist_rel[PATH_LEN + 16];
+    snprintf(dist_rel, sizeof dist_rel, "%s/mimae_dist", o->bin_dir ? o->bin_dir : exe_dir);
+    if (absolute(dist_rel, dist, sizeof dist, err, sizeof err)) goto fail;
+    if (access(dist, X_OK)) {
+        snprintf(err, sizeof err, "%s: no mimae_dist program there (%s): build it (make) or give "
+                 "--bin DIR", dist, strerror(errno));
+        goto fail;
+    }
+    if (o->template_path) snprintf(tpl_path, sizeof tpl_path, "%s", o->template_path);
+    else snprintf(tpl_path, sizeof tpl_path, "%s/" TEMPLATE_REL, exe_dir);
+    if (!(tpl = read_text(tpl_path, err, sizeof err))) goto fail;
+    if (absolute(o->descriptor, desc_abs, sizeof desc_abs, err, sizeof err) ||
+        absolute(d->run.out_dir, out_abs, sizeof out_abs, err, sizeof err))
+        goto fail;
+    if (!getcwd(cwd, sizeof cwd)) {
+        snprintf(err, sizeof err, "cannot read the current directory (%s)", strerror(errno));
+        goto fail;
+    }
+    if (plain_path("run.out_dir", out_abs, err, sizeof err) ||
+        plain_path("the current directory", cwd, err, sizeof err) ||
+        plain_path("the descriptor", desc_abs, err, sizeof err) ||
+        plain_path("mimae_dist", dist, err, sizeof err))
+        goto fail;
+
+    /* Every task as mimae_dist will load it, before anything is written. */
+    snprintf(dir, sizeof dir, "%s/tasks", out_abs);
+    snprintf(logs, sizeof logs, "%s/logs", out_abs);
+    status = write_task_descriptors(o, desc_abs, d, s, NULL, err, sizeof err);
+    if (status) goto fail;
+
+    /* the job script, in memory */
+    status = EXIT_BAD_INPUT;
+    char array[64], ranks[32], tasks[32], job_name[sizeof d->run.name];
+    if (o->limit > 0) snprintf(array, sizeof array, "0-%ld%%%ld", s->tasks - 1, o->limit);
+    else snprintf(array, sizeof array, "0-%ld", s->tasks - 1);
+    snprintf(ranks, sizeof ranks, "%ld", o->ranks);
+    snprintf(tasks, sizeof tasks, "%ld", s->tasks);
+    snprintf(job_name, sizeof job_name, "%s", d->run.name);
+    for (char *c = job_name; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *c)) *c = '_';
+    for (int i = 0; i < o->n_sets; i++) {
+        text_str(&sets, " --set ");
+        text_quoted(&sets, o->sets[i]);
+    }
+    text_quoted(&q_work, cwd);
+    text_quoted(&q_dist, dist);
+    text_quoted(&q_desc, desc_abs);
+    snprintf(script, sizeof script, "%s/sweep.sbatch", out_abs);
+    const field_t fields[] = {
+        {"SWEEP_NAME", job_name}, {"JOB_NAME", job_name},  {"TASKS", tasks},
+        {"ARRAY", array},         {"RANKS", ranks},        {"DESCRIPTOR", desc_abs},
+        {"DESCRIPTOR_Q", q_desc.p}, {"MIMAE_DIST", dist},  {"MIMAE_DIST_Q", q_dist.p},
+        {"WORKDIR", cwd},         {"WORKDIR_Q", q_work.p}, {"OUT_DIR", out_abs},
+        {"LOG_DIR", logs},        {"SCRIPT", script},      {"SET_ARGS", sets.p ? sets.p : ""},
+    };
+    if (sets.failed || q_work.failed || q_dist.failed || q_desc.failed) {
+        snprintf(err, sizeof err, "out of memory");
+        status = EXIT_OTHER;
+        goto fail;
+    }
+    if (fill_template(tpl, tpl_path, fields, (int)(sizeof fields / sizeof fields[0]), &body, err,
+                      sizeof err))
+        goto fail;
+
+    /* the sweep directory: tasks/, logs/, plan.tsv, sweep.sbatch */
+    status = EXIT_OTHER;
+    if (make_dirs(dir, err, sizeof err) || make_dirs(logs, err, sizeof err)) goto fail;
+    status = write_task_descriptors(o, desc_abs, d, s, dir, err, sizeof err);
+    if (status) goto fail;
+    status = EXIT_OTHER;
+    {
+        char plan_path[PATH_LEN + 16];
+        snprintf(plan_path, sizeof plan_path, "%s/plan.tsv", out_abs);
+        FILE *f = fopen(plan_path, "w");
+        if (!f) {
+            snprintf(err, sizeof err, "%s: cannot write (%s)", plan_path, strerror(errno));
+            goto fail;
+        }
+        print_plan(f, d, s, 1);
+        if (fclose(f)) {
+            snprintf(err, sizeof err, "%s: cannot write (%s)", plan_path, strerror(errno));
+            goto fail;
+        }
+    }
+    if (write_file_atomic(script, body.p, 0755, err, sizeof err)) goto fail;
+
+    /* sbatch */
+    char opt_array[80];
+    snprintf(opt_array, sizeof opt_array, "--array=%s", array);
+    char *argv[MAX_SBATCH_OPTS + 8];
+    int n = 0;
+    argv[n++] = "sbatch";
+    argv[n++] = "--parsable";
+    argv[n++] = opt_array;
+    argv[n++] = "--signal=B:USR1@120";
+    argv[n++] = "--requeue";
+    for (int i = 0; i < o->n_sbatch_opts; i++) argv[n++] = o->sbatch_opts[i];
+    argv[n++] = script;
+    argv[n] = NULL;
+    printf("sweep %s: %ld task%s x %ld rank%s, script %s\n", d->run.name, s->tasks,
+           s->tasks == 1 ? "" : "s", o->ranks, o->ranks == 1 ? "" : "s", script);
+    if (o->dry_run) {
+        print_command(stdout, argv);
+        status = EXIT_OK;
+        goto done;
+    }
+    char out[4096];
+    int rc = run_capture(argv, out, sizeof out);
+    if (rc != 0) {
+        if (rc == 127) snprintf(err, sizeof err, "cannot run sbatch (not installed, or not on PATH): "
+                                "install Slurm's client commands or submit %s by hand", script);
+        else snprintf(err, sizeof err, "sbatch failed (status %d; its message is above); the "
+                      "script is %s", rc, script);
+        goto fail;
+    }
+    char *job = out;
+    while (*job == ' ' || *job == '\n') job++;
+    job[strcspn(job, ";\n ")] = 0;
+    if (!*job) {
+        snprintf(err, sizeof err, "sbatch printed no job id");
+        goto fail;
+    }
+    printf("Submitted batch job %s\n", job);
+    {
+        char log_path[PATH_LEN + 32], when[64];
+        snprintf(log_path, sizeof log_path, "%s/submissions.log", out_abs);
+        time_t now = time(NULL);
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tm));
+        FILE *f = fopen(log_path, "a");
+        if (f) { /* a convenience: never a reason to fail after submitting */
+            fprintf(f, "%s\tjob %s\tarray %s\t", when, job, array);
+            print_command(f, argv);
+            fclose(f);
+        }
+    }
+    status = EXIT_OK;
+    goto done;
+fail:
+    fprintf(stderr, "mimae sweep: %s\n", err);
+done:
+    free(tpl);
+    free(body.p);
+    free(sets.p);
+    free(q_work.p);
+    free(q_dist.p);
+    free(q_desc.p);
+    return status;
+}
+
+int sweep_command(int argc, char **argv)
+{
+    options_t o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc > 0) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (rc < 0) return EXIT_BAD_INPUT;
+    descriptor_t *d = malloc(sizeof *d);
+    sweep_t *s = malloc(sizeof *s);
+    char err[ERR_LEN] = "";
+    int status = EXIT_OK;
+    if (!d || !s) {
+        fprintf(stderr, "mimae sweep: out of memory\n");
+        status = EXIT_OTHER;
+    } else if (load_sweep(&o, d, s, err, sizeof err)) {
+        fprintf(stderr, "mimae sweep: %s\n", err);
+        status = EXIT_BAD_INPUT;
+    } else if (!o.submit) {
+        print_plan(stdout, d, s, 0);
+        fflush(stdout);
+    } else {
+        status = submit(&o, d, s);
+    }
+    free(d);
+    free(s);
+    return status;
+}

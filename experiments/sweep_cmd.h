@@ -1,0 +1,37 @@
+/* `mimae sweep plan|submit`: the task table of a descriptor's [sweep], and
+ * its submission to Slurm as one job array (slurm/job.sbatch.in, slurm/README.md).
+ *
+ *   mimae sweep plan EXP.ini [--set section.key=value]...
+ *       prints the task table (index, each swept key's value, the task's
+ *       output directory run.out_dir/task-NNNN) and the total
+ *   mimae sweep submit EXP.ini [--ranks R] [--limit L] [--set section.key=value]...
+ *                      [--bin DIR] [--template FILE] [--dry-run] [-- SBATCH_OPTION...]
+ *       writes into the sweep directory (run.out_dir of the descriptor):
+ *         sweep.sbatch          the job script (from the template)
+ *         tasks/task-NNNN.ini   each task's expanded descriptor (descriptor_write:
+ *                               every key, the schedule derived from the data set)
+ *         plan.tsv              the task table, tab-separated, with a header line
+ *         logs/                 one log per task (task-NNNN.log, appended across requeues)
+ *         submissions.log       one line per submitted job array
+ *       then runs `sbatch --parsable --array=0-(n-1)[%L] --signal=B:USR1@120
+ *       --requeue [SBATCH_OPTION...] sweep.sbatch` and prints
+ *       "Submitted batch job ID". Each array task runs `srun --mpi=pmix -n R
+ *       mimae_dist EXP.ini --task $SLURM_ARRAY_TASK_ID [--set ...]` from the
+ *       directory the sweep was submitted from, and requeues itself when
+ *       mimae_dist exits with 3 (stopped by SIGUSR1 after a checkpoint).
+ *
+ * mimae_dist is looked for in --bin DIR, else next to the running program
+ * (/proc/self/exe); the template is --template FILE, else
+ * <program dir>/../slurm/job.sbatch.in.
+ *
+ * Exit status: 0 done; 2 bad input (a bad descriptor, sweep key or value,
+ * option, missing data set, program or template: one line on stderr); 1
+ * anything else (a file that cannot be written, sbatch failing). */
+#ifndef MIMAE_EXPERIMENTS_SWEEP_CMD_H
+#define MIMAE_EXPERIMENTS_SWEEP_CMD_H
+
+/* argv[0] is the subcommand ("plan" or "submit"), as `mimae sweep ARGS`
+ * passes argv + 2. Returns the exit status. */
+int sweep_command(int argc, char **argv);
+
+#endif
