@@ -11,6 +11,10 @@
 # DEMO_RANKS MPI ranks (all cores). The defaults keep the whole demo under
 # 15 minutes on 2 cores.
 set -euo pipefail
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
 build=$(realpath "${1:?usage: demo.sh BUILD_DIR OUT_DIR}")
 out=${2:?usage: demo.sh BUILD_DIR OUT_DIR}
 here=$(dirname "$(realpath "$0")")
