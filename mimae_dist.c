@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +83,97 @@ static void install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- fault injection: a test hook (tests/test_faults.c), inert unless the
+ * environment sets MIMAE_FAULT to comma-separated key=value pairs, one fault:
+ *   kill-rank=R,step=S[,phase=step|checkpoint]
+ *       rank R raises SIGKILL on itself at step S (S optimiser updates done):
+ *       as the next step starts (phase=step, the default; after the
+ *       checkpoint of step S if there is one), or while the checkpoint of
+ *       step S is written (phase=checkpoint: rank 0 dies when about half of
+ *       the file is on disk; another rank dies while rank 0 writes);
+ *   full-disk=BYTES,step=S
+ *       rank 0 writes the checkpoint of step S as onto a full disk: no file
+ *       grows past BYTES bytes (RLIMIT_FSIZE, writes fail with EFBIG);
+ *   nan-grad=TENSOR,step=S
+ *       the gradient of parameter TENSOR (core/params.c names, "q.*" for Q)
+ *       gets a NaN in the update that follows step S, on every rank. ---- */
+typedef struct {
+    int kill_rank;      /* -1: no kill */
+    int at_checkpoint;  /* phase=checkpoint */
+    long step;
+    long long full_disk; /* 0: none */
+    char nan_grad[64];  /* "": none */
+} fault_t;
+
+static fault_t fault = {-1, 0, -1, 0, ""};
+
+static int fault_parse(char *err, size_t errlen)
+{
+    const char *env = getenv("MIMAE_FAULT");
+    if (!env || !*env) return 0;
+    char text[256], *save = NULL;
+    snprintf(text, sizeof text, "%s", env);
+    for (char *kv = strtok_r(text, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '='), *end = NULL;
+        if (!eq) return snprintf(err, errlen, "MIMAE_FAULT: '%s' is not key=value", kv), -1;
+        *eq = 0;
+        const char *v = eq + 1;
+        errno = 0;
+        if (strcmp(kv, "kill-rank") == 0) fault.kill_rank = (int)strtol(v, &end, 10);
+        else if (strcmp(kv, "step") == 0) fault.step = strtol(v, &end, 10);
+        else if (strcmp(kv, "full-disk") == 0) fault.full_disk = strtoll(v, &end, 10);
+        else if (strcmp(kv, "phase") == 0 && (!strcmp(v, "step") || !strcmp(v, "checkpoint")))
+            fault.at_checkpoint = v[0] == 'c', end = (char *)v + strlen(v);
+        else if (strcmp(kv, "nan-grad") == 0 && strlen(v) < sizeof fault.nan_grad)
+            snprintf(fault.nan_grad, sizeof fault.nan_grad, "%s", v), end = (char *)v + strlen(v);
+        if (!end || end == v || *end || errno)
+            return snprintf(err, errlen, "MIMAE_FAULT: %s=%s: unknown key or bad value (test "
+                            "hook: see mimae_dist.c)", kv, v), -1;
+    }
+    if (fault.step < 0)
+        return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
+    return 0;
+}
+
+/* SIGXFSZ while a killed-during-checkpoint rank 0 writes: die as by kill -9. */
+static void fault_die(int sig)
+{
+    (void)sig;
+    raise(SIGKILL);
+}
+
+/* Arms the fault of phase=checkpoint (and full-disk) before rank `rank`
+ * writes or waits for the checkpoint of `step`; file_bytes estimates the
+ * checkpoint's size. Returns 1 when an RLIMIT_FSIZE was set (restore with
+ * fault_disarm). */
+static int fault_arm_checkpoint(int rank, long step, size_t file_bytes, struct rlimit *saved)
+{
+    if (step != fault.step) return 0;
+    if (fault.kill_rank == rank && fault.at_checkpoint && rank != 0) raise(SIGKILL);
+    const int kill_writer = rank == 0 && fault.kill_rank == 0 && fault.at_checkpoint;
+    const int full = rank == 0 && fault.full_disk > 0;
+    if ((!kill_writer && !full) || getrlimit(RLIMIT_FSIZE, saved)) return 0;
+    struct rlimit lim = *saved;
+    lim.rlim_cur = (rlim_t)(full ? (size_t)fault.full_disk : file_bytes / 2);
+    signal(SIGXFSZ, full ? SIG_IGN : fault_die);
+    return setrlimit(RLIMIT_FSIZE, &lim) == 0;
+}
+
+static void fault_disarm(const struct rlimit *saved)
+{
+    setrlimit(RLIMIT_FSIZE, saved);
+    signal(SIGXFSZ, SIG_DFL);
+}
+
+/* The gradient of tensor `name` (model or Q), or NULL. */
+static float *fault_gradient(mimae_model_t *m, const char *name)
+{
+    const param_info_t *p = param_table_find(&m->table, name);
+    if (p) return m->grad_mem + p->offset;
+    p = param_table_find(&m->q_table, name);
+    return p ? m->q_grad_mem + p->offset : NULL;
 }
 
 /* ---- command line ---- */
@@ -182,6 +275,56 @@ fail:
     snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
              "place", tmp, strerror(errno));
     return -1;
+}
+
+/* Removes the temporaries of checkpoint writes that never finished (a writer
+ * killed mid-write leaves DIR/ckpt-N.h5.tmp-<pid>, as big as a checkpoint).
+ * Runs before this run writes anything there. */
+static void remove_stale_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "ckpt-", 5) || !strstr(e->d_name, ".h5.tmp-")) continue;
+        char path[DESCRIPTOR_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) fprintf(stderr, "mimae_dist: removed %s (an unfinished write)\n", path);
+    }
+    if (d) closedir(d);
+}
+
+/* A config value as the user wrote it: the shortest text that reads back
+ * to the same float or double (0.07, not 0.0700000003). */
+static void config_value_text(const config_field_t *f, const mimae_config_t *c, char *buf,
+                              size_t len)
+{
+    config_field_format(f, c, buf, len);
+    if (f->type != FIELD_FLOAT && f->type != FIELD_DOUBLE) return;
+    const double v = config_field_get_number(f, c);
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (f->type == FIELD_FLOAT ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* A results file resumed must be this run's: the same model config. */
+static int results_match_config(const results_t *res, const char *path,
+                                const mimae_config_t *cfg, char *err, size_t errlen)
+{
+    const mimae_config_t *stored = results_config(res);
+    for (int i = 0; i < mimae_config_field_count; i++) {
+        const config_field_t *f = &mimae_config_fields[i];
+        char a[64], b[64];
+        config_value_text(f, stored, a, sizeof a);
+        config_value_text(f, cfg, b, sizeof b);
+        if (strcmp(a, b) == 0) continue;
+        snprintf(err, errlen, "%s: %s.%s is %s in the results file but %s in this run: it "
+                 "belongs to another run; move it away or use a fresh run.out_dir", path,
+                 f->section, f->key, a, b);
+        return -1;
+    }
+    return 0;
 }
 
 /* Sizes of the work: how the global batch splits over ranks and micro-batches. */
@@ -389,11 +532,16 @@ static int save_progress(run_t *r, int with_checkpoint, char *err, size_t errlen
         if (with_checkpoint) {
             char path[DESCRIPTOR_PATH_MAX + 64];
             checkpoint_path(path, sizeof path, r->ckpt_dir, r->state.step);
-            ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0 &&
-                 checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
+            struct rlimit saved;
+            const int armed = fault_arm_checkpoint(0, r->state.step, 3 * sizeof(float) *
+                              (r->model->table.total + r->model->q_table.total), &saved);
+            ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0;
+            if (armed) fault_disarm(&saved);
+            ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
         }
         ok = ok && results_write(r->results, r->results_path, err, errlen) == 0;
-        if (!ok) fprintf(stderr, "mimae_dist: %s\n", err);
+    } else if (with_checkpoint) {
+        fault_arm_checkpoint(r->rank, r->state.step, 0, NULL);
     }
     MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (!ok && r->rank) snprintf(err, errlen, "rank 0 could not write the checkpoint/results");
@@ -501,7 +649,15 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         return EXIT_BAD_INPUT;
     r->cfg = &r->desc.model;
     r->run = &r->desc.run;
-    if (plan_batches(r, err, errlen)) return EXIT_BAD_INPUT;
+    if (plan_batches(r, err, errlen)) { /* name the descriptor, as its other messages do */
+        const size_t pl = strlen(a->descriptor) + 2, n = strlen(err);
+        if (pl + n < errlen) {
+            memmove(err + pl, err, n + 1);
+            memcpy(err, a->descriptor, pl - 2);
+            memcpy(err + pl - 2, ": ", 2);
+        }
+        return EXIT_BAD_INPUT;
+    }
     r->reader = reader_create(r->run->train_data, r->per_rank, err, errlen);
     if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
     const dataset_info_t *info = reader_info(r->reader);
@@ -536,32 +692,22 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
 
     r->model = mimae_model_create(r->cfg, r->mb, (uint64_t)r->run->seed, err, errlen);
     if (!r->model) return EXIT_BAD_INPUT;
+    if (fault.nan_grad[0] && !fault_gradient(r->model, fault.nan_grad)) {
+        snprintf(err, errlen, "MIMAE_FAULT: nan-grad=%s: no such tensor", fault.nan_grad);
+        return EXIT_BAD_INPUT;
+    }
     if (allocate_buffers(r)) {
         snprintf(err, errlen, "out of memory for the step buffers (global batch %d)", r->G);
         return EXIT_FAILURE_INTERNAL;
     }
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
+    /* Resume from the newest valid checkpoint, on any rank count. Nothing is
+     * written before the checkpoint and the results file have been checked. */
     int ok = 1;
-    if (r->rank == 0) { /* the run directory, with the effective descriptor in it */
-        char effective[DESCRIPTOR_PATH_MAX + 32];
-        snprintf(effective, sizeof effective, "%s/descriptor.ini", r->run->out_dir);
-        descriptor_t *ran = malloc(sizeof *ran); /* what ran: no [sweep] left in it */
-        ok = ran != NULL;
-        if (ran) {
-            *ran = r->desc;
-            ran->sweep_count = 0;
-            ok = make_dir(r->ckpt_dir, err, errlen) == 0 &&
-                 descriptor_write(ran, effective, err, errlen) == 0;
-            free(ran);
-        }
-    }
-    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
-
-    /* Resume from the newest valid checkpoint, on any rank count. */
     char path[DESCRIPTOR_PATH_MAX + 64] = "";
     int found = 0;
-    if (r->rank == 0) {
+    if (r->rank == 0 && access(r->ckpt_dir, F_OK) == 0) {
         found = checkpoint_find_latest(r->ckpt_dir, path, sizeof path, err, errlen);
         if (found < 0) ok = 0;
     }
@@ -578,17 +724,19 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
                      (unsigned long long)r->state.seed, r->run->seed);
             return EXIT_BAD_INPUT;
         }
-        if (r->rank == 0) fprintf(stderr, "mimae_dist: resuming from %s (step %ld)\n", path,
-                                  r->state.step);
     }
     if (r->rank == 0) {
         env->ranks = r->ranks;
         env->threads = openblas_get_num_threads();
-        if (found && access(r->results_path, F_OK) == 0)
+        if (found && access(r->results_path, F_OK) == 0) {
             r->results = results_load(r->results_path, err, errlen);
-        else
+            ok = r->results && results_match_config(r->results, r->results_path, r->cfg, err,
+                                                    errlen) == 0;
+        } else {
             r->results = results_new(r->cfg, env);
-        ok = r->results != NULL;
+            ok = r->results != NULL;
+            if (!ok) snprintf(err, errlen, "out of memory for the results");
+        }
         if (ok) {
             char text[64];
             results_set_attr(r->results, "descriptor", a->descriptor);
@@ -598,6 +746,23 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
             results_set_attr(r->results, "train.reduction",
                              r->deterministic ? "deterministic" : "fast");
         }
+    }
+    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    if (r->rank == 0) { /* the run directory, with the effective descriptor in it */
+        char effective[DESCRIPTOR_PATH_MAX + 32];
+        snprintf(effective, sizeof effective, "%s/descriptor.ini", r->run->out_dir);
+        descriptor_t *ran = malloc(sizeof *ran); /* what ran: no [sweep] left in it */
+        ok = ran != NULL;
+        if (ran) {
+            *ran = r->desc;
+            ran->sweep_count = 0;
+            ok = make_dir(r->ckpt_dir, err, errlen) == 0 &&
+                 descriptor_write(ran, effective, err, errlen) == 0;
+            free(ran);
+        }
+        if (ok) remove_stale_temporaries(r->ckpt_dir);
+        if (ok && found)
+            fprintf(stderr, "mimae_dist: resuming from %s (step %ld)\n", path, r->state.step);
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
     return EXIT_OK;
@@ -662,6 +827,22 @@ static int evaluation_due(const run_t *r)
            r->state.step < r->total_steps;
 }
 
+/* Before a checkpoint: the state to be saved must be finite (an update can
+ * overflow with finite gradients). All ranks agree; on failure the results
+ * are saved, the previous checkpoint stays the newest, and the status is
+ * EXIT_NONFINITE. */
+static int state_guard(run_t *r, char *err, size_t errlen)
+{
+    int bad = mimae_check_state(r->model, err, errlen) != 0;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (!bad) return EXIT_OK;
+    if (!err[0]) snprintf(err, errlen, "non-finite training state on another rank");
+    char save_err[ERR_LEN];
+    if (save_progress(r, 0, save_err, sizeof save_err) && r->rank == 0)
+        fprintf(stderr, "mimae_dist: %s\n", save_err);
+    return EXIT_NONFINITE;
+}
+
 static int train(run_t *r, char *err, size_t errlen)
 {
     if (r->state.step >= r->total_steps) {
@@ -681,16 +862,20 @@ static int train(run_t *r, char *err, size_t errlen)
         int ok = reader_wait(r->reader, &raw, NULL, &wait_s, err, errlen) == 0;
         if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
         /* No read in flight: HDF5 writes are safe here. */
+        if (pending_checkpoint && state_guard(r, err, errlen)) return EXIT_NONFINITE;
         if (pending_checkpoint && save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
         if (pending_checkpoint && evaluation_due(r) && r->state.step > first_step) {
             if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
             if (save_progress(r, 0, err, errlen)) return EXIT_FAILURE_INTERNAL;
         }
         pending_checkpoint = 0;
+        if (fault.kill_rank == r->rank && !fault.at_checkpoint && r->state.step == fault.step)
+            raise(SIGKILL); /* test hook, see fault_t */
         int stop = stop_requested;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         if (stop) {
             if (r->rank == 0) fprintf(stderr, "\nmimae_dist: stop requested; writing a checkpoint at step %ld\n", r->state.step);
+            if (state_guard(r, err, errlen)) return EXIT_NONFINITE;
             return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_REQUEUE;
         }
         augment_batch(r, raw); /* uses r->indices of this step */
@@ -704,10 +889,13 @@ static int train(run_t *r, char *err, size_t errlen)
         dist_sum_doubles(terms, 4, MPI_COMM_WORLD);
         loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];
         mimae_losses_total(r->cfg, &loss);
+        if (fault.nan_grad[0] && r->state.step == fault.step) /* test hook, see fault_t */
+            fault_gradient(r->model, fault.nan_grad)[0] = NAN;
         const double gnorm = grad_norm(r->model->grad_mem, r->model->table.total);
         if (mimae_check_finite(r->model, &loss, gnorm, err, errlen)) {
             char save_err[ERR_LEN]; /* keep the history; the last checkpoint stays the newest */
-            save_progress(r, 0, save_err, sizeof save_err);
+            if (save_progress(r, 0, save_err, sizeof save_err) && r->rank == 0)
+                fprintf(stderr, "mimae_dist: %s\n", save_err);
             return EXIT_NONFINITE;
         }
         const float lr = mimae_apply_update(r->model);
@@ -736,6 +924,7 @@ static int train(run_t *r, char *err, size_t errlen)
     int ok = 1;
     if (r->rank == 0) ok = record_reconstructions(r, err, errlen) == 0;
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_FAILURE_INTERNAL;
+    if (state_guard(r, err, errlen)) return EXIT_NONFINITE;
     if (save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
     if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
     return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
@@ -804,7 +993,8 @@ int main(int argc, char **argv)
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
     char err[ERR_LEN] = "";
     args_t args;
-    int status = parse_args(argc, argv, &args, err, sizeof err) ? EXIT_BAD_INPUT : EXIT_OK;
+    int status = parse_args(argc, argv, &args, err, sizeof err) || fault_parse(err, sizeof err)
+                     ? EXIT_BAD_INPUT : EXIT_OK;
     if (status == EXIT_OK && args.eval_checkpoint) {
         status = evaluate_checkpoint(&r, &args, &env, err, sizeof err);
     } else if (status == EXIT_OK) {

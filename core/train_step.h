@@ -22,9 +22,23 @@ typedef struct {
 int mimae_train_step(mimae_model_t *m, const float *images, mimae_step_stats_t *stats,
                      char *err, size_t errlen);
 
-/* Checks the loss terms; -1 with a message naming every non-finite term. */
+/* Gradient norms above this would overflow AdamW's float second moment
+ * (g * g > FLT_MAX for an element near it). */
+#define MIMAE_GRAD_NORM_LIMIT 1e19
+
+/* The non-finite guard, after the backward: 0 when every loss term is
+ * finite and the model's gradient norm `grad_norm` and Q's are at most
+ * MIMAE_GRAD_NORM_LIMIT (so finite); else -1 with a one-line message giving
+ * the step, every loss term and the worst parameter tensor (the first with a
+ * non-finite gradient, else the one with the largest gradient norm). */
 int mimae_check_finite(const mimae_model_t *m, const mimae_losses_t *l, double grad_norm,
                        char *err, size_t errlen);
+
+/* Every parameter and AdamW moment (model and Q) finite: 0, or -1 naming
+ * the first that is not, as /params|adam_m|adam_v/<name>[i]. A pass over
+ * three copies of the parameters: the trainer runs it before it writes a
+ * checkpoint, so that none holds a state an update overflowed. */
+int mimae_check_state(const mimae_model_t *m, char *err, size_t errlen);
 
 /* AdamW on the model and on Q with the lr of update m->step; m->step++.
  * Returns the lr used. */

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 #include "core/config_fields.h"
 #include "io/config_attrs.h"
+#include "io/config_limits.h"
 #include "io/h5_attr.h"
 #include "io/h5_image.h"
 #include "io/io_error.h"
@@ -325,6 +327,10 @@ static int read_header(io_file_err_t *c, hid_t file, ckpt_header_t *h)
                             "use the mimae version that wrote it", version,
                             CHECKPOINT_FORMAT_VERSION);
     if (read_config(c, file, &h->cfg)) return -1;
+    char msg[512]; /* a config that could not have been trained is damage */
+    if (config_check_limits(&h->cfg, msg, sizeof msg) ||
+        mimae_config_validate(&h->cfg, msg, sizeof msg))
+        return io_file_fail(c, "stored config is invalid (%s): " ADVICE_CORRUPT, msg);
     long long step, epoch, epoch_step;
     unsigned long long seed;
     if (read_attr_number(c, file, "step", H5T_INTEGER, H5T_NATIVE_LLONG, &step) ||
@@ -391,6 +397,16 @@ static int read_tensors(io_file_err_t *c, hid_t file, const param_table_t *tabs[
 {
     unsigned int stored = 0;
     if (read_attr_number(c, file, "checksum", H5T_INTEGER, H5T_NATIVE_UINT, &stored)) return -1;
+    /* the tensors are stored whole (contiguous, uncompressed): a file
+     * smaller than them is damaged, and nothing is allocated for it */
+    double need = 0.0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < tabs[k]->count; i++) need += (double)tabs[k]->info[i].count;
+    need *= GROUP_COUNT * sizeof(float);
+    hsize_t have = 0;
+    if (H5Fget_filesize(file, &have) < 0 || (double)have < need)
+        return io_file_fail(c, "the file has %llu bytes, its config needs %.0f bytes of tensors: "
+                            ADVICE_CORRUPT, (unsigned long long)have, need);
     float *scratch = NULL;
     if (!dst) {
         size_t most = 1;
@@ -403,6 +419,7 @@ static int read_tensors(io_file_err_t *c, hid_t file, const param_table_t *tabs[
     const int expected = tabs[0]->count + tabs[1]->count;
     uLong crc = crc32_z(0L, Z_NULL, 0);
     int rc = 0;
+    char bad[160] = ""; /* the first non-finite value */
     for (int g = 0; g < GROUP_COUNT && !rc; g++) {
         hid_t grp = H5Gopen2(file, group_names[g], H5P_DEFAULT);
         if (grp < 0) {
@@ -421,6 +438,10 @@ static int read_tensors(io_file_err_t *c, hid_t file, const param_table_t *tabs[
                 float *to = dst ? dst[g][k] + p->offset : scratch;
                 rc = read_tensor(c, grp, group_names[g], p, to);
                 if (!rc) crc = crc_floats(crc, to, p->count);
+                for (size_t j = 0; !rc && !bad[0] && j < p->count; j++)
+                    if (!isfinite(to[j]))
+                        snprintf(bad, sizeof bad, "/%s/%s[%zu] is %g", group_names[g], p->name,
+                                 j, (double)to[j]);
             }
         H5Gclose(grp);
     }
@@ -429,6 +450,9 @@ static int read_tensors(io_file_err_t *c, hid_t file, const param_table_t *tabs[
     if ((unsigned int)crc != stored)
         return io_file_fail(c, "checksum mismatch (stored %08x, computed %08x): " ADVICE_CORRUPT,
                             stored, (unsigned int)crc);
+    /* training stops before a non-finite update, so none is ever saved */
+    if (bad[0])
+        return io_file_fail(c, "%s, not a finite number: " ADVICE_CORRUPT, bad);
     return 0;
 }
 
@@ -464,11 +488,6 @@ static int verify_file(io_file_err_t *c, ckpt_header_t *h)
     hid_t file = open_file(c);
     if (file < 0) return -1;
     int rc = read_header(c, file, h);
-    if (!rc) {
-        char msg[512];
-        if (mimae_config_validate(&h->cfg, msg, sizeof msg))
-            rc = io_file_fail(c, "stored config is invalid (%s): " ADVICE_CORRUPT, msg);
-    }
     if (!rc) {
         tables_t tb;
         rc = tables_build(c, &tb, &h->cfg);

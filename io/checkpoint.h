@@ -53,11 +53,14 @@ int checkpoint_save(const char *path, const mimae_model_t *m, const train_state_
 int checkpoint_load(const char *path, mimae_model_t *m, train_state_t *st, char *err,
                     size_t errlen);
 
-/* Just the config stored in a checkpoint (to build a model for it); format
- * and version are checked, tensors and checksum are not. */
+/* Just the config stored in a checkpoint (to build a model for it); format,
+ * version and the config itself (io/config_limits.h, mimae_config_validate)
+ * are checked, tensors and checksum are not. */
 int checkpoint_read_config(const char *path, mimae_config_t *cfg, char *err, size_t errlen);
 
-/* Full verification without a model (checksum included). */
+/* Full verification without a model: the header as checkpoint_read_config,
+ * a file at least as large as its tensors, every name and shape, the
+ * checksum, and every value finite (training never saves a non-finite one). */
 int checkpoint_verify(const char *path, char *err, size_t errlen);
 
 /* DIR/ckpt-<step, 10 digits>.h5 */

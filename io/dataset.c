@@ -164,6 +164,12 @@ static int check_info(const char *path, const dataset_info_t *info, char *err, s
     return 0;
 }
 
+/* A channel's statistics as the reader accepts them (NaN fails too). */
+static int dataset_stats_ok(double mean, double std)
+{
+    return mean >= 0.0 && mean <= 1.0 && std >= DATASET_MIN_STD && std <= DATASET_MAX_STD;
+}
+
 /* ------------------------------------------------------------------ writer */
 
 struct dataset_writer {
@@ -421,10 +427,10 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
         goto out;
     }
     for (int ch = 0; ch < w->info.c; ch++)
-        if (!isfinite(m[ch]) || !isfinite(s[ch]) || !(s[ch] > 0)) {
-            io_fail(err, errlen, "%s: channel %d has mean %g and std %g: the std must be "
-                    "finite and > 0 (are all pixels of that channel equal?)", w->path, ch,
-                    m[ch], s[ch]);
+        if (!dataset_stats_ok(m[ch], s[ch])) {
+            io_fail(err, errlen, "%s: channel %d has mean %g and std %g: the mean must be in "
+                    "[0, 1] and the std in [%g, %g] (are all pixels of that channel equal?)",
+                    w->path, ch, m[ch], s[ch], DATASET_MIN_STD, DATASET_MAX_STD);
             goto out;
         }
     if ((bad = write_attributes(w, m, s)) != NULL) {
@@ -620,6 +626,15 @@ static hid_t open_array(dataset_t *d, const char *name, size_t size, H5T_sign_t 
     return ds;
 }
 
+/* Whether ds stores `bytes` (always true for a compressed one). */
+static int fully_stored(hid_t ds, double bytes)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const int filtered = dcpl < 0 || H5Pget_nfilters(dcpl) != 0;
+    h5close(&dcpl);
+    return filtered || (double)H5Dget_storage_size(ds) >= bytes;
+}
+
 /* Reopens /images with a chunk cache sized for its chunks. */
 static int reopen_images_with_cache(dataset_t *d)
 {
@@ -710,6 +725,17 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
     in->w = (int)idims[2];
     in->c = (int)idims[3];
     d->image_bytes = (size_t)in->h * (size_t)in->w * (size_t)in->c;
+    /* all of it written (unless compressed, when the size cannot tell): a
+     * damaged header must not make us allocate, or train on, what the file
+     * does not hold (HDF5 returns zeros for unwritten parts) */
+    const char *short_one = NULL;
+    if (!fully_stored(labels, (double)in->n * 4.0)) short_one = "labels";
+    else if (!fully_stored(d->images, (double)in->n * (double)d->image_bytes)) short_one = "images";
+    if (short_one) {
+        h5close(&labels);
+        return io_fail(err, errlen, "%s: /%s is not completely stored in the file (truncated "
+                       "or damaged): %s", path, short_one, RECREATE);
+    }
 
     d->labels = malloc((size_t)in->n * sizeof *d->labels);
     if (!d->labels) {
@@ -739,10 +765,13 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
         read_numbers(d, "mean", H5T_NATIVE_DOUBLE, in->c, in->mean, err, errlen) ||
         read_numbers(d, "std", H5T_NATIVE_DOUBLE, in->c, in->std, err, errlen))
         return -1;
+    /* pixels are 0..1 here: a mean outside that, or a std the normalisation
+     * (x - mean) / std in float would blow up on, is damage, not data */
     for (int ch = 0; ch < in->c; ch++)
-        if (!isfinite(in->mean[ch]) || !isfinite(in->std[ch]) || !(in->std[ch] > 0))
-            return io_fail(err, errlen, "%s: channel %d has mean %g and std %g (the std must be "
-                           "finite and > 0): %s", path, ch, in->mean[ch], in->std[ch], RECREATE);
+        if (!dataset_stats_ok(in->mean[ch], in->std[ch]))
+            return io_fail(err, errlen, "%s: channel %d has mean %g and std %g (on the 0..1 pixel "
+                           "scale the mean must be in [0, 1], the std in [%g, %g]): %s", path, ch,
+                           in->mean[ch], in->std[ch], DATASET_MIN_STD, DATASET_MAX_STD, RECREATE);
     for (long i = 0; i < in->n; i++)
         if (d->labels[i] < 0 || d->labels[i] >= in->num_classes)
             return io_fail(err, errlen, "%s: /labels[%ld] is %ld, outside 0..%d (num_classes "

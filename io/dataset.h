@@ -31,6 +31,10 @@
 #define DATASET_MAX_CHANNELS 4
 #define DATASET_MAX_CLASSES 1000
 #define DATASET_NAME_MAX 64
+/* Per-channel std the writer and reader accept (normalisation divides by
+ * it); the mean must be in [0, 1]. */
+#define DATASET_MIN_STD 1e-6
+#define DATASET_MAX_STD 1e6
 
 typedef struct {
     char name[DATASET_NAME_MAX];
@@ -62,7 +66,8 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
 void dataset_writer_stats(const dataset_writer_t *w, double *mean, double *std);
 /* Writes the attributes (mean/std given, or NULL for the writer's own
  * statistics), closes, fsyncs, and renames onto PATH. Fails when no image
- * was appended or a std is not finite and > 0 (e.g. constant images).
+ * was appended, a mean is outside [0, 1] or a std outside [DATASET_MIN_STD,
+ * DATASET_MAX_STD] (e.g. constant images).
  * Frees w in every case; on failure nothing is left at PATH or at the
  * temporary name (an existing PATH is then untouched). */
 int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double *std,
@@ -74,7 +79,8 @@ void dataset_writer_abort(dataset_writer_t *w);
 typedef struct dataset dataset_t;
 
 /* Opens and validates the whole schema (format, version, dtypes, ranks,
- * shapes, attributes, every label in range). */
+ * shapes, attributes, every label in range, mean in [0, 1] and std in
+ * [DATASET_MIN_STD, DATASET_MAX_STD] per channel). */
 dataset_t *dataset_open(const char *path, char *err, size_t errlen);
 const dataset_info_t *dataset_get_info(const dataset_t *d);
 /* Reads the images with the given indices, in that order, into images

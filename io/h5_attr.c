@@ -117,6 +117,10 @@ static char **pack_strings(const char *const *src, size_t n)
     return out;
 }
 
+/* Fixed-length strings are read with the attribute's own type, so HDF5
+ * converts nothing (its in-place string conversion copies overlapping
+ * memory for some sizes: found by tests/fuzz), and cut here: at the first
+ * NUL, and after the last non-space for space-padded ones. */
 h5_attr_status_t h5_attr_read_strings(const h5_attr_t *a, char ***out)
 {
     *out = NULL;
@@ -124,26 +128,41 @@ h5_attr_status_t h5_attr_read_strings(const h5_attr_t *a, char ***out)
     const size_t n = (size_t)a->count;
     const htri_t variable = H5Tis_variable_str(a->type);
     const size_t fsize = H5Tget_size(a->type);
-    /* the memory type: C strings in the attribute's character set */
-    hid_t mem = H5Tcopy(H5T_C_S1);
-    if (mem < 0 || variable < 0 || fsize == 0 ||
-        H5Tset_cset(mem, H5Tget_cset(a->type)) < 0 ||
-        H5Tset_size(mem, variable ? H5T_VARIABLE : fsize + 1) < 0 ||
-        (!variable && H5Tset_strpad(mem, H5T_STR_NULLTERM) < 0)) {
+    const H5T_str_t pad = variable > 0 ? H5T_STR_NULLTERM : H5Tget_strpad(a->type);
+    /* the memory type: C strings in the attribute's character set, or the
+     * attribute's own fixed-length type */
+    hid_t mem = variable > 0 ? H5Tcopy(H5T_C_S1) : H5Tcopy(a->type);
+    if (mem < 0 || variable < 0 || fsize == 0 || pad == H5T_STR_ERROR ||
+        (variable > 0 && (H5Tset_cset(mem, H5Tget_cset(a->type)) < 0 ||
+                          H5Tset_size(mem, H5T_VARIABLE) < 0))) {
         close_id(mem, H5Tclose);
         return ATTR_BAD_TYPE;
     }
     h5_attr_status_t st = ATTR_OK;
-    char **vl = NULL, *fixed = NULL;
+    char **vl = NULL, *fixed = NULL, *text = NULL;
     const char **src = malloc((n ? n : 1) * sizeof *src);
     if (variable) vl = calloc(n ? n : 1, sizeof *vl);
-    else fixed = calloc(n ? n : 1, fsize + 1);
-    if (!src || (!vl && !fixed)) {
+    else fixed = calloc(n ? n : 1, fsize), text = calloc(n ? n : 1, fsize + 1);
+    if (!src || (!vl && (!fixed || !text))) {
         st = ATTR_NO_MEMORY;
     } else if (H5Aread(a->id, mem, variable ? (void *)vl : (void *)fixed) < 0) {
         st = ATTR_READ_FAILED;
     } else {
-        for (size_t i = 0; i < n; i++) src[i] = variable ? vl[i] : fixed + i * (fsize + 1);
+        for (size_t i = 0; i < n; i++) {
+            if (variable) {
+                src[i] = vl[i];
+                continue;
+            }
+            const char *f = fixed + i * fsize;
+            char *t = text + i * (fsize + 1);
+            size_t len = 0;
+            while (len < fsize && f[len]) len++;
+            if (pad == H5T_STR_SPACEPAD)
+                while (len > 0 && f[len - 1] == ' ') len--;
+            memcpy(t, f, len);
+            t[len] = '\0';
+            src[i] = t;
+        }
         *out = pack_strings(src, n);
         if (!*out) st = ATTR_NO_MEMORY;
     }
@@ -152,6 +171,7 @@ h5_attr_status_t h5_attr_read_strings(const h5_attr_t *a, char ***out)
             if (vl[i]) H5free_memory(vl[i]);
     free(vl);
     free(fixed);
+    free(text);
     free(src);
     H5Tclose(mem);
     return st;

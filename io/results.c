@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -684,6 +685,15 @@ static int read_config(io_file_err_t *c, hid_t file, mimae_config_t *cfg)
         } else {
             double v;
             if (read_attr_double(c, file, "", name, &v)) return -1;
+            /* an integer field must hold an integer of its range (a cast of
+             * anything else is undefined), a real one a finite number */
+            const double lo = f->type == FIELD_INT ? (double)INT_MIN : (double)LONG_MIN,
+                         hi = f->type == FIELD_INT ? (double)INT_MAX : (double)LONG_MAX;
+            const int integral = f->type == FIELD_INT || f->type == FIELD_LONG;
+            if (!isfinite(v) || (integral && (v != floor(v) || v < lo || v >= hi)) ||
+                (f->type == FIELD_FLOAT && fabs(v) > 3.0e38))
+                return io_file_fail(c, "attribute %s = %g is not a %s: " ADVICE_DAMAGED, name, v,
+                                    integral ? "whole number in range" : "finite number");
             config_field_set_number(f, cfg, v);
         }
     }
@@ -768,6 +778,30 @@ static hid_t open_dataset(io_file_err_t *c, hid_t grp, const char *gname, const 
     return ds;
 }
 
+/* Before a dataset of `elements` x `size` bytes is read into memory: at most
+ * `max_bytes` of it, and (unless it is compressed) that much really stored,
+ * so that a damaged header cannot make us allocate (or HDF5 fill) more than
+ * the file holds. */
+static int check_stored(io_file_err_t *c, hid_t ds, const char *gname, const char *name,
+                        double elements, double size, double max_bytes)
+{
+    const double bytes = elements * size;
+    if (bytes > max_bytes)
+        return io_file_fail(c, "dataset %s/%s claims %.0f bytes (at most %.0f are read): "
+                            ADVICE_DAMAGED, gname, name, bytes, max_bytes);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const int filtered = dcpl < 0 || H5Pget_nfilters(dcpl) != 0;
+    close_id(dcpl, H5Pclose);
+    const double stored = (double)H5Dget_storage_size(ds);
+    if (!filtered && stored < bytes)
+        return io_file_fail(c, "dataset %s/%s stores %.0f of its %.0f bytes: " ADVICE_DAMAGED,
+                            gname, name, stored, bytes);
+    return 0;
+}
+
+#define MAX_TRAIN_STEPS 1e9  /* logged steps a results file may hold */
+#define MAX_RECON_BYTES 1e9  /* bytes of each reconstruction array */
+
 static int read_train(io_file_err_t *c, hid_t file, results_t *r)
 {
     hid_t grp = H5Gopen2(file, "train", H5P_DEFAULT);
@@ -783,6 +817,12 @@ static int read_train(io_file_err_t *c, hid_t file, results_t *r)
             rc = -1;
             break;
         }
+        if (check_stored(c, ds, "/train", metrics[i].name, (double)dims[0], sizeof(double),
+                         MAX_TRAIN_STEPS * sizeof(double))) {
+            H5Dclose(ds);
+            rc = -1;
+            break;
+        }
         if (i == 0) {
             n = (long)dims[0];
             col = malloc((n > 0 ? (size_t)n : 1) * sizeof *col);
@@ -794,6 +834,11 @@ static int read_train(io_file_err_t *c, hid_t file, results_t *r)
         }
         if (!rc && n > 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) < 0)
             rc = io_file_fail(c, "cannot read /train/%s: " ADVICE_DAMAGED, metrics[i].name);
+        /* a step is a whole number >= 0 (casting anything else is undefined) */
+        for (long s = 0; i == 0 && s < n && !rc; s++)
+            if (!(col[s] >= 0.0 && col[s] < 9.2e18 && col[s] == floor(col[s])))
+                rc = io_file_fail(c, "/train/step[%ld] = %g is not a step number: " ADVICE_DAMAGED,
+                                  s, col[s]);
         for (long s = 0; s < n && !rc; s++) metric_set(&steps[s], i, col[s]);
         H5Dclose(ds);
     }
@@ -878,6 +923,10 @@ static int read_recon(io_file_err_t *c, hid_t file, results_t *r)
                  dims[0] > INT32_MAX || dims[1] > INT32_MAX || dims[2] > INT32_MAX)
             rc = io_file_fail(c, "/reconstructions/%s has an unusable shape: " ADVICE_DAMAGED,
                               recon_names[k]);
+        else /* the product in double: four dimensions of 2^31 overflow 64 bits */
+            rc = check_stored(c, ds, "/reconstructions", recon_names[k],
+                              (double)dims[0] * (double)dims[1] * (double)dims[2] *
+                                  (double)dims[3], 1.0, MAX_RECON_BYTES);
         if (!rc) {
             bytes[k] = malloc((size_t)(dims[0] * dims[1] * dims[2] * dims[3]));
             if (!bytes[k]) rc = io_file_fail(c, "out of memory for the reconstructions");

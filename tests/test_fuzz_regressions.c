@@ -1,0 +1,96 @@
+/* Replays the saved fuzz inputs without libFuzzer: every file of
+ * tests/fuzz/regressions/<target>/ (inputs that crashed, hung, exhausted
+ * memory or broke an invariant before their fix) and the committed
+ * descriptor seeds go through the same entry points as the fuzz targets
+ * (tests/fuzz/fuzz_entry.c, compiled in here), so `make test` (and
+ * `make test SANITIZE=1`, with ASan and UBSan) keeps them fixed. A broken
+ * invariant aborts the binary, which the runner reports as a failure. */
+#define _DEFAULT_SOURCE /* realpath */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/fuzz/fuzz_entry.c"
+
+static char source_dir[512]; /* the repository: the build directory's parent */
+
+/* Feeds every file of tests/fuzz/<sub>/ to the target; the count. */
+static int replay(const char *target, const char *sub)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/%s", source_dir, sub);
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot list %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) fail_msg("cannot read %s", path);
+        uint8_t *buf = malloc(1 << 22);
+        assert_non_null(buf);
+        size_t len = fread(buf, 1, 1 << 22, f);
+        fclose(f);
+        printf("  %s <- %s/%s (%zu bytes)\n", target, sub, e->d_name, len);
+        fflush(stdout);
+        assert_int_equal(fuzz_run_named(target, buf, len), 0);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_descriptor_inputs(void **state)
+{
+    (void)state;
+    int n = replay("descriptor", "seeds/descriptor") + replay("descriptor", "regressions/descriptor");
+    assert_true(n > 0);
+}
+
+static void test_dataset_inputs(void **state)
+{
+    (void)state;
+    assert_true(replay("dataset", "regressions/dataset") > 0);
+}
+
+static void test_checkpoint_inputs(void **state)
+{
+    (void)state;
+    assert_true(replay("checkpoint", "regressions/checkpoint") > 0);
+}
+
+static void test_results_inputs(void **state)
+{
+    (void)state;
+    assert_true(replay("results", "regressions/results") > 0);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    char self[512];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    char *abs = realpath(dirname(dirname(self)), NULL); /* BUILD */
+    if (!abs) return 1;
+    snprintf(self, sizeof self, "%s", abs);
+    free(abs);
+    snprintf(source_dir, sizeof source_dir, "%s", dirname(self));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_descriptor_inputs),
+        cmocka_unit_test(test_dataset_inputs),
+        cmocka_unit_test(test_checkpoint_inputs),
+        cmocka_unit_test(test_results_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
