@@ -1,4 +1,6 @@
-/* Multi-head self-attention core on cblas_sgemm, per sequence and head.
+/* Multi-head self-attention core, per sequence and head: direct vectorised
+ * loops for short sequences (T <= 64), cblas_sgemm per head otherwise;
+ * sequences are spread over core/parallel.h's threads.
  * qkv (S*T, 3C) token-major: q = columns [0,C), k = [C,2C), v = [2C,3C); head h
  * uses columns h*dh..(h+1)*dh of each (timm's layout). out (S*T, C) with the
  * heads concatenated; probs (S, NH, T, T) kept for the backward. */
@@ -8,7 +10,8 @@
 void attention_forward(float *out, float *probs, const float *qkv, int S, int T, int C,
                        int NH);
 
-/* Overwrites dqkv (S*T, 3C). dscratch holds T*T floats. */
+/* Overwrites dqkv (S*T, 3C). dscratch (T*T floats) is no longer used (each
+ * thread has its own scratch); kept for the callers. */
 void attention_backward(float *dqkv, float *dscratch, const float *dout, const float *qkv,
                         const float *probs, int S, int T, int C, int NH);
 

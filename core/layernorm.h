@@ -8,7 +8,8 @@
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *weight, const float *bias, int T, int C);
 
-/* Accumulates into dinp, dweight and dbias (residual streams sum their gradients). */
+/* Accumulates into dinp, dweight and dbias (residual streams sum their
+ * gradients). dinp must not alias dout. */
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int T, int C);

@@ -3,20 +3,23 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "vecmath.h"
+
+/* The exponentials vectorise (vm_exp); sums run in index order. */
+VM_CLONES_FMA static void softmax_row(float *row, int n)
+{
+    float maxv = row[0];
+    for (int i = 1; i < n; i++) maxv = row[i] > maxv ? row[i] : maxv;
+    for (int i = 0; i < n; i++) row[i] = vm_exp(row[i] - maxv);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += row[i];
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) row[i] *= inv;
+}
+
 void softmax_rows(float *x, int rows, int n, int ld)
 {
-    for (int r = 0; r < rows; r++) {
-        float *row = x + (size_t)r * ld;
-        float maxv = row[0];
-        for (int i = 1; i < n; i++) maxv = row[i] > maxv ? row[i] : maxv;
-        float sum = 0.0f;
-        for (int i = 0; i < n; i++) {
-            row[i] = expf(row[i] - maxv);
-            sum += row[i];
-        }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < n; i++) row[i] *= inv;
-    }
+    for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * ld, n);
 }
 
 void softmax_rows_backward(float *dlogits, const float *p, const float *dp, int rows, int n,

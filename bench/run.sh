@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs every benchmark of bench/ (built by `make bench` into BUILD/bench/) and
+# ends with one summary table. Ratios are measured in one run on one machine;
+# absolute times depend on the machine and on what else runs on it.
+#
+#   bench/run.sh BUILD                 (make bench runs: bench/run.sh build)
+#
+# Environment: BENCH_STEPS (timed steps, default 2 for vs_pytorch, 3 for
+# mfu), BENCH_QUICK=1 (fmnist only, MI-MAE only, no 2-thread comparison),
+# BENCH_PYTHON (/usr/bin/python3). OPENBLAS_CORETYPE is left as the caller
+# has it (the tables name the OpenBLAS kernel in use).
+set -u
+build=${1:?usage: bench/run.sh BUILD_DIR}
+bin=$build/bench
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.." || exit 1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+steps=${BENCH_STEPS:-2}
+python=${BENCH_PYTHON:-/usr/bin/python3}
+configs=cifar,fmnist masks=4,1 threads="1 2"
+if [ "${BENCH_QUICK:-0}" = 1 ]; then configs=fmnist masks=4 threads=1; fi
+if [ "$(id -u)" = 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+for b in vs_pytorch mfu memory scaling; do
+    [ -x "$bin/$b" ] || { echo "bench/run.sh: $bin/$b missing (run make bench)"; exit 1; }
+done
+start=$(date +%s)
+run() { # prints and keeps the output
+    echo "\$ $*"
+    "$@" 2>&1 | tee -a "$log"
+    echo
+}
+
+echo "=== mimae benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "    OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+echo "=== 1. model FLOP utilisation (1 thread)"
+run env OPENBLAS_NUM_THREADS=1 "$bin/mfu" --steps "${BENCH_STEPS:-3}" --configs "$configs" --masks "$masks"
+
+echo "=== 2. mimae vs PyTorch, same model and step"
+if [ -x "$python" ] && "$python" -c 'import torch' 2>/dev/null; then
+    for t in $threads; do
+        run env OPENBLAS_NUM_THREADS="$t" "$bin/vs_pytorch" --threads "$t" --steps "$steps" \
+            --configs "$configs" --masks "$masks" --python "$python"
+    done
+else
+    echo "(no PyTorch at $python: install python3-torch; mimae side only)"
+    for t in $threads; do
+        run env OPENBLAS_NUM_THREADS="$t" "$bin/vs_pytorch" --threads "$t" --steps "$steps" \
+            --configs "$configs" --masks "$masks" --no-torch
+    done
+fi
+
+echo "=== 3. memory: peak RSS against the analytic bytes (1 process, batch 64)"
+for c in ${configs//,/ }; do
+    for n in ${masks//,/ }; do
+        run env OPENBLAS_NUM_THREADS=1 "$bin/memory" "$c" "$n"
+    done
+done
+
+echo "=== 4. scaling: 1 vs 2 ranks, 32 images per rank, fmnist MI-MAE"
+if command -v mpirun >/dev/null; then
+    run env OPENBLAS_NUM_THREADS=1 mpirun -n 2 "$bin/scaling" --config fmnist --masks 4 \
+        --batch 32 --steps "${BENCH_STEPS:-3}"
+else
+    echo "(no mpirun)"
+fi
+
+elapsed=$(( $(date +%s) - start ))
+echo "=== summary (bench/run.sh $build, ${elapsed} s; targets from issue 8)"
+awk -v elapsed="$elapsed" '
+function kv(line, key,   n, i, a, p) {
+    n = split(line, a, " ")
+    for (i = 1; i <= n; i++) { p = index(a[i], "="); if (substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1) }
+    return ""
+}
+function row(what, value, target, ok) {
+    printf "| %-52s | %-40s | %-7s | %-4s |\n", what, value, target, ok
+}
+BEGIN {
+    printf "| %-52s | %-40s | %-7s | %-4s |\n", "measure", "value", "target", "met"
+    printf "|%s|%s|%s|%s|\n", "------------------------------------------------------", "------------------------------------------", "---------", "------"
+}
+/^RESULT mfu_peak/ {
+    row("sgemm peak, 1 thread (max of the two)", sprintf("%.1f GFLOP/s (OpenBLAS %s %.1f)", kv($0, "peak_gflops"), kv($0, "core"), kv($0, "blas_gflops")), "", "")
+}
+/^RESULT mfu / {
+    f = kv($0, "frac") + 0
+    row(sprintf("MFU %s %s, 1 thread", kv($0, "config"), kv($0, "method")), sprintf("%.1f%% (%.1f GFLOP/s, %.0f ms)", 100 * f, kv($0, "gflops"), kv($0, "ms")), ">= 60%", (f >= 0.6 ? "yes" : "no"))
+}
+/^RESULT vs_pytorch / {
+    s = kv($0, "speedup") + 0
+    row(sprintf("vs PyTorch %s %s, %s thread(s)", kv($0, "config"), kv($0, "method"), kv($0, "threads")), sprintf("%.2fx (%.0f vs %.0f ms/step)", s, kv($0, "mimae_ms"), kv($0, "torch_ms")), ">= 2.0x", (s >= 2.0 ? "yes" : (s == 0 ? "n/a" : "no")))
+}
+/^RESULT memory / {
+    r = kv($0, "ratio") + 0
+    row(sprintf("peak RSS / analytic, %s %s", kv($0, "config"), kv($0, "method")), sprintf("%.3f (%.0f / %.0f MiB)", r, kv($0, "peak_mib"), kv($0, "analytic_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
+}
+/^RESULT scaling reduction/ {
+    e = kv($0, "eff") + 0; c = kv($0, "comm_frac") + 0; r = kv($0, "rss_ratio") + 0
+    row(sprintf("scaling %s, 1 -> %s ranks: efficiency", kv($0, "reduction"), kv($0, "ranks")), sprintf("%.3f (%.0f -> %.0f ms/step)", e, kv($0, "step1_ms"), kv($0, "stepR_ms")), ">= 0.9", (e >= 0.9 ? "yes" : "no"))
+    row(sprintf("scaling %s: exposed communication", kv($0, "reduction")), sprintf("%.1f%% (%.1f ms; imbalance %.1f ms)", 100 * c, kv($0, "comm_ms"), kv($0, "imbalance_ms")), "< 5%", (c < 0.05 ? "yes" : "no"))
+    row(sprintf("scaling %s: peak RSS / analytic per rank", kv($0, "reduction")), sprintf("%.3f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
+}
+/^RESULT scaling_model/ {
+    e = kv($0, "eff") + 0
+    row(sprintf("cost model %s, %s ranks: step, efficiency", kv($0, "reduction"), kv($0, "ranks")), sprintf("%.0f ms, %.3f", kv($0, "pred_ms"), e), ">= 0.9", (e >= 0.9 ? "yes" : "no"))
+}
+END { printf "(wall time of the benchmarks: %d s)\n", elapsed }
+' "$log"
