@@ -27,6 +27,7 @@
 
 #include "core/adamw.h"
 #include "core/augment.h"
+#include "core/blas_kernel.h"
 #include "core/forward_backward.h"
 #include "core/model.h"
 #include "core/reconstruct.h"
@@ -726,6 +727,9 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         }
     }
     if (r->rank == 0) {
+        char blas_advice[256];
+        if (blas_kernel_mismatch(blas_advice, sizeof blas_advice))
+            fprintf(stderr, "mimae_dist: warning: %s\n", blas_advice);
         env->ranks = r->ranks;
         env->threads = openblas_get_num_threads();
         if (found && access(r->results_path, F_OK) == 0) {
