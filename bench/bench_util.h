@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "core/blas_kernel.h"
 #include "core/forward_backward.h"
 #include "core/model.h"
 #include "core/rng.h"
@@ -26,6 +27,16 @@
 char *openblas_get_corename(void);
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+
+/* The OpenBLAS kernel in use, and the advice when it is the generic one on a
+ * CPU that has a better one: every ratio depends on it. */
+static inline void bench_print_blas(const char *prog)
+{
+    char advice[256];
+    printf("%s: OpenBLAS kernel %s, OPENBLAS_CORETYPE=%s\n", prog, blas_kernel_name(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "<unset>");
+    if (blas_kernel_mismatch(advice, sizeof advice)) printf("%s: note: %s\n", prog, advice);
+}
 
 static inline double bench_now(void)
 {

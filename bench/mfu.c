@@ -3,10 +3,9 @@
  *   build/bench/mfu [--steps K] [--warmup W] [--configs cifar,fmnist] [--masks 4,1]
  *                   [--peak-n N]
  *
- * In the same run: the sgemm peak on an N x N x N square product (N = 1536),
- * of OpenBLAS's cblas_sgemm (best of 3, at the start) and of mimae's own
- * mm_sgemm (core/sgemm.h), the peak being the better of the two; then for
- * every config K steps, each between two square mm_sgemm products, so that
+ * In the same run: the cblas_sgemm peak on an N x N x N square product
+ * (N = 1536, best of 3, at the start); then for every config K steps, each
+ * between two square cblas_sgemm products, so that
  * every step is compared with the peak measured next to it (the machine is
  * shared: its speed drifts with other work). Per step: the analytic FLOPs
  * (bench/bench_util.h bench_step_flops: every matrix product of the forward
@@ -19,30 +18,6 @@
 #include <string.h>
 
 #include "bench/bench_util.h"
-#include "core/sgemm.h"
-
-static double mm_square_peak(int n, int reps)
-{
-    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n),
-          *c = malloc(sizeof(float) * (size_t)n * n);
-    for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = (float)(i % 97) * 1e-3f;
-        b[i] = (float)(i % 89) * 1e-3f;
-        c[i] = 0.0f;
-    }
-    mm_sgemm_threads(1, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    double best = 0.0;
-    for (int i = 0; i < reps; i++) {
-        double t0 = bench_now();
-        mm_sgemm_threads(1, 0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * (double)n * n / (bench_now() - t0) / 1e9;
-        best = g > best ? g : best;
-    }
-    free(a);
-    free(b);
-    free(c);
-    return best;
-}
 
 int main(int argc, char **argv)
 {
@@ -63,10 +38,10 @@ int main(int argc, char **argv)
     }
     if (steps < 1 || warmup < 0 || peak_n < 64) return 2;
     openblas_set_num_threads(1); /* core/parallel.h follows it: one thread */
+    bench_print_blas("mfu");
     const double blas_peak = bench_sgemm_peak(peak_n, 3);
-    printf("mfu: 1 thread; sgemm %d^3: OpenBLAS (%s) %.1f GFLOP/s; mimae mm_sgemm (%s) "
-           "measured around every step\n", peak_n, openblas_get_corename(), blas_peak,
-           mm_kernel_name());
+    printf("mfu: 1 thread; cblas_sgemm %d^3 peak (OpenBLAS core %s): %.1f GFLOP/s at the start, "
+           "measured again around every step\n", peak_n, openblas_get_corename(), blas_peak);
     printf("%-7s %-7s %10s %9s %10s %11s %9s %12s\n", "config", "method", "GFLOP/step", "ms/step",
            "GFLOP/s", "peak GF/s", "of peak", "of OpenBLAS");
     fflush(stdout);
@@ -90,10 +65,10 @@ int main(int argc, char **argv)
             double t[64], frac[64], pk[64];
             if (steps > 64) steps = 64;
             bench_time_steps(m, images, warmup, 0, NULL); /* warm-up only */
-            double before = mm_square_peak(peak_n, 1);
+            double before = bench_sgemm_peak(peak_n, 1);
             for (int i = 0; i < steps; i++) {
                 t[i] = bench_time_steps(m, images, 0, 1, NULL);
-                const double after = mm_square_peak(peak_n, 1);
+                const double after = bench_sgemm_peak(peak_n, 1);
                 double p = before > after ? before : after;
                 p = p > blas_peak ? p : blas_peak;
                 pk[i] = p;
@@ -113,7 +88,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    printf("RESULT mfu_peak blas_gflops=%.2f peak_gflops=%.2f core=%s kernel=%s\n", blas_peak,
-           best_peak, openblas_get_corename(), mm_kernel_name());
+    printf("RESULT mfu_peak blas_gflops=%.2f peak_gflops=%.2f core=%s\n", blas_peak, best_peak,
+           openblas_get_corename());
     return 0;
 }

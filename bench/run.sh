@@ -85,7 +85,7 @@ BEGIN {
     printf "|%s|%s|%s|%s|\n", "------------------------------------------------------", "------------------------------------------", "---------", "------"
 }
 /^RESULT mfu_peak/ {
-    row("sgemm peak, 1 thread (max of the two)", sprintf("%.1f GFLOP/s (OpenBLAS %s %.1f)", kv($0, "peak_gflops"), kv($0, "core"), kv($0, "blas_gflops")), "", "")
+    row("cblas_sgemm peak, 1 thread", sprintf("%.1f GFLOP/s (kernel %s; %.1f at the start)", kv($0, "peak_gflops"), kv($0, "core"), kv($0, "blas_gflops")), "", "")
 }
 /^RESULT mfu / {
     f = kv($0, "frac") + 0

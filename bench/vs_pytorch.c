@@ -72,6 +72,7 @@ int main(int argc, char **argv)
     if (o.threads < 1 || o.steps < 1 || o.warmup < 0) usage();
     openblas_set_num_threads(o.threads);
     const int batch = 64;
+    bench_print_blas("vs_pytorch");
     printf("vs_pytorch: batch %d, %d thread(s), OpenBLAS core %s, median of %d steps after "
            "%d warm-up\n", batch, o.threads, openblas_get_corename(), o.steps, o.warmup);
     printf("%-7s %-7s %7s %12s %12s %9s %12s\n", "config", "method", "threads", "mimae ms",
