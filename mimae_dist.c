@@ -727,9 +727,6 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         }
     }
     if (r->rank == 0) {
-        char blas_advice[256];
-        if (blas_kernel_mismatch(blas_advice, sizeof blas_advice))
-            fprintf(stderr, "mimae_dist: warning: %s\n", blas_advice);
         env->ranks = r->ranks;
         env->threads = openblas_get_num_threads();
         if (found && access(r->results_path, F_OK) == 0) {
@@ -854,6 +851,9 @@ static int train(run_t *r, char *err, size_t errlen)
                                   r->state.step, r->total_steps);
         return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
     }
+    char blas_advice[256]; /* here, not earlier: a run that cannot start says one line */
+    if (r->rank == 0 && blas_kernel_mismatch(blas_advice, sizeof blas_advice))
+        fprintf(stderr, "mimae_dist: warning: %s\n", blas_advice);
     const double t_start = MPI_Wtime();
     const long first_step = r->state.step;
     int pending_checkpoint = 0;
