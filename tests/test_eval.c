@@ -2,24 +2,23 @@
  * `mimae_dist eval` on 2 ranks: a randomly initialised encoder's linear
  * probe is above chance, and a few epochs of fine-tuning beat the probe; the
  * metrics land in the run's results file with the checkpoint they came from. */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "core/model.h"
 #include "io/checkpoint.h"
 #include "io/results.h"
 #include "io/synthetic.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512], work[64];
 
@@ -38,9 +37,7 @@ static void test_random_encoder_probe_and_finetune(void **state)
     mimae_model_t *m = mimae_model_create(&c, 1, 7, err, sizeof err);
     assert_non_null(m);
     snprintf(path, sizeof path, "%s/run/checkpoints", work);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", path);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run_shell("mkdir -p %s", path), 0);
     char ckpt[300];
     checkpoint_path(ckpt, sizeof ckpt, path, 0);
     train_state_t st = {0, 0, 0, 7};
@@ -55,10 +52,14 @@ static void test_random_encoder_probe_and_finetune(void **state)
             work, work);
     fclose(f);
 
-    snprintf(cmd, sizeof cmd, "mpirun -n 2 --oversubscribe %s/mimae_dist eval %s 2>&1 | tail -n 3",
-             build_dir, ckpt);
-    int status = system(cmd);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the exit status of mimae_dist itself (a pipe into tail would report tail's) */
+    char prog[600], log[128];
+    snprintf(prog, sizeof prog, "%s/mimae_dist", build_dir);
+    snprintf(log, sizeof log, "%s/eval.log", work);
+    const char *argv[] = {"mpirun", "-n", "2", "--oversubscribe", prog, "eval", ckpt, NULL};
+    const int status = run_wait(run_start(argv, log, NULL), 600);
+    print_log_tail(log, 3, NULL);
+    assert_int_equal(status, 0);
 
     snprintf(path, sizeof path, "%s/run/results.h5", work);
     results_t *r = results_load(path, err, sizeof err);
@@ -85,24 +86,13 @@ static void test_random_encoder_probe_and_finetune(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *abs = realpath(dirname(dirname(self)), NULL);
-    if (!abs) return 1;
-    snprintf(build_dir, sizeof build_dir, "%s", abs);
-    free(abs);
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     snprintf(work, sizeof work, "/tmp/mimae-eval-XXXXXX");
     if (!mkdtemp(work)) return 1;
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_encoder_probe_and_finetune),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0) return 1;
+    if (remove_tree(work)) return 1;
     return failed;
 }
