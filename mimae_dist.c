@@ -622,7 +622,12 @@ static int resolve_overrides(run_t *r, const args_t *a, char *err, size_t errlen
     sweep_t *sweep = malloc(sizeof *sweep);
     if (!sweep) return snprintf(err, errlen, "out of memory"), -1;
     int rc = sweep_parse(&r->desc, sweep, err, errlen);
-    if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
+    if (rc == 0 && a->task >= 0 && sweep->n_keys == 0) {
+        /* a task of no sweep would silently run in run.out_dir/task-0000 */
+        snprintf(err, errlen, "%s: --task %ld given, but the descriptor has no [sweep] section: "
+                 "drop --task to run it as it is, or add a [sweep]", a->descriptor, a->task);
+        rc = -1;
+    } else if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
         snprintf(err, errlen, "%s: has a [sweep] of %ld tasks: give --task ID (0..%ld), or "
                  "submit it with `mimae sweep submit`", a->descriptor, sweep->tasks,
                  sweep->tasks - 1);

@@ -387,6 +387,13 @@ static void test_sweep_bad_value(void **state)
               "mimae.tau", "lots");
 }
 
+/* --task of a descriptor without a [sweep] used to run in out_d_notask/task-0000. */
+static void test_task_without_sweep(void **state)
+{
+    (void)state;
+    DESC_CASE("d_notask", "", "--task 0", "d_notask.ini", "--task 0", "no [sweep] section");
+}
+
 /* Rank counts: the micro-batch count must divide over the ranks, and the
  * fast reduction runs one micro-batch per rank. */
 static void test_micro_batches_not_divisible_by_ranks(void **state)
@@ -846,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sweep_without_task),
         cmocka_unit_test(test_sweep_task_out_of_range),
         cmocka_unit_test(test_sweep_bad_value),
+        cmocka_unit_test(test_task_without_sweep),
         cmocka_unit_test(test_micro_batches_not_divisible_by_ranks),
         cmocka_unit_test(test_fast_reduction_micro_batch),
         cmocka_unit_test(test_data_nan_mean),
