@@ -1,9 +1,9 @@
 /* Fault injection under mpirun (2-4 ranks, a tiny synthetic data set, 20
  * steps, a checkpoint every 5): a rank killed (SIGKILL) at chosen steps and
  * in the middle of a checkpoint write (mimae_dist's MIMAE_FAULT test hook),
- * SIGTERM / SIGUSR1 at random steps, a full disk during a checkpoint write
- * (a 1 MiB tmpfs when this process may mount one, and the hook's
- * RLIMIT_FSIZE either way), and a non-finite loss or gradient (a NaN
+ * SIGTERM / SIGUSR1 at random steps and before MPI_Init, a full disk during a
+ * checkpoint write (a 1 MiB tmpfs when this process may mount one, and the
+ * hook's RLIMIT_FSIZE either way), and a non-finite loss or gradient (a NaN
  * injected into a Q gradient; an absurd optim.blr). After each: the job ends
  * within 60 s, the newest checkpoint on disk verifies and loads, and resuming
  * from it (on the same or another rank count) ends with parameters and AdamW
@@ -341,6 +341,35 @@ static void test_sigusr1_to_mpirun_at_a_random_step(void **state)
     signal_case("usr1m", 2, SIGUSR1, 1, 4);
 }
 
+/* A stop request as the job starts: every rank raises the signal just before
+ * MPI_Init (MIMAE_FAULT=signal-before-init=...). The handler is already in
+ * place, so the ranks stop at the first step boundary with a checkpoint of
+ * step 0 and exit 3 instead of dying by the signal; resuming gives the
+ * undisturbed run. */
+static void early_signal_case(const char *out, const char *sig)
+{
+    assert_non_null(straight);
+    char fault[64];
+    snprintf(fault, sizeof fault, "signal-before-init=%s", sig);
+    double s;
+    int status = run_job(2, out, fault, NULL, NULL, 3, &s);
+    printf("  2 ranks, MIMAE_FAULT=%s: exit status %d after %.1f s\n", fault, status, s);
+    assert_int_equal(status, 3);
+    check_then_resume(out, 0, 2);
+}
+
+static void test_sigterm_before_mpi_init(void **state)
+{
+    (void)state;
+    early_signal_case("early_term", "TERM");
+}
+
+static void test_sigusr1_before_mpi_init(void **state)
+{
+    (void)state;
+    early_signal_case("early_usr1", "USR1");
+}
+
 /* The disk fills while ckpt-10 is written (the hook: files cannot grow past
  * 100 kB): exit 1 with one line naming the write, the temporary removed,
  * ckpt-5 the newest, and the run resumes once there is space again. */
@@ -508,6 +537,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sigterm_to_a_rank_at_a_random_step),
         cmocka_unit_test(test_sigusr1_to_a_rank_of_4_at_a_random_step),
         cmocka_unit_test(test_sigusr1_to_mpirun_at_a_random_step),
+        cmocka_unit_test(test_sigterm_before_mpi_init),
+        cmocka_unit_test(test_sigusr1_before_mpi_init),
         cmocka_unit_test(test_full_disk_during_checkpoint_hook),
         cmocka_unit_test(test_full_disk_during_checkpoint_tmpfs),
         cmocka_unit_test(test_nan_gradient_stops_with_exit_4),
