@@ -40,7 +40,7 @@ typedef struct {
     double value;
     long step;
     eval_point_t *hist;      /* every evaluation, by increasing step */
-    long nhist, cap_hist;
+    long nhist;
 } eval_t;
 
 static const char *const recon_names[3] = {"original", "masked", "reconstructed"};
@@ -234,13 +234,14 @@ static eval_t *set_latest(results_t *r, const char *name, double value, const ch
         return NULL;
     }
     e = &r->evals[r->nevals++];
-    *e = (eval_t){nm, cp, value, step, NULL, 0, 0};
+    *e = (eval_t){nm, cp, value, step, NULL, 0};
     return e;
 }
 
 /* Puts a point into the history in step order; a point of the same step is
  * replaced (that step was evaluated again: a resumed run redoing it, or
- * `mimae_dist eval` of the same checkpoint). */
+ * `mimae_dist eval` of the same checkpoint). One evaluation at a time: the
+ * array grows by one (a run evaluates a few hundred times at most). */
 static int history_put(eval_t *e, const eval_point_t *p)
 {
     long i = e->nhist;
@@ -249,13 +250,9 @@ static int history_put(eval_t *e, const eval_point_t *p)
         e->hist[i - 1] = *p;
         return 0;
     }
-    if (e->nhist == e->cap_hist) {
-        long cap = e->cap_hist ? 2 * e->cap_hist : 8;
-        eval_point_t *grown = realloc(e->hist, (size_t)cap * sizeof *grown);
-        if (!grown) return -1;
-        e->hist = grown;
-        e->cap_hist = cap;
-    }
+    eval_point_t *grown = realloc(e->hist, (size_t)(e->nhist + 1) * sizeof *grown);
+    if (!grown) return -1;
+    e->hist = grown;
     memmove(e->hist + i + 1, e->hist + i, (size_t)(e->nhist - i) * sizeof *e->hist);
     e->hist[i] = *p;
     e->nhist++;
@@ -549,17 +546,26 @@ static int write_train(io_file_err_t *c, hid_t file, const results_t *r)
     return rc;
 }
 
+/* The group /name with its links' creation order tracked (the metrics load
+ * back in the order they were first set); -1 with a message. */
+static hid_t create_ordered_group(io_file_err_t *c, hid_t file, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1;
+    if (gcpl < 0 ||
+        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
+        io_file_fail(c, "cannot set up group /%s", name);
+    else if ((grp = H5Gcreate2(file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
+        io_file_fail(c, "cannot create group /%s" ADVICE_MEMORY, name);
+    close_id(gcpl, H5Pclose);
+    return grp;
+}
+
 static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
 {
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1, space = H5Screate(H5S_SCALAR);
+    hid_t space = H5Screate(H5S_SCALAR), grp = -1;
     int rc = 0;
-    if (gcpl < 0 || space < 0 ||
-        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
-        rc = io_file_fail(c, "cannot set up group /eval");
-    if (!rc) {
-        grp = H5Gcreate2(file, "eval", H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        if (grp < 0) rc = io_file_fail(c, "cannot create group /eval" ADVICE_MEMORY);
-    }
+    if (space < 0) rc = io_file_fail(c, "cannot set up group /eval");
+    if (!rc && (grp = create_ordered_group(c, file, "eval")) < 0) rc = -1;
     for (int i = 0; i < r->nevals && !rc; i++) {
         const eval_t *e = &r->evals[i];
         hid_t ds = H5Dcreate2(grp, e->name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
@@ -577,7 +583,6 @@ static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
     }
     if (grp >= 0 && H5Gclose(grp) < 0 && !rc) rc = io_file_fail(c, "cannot close group /eval");
     close_id(space, H5Sclose);
-    close_id(gcpl, H5Pclose);
     return rc;
 }
 
@@ -585,16 +590,12 @@ static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
  * extendible and chunked like /train, in the order of /eval. */
 static int write_eval_history(io_file_err_t *c, hid_t file, const results_t *r)
 {
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1, dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), grp = -1;
     const hsize_t chunk[2] = {EVAL_HISTORY_CHUNK, 3};
     int rc = 0;
-    if (gcpl < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0 ||
-        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
-        rc = io_file_fail(c, "cannot set up group /eval_history");
-    if (!rc) {
-        grp = H5Gcreate2(file, "eval_history", H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        if (grp < 0) rc = io_file_fail(c, "cannot create group /eval_history" ADVICE_MEMORY);
-    }
+    if (dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0)
+        rc = io_file_fail(c, "cannot set up the /eval_history datasets");
+    if (!rc && (grp = create_ordered_group(c, file, "eval_history")) < 0) rc = -1;
     for (int i = 0; i < r->nevals && !rc; i++) {
         const eval_t *e = &r->evals[i];
         const hsize_t dims[2] = {(hsize_t)e->nhist, 3}, maxdims[2] = {H5S_UNLIMITED, 3};
@@ -624,7 +625,6 @@ static int write_eval_history(io_file_err_t *c, hid_t file, const results_t *r)
     if (grp >= 0 && H5Gclose(grp) < 0 && !rc)
         rc = io_file_fail(c, "cannot close group /eval_history");
     close_id(dcpl, H5Pclose);
-    close_id(gcpl, H5Pclose);
     return rc;
 }
 
@@ -1054,23 +1054,26 @@ static int read_eval_history(io_file_err_t *c, hid_t file, results_t *r)
                               MAX_EVAL_POINTS * 3.0 * sizeof(double));
         const long n = rc ? 0 : (long)dims[0];
         double *rows = rc ? NULL : malloc((n > 0 ? (size_t)n : 1) * 3 * sizeof *rows);
-        if (!rc && !rows) rc = io_file_fail(c, "out of memory for /eval_history/%s", name);
+        eval_point_t *points = rc ? NULL : malloc((n > 0 ? (size_t)n : 1) * sizeof *points);
+        if (!rc && (!rows || !points))
+            rc = io_file_fail(c, "out of memory for /eval_history/%s", name);
         if (!rc && n > 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
             rc = io_file_fail(c, "cannot read /eval_history/%s: " ADVICE_DAMAGED, name);
-        e->nhist = 0;
         for (long k = 0; k < n && !rc; k++) {
             const double st = rows[3 * k];
             /* whole steps >= 0 (casting anything else is undefined), increasing */
             if (!(st >= 0.0 && st < 9.2e18 && st == floor(st)) ||
-                (k > 0 && (long)st <= e->hist[k - 1].step)) {
+                (k > 0 && (long)st <= points[k - 1].step))
                 rc = io_file_fail(c, "/eval_history/%s row %ld: step %g is not a whole number "
                                   "above the previous row's: " ADVICE_DAMAGED, name, k, st);
-                break;
-            }
-            const eval_point_t p = {(long)st, rows[3 * k + 1], rows[3 * k + 2]};
-            if (history_put(e, &p))
-                rc = io_file_fail(c, "out of memory for /eval_history/%s", name);
+            points[k] = (eval_point_t){(long)st, rows[3 * k + 1], rows[3 * k + 2]};
         }
+        if (!rc) {
+            free(e->hist);
+            e->hist = points, e->nhist = n;
+            points = NULL;
+        }
+        free(points);
         free(rows);
         H5Dclose(ds);
     }

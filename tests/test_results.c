@@ -341,16 +341,24 @@ static void test_roundtrip(void **state)
     remove_tree(dir);
 }
 
+/* Empty results of the sample config, and a new temporary directory with
+ * the file name DIR/r.h5 for them. */
+static results_t *fresh_results(char *dir, size_t dir_len, char *path, size_t path_len)
+{
+    make_tmpdir(dir, dir_len, "mimae-results");
+    snprintf(path, path_len, "%s/r.h5", dir);
+    mimae_config_t c = sample_config();
+    results_t *r = results_new(&c, NULL);
+    assert_non_null(r);
+    return r;
+}
+
 /* A resumed run re-logs steps: entries with step >= the new one are dropped. */
 static void test_append_truncates_on_resume(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir, "mimae-results");
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    mimae_config_t c = sample_config();
-    results_t *r = results_new(&c, NULL);
-    assert_non_null(r);
+    results_t *r = fresh_results(dir, sizeof dir, path, sizeof path);
     for (long s = 1; s <= 10; s++) {
         step_metrics_t m = sample_step(s * 10, 0.0);
         assert_int_equal(results_append_step(r, &m), 0);
@@ -411,11 +419,7 @@ static void test_eval_history(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir, "mimae-results");
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    mimae_config_t c = sample_config();
-    results_t *r = results_new(&c, NULL);
-    assert_non_null(r);
+    results_t *r = fresh_results(dir, sizeof dir, path, sizeof path);
     for (long s = 1; s <= 30; s++) {
         step_metrics_t m = sample_step(s, 0.0);
         assert_int_equal(results_append_step(r, &m), 0);
