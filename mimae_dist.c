@@ -76,11 +76,15 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+/* SA_RESTART: a stop request only sets the flag; whatever the process is
+ * doing then (MPI_Init, reading the data set) goes on instead of failing with
+ * EINTR. */
 static void install_signal_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -99,16 +103,20 @@ static void install_signal_handlers(void)
  *       grows past BYTES bytes (RLIMIT_FSIZE, writes fail with EFBIG);
  *   nan-grad=TENSOR,step=S
  *       the gradient of parameter TENSOR (core/params.c names, "q.*" for Q)
- *       gets a NaN in the update that follows step S, on every rank. ---- */
+ *       gets a NaN in the update that follows step S, on every rank;
+ *   signal-before-init=TERM|USR1 (no step)
+ *       every rank raises the signal on itself just before MPI_Init: a stop
+ *       request in a job's first moments. ---- */
 typedef struct {
     int kill_rank;      /* -1: no kill */
     int at_checkpoint;  /* phase=checkpoint */
     long step;
     long long full_disk; /* 0: none */
     char nan_grad[64];  /* "": none */
+    int early_signal;   /* signal-before-init: 0 none, SIGTERM or SIGUSR1 */
 } fault_t;
 
-static fault_t fault = {-1, 0, -1, 0, ""};
+static fault_t fault = {-1, 0, -1, 0, "", 0};
 
 static int fault_parse(char *err, size_t errlen)
 {
@@ -129,13 +137,29 @@ static int fault_parse(char *err, size_t errlen)
             fault.at_checkpoint = v[0] == 'c', end = (char *)v + strlen(v);
         else if (strcmp(kv, "nan-grad") == 0 && strlen(v) < sizeof fault.nan_grad)
             snprintf(fault.nan_grad, sizeof fault.nan_grad, "%s", v), end = (char *)v + strlen(v);
+        else if (strcmp(kv, "signal-before-init") == 0 &&
+                 (strcmp(v, "TERM") == 0 || strcmp(v, "USR1") == 0))
+            fault.early_signal = v[0] == 'T' ? SIGTERM : SIGUSR1, end = (char *)v + strlen(v);
         if (!end || end == v || *end || errno)
             return snprintf(err, errlen, "MIMAE_FAULT: %s=%s: unknown key or bad value (test "
                             "hook: see mimae_dist.c)", kv, v), -1;
     }
-    if (fault.step < 0)
+    const int at_step = fault.kill_rank >= 0 || fault.full_disk > 0 || fault.nan_grad[0];
+    if (fault.step < 0 && (at_step || !fault.early_signal))
         return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
     return 0;
+}
+
+/* The signal-before-init fault (fault_parse, which reports bad values, runs
+ * only after MPI_Init). */
+static void fault_raise_before_init(void)
+{
+    const char *env = getenv("MIMAE_FAULT");
+    const char *v = env ? strstr(env, "signal-before-init=") : NULL;
+    if (!v) return;
+    v += strlen("signal-before-init=");
+    if (strncmp(v, "TERM", 4) == 0) raise(SIGTERM);
+    else if (strncmp(v, "USR1", 4) == 0) raise(SIGUSR1);
 }
 
 /* SIGXFSZ while a killed-during-checkpoint rank 0 writes: die as by kill -9. */
@@ -623,7 +647,12 @@ static int resolve_overrides(run_t *r, const args_t *a, char *err, size_t errlen
     sweep_t *sweep = malloc(sizeof *sweep);
     if (!sweep) return snprintf(err, errlen, "out of memory"), -1;
     int rc = sweep_parse(&r->desc, sweep, err, errlen);
-    if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
+    if (rc == 0 && a->task >= 0 && sweep->n_keys == 0) {
+        /* a task of no sweep would silently run in run.out_dir/task-0000 */
+        snprintf(err, errlen, "%s: --task %ld given, but the descriptor has no [sweep] section: "
+                 "drop --task to run it as it is, or add a [sweep]", a->descriptor, a->task);
+        rc = -1;
+    } else if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
         snprintf(err, errlen, "%s: has a [sweep] of %ld tasks: give --task ID (0..%ld), or "
                  "submit it with `mimae sweep submit`", a->descriptor, sweep->tasks,
                  sweep->tasks - 1);
@@ -979,6 +1008,16 @@ static int evaluate_checkpoint(run_t *r, const args_t *a, results_env_t *env, ch
 
 int main(int argc, char **argv)
 {
+    /* First of all: Slurm or a user may signal a job in its first moments
+     * (startup, MPI_Init), and the default action would kill the rank
+     * instead of stopping the job at the first step boundary with a
+     * checkpoint (exit 3). Open MPI 4.1's MPI_Init installs handlers for
+     * SIGSEGV, SIGBUS and the like only and leaves ours for SIGTERM/SIGUSR1
+     * in place (sigaction after MPI_Init, under mpirun and as a singleton);
+     * they are installed again after MPI_Init in case another MPI library
+     * does take them. test_faults' *_before_mpi_init cases signal every rank
+     * just before MPI_Init. */
+    install_signal_handlers();
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);
@@ -988,9 +1027,10 @@ int main(int argc, char **argv)
      * because finding the commit forks `git`. */
     results_env_t env;
     results_env_detect(&env);
+    fault_raise_before_init(); /* test hook, see fault_t */
     MPI_CHECK(MPI_Init(&argc, &argv));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    install_signal_handlers();
+    install_signal_handlers(); /* again: see above */
     run_t r;
     memset(&r, 0, sizeof r);
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));

@@ -40,7 +40,9 @@ static const char *usage =
     "          sbatch --array=0-(n-1)[%L] --signal=B:USR1@120 --requeue [SBATCH_OPTION...]\n"
     "        Each array task runs `srun --mpi=pmix -n R mimae_dist EXP.ini --task ID` in\n"
     "        the current directory, logs to run.out_dir/logs/task-NNNN.log, and requeues\n"
-    "        itself when stopped by SIGUSR1 after a checkpoint, to resume from it.\n"
+    "        itself when stopped by SIGUSR1 after a checkpoint, to resume from it. A\n"
+    "        descriptor without a [sweep] is one task, run without --task (with its\n"
+    "        run.out_dir/task-0000 and name given by --set instead).\n"
     "\n"
     "  --set section.key=value  override a key of EXP.ini (also passed to every task)\n"
     "  --ranks R                MPI ranks per task (default 1; sbatch --ntasks=R)\n"
@@ -542,7 +544,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     char script[PATH_LEN + 16], logs[PATH_LEN + 16];
     int status = EXIT_BAD_INPUT;
     char *tpl = NULL;
-    text_t body = {0}, sets = {0}, q_work = {0}, q_dist = {0}, q_desc = {0};
+    text_t body = {0}, sets = {0}, q_work = {0}, q_dist = {0}, q_desc = {0}, task_args = {0};
 
     /* where things are */
     if ((!o->bin_dir || !o->template_path) && program_dir(exe_dir, sizeof exe_dir, err, sizeof err))
@@ -591,6 +593,21 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         text_str(&sets, " --set ");
         text_quoted(&sets, o->sets[i]);
     }
+    /* How the job names its task to mimae_dist: --task ID for a [sweep]. A
+     * descriptor without one is a single task that mimae_dist must run
+     * without --task (it refuses --task there), so the job gets that task's
+     * directory and name as --set options, after the user's as --task
+     * would order them: the same run in run.out_dir/task-0000. */
+    if (s->n_keys > 0) {
+        text_str(&task_args, " --task \"$task\"");
+    } else {
+        assign_t single[2]; /* run.out_dir and run.name: no swept keys */
+        const int n_assign = sweep_task_assignments(s, d, 0, single);
+        for (int i = 0; i < n_assign && i < 2; i++) {
+            text_str(&task_args, " --set ");
+            text_quoted(&task_args, single[i]);
+        }
+    }
     text_quoted(&q_work, cwd);
     text_quoted(&q_dist, dist);
     text_quoted(&q_desc, desc_abs);
@@ -601,8 +618,9 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         {"DESCRIPTOR_Q", q_desc.p}, {"MIMAE_DIST", dist},  {"MIMAE_DIST_Q", q_dist.p},
         {"WORKDIR", cwd},         {"WORKDIR_Q", q_work.p}, {"OUT_DIR", out_abs},
         {"LOG_DIR", logs},        {"SCRIPT", script},      {"SET_ARGS", sets.p ? sets.p : ""},
+        {"TASK_ARGS", task_args.p ? task_args.p : ""},
     };
-    if (sets.failed || q_work.failed || q_dist.failed || q_desc.failed) {
+    if (sets.failed || q_work.failed || q_dist.failed || q_desc.failed || task_args.failed) {
         snprintf(err, sizeof err, "out of memory");
         status = EXIT_OTHER;
         goto fail;
@@ -694,6 +712,7 @@ done:
     free(q_work.p);
     free(q_dist.p);
     free(q_desc.p);
+    free(task_args.p);
     return status;
 }
 

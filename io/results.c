@@ -6,7 +6,8 @@
  *
  * Root attributes and /eval links are stored with their creation order
  * tracked, so extra attributes and evaluation metrics come back in the order
- * they were set. */
+ * they were set. Each metric keeps its latest value (/eval, as files before
+ * the history had it) and every evaluation (/eval_history). */
 #include "io/results.h"
 
 #include <cblas.h>
@@ -27,6 +28,7 @@
 #include "io/png_write.h"
 
 #define TRAIN_CHUNK 1024
+#define EVAL_HISTORY_CHUNK 64
 #define RECON_MIN_TILE_PX 96
 
 typedef struct {
@@ -34,9 +36,11 @@ typedef struct {
 } kv_t;
 
 typedef struct {
-    char *name, *checkpoint;
+    char *name, *checkpoint; /* the latest evaluation: */
     double value;
     long step;
+    eval_point_t *hist;      /* every evaluation, by increasing step */
+    long nhist;
 } eval_t;
 
 static const char *const recon_names[3] = {"original", "masked", "reconstructed"};
@@ -127,6 +131,7 @@ void results_free(results_t *r)
     for (int i = 0; i < r->nevals; i++) {
         free(r->evals[i].name);
         free(r->evals[i].checkpoint);
+        free(r->evals[i].hist);
     }
     free(r->evals);
     for (int k = 0; k < 3; k++) free(r->recon[k]);
@@ -186,26 +191,39 @@ int results_append_step(results_t *r, const step_metrics_t *m)
     return 0;
 }
 
-int results_set_eval(results_t *r, const char *name, double value, const char *checkpoint,
-                     long step)
+static int valid_eval_name(const char *name)
 {
-    if (!r || !name || !*name || strchr(name, '/') || strcmp(name, ".") == 0) return -1;
-    char *cp = dup_string(checkpoint ? checkpoint : "");
-    if (!cp) return -1;
+    return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0;
+}
+
+static eval_t *find_eval(const results_t *r, const char *name)
+{
     for (int i = 0; i < r->nevals; i++)
-        if (strcmp(r->evals[i].name, name) == 0) {
-            free(r->evals[i].checkpoint);
-            r->evals[i].checkpoint = cp;
-            r->evals[i].value = value;
-            r->evals[i].step = step;
-            return 0;
-        }
+        if (strcmp(r->evals[i].name, name) == 0) return &r->evals[i];
+    return NULL;
+}
+
+/* Sets the latest value of metric `name` (added, in order, when new); the
+ * metric, or NULL when out of memory. */
+static eval_t *set_latest(results_t *r, const char *name, double value, const char *checkpoint,
+                          long step)
+{
+    char *cp = dup_string(checkpoint ? checkpoint : "");
+    if (!cp) return NULL;
+    eval_t *e = find_eval(r, name);
+    if (e) {
+        free(e->checkpoint);
+        e->checkpoint = cp;
+        e->value = value;
+        e->step = step;
+        return e;
+    }
     if (r->nevals == r->cap_evals) {
         int cap = r->cap_evals ? 2 * r->cap_evals : 8;
         eval_t *grown = realloc(r->evals, (size_t)cap * sizeof *grown);
         if (!grown) {
             free(cp);
-            return -1;
+            return NULL;
         }
         r->evals = grown;
         r->cap_evals = cap;
@@ -213,10 +231,57 @@ int results_set_eval(results_t *r, const char *name, double value, const char *c
     char *nm = dup_string(name);
     if (!nm) {
         free(cp);
-        return -1;
+        return NULL;
     }
-    r->evals[r->nevals++] = (eval_t){nm, cp, value, step};
+    e = &r->evals[r->nevals++];
+    *e = (eval_t){nm, cp, value, step, NULL, 0};
+    return e;
+}
+
+/* Puts a point into the history in step order; a point of the same step is
+ * replaced (that step was evaluated again: a resumed run redoing it, or
+ * `mimae_dist eval` of the same checkpoint). One evaluation at a time: the
+ * array grows by one (a run evaluates a few hundred times at most). */
+static int history_put(eval_t *e, const eval_point_t *p)
+{
+    long i = e->nhist;
+    while (i > 0 && e->hist[i - 1].step > p->step) i--;
+    if (i > 0 && e->hist[i - 1].step == p->step) {
+        e->hist[i - 1] = *p;
+        return 0;
+    }
+    eval_point_t *grown = realloc(e->hist, (size_t)(e->nhist + 1) * sizeof *grown);
+    if (!grown) return -1;
+    e->hist = grown;
+    memmove(e->hist + i + 1, e->hist + i, (size_t)(e->nhist - i) * sizeof *e->hist);
+    e->hist[i] = *p;
+    e->nhist++;
     return 0;
+}
+
+/* The /train epoch reached at `step` (0 at step 0; NaN when the history has
+ * no such step, e.g. a results file started by `mimae_dist eval`). */
+static double epoch_at(const results_t *r, long step)
+{
+    if (step == 0) return 0.0;
+    long lo = 0, hi = r->nsteps - 1; /* steps are strictly increasing */
+    while (lo <= hi) {
+        const long mid = lo + (hi - lo) / 2;
+        if (r->steps[mid].step == step) return r->steps[mid].epoch;
+        if (r->steps[mid].step < step) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NAN;
+}
+
+int results_set_eval(results_t *r, const char *name, double value, const char *checkpoint,
+                     long step)
+{
+    if (!r || !valid_eval_name(name)) return -1;
+    eval_t *e = set_latest(r, name, value, checkpoint, step);
+    if (!e) return -1;
+    const eval_point_t p = {step, epoch_at(r, step), value};
+    return history_put(e, &p);
 }
 
 /* Takes ownership of the three (K, H, W, C) byte arrays. */
@@ -287,6 +352,14 @@ int results_get_eval(const results_t *r, const char *name, double *value)
 }
 
 int results_eval_count(const results_t *r) { return r ? r->nevals : 0; }
+
+long results_eval_history(const results_t *r, const char *name, const eval_point_t **points)
+{
+    const eval_t *e = r && name ? find_eval(r, name) : NULL;
+    if (!e) return -1;
+    if (points) *points = e->hist;
+    return e->nhist;
+}
 
 int results_eval_at(const results_t *r, int i, const char **name, double *value,
                     const char **checkpoint, long *step)
@@ -473,17 +546,26 @@ static int write_train(io_file_err_t *c, hid_t file, const results_t *r)
     return rc;
 }
 
+/* The group /name with its links' creation order tracked (the metrics load
+ * back in the order they were first set); -1 with a message. */
+static hid_t create_ordered_group(io_file_err_t *c, hid_t file, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1;
+    if (gcpl < 0 ||
+        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
+        io_file_fail(c, "cannot set up group /%s", name);
+    else if ((grp = H5Gcreate2(file, name, H5P_DEFAULT, gcpl, H5P_DEFAULT)) < 0)
+        io_file_fail(c, "cannot create group /%s" ADVICE_MEMORY, name);
+    close_id(gcpl, H5Pclose);
+    return grp;
+}
+
 static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
 {
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), grp = -1, space = H5Screate(H5S_SCALAR);
+    hid_t space = H5Screate(H5S_SCALAR), grp = -1;
     int rc = 0;
-    if (gcpl < 0 || space < 0 ||
-        H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
-        rc = io_file_fail(c, "cannot set up group /eval");
-    if (!rc) {
-        grp = H5Gcreate2(file, "eval", H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        if (grp < 0) rc = io_file_fail(c, "cannot create group /eval" ADVICE_MEMORY);
-    }
+    if (space < 0) rc = io_file_fail(c, "cannot set up group /eval");
+    if (!rc && (grp = create_ordered_group(c, file, "eval")) < 0) rc = -1;
     for (int i = 0; i < r->nevals && !rc; i++) {
         const eval_t *e = &r->evals[i];
         hid_t ds = H5Dcreate2(grp, e->name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
@@ -501,7 +583,48 @@ static int write_evals(io_file_err_t *c, hid_t file, const results_t *r)
     }
     if (grp >= 0 && H5Gclose(grp) < 0 && !rc) rc = io_file_fail(c, "cannot close group /eval");
     close_id(space, H5Sclose);
-    close_id(gcpl, H5Pclose);
+    return rc;
+}
+
+/* /eval_history/<name>: float64 (n, 3) rows of (step, epoch, value),
+ * extendible and chunked like /train, in the order of /eval. */
+static int write_eval_history(io_file_err_t *c, hid_t file, const results_t *r)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), grp = -1;
+    const hsize_t chunk[2] = {EVAL_HISTORY_CHUNK, 3};
+    int rc = 0;
+    if (dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0)
+        rc = io_file_fail(c, "cannot set up the /eval_history datasets");
+    if (!rc && (grp = create_ordered_group(c, file, "eval_history")) < 0) rc = -1;
+    for (int i = 0; i < r->nevals && !rc; i++) {
+        const eval_t *e = &r->evals[i];
+        const hsize_t dims[2] = {(hsize_t)e->nhist, 3}, maxdims[2] = {H5S_UNLIMITED, 3};
+        double *rows = malloc((e->nhist > 0 ? (size_t)e->nhist : 1) * 3 * sizeof *rows);
+        hid_t space = H5Screate_simple(2, dims, maxdims), ds = -1;
+        if (!rows || space < 0) rc = io_file_fail(c, "out of memory writing /eval_history");
+        if (!rc) {
+            ds = H5Dcreate2(grp, e->name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            if (ds < 0)
+                rc = io_file_fail(c, "cannot create dataset /eval_history/%s" ADVICE_MEMORY,
+                                  e->name);
+        }
+        for (long k = 0; k < e->nhist && !rc; k++) {
+            rows[3 * k] = (double)e->hist[k].step;
+            rows[3 * k + 1] = e->hist[k].epoch;
+            rows[3 * k + 2] = e->hist[k].value;
+        }
+        if (!rc && e->nhist > 0 &&
+            H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+            rc = io_file_fail(c, "cannot write dataset /eval_history/%s" ADVICE_MEMORY, e->name);
+        if (!rc) rc = h5_attr_write_string(ds, "columns", "step, epoch, value", c);
+        if (ds >= 0 && H5Dclose(ds) < 0 && !rc)
+            rc = io_file_fail(c, "cannot close dataset /eval_history/%s" ADVICE_MEMORY, e->name);
+        close_id(space, H5Sclose);
+        free(rows);
+    }
+    if (grp >= 0 && H5Gclose(grp) < 0 && !rc)
+        rc = io_file_fail(c, "cannot close group /eval_history");
+    close_id(dcpl, H5Pclose);
     return rc;
 }
 
@@ -570,7 +693,7 @@ static int write_results(hid_t file, const void *arg, io_file_err_t *c)
         return -1;
     for (int i = 0; i < r->nattrs; i++)
         if (h5_attr_write_string(file, r->attrs[i].key, r->attrs[i].value, c)) return -1;
-    if (write_train(c, file, r) || write_evals(c, file, r) ||
+    if (write_train(c, file, r) || write_evals(c, file, r) || write_eval_history(c, file, r) ||
         (r->has_recon && write_recon(c, file, r)))
         return -1;
     return 0;
@@ -889,13 +1012,79 @@ static int read_evals(io_file_err_t *c, hid_t file, results_t *r)
             rc = io_file_fail(c, "cannot read /eval/%s: " ADVICE_DAMAGED, l.names[i]);
         if (!rc) rc = read_attr_string(c, ds, where, "checkpoint", &cp);
         if (!rc) rc = read_attr_long(c, ds, where, "step", &step);
-        if (!rc && results_set_eval(r, l.names[i], value, cp, step))
+        if (!rc && (!valid_eval_name(l.names[i]) || !set_latest(r, l.names[i], value, cp, step)))
             rc = io_file_fail(c, "cannot keep /eval/%s (out of memory?)", l.names[i]);
         free(cp);
         H5Dclose(ds);
     }
     name_list_free(&l);
     H5Gclose(grp);
+    return rc;
+}
+
+#define MAX_EVAL_POINTS 1e6 /* evaluations of one metric a results file may hold */
+
+/* /eval_history (absent in files written before it: then each metric's
+ * history starts with its latest value). */
+static int read_eval_history(io_file_err_t *c, hid_t file, results_t *r)
+{
+    hid_t grp = -1;
+    int found = open_optional_group(c, file, "eval_history", &grp);
+    if (found < 0) return -1;
+    name_list_t l = {0};
+    int rc = found ? list_links(c, grp, "/eval_history", &l) : 0;
+    for (int i = 0; i < l.n && !rc; i++) {
+        const char *name = l.names[i];
+        eval_t *e = find_eval(r, name);
+        if (!e) {
+            rc = io_file_fail(c, "/eval_history/%s has no /eval/%s: " ADVICE_DAMAGED, name, name);
+            break;
+        }
+        hsize_t dims[2];
+        hid_t ds = open_dataset(c, grp, "/eval_history", name, H5T_FLOAT, 2, dims);
+        if (ds < 0) {
+            rc = -1;
+            break;
+        }
+        if (dims[1] != 3)
+            rc = io_file_fail(c, "/eval_history/%s has %llu columns, not 3 (step, epoch, value): "
+                              ADVICE_DAMAGED, name, (unsigned long long)dims[1]);
+        if (!rc)
+            rc = check_stored(c, ds, "/eval_history", name, (double)dims[0] * 3.0, sizeof(double),
+                              MAX_EVAL_POINTS * 3.0 * sizeof(double));
+        const long n = rc ? 0 : (long)dims[0];
+        double *rows = rc ? NULL : malloc((n > 0 ? (size_t)n : 1) * 3 * sizeof *rows);
+        eval_point_t *points = rc ? NULL : malloc((n > 0 ? (size_t)n : 1) * sizeof *points);
+        if (!rc && (!rows || !points))
+            rc = io_file_fail(c, "out of memory for /eval_history/%s", name);
+        if (!rc && n > 0 && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+            rc = io_file_fail(c, "cannot read /eval_history/%s: " ADVICE_DAMAGED, name);
+        for (long k = 0; k < n && !rc; k++) {
+            const double st = rows[3 * k];
+            /* whole steps >= 0 (casting anything else is undefined), increasing */
+            if (!(st >= 0.0 && st < 9.2e18 && st == floor(st)) ||
+                (k > 0 && (long)st <= points[k - 1].step))
+                rc = io_file_fail(c, "/eval_history/%s row %ld: step %g is not a whole number "
+                                  "above the previous row's: " ADVICE_DAMAGED, name, k, st);
+            points[k] = (eval_point_t){(long)st, rows[3 * k + 1], rows[3 * k + 2]};
+        }
+        if (!rc) {
+            free(e->hist);
+            e->hist = points, e->nhist = n;
+            points = NULL;
+        }
+        free(points);
+        free(rows);
+        H5Dclose(ds);
+    }
+    name_list_free(&l);
+    if (found) H5Gclose(grp);
+    for (int i = 0; i < r->nevals && !rc; i++) {
+        eval_t *e = &r->evals[i];
+        const eval_point_t p = {e->step, epoch_at(r, e->step), e->value};
+        if (e->nhist == 0 && history_put(e, &p))
+            rc = io_file_fail(c, "out of memory for the evaluation history");
+    }
     return rc;
 }
 
@@ -980,6 +1169,7 @@ results_t *results_load(const char *path, char *err, size_t errlen)
     if (!rc) rc = read_extras(&c, file, r);
     if (!rc) rc = read_train(&c, file, r);
     if (!rc) rc = read_evals(&c, file, r);
+    if (!rc) rc = read_eval_history(&c, file, r);
     if (!rc) rc = read_recon(&c, file, r);
     if (H5Fclose(file) < 0 && !rc) rc = io_file_fail(&c, "cannot close the file");
     if (rc) {

@@ -12,7 +12,15 @@
  *   /train/<metric>  float64 (steps), extendible, chunked: step, epoch,
  *     views, L_rec, L_max, L_min, L_q, L, lr, grad_norm, images_per_s,
  *     data_wait_s
- *   /eval/<name>     float64 scalar datasets with attributes checkpoint, step
+ *   /eval/<name>     float64 scalar datasets with attributes checkpoint, step:
+ *     the latest evaluation of each metric (the only one files had before
+ *     /eval_history; kept as it was, so older readers still work)
+ *   /eval_history/<name>  float64 (n, 3), extendible, chunked, attribute
+ *     columns = "step, epoch, value": every evaluation of the metric, one row
+ *     per evaluated step in increasing step order (a step evaluated again
+ *     replaces its row); epoch is /train/epoch at that step (0 at step 0, NaN
+ *     when /train has no such step). Absent in older files: loading them
+ *     starts each history with the latest value.
  *   /reconstructions/{original,masked,reconstructed}  uint8 (K, H, W, C), and
  *     PNG files <results path without .h5>-recon-<step>.png next to the file */
 #ifndef MIMAE_IO_RESULTS_H
@@ -39,6 +47,12 @@ typedef struct {
     char mpi[160], openblas[160], hdf5[32], git_commit[64], host[128];
 } results_env_t;
 
+/* One evaluation of a metric (a row of /eval_history/<name>). */
+typedef struct {
+    long step;
+    double epoch, value;
+} eval_point_t;
+
 typedef struct results results_t;
 
 results_t *results_new(const mimae_config_t *cfg, const results_env_t *env);
@@ -53,7 +67,9 @@ int results_set_attr(results_t *r, const char *key, const char *value);
 /* Appends a step; every stored entry with step >= m->step is dropped first (a
  * resumed run re-does them), so the history stays strictly increasing. */
 int results_append_step(results_t *r, const step_metrics_t *m);
-/* name: an HDF5 link name (no '/'); set again: replaced. checkpoint may be NULL. */
+/* Records an evaluation: the metric's latest value (set again: replaced) and
+ * a point of its history (see the layout). name: an HDF5 link name (no '/').
+ * checkpoint may be NULL. */
 int results_set_eval(results_t *r, const char *name, double value, const char *checkpoint,
                      long step);
 /* K samples of (H, W, C) images in 0..1 floats, C = 1 or 3; stored as uint8
@@ -83,6 +99,9 @@ int results_attr_at(const results_t *r, int i, const char **key, const char **va
 int results_eval_count(const results_t *r);
 int results_eval_at(const results_t *r, int i, const char **name, double *value,
                     const char **checkpoint, long *step);
+/* Every evaluation of metric `name`, by increasing step, in *points (valid
+ * until the results change; may be NULL); the count, -1 for no such metric. */
+long results_eval_history(const results_t *r, const char *name, const eval_point_t **points);
 /* The stored reconstructions, (K, H, W, C) uint8 each; -1 when none. Any
  * output pointer may be NULL. */
 int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, int *W,

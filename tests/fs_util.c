@@ -35,14 +35,11 @@ int count_entries(const char *dir)
     return n;
 }
 
-void remove_tree(const char *path)
+int remove_tree(const char *path)
 {
     struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path);
     DIR *d = opendir(path);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
@@ -53,7 +50,7 @@ void remove_tree(const char *path)
     }
     if (d) closedir(d);
     chmod(path, 0700);
-    rmdir(path);
+    return rmdir(path);
 }
 
 void file_size_limit_set(file_size_limit_t *l, long long bytes)

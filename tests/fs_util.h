@@ -13,8 +13,9 @@ void make_tmpdir(char *dir, size_t len, const char *prefix);
 /* Entries of dir other than . and ..; 0 when dir does not exist. */
 int count_entries(const char *dir);
 
-/* Removes path: a file, or a directory with everything in it (best effort). */
-void remove_tree(const char *path);
+/* Removes path: a file, or a directory with everything in it (best effort);
+ * 0 when nothing is left at path, -1 otherwise (a teardown can say so). */
+int remove_tree(const char *path);
 
 /* Plays a full disk: writes past `bytes` in a file fail with EFBIG (SIGXFSZ
  * is ignored meanwhile) until file_size_limit_restore. */

@@ -10,7 +10,7 @@
  * checkpoint of another config, tool arguments, truncated newest
  * checkpoint) and tests/test_dist.c a batch not divisible by 3 ranks; this
  * file has the rest. The broken files are made by the test itself. */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,18 +18,18 @@
 #include <cmocka.h>
 
 #include <hdf5.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/model.h"
 #include "io/checkpoint.h"
 #include "io/synthetic.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512], work[64];
 
@@ -45,44 +45,23 @@ static const char *base_text =
 
 /* Runs `BUILD/<command>` in the work directory (mpirun -q -n R when
  * ranks > 0), stdout and stderr into files there; the exit status. */
+static int run_in(int ranks, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int run_in(int ranks, const char *fmt, ...)
 {
-    char args[2048], cmd[4096], mpi[96] = "";
+    char args[2048], mpi[96] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     if (ranks > 0) snprintf(mpi, sizeof mpi, "mpirun -q -n %d --oversubscribe ", ranks);
-    snprintf(cmd, sizeof cmd, "cd %s && %s%s/%s 2>%s/stderr.txt >%s/stdout.txt", work, mpi,
-             build_dir, args, work, work);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return run_captured(work, "%s%s/%s", mpi, build_dir, args);
 }
 
 #define run(...) run_in(0, __VA_ARGS__)
 
 /* Exit status 2 and exactly one line on stderr holding every given word
  * (NULL-terminated). */
-static void expect_bad(int status, ...)
-{
-    char path[128], text[8192] = "";
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose(f);
-    printf("  %s", text);
-    if (status != 2) fail_msg("exit status %d, expected 2", status);
-    int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
-    if (lines != 1) fail_msg("expected one line on stderr, got %d", lines);
-    va_list ap;
-    va_start(ap, status);
-    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
-        if (!strstr(text, w)) fail_msg("the message does not name '%s'", w);
-    va_end(ap);
-}
+#define expect_bad(...) assert_bad_input(work, __VA_ARGS__)
 
 static int exists(const char *rel)
 {
@@ -171,9 +150,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(work);
 }
 
 /* ------------------------------------------------------------------------
@@ -408,6 +385,13 @@ static void test_sweep_bad_value(void **state)
     (void)state;
     DESC_CASE("d_sweepv", "[sweep]\nmimae.tau = 0.1, lots\n", "--task 0", "d_sweepv.ini",
               "mimae.tau", "lots");
+}
+
+/* --task of a descriptor without a [sweep] used to run in out_d_notask/task-0000. */
+static void test_task_without_sweep(void **state)
+{
+    (void)state;
+    DESC_CASE("d_notask", "", "--task 0", "d_notask.ini", "--task 0", "no [sweep] section");
 }
 
 /* Rank counts: the micro-batch count must divide over the ranks, and the
@@ -833,16 +817,7 @@ static void test_results_config_not_an_integer(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *abs = realpath(dirname(dirname(self)), NULL);
-    if (!abs) return 1;
-    snprintf(build_dir, sizeof build_dir, "%s", abs);
-    free(abs);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     unsetenv("MIMAE_FAULT");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const struct CMUnitTest tests[] = {
@@ -878,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sweep_without_task),
         cmocka_unit_test(test_sweep_task_out_of_range),
         cmocka_unit_test(test_sweep_bad_value),
+        cmocka_unit_test(test_task_without_sweep),
         cmocka_unit_test(test_micro_batches_not_divisible_by_ranks),
         cmocka_unit_test(test_fast_reduction_micro_batch),
         cmocka_unit_test(test_data_nan_mean),

@@ -2,7 +2,7 @@
  * line on stderr naming the file and the field, and leaves no partial output.
  * Also: a newest checkpoint truncated anywhere is rejected and the previous
  * one used, by the library and by a resuming mimae_dist. */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,17 +11,17 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/rng.h"
 #include "io/checkpoint.h"
 #include "io/synthetic.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512], work[64];
 
@@ -44,37 +44,22 @@ static void write_descriptor(const char *name, const char *data, const char *out
     assert_int_equal(fclose(f), 0);
 }
 
-/* Runs a shell command line (programs named relative to the build dir),
- * stderr into work/stderr.txt; returns the exit status. */
+/* Runs a shell command line (programs named relative to the build dir) in
+ * the work directory, stderr into work/stderr.txt; returns the exit status. */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
-    char args[1024], cmd[2048];
+    char args[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s/%s 2>%s/stderr.txt >/dev/null", work, build_dir, args, work);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return run_captured(work, "%s/%s", build_dir, args);
 }
 
-/* The run's stderr has exactly one line, and it contains every word given. */
-static void assert_one_line_naming(const char *w1, const char *w2)
-{
-    char path[128], text[4096] = "";
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = 0;
-    fclose(f);
-    printf("  %s", text);
-    int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
-    if (lines != 1) fail_msg("expected one line on stderr, got %d", lines);
-    if (w1 && !strstr(text, w1)) fail_msg("message does not name '%s'", w1);
-    if (w2 && !strstr(text, w2)) fail_msg("message does not name '%s'", w2);
-}
+/* Exit status 2, and the run's stderr is exactly one line holding every
+ * word given (NULL-terminated). */
+#define expect_bad(...) assert_bad_input(work, __VA_ARGS__)
 
 static int exists(const char *rel)
 {
@@ -98,17 +83,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(work);
 }
 
 static void test_missing_data_file(void **state)
 {
     (void)state;
     write_descriptor("missing.ini", "nowhere/train.h5", "out_missing");
-    assert_int_equal(run("mimae_dist missing.ini"), 2);
-    assert_one_line_naming("nowhere/train.h5", NULL);
+    expect_bad(run("mimae_dist missing.ini"), "nowhere/train.h5", NULL);
     assert_false(exists("out_missing"));
 }
 
@@ -122,11 +104,9 @@ static void test_not_hdf5(void **state)
     fputs("this is not HDF5\n", f);
     fclose(f);
     write_descriptor("text.ini", "text.h5", "out_text");
-    assert_int_equal(run("mimae_dist text.ini"), 2);
-    assert_one_line_naming("text.h5", "HDF5");
+    expect_bad(run("mimae_dist text.ini"), "text.h5", "HDF5", NULL);
     assert_false(exists("out_text"));
-    assert_int_equal(run("mimae inspect text.h5"), 2);
-    assert_one_line_naming("text.h5", NULL);
+    expect_bad(run("mimae inspect text.h5"), "text.h5", NULL);
 }
 
 /* An HDF5 file edited with the C API: a copy of the good data set with one
@@ -169,8 +149,7 @@ static void test_missing_images_dataset(void **state)
     (void)state;
     make_broken_copy("noimages.h5", "no-images");
     write_descriptor("noimages.ini", "noimages.h5", "out_noimages");
-    assert_int_equal(run("mimae_dist noimages.ini"), 2);
-    assert_one_line_naming("noimages.h5", "/images");
+    expect_bad(run("mimae_dist noimages.ini"), "noimages.h5", "/images", NULL);
     assert_false(exists("out_noimages"));
 }
 
@@ -179,8 +158,7 @@ static void test_wrong_dtype(void **state)
     (void)state;
     make_broken_copy("float.h5", "float-images");
     write_descriptor("float.ini", "float.h5", "out_float");
-    assert_int_equal(run("mimae_dist float.ini"), 2);
-    assert_one_line_naming("float.h5", "/images");
+    expect_bad(run("mimae_dist float.ini"), "float.h5", "/images", NULL);
     assert_false(exists("out_float"));
 }
 
@@ -189,8 +167,7 @@ static void test_wrong_rank(void **state)
     (void)state;
     make_broken_copy("rank3.h5", "rank-3");
     write_descriptor("rank3.ini", "rank3.h5", "out_rank3");
-    assert_int_equal(run("mimae_dist rank3.ini"), 2);
-    assert_one_line_naming("rank3.h5", "/images");
+    expect_bad(run("mimae_dist rank3.ini"), "rank3.h5", "/images", NULL);
     assert_false(exists("out_rank3"));
 }
 
@@ -198,8 +175,8 @@ static void test_wrong_shape_for_model(void **state)
 {
     (void)state;
     write_descriptor("shape.ini", "good/train.h5", "out_shape");
-    assert_int_equal(run("mimae_dist shape.ini --set model.img_h=20 --set model.img_w=20"), 2);
-    assert_one_line_naming("good/train.h5", "model.img_h");
+    expect_bad(run("mimae_dist shape.ini --set model.img_h=20 --set model.img_w=20"),
+               "good/train.h5", "model.img_h", NULL);
     assert_false(exists("out_shape"));
 }
 
@@ -208,8 +185,7 @@ static void test_label_out_of_range(void **state)
     (void)state;
     make_broken_copy("label.h5", "bad-label");
     write_descriptor("label.ini", "label.h5", "out_label");
-    assert_int_equal(run("mimae_dist label.ini"), 2);
-    assert_one_line_naming("label.h5", "99");
+    expect_bad(run("mimae_dist label.ini"), "label.h5", "99", NULL);
     assert_false(exists("out_label"));
 }
 
@@ -217,8 +193,7 @@ static void test_fewer_images_than_a_batch(void **state)
 {
     (void)state;
     write_descriptor("small.ini", "small/train.h5", "out_small");
-    assert_int_equal(run("mimae_dist small.ini"), 2);
-    assert_one_line_naming("small/train.h5", "global_batch");
+    expect_bad(run("mimae_dist small.ini"), "small/train.h5", "global_batch", NULL);
     assert_false(exists("out_small"));
 }
 
@@ -226,8 +201,7 @@ static void test_patch_does_not_divide(void **state)
 {
     (void)state;
     write_descriptor("patch.ini", "good/train.h5", "out_patch");
-    assert_int_equal(run("mimae_dist patch.ini --set model.patch=5"), 2);
-    assert_one_line_naming("patch.ini", "model.patch");
+    expect_bad(run("mimae_dist patch.ini --set model.patch=5"), "patch.ini", "model.patch", NULL);
     assert_false(exists("out_patch"));
 }
 
@@ -237,24 +211,20 @@ static void test_checkpoint_of_another_config(void **state)
     write_descriptor("first.ini", "good/train.h5", "out_cfg");
     assert_int_equal(run("mimae_dist first.ini"), 0);
     assert_true(exists("out_cfg/checkpoints/ckpt-0000000004.h5"));
-    assert_int_equal(run("mimae_dist first.ini --set model.enc_dim=64 --set mimae.proj_hidden=128"), 2);
-    assert_one_line_naming("ckpt-0000000004.h5", "model.enc_dim");
+    expect_bad(run("mimae_dist first.ini --set model.enc_dim=64 --set mimae.proj_hidden=128"),
+               "ckpt-0000000004.h5", "model.enc_dim", NULL);
     assert_false(exists("out_cfg/checkpoints/ckpt-0000000005.h5"));
 }
 
 static void test_tool_bad_input(void **state)
 {
     (void)state;
-    assert_int_equal(run("mimae data fashion-mnist fm_out --src %s/nowhere", work), 2);
-    assert_one_line_naming("nowhere", NULL);
+    expect_bad(run("mimae data fashion-mnist fm_out --src %s/nowhere", work), "nowhere", NULL);
     assert_false(exists("fm_out/train.h5"));
-    assert_int_equal(run("mimae data synthetic syn_out --size 16x16"), 2);
-    assert_one_line_naming("--size", NULL);
+    expect_bad(run("mimae data synthetic syn_out --size 16x16"), "--size", NULL);
     assert_false(exists("syn_out"));
-    assert_int_equal(run("mimae inspect no_such_file.h5"), 2);
-    assert_one_line_naming("no_such_file.h5", NULL);
-    assert_int_equal(run("mimae_dist"), 2);
-    assert_one_line_naming("DESCRIPTOR", NULL);
+    expect_bad(run("mimae inspect no_such_file.h5"), "no_such_file.h5", NULL);
+    expect_bad(run("mimae_dist"), "DESCRIPTOR", NULL);
 }
 
 /* The newest checkpoint cut at random offsets is skipped for the previous one. */
@@ -293,31 +263,22 @@ static void test_truncated_checkpoint_falls_back(void **state)
     /* and a resuming run says so and goes on from step 2 */
     assert_int_equal(run("mimae_dist trunc.ini --set train.max_steps=4"), 0);
     snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char text[4096] = "";
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
+    char *text = read_text(path);
+    assert_non_null(text);
     printf("%s", text);
-    assert_non_null(strstr(text, "skipping"));
-    assert_non_null(strstr(text, "resuming from"));
-    assert_non_null(strstr(text, "ckpt-0000000002.h5"));
+    const int skipping = strstr(text, "skipping") != NULL,
+              resuming = strstr(text, "resuming from") != NULL,
+              from_2 = strstr(text, "ckpt-0000000002.h5") != NULL;
+    free(text);
+    assert_true(skipping);
+    assert_true(resuming);
+    assert_true(from_2);
 }
 
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    /* commands run from the work directory: the build directory must be absolute */
-    char *abs = realpath(dirname(dirname(self)), NULL);
-    if (!abs) return 1;
-    snprintf(build_dir, sizeof build_dir, "%s", abs);
-    free(abs);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_data_file),

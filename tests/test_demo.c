@@ -2,7 +2,7 @@
  * size: every promised output exists and is readable: both results files
  * with their evaluations, the report (table as Markdown and CSV, PNG plots),
  * the reconstruction PNGs and the summary saying what was used. */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,13 +10,13 @@
 #include <cmocka.h>
 
 #include <glob.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "io/results.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512], work[64];
 
@@ -33,26 +33,23 @@ static void assert_png(const char *path)
 
 static void assert_text_contains(const char *path, const char *word)
 {
-    char text[1 << 15] = "";
-    FILE *f = fopen(path, "r");
-    if (!f) fail_msg("%s: missing", path);
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
-    if (!strstr(text, word)) fail_msg("%s does not mention '%s'", path, word);
+    char *text = read_text(path);
+    if (!text) fail_msg("%s: missing", path);
+    const int found = strstr(text, word) != NULL;
+    free(text);
+    if (!found) fail_msg("%s does not mention '%s'", path, word);
 }
 
 static void test_demo_outputs(void **state)
 {
     (void)state;
-    char cmd[1024], path[512], err[1024];
-    snprintf(cmd, sizeof cmd,
-             "DEMO_IMAGES=256 DEMO_TEST_IMAGES=128 DEMO_RANKS=2 experiments/demo.sh %s %s/demo "
-             "> %s/demo.log 2>&1", build_dir, work, work);
-    int st = system(cmd);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(cmd, sizeof cmd, "tail -n 20 %s/demo.log", work);
-        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
-        fail_msg("demo.sh failed");
+    char path[512], err[1024];
+    int st = run_shell("DEMO_IMAGES=256 DEMO_TEST_IMAGES=128 DEMO_RANKS=2 experiments/demo.sh %s "
+                       "%s/demo > %s/demo.log 2>&1", build_dir, work, work);
+    if (st != 0) {
+        snprintf(path, sizeof path, "%s/demo.log", work);
+        print_log_tail(path, 20, NULL);
+        fail_msg("demo.sh failed (exit status %d)", st);
     }
     const char *runs[] = {"mimae", "mae"};
     for (int i = 0; i < 2; i++) {
@@ -87,21 +84,12 @@ static void test_demo_outputs(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *abs = realpath(dirname(dirname(self)), NULL);
-    if (!abs) return 1;
-    snprintf(build_dir, sizeof build_dir, "%s", abs);
-    free(abs);
+    /* demo.sh sets OPENBLAS_NUM_THREADS=1 itself, as mpi_test_init does */
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     snprintf(work, sizeof work, "/tmp/mimae-demo-XXXXXX");
     if (!mkdtemp(work)) return 1;
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_demo_outputs)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    if (system(cmd) != 0) return 1;
+    if (remove_tree(work)) return 1;
     return failed;
 }

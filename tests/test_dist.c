@@ -4,26 +4,27 @@
  * one process; a SIGTERM-stopped run resumed on another rank count ends
  * bitwise equal to an undisturbed run; a killed rank ends the job (no hang)
  * with the newest checkpoint loadable; bad input exits 2 with one line. */
-#define _DEFAULT_SOURCE /* kill, setenv */
+#define _DEFAULT_SOURCE /* kill */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/model.h"
 #include "io/checkpoint.h"
 #include "io/synthetic.h"
+#include "ckpt_util.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512];   /* where mimae_dist and tests/mpi/ live */
 static char work_dir[64];     /* temporary run directory */
@@ -35,12 +36,6 @@ static const char *descriptor_text =
     "[optim]\nblr = 0.01\nwarmup_epochs = 0.5\n"
     "[run]\nlog_every = 1\ncheckpoint_every = 5\nkeep_checkpoints = 3\n";
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* Starts `mpirun -n ranks mimae_dist DESC --set run.out_dir=OUT extra...`
  * with stderr (and stdout) into log; returns the pid. */
 static pid_t start_run(int ranks, const char *out, const char *log, const char *extra1,
@@ -51,76 +46,35 @@ static pid_t start_run(int ranks, const char *out, const char *log, const char *
     snprintf(desc, sizeof desc, "%s/run.ini", work_dir);
     snprintf(n, sizeof n, "%d", ranks);
     snprintf(outset, sizeof outset, "run.out_dir=%s/%s", work_dir, out);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stderr);
-        if (!f || dup2(fileno(stderr), STDOUT_FILENO) < 0) _exit(127);
-        const char *argv[16] = {"mpirun", "-n", n, "--oversubscribe", prog, desc, "--set", outset};
-        int argc = 8;
-        if (extra1) argv[argc++] = "--set", argv[argc++] = extra1;
-        if (extra2) argv[argc++] = "--set", argv[argc++] = extra2;
-        argv[argc] = NULL;
-        execvp("mpirun", (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Waits up to timeout_s; returns the exit status, or -1 after killing it on
- * a timeout, or 128+signal when it died by a signal. */
-static int wait_run(pid_t pid, int timeout_s)
-{
-    for (int waited = 0; waited < timeout_s * 100; waited++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
+    const char *argv[16] = {"mpirun", "-n", n, "--oversubscribe", prog, desc, "--set", outset};
+    int argc = 8;
+    if (extra1) argv[argc++] = "--set", argv[argc++] = extra1;
+    if (extra2) argv[argc++] = "--set", argv[argc++] = extra2;
+    argv[argc] = NULL;
+    return run_start(argv, log, NULL);
 }
 
 static int run_to_end(int ranks, const char *out, const char *extra1, const char *extra2)
 {
     char log[256];
     snprintf(log, sizeof log, "%s/%s.log", work_dir, out);
-    int status = wait_run(start_run(ranks, out, log, extra1, extra2), 120);
-    if (status != 0) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "tail -n 5 %s", log);
-        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
-    }
+    int status = run_wait(start_run(ranks, out, log, extra1, extra2), 120);
+    if (status != 0) print_log_tail(log, 5, NULL);
     return status;
 }
 
 /* The model of a run's final checkpoint (the newest one). */
 static mimae_model_t *load_final(const char *out, long expect_step)
 {
-    char dir[256], path[512], err[1024];
-    snprintf(dir, sizeof dir, "%s/%s/checkpoints", work_dir, out);
-    if (checkpoint_find_latest(dir, path, sizeof path, err, sizeof err) != 1)
-        fail_msg("%s: no valid checkpoint (%s)", dir, err);
-    mimae_config_t cfg;
-    if (checkpoint_read_config(path, &cfg, err, sizeof err)) fail_msg("%s", err);
-    mimae_model_t *m = mimae_model_create(&cfg, 1, 0, err, sizeof err);
-    if (!m) fail_msg("%s", err);
-    train_state_t st;
-    if (checkpoint_load(path, m, &st, err, sizeof err)) fail_msg("%s", err);
-    if (st.step != expect_step) fail_msg("%s: step %ld, expected %ld", path, st.step, expect_step);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/%s", work_dir, out);
+    long step;
+    mimae_model_t *m = load_newest_checkpoint(dir, &step);
+    if (step != expect_step) {
+        mimae_model_free(m);
+        fail_msg("%s: newest checkpoint at step %ld, expected %ld", dir, step, expect_step);
+    }
     return m;
-}
-
-/* Parameters and both AdamW moments, model and Q, bit for bit. */
-static void assert_models_bitwise_equal(const mimae_model_t *a, const mimae_model_t *b)
-{
-    const size_t np = a->table.total, nq = a->q_table.total;
-    assert_memory_equal(a->param_mem, b->param_mem, np * sizeof(float));
-    assert_memory_equal(a->m_mem, b->m_mem, np * sizeof(float));
-    assert_memory_equal(a->v_mem, b->v_mem, np * sizeof(float));
-    assert_memory_equal(a->q_param_mem, b->q_param_mem, nq * sizeof(float));
-    assert_memory_equal(a->q_m_mem, b->q_m_mem, nq * sizeof(float));
-    assert_memory_equal(a->q_v_mem, b->q_v_mem, nq * sizeof(float));
 }
 
 static int setup(void **state)
@@ -145,9 +99,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(work_dir);
 }
 
 static void test_deterministic_1_2_4_ranks_bitwise(void **state)
@@ -203,39 +155,7 @@ static void test_fast_two_ranks_match_one(void **state)
 static void test_global_infonce_two_ranks(void **state)
 {
     (void)state;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "mpirun -n 2 --oversubscribe %s/tests/mpi/global_infonce", build_dir);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
-/* Pids of mpirun's children: the ranks. */
-static int rank_pids(pid_t mpirun, pid_t *out, int max)
-{
-    char cmd[64], line[32];
-    snprintf(cmd, sizeof cmd, "pgrep -P %d", (int)mpirun);
-    FILE *p = popen(cmd, "r");
-    int n = 0;
-    while (p && n < max && fgets(line, sizeof line, p)) out[n++] = (pid_t)atoi(line);
-    if (p) pclose(p);
-    return n;
-}
-
-/* Waits until the run's log shows `needle` (the run logs every step). */
-static int wait_for_log(const char *log, const char *needle, int timeout_s)
-{
-    char buf[1 << 16];
-    for (int i = 0; i < timeout_s * 200; i++) {
-        FILE *f = fopen(log, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            buf[n] = 0;
-            fclose(f);
-            if (strstr(buf, needle)) return 0;
-        }
-        sleep_ms(5);
-    }
-    return -1;
+    assert_int_equal(run_shell("mpirun -n 2 --oversubscribe %s/tests/mpi/global_infonce", build_dir), 0);
 }
 
 static void test_sigterm_then_resume_on_one_rank(void **state)
@@ -244,15 +164,15 @@ static void test_sigterm_then_resume_on_one_rank(void **state)
     char log[256];
     snprintf(log, sizeof log, "%s/stop.log", work_dir);
     pid_t run = start_run(2, "stop", log, NULL, NULL);
-    assert_int_equal(wait_for_log(log, "step 10/", 60), 0);
+    assert_int_equal(wait_for_text(log, "step 10/", 60), 0);
     pid_t ranks[8];
-    int n = rank_pids(run, ranks, 8);
+    int n = mpirun_rank_pids(run, ranks, 8);
     assert_int_equal(n, 2);
     /* Freeze the ranks so the stop lands soon after step 10, then ask them to stop. */
     for (int i = 0; i < n; i++) kill(ranks[i], SIGSTOP);
     for (int i = 0; i < n; i++) kill(ranks[i], SIGTERM);
     for (int i = 0; i < n; i++) kill(ranks[i], SIGCONT);
-    int status = wait_run(run, 60);
+    int status = run_wait(run, 60);
     printf("  SIGTERM after step 10: exit status %d\n", status);
     assert_int_equal(status, 3);
     char dir[256], path[512], err[1024];
@@ -276,12 +196,12 @@ static void test_killed_rank_ends_job(void **state)
     char log[256];
     snprintf(log, sizeof log, "%s/kill.log", work_dir);
     pid_t run = start_run(2, "kill", log, "train.max_steps=0", "train.epochs=200");
-    assert_int_equal(wait_for_log(log, "step 12/", 60), 0);
+    assert_int_equal(wait_for_text(log, "step 12/", 60), 0);
     pid_t ranks[8];
-    assert_int_equal(rank_pids(run, ranks, 8), 2);
+    assert_int_equal(mpirun_rank_pids(run, ranks, 8), 2);
     time_t t0 = time(NULL);
     kill(ranks[1], SIGKILL);
-    int status = wait_run(run, 60);
+    int status = run_wait(run, 60);
     printf("  kill -9 of one rank: mpirun exit status %d after %ld s\n", status,
            (long)(time(NULL) - t0));
     assert_true(status > 0 && status != 3);
@@ -298,7 +218,7 @@ static void test_bad_input_exits_2(void **state)
     (void)state;
     char log[256], line[1024];
     snprintf(log, sizeof log, "%s/bad.log", work_dir);
-    int status = wait_run(start_run(3, "bad3", log, NULL, NULL), 60);
+    int status = run_wait(start_run(3, "bad3", log, NULL, NULL), 60);
     assert_int_equal(status, 2);
     FILE *f = fopen(log, "r");
     assert_non_null(f);
@@ -316,13 +236,7 @@ static void test_bad_input_exits_2(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(build_dir, sizeof build_dir, "%s", dirname(dirname(self)));
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_infonce_two_ranks),
         cmocka_unit_test(test_deterministic_1_2_4_ranks_bitwise),

@@ -1,15 +1,15 @@
 /* Fault injection under mpirun (2-4 ranks, a tiny synthetic data set, 20
  * steps, a checkpoint every 5): a rank killed (SIGKILL) at chosen steps and
  * in the middle of a checkpoint write (mimae_dist's MIMAE_FAULT test hook),
- * SIGTERM / SIGUSR1 at random steps, a full disk during a checkpoint write
- * (a 1 MiB tmpfs when this process may mount one, and the hook's
- * RLIMIT_FSIZE either way), and a non-finite loss or gradient (a NaN
+ * SIGTERM / SIGUSR1 at random steps and before MPI_Init, a full disk during a
+ * checkpoint write (a 1 MiB tmpfs when this process may mount one, and the
+ * hook's RLIMIT_FSIZE either way), and a non-finite loss or gradient (a NaN
  * injected into a Q gradient; an absurd optim.blr). After each: the job ends
  * within 60 s, the newest checkpoint on disk verifies and loads, and resuming
  * from it (on the same or another rank count) ends with parameters and AdamW
  * moments bitwise equal to an undisturbed run. Random steps come from
  * MIMAE_TEST_SEED (default: the time), printed for replay. */
-#define _DEFAULT_SOURCE /* kill, setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* kill, mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,14 +17,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +34,9 @@
 #include "io/checkpoint.h"
 #include "io/results.h"
 #include "io/synthetic.h"
+#include "ckpt_util.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
 #define STEPS 20
 #define EVERY 5
@@ -53,12 +54,6 @@ static const char *descriptor_text =
     "[train]\nglobal_batch = 16\nmicro_batch = 4\nepochs = 3\nmax_steps = 20\nseed = 5\n"
     "[optim]\nblr = 0.01\nwarmup_epochs = 0.5\n"
     "[run]\nlog_every = 1\ncheckpoint_every = 5\nkeep_checkpoints = 3\n";
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
 
 /* out: a directory name in work, or an absolute path. */
 static void out_path(char *buf, size_t len, const char *out)
@@ -78,45 +73,21 @@ static pid_t start_run(int ranks, const char *out, const char *log, const char *
     snprintf(n, sizeof n, "%d", ranks);
     out_path(dir, sizeof dir, out);
     snprintf(outset, sizeof outset, "run.out_dir=%s", dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stderr);
-        if (!f || dup2(fileno(stderr), STDOUT_FILENO) < 0) _exit(127);
-        if (fault) setenv("MIMAE_FAULT", fault, 1);
-        else unsetenv("MIMAE_FAULT");
-        /* local ranks inherit mpirun's environment, MIMAE_FAULT included */
-        const char *argv[20] = {"mpirun", "-n", n, "--oversubscribe", prog, desc, "--set", outset};
-        int argc = 8;
-        if (extra1) argv[argc++] = "--set", argv[argc++] = extra1;
-        if (extra2) argv[argc++] = "--set", argv[argc++] = extra2;
-        argv[argc] = NULL;
-        execvp("mpirun", (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Waits up to timeout_s; the exit status, 128 + signal, or -1 after killing
- * a job that hung. */
-static int wait_run(pid_t pid, int timeout_s)
-{
-    for (int waited = 0; waited < timeout_s * 100; waited++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
+    const char *argv[20] = {"mpirun", "-n", n, "--oversubscribe", prog, desc, "--set", outset};
+    int argc = 8;
+    if (extra1) argv[argc++] = "--set", argv[argc++] = extra1;
+    if (extra2) argv[argc++] = "--set", argv[argc++] = extra2;
+    argv[argc] = NULL;
+    /* local ranks inherit mpirun's environment, MIMAE_FAULT included */
+    char fault_env[160];
+    snprintf(fault_env, sizeof fault_env, "MIMAE_FAULT=%s", fault ? fault : "");
+    const char *env[] = {fault ? fault_env : "MIMAE_FAULT", NULL};
+    return run_start(argv, log, env);
 }
 
 static void show_log(const char *log)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "grep -v '^step ' %s | tail -n 12", log);
-    if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+    print_log_tail(log, 12, "step ");
 }
 
 /* Runs a job to its end; returns its exit status (the log is shown when it
@@ -128,7 +99,7 @@ static int run_job(int ranks, const char *out, const char *fault, const char *ex
     snprintf(log, sizeof log, "%s/%s-%d.log", work, out[0] == '/' ? "abs" : out, ranks);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status = wait_run(start_run(ranks, out, log, fault, extra1, extra2), JOB_TIMEOUT_S);
+    int status = run_wait(start_run(ranks, out, log, fault, extra1, extra2), JOB_TIMEOUT_S);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (seconds) *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (status != expect) show_log(log);
@@ -138,33 +109,9 @@ static int run_job(int ranks, const char *out, const char *fault, const char *ex
 /* The newest valid checkpoint of a run, loaded and verified; its step. */
 static mimae_model_t *load_newest(const char *out, long *step)
 {
-    char dir[300], path[600], err[1024], ckpt[256];
-    out_path(ckpt, sizeof ckpt, out);
-    snprintf(dir, sizeof dir, "%s/checkpoints", ckpt);
-    if (checkpoint_find_latest(dir, path, sizeof path, err, sizeof err) != 1)
-        fail_msg("%s: no valid checkpoint (%s)", dir, err);
-    if (checkpoint_verify(path, err, sizeof err)) fail_msg("%s", err);
-    mimae_config_t cfg;
-    if (checkpoint_read_config(path, &cfg, err, sizeof err)) fail_msg("%s", err);
-    mimae_model_t *m = mimae_model_create(&cfg, 1, 0, err, sizeof err);
-    if (!m) fail_msg("%s", err);
-    train_state_t st;
-    if (checkpoint_load(path, m, &st, err, sizeof err)) fail_msg("%s", err);
-    *step = st.step;
-    return m;
-}
-
-static void assert_bitwise_equal(const mimae_model_t *a, const mimae_model_t *b)
-{
-    const size_t np = a->table.total, nq = a->q_table.total;
-    assert_int_equal(np, b->table.total);
-    assert_int_equal(nq, b->q_table.total);
-    assert_memory_equal(a->param_mem, b->param_mem, np * sizeof(float));
-    assert_memory_equal(a->m_mem, b->m_mem, np * sizeof(float));
-    assert_memory_equal(a->v_mem, b->v_mem, np * sizeof(float));
-    assert_memory_equal(a->q_param_mem, b->q_param_mem, nq * sizeof(float));
-    assert_memory_equal(a->q_m_mem, b->q_m_mem, nq * sizeof(float));
-    assert_memory_equal(a->q_v_mem, b->q_v_mem, nq * sizeof(float));
+    char dir[256];
+    out_path(dir, sizeof dir, out);
+    return load_newest_checkpoint(dir, step);
 }
 
 /* After a fault: the newest checkpoint is at `expect_step` (or, when
@@ -184,7 +131,7 @@ static void check_then_resume(const char *out, long expect_step, int ranks)
     assert_int_equal(run_job(ranks, out, NULL, NULL, NULL, 0, &s), 0);
     mimae_model_t *resumed = load_newest(out, &step);
     assert_int_equal(step, STEPS);
-    assert_bitwise_equal(resumed, straight);
+    assert_models_bitwise_equal(resumed, straight);
     mimae_model_free(resumed);
     printf("  newest valid checkpoint step %ld loads; resumed on %d rank%s in %.1f s: bitwise "
            "equal to the undisturbed run\n", expect_step >= 0 ? expect_step : -expect_step,
@@ -261,9 +208,7 @@ static int teardown(void **state)
         if (system(cmd) != 0) fprintf(stderr, "cannot unmount %s\n", tiny);
     }
     mimae_model_free(straight);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", work);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(work);
 }
 
 static void test_undisturbed_run(void **state)
@@ -359,33 +304,18 @@ static void signal_case(const char *out, int ranks, int sig, int to_mpirun, int 
     snprintf(log, sizeof log, "%s/%s-%d.log", work, out, ranks);
     snprintf(needle, sizeof needle, "step %ld/", k);
     pid_t run = start_run(ranks, out, log, NULL, NULL, NULL);
-    int seen = 0;
-    for (int i = 0; i < JOB_TIMEOUT_S * 500 && !seen; i++) {
-        FILE *f = fopen(log, "r");
-        char buf[1 << 16];
-        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f) fclose(f);
-        buf[n] = 0;
-        seen = strstr(buf, needle) != NULL;
-        if (!seen) sleep_ms(2);
-    }
-    assert_true(seen);
+    assert_int_equal(wait_for_text(log, needle, JOB_TIMEOUT_S), 0);
     pid_t target = run;
     int which = -1;
     if (!to_mpirun) {
-        char cmd[64], line[32];
         pid_t pids[8];
-        int n = 0;
-        snprintf(cmd, sizeof cmd, "pgrep -P %d", (int)run);
-        FILE *p = popen(cmd, "r");
-        while (p && n < 8 && fgets(line, sizeof line, p)) pids[n++] = (pid_t)atoi(line);
-        if (p) pclose(p);
+        int n = mpirun_rank_pids(run, pids, 8);
         assert_int_equal(n, ranks);
         which = (int)rng_below(&rng, (uint32_t)n);
         target = pids[which];
     }
     kill(target, sig);
-    int status = wait_run(run, JOB_TIMEOUT_S);
+    int status = run_wait(run, JOB_TIMEOUT_S);
     printf("  %d ranks, %s to %s after step %ld: exit status %d\n", ranks,
            sig == SIGTERM ? "SIGTERM" : "SIGUSR1", to_mpirun ? "mpirun" : "one rank", k, status);
     if (status != 3) show_log(log);
@@ -409,6 +339,35 @@ static void test_sigusr1_to_mpirun_at_a_random_step(void **state)
 {
     (void)state;
     signal_case("usr1m", 2, SIGUSR1, 1, 4);
+}
+
+/* A stop request as the job starts: every rank raises the signal just before
+ * MPI_Init (MIMAE_FAULT=signal-before-init=...). The handler is already in
+ * place, so the ranks stop at the first step boundary with a checkpoint of
+ * step 0 and exit 3 instead of dying by the signal; resuming gives the
+ * undisturbed run. */
+static void early_signal_case(const char *out, const char *sig)
+{
+    assert_non_null(straight);
+    char fault[64];
+    snprintf(fault, sizeof fault, "signal-before-init=%s", sig);
+    double s;
+    int status = run_job(2, out, fault, NULL, NULL, 3, &s);
+    printf("  2 ranks, MIMAE_FAULT=%s: exit status %d after %.1f s\n", fault, status, s);
+    assert_int_equal(status, 3);
+    check_then_resume(out, 0, 2);
+}
+
+static void test_sigterm_before_mpi_init(void **state)
+{
+    (void)state;
+    early_signal_case("early_term", "TERM");
+}
+
+static void test_sigusr1_before_mpi_init(void **state)
+{
+    (void)state;
+    early_signal_case("early_usr1", "USR1");
 }
 
 /* The disk fills while ckpt-10 is written (the hook: files cannot grow past
@@ -565,16 +524,7 @@ static void test_state_check_names_the_value(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *abs = realpath(dirname(dirname(self)), NULL);
-    if (!abs) return 1;
-    snprintf(build_dir, sizeof build_dir, "%s", abs);
-    free(abs);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_undisturbed_run),
@@ -587,6 +537,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_sigterm_to_a_rank_at_a_random_step),
         cmocka_unit_test(test_sigusr1_to_a_rank_of_4_at_a_random_step),
         cmocka_unit_test(test_sigusr1_to_mpirun_at_a_random_step),
+        cmocka_unit_test(test_sigterm_before_mpi_init),
+        cmocka_unit_test(test_sigusr1_before_mpi_init),
         cmocka_unit_test(test_full_disk_during_checkpoint_hook),
         cmocka_unit_test(test_full_disk_during_checkpoint_tmpfs),
         cmocka_unit_test(test_nan_gradient_stops_with_exit_4),

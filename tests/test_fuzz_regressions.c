@@ -5,7 +5,6 @@
  * (tests/fuzz/fuzz_entry.c, compiled in here), so `make test` (and
  * `make test SANITIZE=1`, with ASan and UBSan) keeps them fixed. A broken
  * invariant aborts the binary, which the runner reports as a failure. */
-#define _DEFAULT_SOURCE /* realpath */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 
 #include "tests/fuzz/fuzz_entry.c"
+#include "mpi_run.h"
 
 static char source_dir[512]; /* the repository: the build directory's parent */
 
@@ -80,11 +80,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *abs = realpath(dirname(dirname(self)), NULL); /* BUILD */
-    if (!abs) return 1;
-    snprintf(self, sizeof self, "%s", abs);
-    free(abs);
+    if (test_build_dir(argv[0], self, sizeof self)) return 1; /* BUILD */
     snprintf(source_dir, sizeof source_dir, "%s", dirname(self));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor_inputs),

@@ -6,50 +6,39 @@
  * than a rank's (or every) train share, with ranks that hold no rows, and
  * with classes that have no rows (no neighbours); bad input on one rank fails
  * on every rank with one message. Accuracy is well above chance (1/4). */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+
+#include "fs_util.h"
+#include "mpi_run.h"
 
 static char build_dir[512]; /* where tests/mpi/knn_check lives */
 static char work_dir[64];   /* prediction files */
 
 /* `mpirun -n ranks knn_check WORK/out extra`; returns the exit status
- * (-1 when it did not exit normally). */
+ * (tests/mpi_run.h). */
 static int run_check(int ranks, const char *out, const char *extra)
 {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "mpirun -n %d --oversubscribe %s/tests/mpi/knn_check %s/%s %s",
-             ranks, build_dir, work_dir, out, extra ? extra : "");
-    fflush(stdout);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_shell("mpirun -n %d --oversubscribe %s/tests/mpi/knn_check %s/%s %s", ranks,
+                     build_dir, work_dir, out, extra ? extra : "");
 }
 
-/* The whole file WORK/name (NUL-terminated, caller frees). */
+/* The whole file WORK/name (NUL-terminated, not empty; caller frees). */
 static char *slurp(const char *name)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/%s", work_dir, name);
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n > 0);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
+    char *s = read_text(path);
     assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
+    assert_true(s[0] != '\0');
     return s;
 }
 
@@ -154,21 +143,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return remove_tree(work_dir);
 }
 
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(build_dir, sizeof build_dir, "%s", dirname(dirname(self)));
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identical_on_1_2_3_ranks),
         cmocka_unit_test(test_exact_ties_broken_by_global_index),

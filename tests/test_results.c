@@ -1,5 +1,6 @@
 /* Results files: write -> load gives everything back (and load -> write ->
- * load is stable); a repeated step truncates the history (resume); h5dump
+ * load is stable); a repeated step truncates the history (resume); every
+ * evaluation is kept (/eval_history) beside the latest (/eval); h5dump
  * opens the file; the reconstruction PNG has the right signature, size and
  * pixels; failed writes leave nothing (and the previous file intact);
  * environment detection. */
@@ -145,6 +146,14 @@ static void assert_results_equal(const results_t *a, const results_t *b)
         assert_true(va == vb);
         assert_string_equal(ca, cb);
         assert_int_equal(sa, sb);
+        const eval_point_t *ha, *hb;
+        const long nha = results_eval_history(a, na, &ha), nhb = results_eval_history(b, nb, &hb);
+        assert_int_equal(nha, nhb);
+        for (long k = 0; k < nha; k++) { /* bit for bit: an epoch may be NaN */
+            assert_int_equal(ha[k].step, hb[k].step);
+            assert_memory_equal(&ha[k].epoch, &hb[k].epoch, sizeof(double));
+            assert_memory_equal(&ha[k].value, &hb[k].value, sizeof(double));
+        }
     }
 
     long sa, sb;
@@ -332,16 +341,24 @@ static void test_roundtrip(void **state)
     remove_tree(dir);
 }
 
+/* Empty results of the sample config, and a new temporary directory with
+ * the file name DIR/r.h5 for them. */
+static results_t *fresh_results(char *dir, size_t dir_len, char *path, size_t path_len)
+{
+    make_tmpdir(dir, dir_len, "mimae-results");
+    snprintf(path, path_len, "%s/r.h5", dir);
+    mimae_config_t c = sample_config();
+    results_t *r = results_new(&c, NULL);
+    assert_non_null(r);
+    return r;
+}
+
 /* A resumed run re-logs steps: entries with step >= the new one are dropped. */
 static void test_append_truncates_on_resume(void **state)
 {
     (void)state;
     char dir[512], path[1024], err[512];
-    make_tmpdir(dir, sizeof dir, "mimae-results");
-    snprintf(path, sizeof path, "%s/r.h5", dir);
-    mimae_config_t c = sample_config();
-    results_t *r = results_new(&c, NULL);
-    assert_non_null(r);
+    results_t *r = fresh_results(dir, sizeof dir, path, sizeof path);
     for (long s = 1; s <= 10; s++) {
         step_metrics_t m = sample_step(s * 10, 0.0);
         assert_int_equal(results_append_step(r, &m), 0);
@@ -374,6 +391,102 @@ static void test_append_truncates_on_resume(void **state)
     for (long i = 0; i < 12; i++) assert_int_equal(results_steps(l2)[i].step, (i + 1) * 10);
     assert_true(steps_equal(&results_steps(l2)[2], &m));
     results_free(l2);
+    results_free(l);
+    results_free(r);
+    remove_tree(dir);
+}
+
+/* One metric's history: (step, epoch, value) rows. */
+static void assert_history(const results_t *r, const char *name, long n, const long *steps,
+                           const double *values)
+{
+    const eval_point_t *p;
+    if (results_eval_history(r, name, &p) != n) fail_msg("%s: expected %ld evaluations", name, n);
+    for (long k = 0; k < n; k++) {
+        assert_int_equal(p[k].step, steps[k]);
+        if (steps[k] <= 30) assert_true(p[k].epoch == steps[k] / 937.0); /* sample_step's */
+        else assert_true(isnan(p[k].epoch)); /* no such /train step */
+        assert_true(p[k].value == values[k]);
+    }
+}
+
+/* Evaluating every K epochs leaves every evaluation: /eval_history/<name>
+ * rows (step, epoch, value) in step order, a step evaluated again replaced;
+ * /eval/<name> keeps the latest as before. A file written before the history
+ * existed loads with the latest value as its history; rows out of order are
+ * refused as damage. */
+static void test_eval_history(void **state)
+{
+    (void)state;
+    char dir[512], path[1024], err[512];
+    results_t *r = fresh_results(dir, sizeof dir, path, sizeof path);
+    for (long s = 1; s <= 30; s++) {
+        step_metrics_t m = sample_step(s, 0.0);
+        assert_int_equal(results_append_step(r, &m), 0);
+    }
+    assert_int_equal(results_set_eval(r, "knn_top1", 0.5, "c10", 10), 0);
+    assert_int_equal(results_set_eval(r, "knn_top1", 0.7, "c30", 30), 0);
+    assert_int_equal(results_set_eval(r, "knn_top1", 0.6, "c20", 20), 0); /* an older checkpoint */
+    assert_int_equal(results_set_eval(r, "knn_top1", 0.75, "c30", 30), 0); /* again: replaced */
+    assert_int_equal(results_set_eval(r, "mi_club", 0.25, "c40", 40), 0);
+    assert_int_equal(results_eval_history(r, "nope", NULL), -1);
+    const long knn_steps[3] = {10, 20, 30}, club_steps[1] = {40};
+    const double knn_values[3] = {0.5, 0.6, 0.75}, club_values[1] = {0.25};
+    assert_history(r, "knn_top1", 3, knn_steps, knn_values);
+
+    if (results_write(r, path, err, sizeof err)) fail_msg("%s", err);
+    results_t *l = results_load(path, err, sizeof err);
+    if (!l) fail_msg("%s", err);
+    assert_results_equal(r, l);
+    assert_history(l, "knn_top1", 3, knn_steps, knn_values);
+    assert_history(l, "mi_club", 1, club_steps, club_values);
+    double v;
+    long step;
+    assert_int_equal(results_get_eval(l, "knn_top1", &v), 0);
+    assert_true(v == 0.75); /* the latest set */
+    assert_int_equal(results_eval_at(l, 0, NULL, NULL, NULL, &step), 0);
+    assert_int_equal(step, 30);
+    results_free(l);
+
+    /* the file itself: /eval_history/knn_top1 is (3, 3), /eval/knn_top1 a scalar */
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t ds = H5Dopen2(f, "/eval_history/knn_top1", H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    assert_int_equal(H5Sget_simple_extent_ndims(sp), 2);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    assert_int_equal(dims[0], 3);
+    assert_int_equal(dims[1], 3);
+    double rows[9];
+    assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    assert_true(rows[3] == 20.0 && rows[4] == 20 / 937.0 && rows[5] == 0.6);
+    assert_true(H5Aexists(ds, "columns") > 0);
+    /* rows out of step order: damage */
+    rows[3] = 40.0;
+    assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    H5Sclose(sp), H5Dclose(ds);
+    ds = H5Dopen2(f, "/eval/knn_top1", H5P_DEFAULT);
+    assert_true(ds >= 0);
+    sp = H5Dget_space(ds);
+    assert_int_equal(H5Sget_simple_extent_ndims(sp), 0);
+    H5Sclose(sp), H5Dclose(ds), H5Fclose(f);
+    assert_null(results_load(path, err, sizeof err));
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "/eval_history/knn_top1 row 2"));
+
+    /* a file from before /eval_history: each history starts with the latest */
+    if (results_write(r, path, err, sizeof err)) fail_msg("%s", err);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0 && H5Ldelete(f, "/eval_history", H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    l = results_load(path, err, sizeof err);
+    if (!l) fail_msg("%s", err);
+    const long last[1] = {30};
+    const double last_value[1] = {0.75};
+    assert_history(l, "knn_top1", 1, last, last_value);
+    assert_history(l, "mi_club", 1, club_steps, club_values);
     results_free(l);
     results_free(r);
     remove_tree(dir);
@@ -583,6 +696,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_append_truncates_on_resume),
+        cmocka_unit_test(test_eval_history),
         cmocka_unit_test(test_h5dump_and_png),
         cmocka_unit_test(test_failed_write_leaves_nothing),
         cmocka_unit_test(test_rewrite_is_atomic),

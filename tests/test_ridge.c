@@ -4,22 +4,20 @@
  * end, and the error paths; exit 0 when all pass), then compares the
  * solutions the three runs wrote: equal to 1e-6 relative, whatever the rank
  * count. */
-#define _DEFAULT_SOURCE /* setenv, mkdtemp, kill */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <libgen.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "mpi_run.h"
 
 static char build_dir[512]; /* holds tests/mpi/ridge_check */
 static char work_dir[64];   /* the runs' solution files and logs */
@@ -30,14 +28,8 @@ static void result_path(char *path, size_t len, int ranks, const char *ext)
     snprintf(path, len, "%s/ridge-%d.%s", work_dir, ranks, ext);
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-/* Runs ridge_check on `ranks` ranks (output to a log); its exit status, -1
- * after a timeout (killed), 128+signal when it died by a signal. */
+/* Runs ridge_check on `ranks` ranks (output to a log); its exit status
+ * (tests/mpi_run.h). */
 static int run_check(int ranks, int timeout_s)
 {
     char prog[640], n[8], out[128], log[128];
@@ -45,23 +37,8 @@ static int run_check(int ranks, int timeout_s)
     snprintf(n, sizeof n, "%d", ranks);
     result_path(out, sizeof out, ranks, "txt");
     result_path(log, sizeof log, ranks, "log");
-    pid_t pid = fork();
-    if (pid < 0) return -2;
-    if (pid == 0) {
-        FILE *f = freopen(log, "w", stdout);
-        if (!f || dup2(STDOUT_FILENO, STDERR_FILENO) < 0) _exit(127);
-        execlp("mpirun", "mpirun", "-n", n, "--oversubscribe", prog, out, (char *)NULL);
-        _exit(127);
-    }
-    for (int waited = 0; waited < timeout_s * 100; waited++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
+    const char *argv[] = {"mpirun", "-n", n, "--oversubscribe", prog, out, NULL};
+    return run_wait(run_start(argv, log, NULL), timeout_s);
 }
 
 /* Shows the run's summary line (all of its log when it failed). */
@@ -174,13 +151,7 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    char self[512];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(build_dir, sizeof build_dir, "%s", dirname(dirname(self)));
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ridge_check_1_rank),
         cmocka_unit_test(test_ridge_check_2_ranks),

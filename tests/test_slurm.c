@@ -11,7 +11,7 @@
  *       run of the same task;
  * and stops the cluster at the end (also when a test fails, and on SIGTERM
  * or SIGINT). Missing Slurm programs fail the tests with the apt-get line. */
-#define _DEFAULT_SOURCE /* mkdtemp, setenv, realpath */
+#define _DEFAULT_SOURCE /* mkdtemp, setenv */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +39,7 @@
 #include "io/results.h"
 #include "io/synthetic.h"
 #include "fs_util.h"
+#include "mpi_run.h"
 
 #define JOB_WAIT_S 180 /* bound on waiting for the jobs of one test */
 
@@ -48,12 +49,6 @@ static char work_dir[256];         /* temporary: data, runs, the cluster */
 static char cluster_dir[320];
 static int cluster_up;
 static char cluster_error[1024];
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
 
 static double now_s(void)
 {
@@ -552,12 +547,8 @@ static void test_requeue_resumes_bitwise(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
+    if (test_build_dir(argv[0], build_dir, sizeof build_dir)) return 1;
     char self[PATH_MAX];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    if (!realpath(dirname(dirname(self)), build_dir)) {
-        fprintf(stderr, "test_slurm: cannot resolve the build directory from %s\n", argv[0]);
-        return 1;
-    }
     snprintf(self, sizeof self, "%s", build_dir);
     snprintf(repo_dir, sizeof repo_dir, "%s", dirname(self));
     setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI's own allocations at exit */

@@ -275,6 +275,15 @@ int fuzz_results_one(const uint8_t *data, size_t size)
         if (x->step != y->step || memcmp(&x->epoch, &y->epoch, sizeof *x - offsetof(step_metrics_t, epoch)))
             broken("results_write + results_load changed a step", NULL);
     }
+    for (int i = 0; i < results_eval_count(r); i++) {
+        const char *name;
+        const eval_point_t *x, *y;
+        results_eval_at(r, i, &name, NULL, NULL, NULL);
+        const long h = results_eval_history(r, name, &x);
+        if (h < 1 || h != results_eval_history(b, name, &y) ||
+            memcmp(x, y, (size_t)h * sizeof *x))
+            broken("results_write + results_load changed an evaluation history", NULL);
+    }
     results_free(b);
     results_free(r);
     return 0;
