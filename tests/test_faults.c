@@ -138,7 +138,9 @@ static void check_then_resume(const char *out, long expect_step, int ranks)
            ranks, ranks > 1 ? "s" : "", s);
 }
 
-/* Lines of a log that start with "mimae_dist: " and contain `needle`. */
+/* Lines of a log that start with "mimae_dist: " and contain `needle`, but
+ * not the advice lines ("mimae_dist: warning: ", e.g. about OpenBLAS's
+ * kernel) that a run may print before it fails. */
 static int count_lines(const char *out, int ranks, const char *needle, char *first, size_t len)
 {
     char log[256], line[2048];
@@ -147,7 +149,8 @@ static int count_lines(const char *out, int ranks, const char *needle, char *fir
     assert_non_null(f);
     int n = 0;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "mimae_dist: ", 12) == 0 && strstr(line, needle)) {
+        if (strncmp(line, "mimae_dist: ", 12) == 0 && strncmp(line + 12, "warning: ", 9) != 0 &&
+            strstr(line, needle)) {
             if (n++ == 0 && first) snprintf(first, len, "%s", line);
         }
     fclose(f);
