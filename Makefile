@@ -89,7 +89,12 @@ test: check-deps
 	@tests/run_tests.sh $(BUILD)/tests
 
 # Benchmarks print ratios measured in one run (bench/README.md).
+# PyTorch is only the benchmarks' peer: installed by `make bench`, not by `make deps`.
+BENCH_DEB_PKGS := python3-torch
 bench: check-deps
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $(BENCH_DEB_PKGS); } || \
+	  echo "make bench: no PyTorch (apt-get install $(BENCH_DEB_PKGS)): timing mimae only"
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) SANITIZE=0
 	@bench/run.sh $(BUILD)
 
