@@ -277,10 +277,9 @@ static void backward_thread(void *ctx, int t, int n)
     for (int s = lo; s < hi; s++) backward_seq(j, s, scratch);
 }
 
-void attention_backward(float *dqkv, float *dscratch, const float *dout, const float *qkv,
-                        const float *probs, int S, int T, int C, int NH)
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                        int S, int T, int C, int NH)
 {
-    (void)dscratch; /* each thread uses its own scratch */
     bwd_job_t j = {dqkv, dout, qkv, probs, S, T, C, NH};
     par_run(backward_thread, &j, S > 1 && T <= DIRECT_MAX_T ? par_threads() : 1);
 }

@@ -10,9 +10,9 @@
 void attention_forward(float *out, float *probs, const float *qkv, int S, int T, int C,
                        int NH);
 
-/* Overwrites dqkv (S*T, 3C). dscratch (T*T floats) is no longer used (each
- * thread has its own scratch); kept for the callers. */
-void attention_backward(float *dqkv, float *dscratch, const float *dout, const float *qkv,
-                        const float *probs, int S, int T, int C, int NH);
+/* Overwrites dqkv (S*T, 3C). Each thread uses its own scratch
+ * (par_scratch). */
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                        int S, int T, int C, int NH);
 
 #endif

@@ -19,7 +19,6 @@ static void full_encoder_layout(full_encoder_t *fe, arena_t *ar)
     fe->scratch.c = arena_take(ar, B * T * D);
     fe->scratch.qkv = arena_take(ar, B * T * 3 * D);
     fe->scratch.hidden = arena_take(ar, B * T * c->mlp_ratio * D);
-    fe->scratch.tt = arena_take(ar, T * T);
 }
 
 full_encoder_t *full_encoder_create(mimae_model_t *m, int B, char *err, size_t errlen)

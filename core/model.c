@@ -66,7 +66,6 @@ static void activations_layout(mimae_model_t *m, float *base)
     a->scratch.c = arena_take(&l, rows * width);
     a->scratch.qkv = arena_take(&l, rows * 3 * width);
     a->scratch.hidden = arena_take(&l, rows * c->mlp_ratio * width);
-    a->scratch.tt = arena_take(&l, max_size(Te * Te, Td * Td));
     /* InfoNCE logits (B, global_batch); also the L uniforms of mask sampling */
     a->mi_scratch = arena_take(&l, max_size(B * (size_t)c->global_batch, L));
 

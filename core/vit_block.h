@@ -24,9 +24,9 @@ typedef struct {
 } block_acts_t;
 
 /* Reused by every block's backward; sizes: c [R*C], qkv [R*3C], hidden
- * [R*hidden], tt [T*T]. */
+ * [R*hidden]. */
 typedef struct {
-    float *c, *qkv, *hidden, *tt;
+    float *c, *qkv, *hidden;
 } block_scratch_t;
 
 /* Places a block's tensors for these dims in the arena. */

@@ -548,10 +548,10 @@ static void test_attention(void **state)
                          fbuf(R * C), S, T, C, NH};
     fill_normal(&r, c.qkv, R * 3 * C, 0.0f, 1.0f);
     fill_normal(&r, c.r, R * C, 0.0f, 1.0f);
-    float *dqkv = fbuf(R * 3 * C), *tt = fbuf((size_t)T * T);
+    float *dqkv = fbuf(R * 3 * C);
     for (size_t i = 0; i < R * 3 * C; i++) dqkv[i] = 99.0f; /* must be overwritten */
     attention_forward(c.out, c.probs, c.qkv, S, T, C, NH);
-    attention_backward(dqkv, tt, c.r, c.qkv, c.probs, S, T, C, NH);
+    attention_backward(dqkv, c.r, c.qkv, c.probs, S, T, C, NH);
 
     objective_t o = {attention_loss, NULL, &c, 0};
     const char *names[3] = {"attention dq", "attention dk", "attention dv"};
@@ -620,7 +620,7 @@ static void test_vit_block(void **state)
     a->ln2 = fbuf(R * C), a->ln2_mean = fbuf(R), a->ln2_rstd = fbuf(R);
     a->fc1 = fbuf(R * hidden), a->gelu = fbuf(R * hidden);
     a->out = fbuf(R * C);
-    block_scratch_t s = {fbuf(R * C), fbuf(R * 3 * C), fbuf(R * hidden), fbuf((size_t)T * T)};
+    block_scratch_t s = {fbuf(R * C), fbuf(R * 3 * C), fbuf(R * hidden)};
 
     block_params_t g;
     float **pf[BLOCK_TENSORS], **gf[BLOCK_TENSORS];
