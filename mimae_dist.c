@@ -284,24 +284,6 @@ typedef struct {
     char ckpt_dir[DESCRIPTOR_PATH_MAX + 16], results_path[DESCRIPTOR_PATH_MAX + 16];
 } run_t;
 
-static int make_dir(const char *path, char *err, size_t errlen)
-{
-    char tmp[DESCRIPTOR_PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
-    return 0;
-fail:
-    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
-             "place", tmp, strerror(errno));
-    return -1;
-}
-
 /* Removes the temporaries of checkpoint writes that never finished (a writer
  * killed mid-write leaves DIR/ckpt-N.h5.tmp-<pid>, as big as a checkpoint).
  * Runs before this run writes anything there. */
@@ -786,7 +768,7 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         if (ran) {
             *ran = r->desc;
             ran->sweep_count = 0;
-            ok = make_dir(r->ckpt_dir, err, errlen) == 0 &&
+            ok = descriptor_make_out_dir(r->ckpt_dir, err, errlen) == 0 &&
                  descriptor_write(ran, effective, err, errlen) == 0;
             free(ran);
         }

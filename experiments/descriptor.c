@@ -20,6 +20,7 @@
 #include <ini.h>
 
 #include "io/config_limits.h"
+#include "io/io_path.h"
 
 /* libinih reads lines into a buffer of INI_MAX_LINE bytes, which must hold the
  * line plus "\r\n\0"; longer lines would be cut. inih also keeps at most
@@ -1223,4 +1224,14 @@ void descriptor_print_reference(FILE *out)
     fprintf(out, "| `sweep.<section.key>` | (none) | comma-separated values of section.key for "
                  "the sweep expander (kept as text here) |\n");
     free(d);
+}
+
+int descriptor_make_out_dir(const char *path, char *err, size_t errlen)
+{
+    char failed[PATH_MAX];
+    if (io_make_dirs(path, failed, sizeof failed) == 0) return 0;
+    const int e = errno;
+    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
+             "place", failed, strerror(e));
+    return -1;
 }

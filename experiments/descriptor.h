@@ -139,4 +139,8 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
 /* Markdown table of every key: section.key, default, meaning (for README). */
 void descriptor_print_reference(FILE *out);
 
+/* Creates a directory of a run's output (mkdir -p under run.out_dir); the
+ * error names the directory and says to change run.out_dir. */
+int descriptor_make_out_dir(const char *path, char *err, size_t errlen);
+
 #endif

@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/config_fields.h"
 #include "experiments/descriptor.h"
+#include "io/io_path.h"
 #include "io/results.h"
 
 extern char **environ;
@@ -1072,19 +1073,12 @@ static int membuf_commit(membuf_t *m, const char *path, char *err, size_t errlen
 
 static int mkdir_p(const char *dir, char *err, size_t errlen)
 {
-    char p[RPATH];
-    if (fmt_to(p, sizeof p, "%s", dir)) return fmt_to(err, errlen, "%s: path too long", dir), -1;
-    for (char *s = p + 1; ; s++) {
-        if (*s != '/' && *s) continue;
-        char keep = *s;
-        *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return fmt_to(err, errlen, "--out %s: cannot create %s (%s)", dir, p, strerror(errno)), -1;
-        *s = keep;
-        if (!keep) break;
-    }
-    if (!is_dir(dir)) return fmt_to(err, errlen, "--out %s: not a directory", dir), -1;
-    return 0;
+    char failed[RPATH];
+    if (io_make_dirs(dir, failed, sizeof failed) == 0) return 0;
+    const int e = errno;
+    if (e == ENOTDIR && strcmp(failed, dir) == 0)
+        return fmt_to(err, errlen, "--out %s: not a directory", dir), -1;
+    return fmt_to(err, errlen, "--out %s: cannot create %s (%s)", dir, failed, strerror(e)), -1;
 }
 
 /* ------------------------------------------------------------------------

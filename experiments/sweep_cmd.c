@@ -216,25 +216,6 @@ static void print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int t
 
 /* ---- submit: files ---- */
 
-static int make_dirs(const char *path, char *err, size_t errlen)
-{
-    char tmp[PATH_LEN];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return snprintf(err, errlen, "%.64s...: path too long", path), -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST) goto fail;
-    return 0;
-fail:
-    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
-             "place", tmp, strerror(errno));
-    return -1;
-}
-
 /* path made absolute against the current directory, without resolving links
  * (a descriptor's name gives run.name, so a link's own name must stay). */
 static int absolute(const char *path, char *out, size_t len, char *err, size_t errlen)
@@ -631,7 +612,8 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
 
     /* the sweep directory: tasks/, logs/, plan.tsv, sweep.sbatch */
     status = EXIT_OTHER;
-    if (make_dirs(dir, err, sizeof err) || make_dirs(logs, err, sizeof err)) goto fail;
+    if (descriptor_make_out_dir(dir, err, sizeof err) || descriptor_make_out_dir(logs, err, sizeof err))
+        goto fail;
     status = write_task_descriptors(o, desc_abs, d, s, dir, err, sizeof err);
     if (status) goto fail;
     status = EXIT_OTHER;

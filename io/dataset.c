@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #include "io/h5_attr.h"
 #include "io/io_error.h"
+#include "io/io_path.h"
 
 #define RECREATE "re-create the file with `mimae data`"
 #define LABELS_CHUNK 4096
@@ -99,29 +101,17 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
 {
     const char *slash = strrchr(path, '/');
     if (!slash || slash == path) return 0;
-    size_t len = (size_t)(slash - path);
-    char *dir = malloc(len + 1);
+    char *dir = strndup(path, (size_t)(slash - path));
     if (!dir) return io_fail(err, errlen, "%s: out of memory", path);
-    memcpy(dir, path, len);
-    dir[len] = '\0';
+    char failed[PATH_MAX];
     int rc = 0;
-    for (size_t i = 1; i <= len && rc == 0; i++) {
-        if (dir[i] != '/' && dir[i] != '\0') continue;
-        char saved = dir[i];
-        dir[i] = '\0';
-        if (mkdir(dir, 0777) != 0) {
-            int e = errno;
-            struct stat st;
-            if (e == EEXIST && stat(dir, &st) == 0) {
-                if (!S_ISDIR(st.st_mode))
-                    rc = io_fail(err, errlen, "%s: cannot create the directory: %s exists and "
-                                 "is not a directory; choose another output directory", path, dir);
-            } else {
-                rc = io_fail(err, errlen, "%s: cannot create the directory %s (%s): choose a "
-                             "writable output directory", path, dir, strerror(e));
-            }
-        }
-        dir[i] = saved;
+    if (io_make_dirs(dir, failed, sizeof failed) != 0) {
+        const int e = errno;
+        rc = e == ENOTDIR
+                 ? io_fail(err, errlen, "%s: cannot create the directory: %s exists and is not a "
+                           "directory; choose another output directory", path, failed)
+                 : io_fail(err, errlen, "%s: cannot create the directory %s (%s): choose a "
+                           "writable output directory", path, failed, strerror(e));
     }
     free(dir);
     return rc;
