@@ -7,6 +7,11 @@
 
 #include "core/model.h"
 
+/* The small run both the dist and the fault tests train: `images` synthetic
+ * 16x16 images in work/data, and work/run.ini (test-small, global batch 16
+ * in micro-batches of 4, 20 steps, a checkpoint every 5, 3 kept). 0 or -1. */
+int write_small_run(const char *work, int images);
+
 /* The newest valid checkpoint in run_dir/checkpoints (checkpoint_find_latest),
  * verified and loaded into a model of its stored config; its step in *step.
  * The caller frees the model. */

@@ -67,3 +67,15 @@ void file_size_limit_restore(const file_size_limit_t *l)
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &l->old), 0);
     signal(SIGXFSZ, l->old_handler);
 }
+
+int has_temporary(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".tmp-")) found = 1;
+    closedir(d);
+    return found;
+}

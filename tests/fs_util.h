@@ -13,6 +13,10 @@ void make_tmpdir(char *dir, size_t len, const char *prefix);
 /* Entries of dir other than . and ..; 0 when dir does not exist. */
 int count_entries(const char *dir);
 
+/* 1 when dir holds a file whose name contains ".tmp-" (an atomic write's
+ * temporary left behind), 0 otherwise. */
+int has_temporary(const char *dir);
+
 /* Removes path: a file, or a directory with everything in it (best effort);
  * 0 when nothing is left at path, -1 otherwise (a teardown can say so). */
 int remove_tree(const char *path);

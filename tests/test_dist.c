@@ -21,20 +21,12 @@
 
 #include "core/model.h"
 #include "io/checkpoint.h"
-#include "io/synthetic.h"
 #include "ckpt_util.h"
 #include "fs_util.h"
 #include "mpi_run.h"
 
 static char build_dir[512];   /* where mimae_dist and tests/mpi/ live */
 static char work_dir[64];     /* temporary run directory */
-
-static const char *descriptor_text =
-    "[model]\npreset = test-small\nchannels = 1\n"
-    "[data]\ntrain = %s/data/train.h5\n"
-    "[train]\nglobal_batch = 16\nmicro_batch = 4\nepochs = 3\nmax_steps = 20\nseed = 5\n"
-    "[optim]\nblr = 0.01\nwarmup_epochs = 0.5\n"
-    "[run]\nlog_every = 1\ncheckpoint_every = 5\nkeep_checkpoints = 3\n";
 
 /* Starts `mpirun -n ranks mimae_dist DESC --set run.out_dir=OUT extra...`
  * with stderr (and stdout) into log; returns the pid. */
@@ -82,18 +74,7 @@ static int setup(void **state)
     (void)state;
     snprintf(work_dir, sizeof work_dir, "/tmp/mimae-dist-XXXXXX");
     if (!mkdtemp(work_dir)) return -1;
-    char data[128], err[512];
-    snprintf(data, sizeof data, "%s/data", work_dir);
-    if (synthetic_generate(data, 256, 16, 16, 1, 4, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/run.ini", work_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, descriptor_text, work_dir);
-    return fclose(f);
+    return write_small_run(work_dir, 256);
 }
 
 static int teardown(void **state)

@@ -33,7 +33,6 @@
 #include "core/train_step.h"
 #include "io/checkpoint.h"
 #include "io/results.h"
-#include "io/synthetic.h"
 #include "ckpt_util.h"
 #include "fs_util.h"
 #include "mpi_run.h"
@@ -47,13 +46,6 @@ static char work[64];       /* temporary directory of everything */
 static char tiny[128];      /* the tmpfs mount point, "" when none is mounted */
 static mimae_model_t *straight; /* the undisturbed run's final model */
 static rng_t rng;           /* random steps and ranks */
-
-static const char *descriptor_text =
-    "[model]\npreset = test-small\nchannels = 1\n"
-    "[data]\ntrain = %s/data/train.h5\n"
-    "[train]\nglobal_batch = 16\nmicro_batch = 4\nepochs = 3\nmax_steps = 20\nseed = 5\n"
-    "[optim]\nblr = 0.01\nwarmup_epochs = 0.5\n"
-    "[run]\nlog_every = 1\ncheckpoint_every = 5\nkeep_checkpoints = 3\n";
 
 /* out: a directory name in work, or an absolute path. */
 static void out_path(char *buf, size_t len, const char *out)
@@ -184,17 +176,7 @@ static int setup(void **state)
     (void)state;
     snprintf(work, sizeof work, "/tmp/mimae-faults-XXXXXX");
     if (!mkdtemp(work)) return -1;
-    char data[128], err[512], path[128];
-    snprintf(data, sizeof data, "%s/data", work);
-    if (synthetic_generate(data, 128, 16, 16, 1, 4, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/run.ini", work);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, descriptor_text, work);
-    if (fclose(f)) return -1;
+    if (write_small_run(work, 128)) return -1;
     const char *seed_text = getenv("MIMAE_TEST_SEED");
     uint64_t seed = seed_text ? strtoull(seed_text, NULL, 10) : (uint64_t)time(NULL);
     printf("  random steps and ranks from MIMAE_TEST_SEED=%llu\n", (unsigned long long)seed);

@@ -11,7 +11,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,18 +70,6 @@ static int has_png_signature(const char *path)
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     return n == sizeof head && memcmp(head, sig, sizeof sig) == 0;
-}
-
-static int has_temporary(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int found = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".tmp-")) found = 1;
-    closedir(d);
-    return found;
 }
 
 static int count_lines(const char *s)

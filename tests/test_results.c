@@ -10,7 +10,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <png.h>
@@ -31,18 +30,6 @@
 
 /* ------------------------------------------------------------------------
  * Helpers */
-
-static int has_temporary(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int found = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strstr(e->d_name, ".tmp-")) found = 1;
-    closedir(d);
-    return found;
-}
 
 static mimae_config_t sample_config(void)
 {
