@@ -34,9 +34,8 @@
 #include "core/sampler.h"
 #include "core/train_step.h"
 #include "dist/collectives.h"
-#include "dist/grad_reduce.h"
+#include "dist/global_step.h"
 #include "dist/mpi_check.h"
-#include "dist/tree_sum.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
 #include "evaluate.h"
@@ -272,11 +271,7 @@ typedef struct {
     /* step buffers */
     int64_t *indices;        /* per_rank */
     float *images;           /* (per_rank, H, W, C) augmented */
-    float *cand_u, *cand_z;  /* (G*N, E), (G*N, D) gathered features */
-    float *dcand, *dcand_total; /* (G*N*(E+D)) one vector: u part, then z part */
-    float *mu_save, *lv_save;/* (per_rank*N, D) */
-    tree_sum_t grad_tree, dcand_tree;
-    grad_reduce_t fast;
+    global_step_t step;      /* the gradients of a global batch across ranks */
     /* bookkeeping */
     train_state_t state;
     long total_steps, steps_per_epoch;
@@ -382,27 +377,11 @@ static int plan_batches(run_t *r, char *err, size_t errlen)
 
 static int allocate_buffers(run_t *r)
 {
-    const mimae_dims_t *d = &r->model->dims;
-    const size_t GN = (size_t)r->G * r->cfg->num_masks, E = d->proj_dim, D = r->cfg->enc_dim;
-    const size_t per_rank_seq = (size_t)r->per_rank * r->cfg->num_masks;
     r->indices = malloc((size_t)r->per_rank * sizeof *r->indices);
     r->images = malloc((size_t)r->per_rank * r->image_floats * sizeof(float));
-    r->cand_u = malloc(GN * E * sizeof(float));
-    r->cand_z = malloc(GN * D * sizeof(float));
-    r->dcand = malloc(GN * (E + D) * sizeof(float));
-    r->dcand_total = malloc(GN * (E + D) * sizeof(float));
-    r->mu_save = malloc(per_rank_seq * D * sizeof(float));
-    r->lv_save = malloc(per_rank_seq * D * sizeof(float));
-    if (!r->indices || !r->images || !r->cand_u || !r->cand_z || !r->dcand || !r->dcand_total ||
-        !r->mu_save || !r->lv_save)
-        return -1;
-    const size_t grads = r->model->table.total + r->model->q_table.total;
-    if (r->deterministic)
-        return tree_sum_init(&r->grad_tree, grads, r->k) ||
-               tree_sum_init(&r->dcand_tree, GN * (E + D), r->k);
-    /* buckets of ~4 MiB: big enough for bandwidth, small enough to overlap */
-    return grad_reduce_init(&r->fast, r->model->grad_mem, 1u << 20,
-                            r->cfg->enc_depth + r->cfg->dec_depth + 16, MPI_COMM_WORLD);
+    if (!r->indices || !r->images) return -1;
+    return global_step_init(&r->step, r->model, MPI_COMM_WORLD, r->G, r->per_rank, r->mb,
+                            r->deterministic, r->image_floats);
 }
 
 static void free_run(run_t *r)
@@ -412,106 +391,8 @@ static void free_run(run_t *r)
     sampler_free(&r->sampler);
     free(r->indices);
     free(r->images);
-    free(r->cand_u);
-    free(r->cand_z);
-    free(r->dcand);
-    free(r->dcand_total);
-    free(r->mu_save);
-    free(r->lv_save);
-    if (r->deterministic) {
-        tree_sum_free(&r->grad_tree);
-        tree_sum_free(&r->dcand_tree);
-    } else {
-        grad_reduce_free(&r->fast);
-    }
+    global_step_free(&r->step);
     if (r->results) results_free(r->results);
-}
-
-/* One global batch of the deterministic path: features of every micro-batch,
- * gathered; the MI-term gradients summed over micro-batches in tree order;
- * then each micro-batch's backward, its gradient pushed onto the tree. */
-static void step_deterministic(run_t *r, mimae_losses_t *loss)
-{
-    mimae_model_t *m = r->model;
-    const mimae_config_t *c = r->cfg;
-    const int N = c->num_masks, mb = r->mb;
-    const size_t E = m->dims.proj_dim, D = c->enc_dim, seq = (size_t)mb * N;
-    const size_t GN = (size_t)r->G * N;
-    const int first_image = r->rank * r->per_rank;
-    mimae_losses_t part;
-    memset(loss, 0, sizeof *loss);
-
-    for (int j = 0; j < r->k; j++) {
-        mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
-                           (const uint64_t *)(r->indices + (size_t)j * mb));
-        mimae_forward(m, r->images + (size_t)j * mb * r->image_floats);
-        const size_t row = (size_t)(first_image + j * mb) * N;
-        memcpy(r->cand_u + row * E, m->acts.u, seq * E * sizeof(float));
-        memcpy(r->cand_z + row * D, m->acts.z, seq * D * sizeof(float));
-        memcpy(r->mu_save + (size_t)j * seq * D, m->acts.mu, seq * D * sizeof(float));
-        memcpy(r->lv_save + (size_t)j * seq * D, m->acts.lv, seq * D * sizeof(float));
-    }
-    dist_allgather_rows(r->cand_u, (size_t)r->per_rank * N * E, MPI_COMM_WORLD);
-    dist_allgather_rows(r->cand_z, (size_t)r->per_rank * N * D, MPI_COMM_WORLD);
-
-    tree_sum_reset(&r->dcand_tree);
-    for (int j = 0; j < r->k; j++) {
-        memset(r->dcand, 0, GN * (E + D) * sizeof(float));
-        mimae_mi_losses(c, &m->dims, r->cand_u, r->cand_z, r->mu_save + (size_t)j * seq * D,
-                        r->lv_save + (size_t)j * seq * D, r->G, first_image + j * mb, mb,
-                        r->dcand, r->dcand + GN * E, m->acts.mi_scratch, &part);
-        loss->max += part.max;
-        loss->min += part.min;
-        tree_sum_push(&r->dcand_tree, r->dcand);
-    }
-    tree_sum_finish(&r->dcand_tree, r->dcand_total, MPI_COMM_WORLD);
-
-    tree_sum_reset(&r->grad_tree);
-    for (int j = 0; j < r->k; j++) {
-        if (r->k > 1) { /* only one micro-batch's activations fit: recompute */
-            mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
-                               (const uint64_t *)(r->indices + (size_t)j * mb));
-            mimae_forward(m, r->images + (size_t)j * mb * r->image_floats);
-        }
-        mimae_local_losses(m, r->G, &part);
-        loss->rec += part.rec;
-        loss->q += part.q;
-        const size_t row = (size_t)(first_image + j * mb) * N;
-        mimae_backward(m, r->dcand_total + row * E, r->dcand_total + GN * E + row * D);
-        tree_sum_push(&r->grad_tree, m->grad_mem);
-    }
-    tree_sum_finish(&r->grad_tree, m->grad_mem, MPI_COMM_WORLD);
-}
-
-/* One global batch of the fast path: one micro-batch per rank, features
- * gathered, MI gradients reduce-scattered, gradients allreduced in buckets
- * while the backward runs. */
-static void step_fast(run_t *r, mimae_losses_t *loss)
-{
-    mimae_model_t *m = r->model;
-    const mimae_config_t *c = r->cfg;
-    const int N = c->num_masks;
-    const size_t E = m->dims.proj_dim, D = c->enc_dim, seq = (size_t)r->per_rank * N;
-    const size_t GN = (size_t)r->G * N, row = (size_t)r->rank * seq;
-
-    mimae_sample_masks(m, (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
-                       (const uint64_t *)r->indices);
-    mimae_forward(m, r->images);
-    memcpy(r->cand_u + row * E, m->acts.u, seq * E * sizeof(float));
-    memcpy(r->cand_z + row * D, m->acts.z, seq * D * sizeof(float));
-    dist_allgather_rows(r->cand_u, seq * E, MPI_COMM_WORLD);
-    dist_allgather_rows(r->cand_z, seq * D, MPI_COMM_WORLD);
-    memset(r->dcand, 0, GN * (E + D) * sizeof(float));
-    mimae_mi_losses(c, &m->dims, r->cand_u, r->cand_z, m->acts.mu, m->acts.lv, r->G,
-                    r->rank * r->per_rank, r->per_rank, r->dcand, r->dcand + GN * E,
-                    m->acts.mi_scratch, loss);
-    mimae_local_losses(m, r->G, loss);
-    dist_reduce_scatter_rows(r->dcand, m->acts.du, seq * E, MPI_COMM_WORLD);
-    dist_reduce_scatter_rows(r->dcand + GN * E, m->acts.dz, seq * D, MPI_COMM_WORLD);
-    m->grads_ready = grad_reduce_ready;
-    m->grads_ready_ctx = &r->fast;
-    mimae_backward(m, m->acts.du, m->acts.dz);
-    grad_reduce_finish(&r->fast);
 }
 
 static void augment_batch(run_t *r, const uint8_t *raw)
@@ -898,8 +779,8 @@ static int train(run_t *r, char *err, size_t errlen)
         advance(&next, r->steps_per_epoch);
 
         mimae_losses_t loss;
-        if (r->deterministic) step_deterministic(r, &loss);
-        else step_fast(r, &loss);
+        global_step_run(&r->step, r->images, r->indices, (uint64_t)r->state.seed,
+                        (uint64_t)r->state.epoch, &loss, NULL);
         double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
         dist_sum_doubles(terms, 4, MPI_COMM_WORLD);
         loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];

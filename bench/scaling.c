@@ -8,8 +8,8 @@
  * One launch measures both sides, their steps interleaved so that both see
  * the same machine: rank 0 alone (MPI_COMM_SELF; the other ranks wait
  * without spinning), then every rank (MPI_COMM_WORLD), then rank 0 alone
- * again, ..., each with --batch images per rank. The step is mimae_dist's (dist/ pieces, synthetic
- * images in memory, no I/O): forward; unit features and latents gathered
+ * again, ..., each with --batch images per rank. The step is mimae_dist's
+ * (dist/global_step.h, on synthetic images in memory, no I/O): forward; unit features and latents gathered
  * (MPI_Allgather); InfoNCE/CLUB over the global batch; their gradients
  * reduce-scattered (fast) or tree-summed (deterministic); backward with the
  * bucketed MPI_Iallreduce overlapped (fast) or the fixed-tree sum
@@ -35,8 +35,7 @@
 #include "bench/bench_util.h"
 #include "core/adamw.h"
 #include "dist/collectives.h"
-#include "dist/grad_reduce.h"
-#include "dist/tree_sum.h"
+#include "dist/global_step.h"
 
 typedef struct {
     char config[16];
@@ -48,16 +47,6 @@ typedef struct {
     double step, comm, skew, fwd, bwd; /* medians, seconds (slowest rank) */
     double rss_mib, analytic_mib;
 } result_t;
-
-/* Time in a barrier before a collective: the ranks' imbalance (their
- * compute times differ, here mostly through other work on the machine), so
- * that the collective's own time is what is counted as communication. */
-static double barrier_time(MPI_Comm comm)
-{
-    const double t = MPI_Wtime();
-    MPI_Barrier(comm);
-    return MPI_Wtime() - t;
-}
 
 static double median_of(double *v, int n) { return bench_median(v, n); }
 
@@ -78,17 +67,16 @@ static double allreduce_time(MPI_Comm comm, float *buf, int n, int reps)
     return r;
 }
 
-/* One side of the comparison: a model and the reduction buffers on comm. */
+/* One side of the comparison: a model and mimae_dist's global step on comm. */
 typedef struct {
     MPI_Comm comm;
     int rank, R, B, G, N, deterministic;
     mimae_config_t c;
     mimae_model_t *m;
-    size_t E, D, seq, GN, img_floats, grads;
-    float *images, *cand_u, *cand_z, *dcand, *dcand_total;
-    uint64_t *idx;
-    grad_reduce_t fast;
-    tree_sum_t grad_tree, dcand_tree;
+    size_t img_floats;
+    float *images;
+    int64_t *idx;
+    global_step_t step;
     double ts[64], tc[64], tk[64], tf[64], tb[64];
     int nt;
 } runner_t;
@@ -107,96 +95,39 @@ static void runner_init(runner_t *r, const options_t *o, MPI_Comm comm, int dete
         fprintf(stderr, "scaling: %s\n", err);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    r->E = r->m->dims.proj_dim, r->D = r->c.enc_dim, r->seq = (size_t)r->B * r->N;
-    r->GN = (size_t)r->G * r->N;
     r->img_floats = (size_t)r->c.img_h * r->c.img_w * r->c.channels;
-    r->grads = r->m->table.total + r->m->q_table.total;
-    const size_t F = r->GN * (r->E + r->D);
     r->images = malloc((size_t)r->B * r->img_floats * sizeof(float));
-    r->cand_u = malloc(r->GN * r->E * sizeof(float));
-    r->cand_z = malloc(r->GN * r->D * sizeof(float));
-    r->dcand = malloc(F * sizeof(float));
-    r->dcand_total = malloc(F * sizeof(float));
     r->idx = malloc((size_t)r->B * sizeof *r->idx);
-    int bad = !r->images || !r->cand_u || !r->cand_z || !r->dcand || !r->dcand_total || !r->idx;
-    if (deterministic)
-        bad |= tree_sum_init(&r->grad_tree, r->grads, 1) || tree_sum_init(&r->dcand_tree, F, 1);
-    else
-        bad |= grad_reduce_init(&r->fast, r->m->grad_mem, 1u << 20,
-                                r->c.enc_depth + r->c.dec_depth + 16, comm);
-    if (bad) {
+    if (!r->images || !r->idx ||
+        global_step_init(&r->step, r->m, comm, r->G, r->B, r->B, deterministic, r->img_floats)) {
         fprintf(stderr, "scaling: out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     bench_images(r->images, (size_t)r->B * r->img_floats, 100 + (uint64_t)r->rank);
+    for (int b = 0; b < r->B; b++) r->idx[b] = (int64_t)r->rank * r->B + b;
 }
 
-/* One training step, as mimae_dist's; timings kept when `record`. */
+/* One training step, mimae_dist's (global_step_run, then the loss sum and
+ * AdamW); timings kept when `record`. */
 static void runner_step(runner_t *r, int it, int record)
 {
     mimae_model_t *m = r->m;
-    const size_t E = r->E, D = r->D, seq = r->seq, GN = r->GN, row = (size_t)r->rank * seq;
-    const int B = r->B, G = r->G;
-    MPI_Comm comm = r->comm;
-    for (int b = 0; b < B; b++) r->idx[b] = (uint64_t)(r->rank * B + b);
-    mimae_sample_masks(m, 1, (uint64_t)it, r->idx);
-    MPI_Barrier(comm);
-    double comm_s = 0.0, skew = 0.0, t;
+    MPI_Barrier(r->comm);
+    global_step_timing_t timing = {.barriers = 1};
     const double t0 = MPI_Wtime();
-    mimae_forward(m, r->images);
-    const double t_fwd = MPI_Wtime() - t0;
-    memcpy(r->cand_u + row * E, m->acts.u, seq * E * sizeof(float));
-    memcpy(r->cand_z + row * D, m->acts.z, seq * D * sizeof(float));
-    skew += barrier_time(comm);
-    t = MPI_Wtime();
-    dist_allgather_rows(r->cand_u, seq * E, comm);
-    dist_allgather_rows(r->cand_z, seq * D, comm);
-    comm_s += MPI_Wtime() - t;
-    memset(r->dcand, 0, GN * (E + D) * sizeof(float));
     mimae_losses_t loss;
-    mimae_mi_losses(&r->c, &m->dims, r->cand_u, r->cand_z, m->acts.mu, m->acts.lv, G,
-                    r->rank * B, B, r->dcand, r->dcand + GN * E, m->acts.mi_scratch, &loss);
-    mimae_local_losses(m, G, &loss);
-    double t_bwd;
-    if (r->deterministic) {
-        tree_sum_reset(&r->dcand_tree);
-        tree_sum_push(&r->dcand_tree, r->dcand);
-        t = MPI_Wtime();
-        tree_sum_finish(&r->dcand_tree, r->dcand_total, comm);
-        comm_s += MPI_Wtime() - t;
-        t = MPI_Wtime();
-        mimae_backward(m, r->dcand_total + row * E, r->dcand_total + GN * E + row * D);
-        t_bwd = MPI_Wtime() - t;
-        tree_sum_reset(&r->grad_tree);
-        tree_sum_push(&r->grad_tree, m->grad_mem);
-        skew += barrier_time(comm);
-        t = MPI_Wtime();
-        tree_sum_finish(&r->grad_tree, m->grad_mem, comm);
-        comm_s += MPI_Wtime() - t;
-    } else {
-        t = MPI_Wtime();
-        dist_reduce_scatter_rows(r->dcand, m->acts.du, seq * E, comm);
-        dist_reduce_scatter_rows(r->dcand + GN * E, m->acts.dz, seq * D, comm);
-        comm_s += MPI_Wtime() - t;
-        m->grads_ready = grad_reduce_ready;
-        m->grads_ready_ctx = &r->fast;
-        t = MPI_Wtime();
-        mimae_backward(m, m->acts.du, m->acts.dz);
-        t_bwd = MPI_Wtime() - t;
-        skew += barrier_time(comm);
-        grad_reduce_finish(&r->fast);
-        comm_s += r->fast.wait_seconds;
-    }
+    global_step_run(&r->step, r->images, r->idx, 1, (uint64_t)it, &loss, &timing);
     double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
-    t = MPI_Wtime();
-    dist_sum_doubles(terms, 4, comm);
-    comm_s += MPI_Wtime() - t;
+    const double t = MPI_Wtime();
+    dist_sum_doubles(terms, 4, r->comm);
+    timing.comm_s += MPI_Wtime() - t;
     (void)grad_norm(m->grad_mem, m->table.total);
     mimae_apply_update(m);
     const double step = MPI_Wtime() - t0;
     if (record && r->nt < 64) {
         const int k = r->nt++;
-        r->ts[k] = step, r->tc[k] = comm_s, r->tk[k] = skew, r->tf[k] = t_fwd, r->tb[k] = t_bwd;
+        r->ts[k] = step, r->tc[k] = timing.comm_s, r->tk[k] = timing.imbalance_s;
+        r->tf[k] = timing.forward_s, r->tb[k] = timing.backward_s;
     }
 }
 
@@ -209,27 +140,20 @@ static void runner_result(runner_t *r, result_t *res)
                    median_of(r->tf, n), median_of(r->tb, n)};
     MPI_Allreduce(MPI_IN_PLACE, v, 5, MPI_DOUBLE, MPI_MAX, r->comm);
     res->step = v[0], res->comm = v[1], res->skew = v[2], res->fwd = v[3], res->bwd = v[4];
-    const double MB = 1024.0 * 1024.0, F = (double)r->GN * (r->E + r->D);
-    /* cand_u + cand_z (F), dcand and dcand_total (2F); the tree: stack and receive buffers */
-    double extra = 3.0 * F * sizeof(float);
-    if (r->deterministic) extra += (3.0 * (double)r->grads + 3.0 * F) * sizeof(float);
+    const double MB = 1024.0 * 1024.0, E = (double)r->m->dims.proj_dim, D = r->c.enc_dim;
+    const double F = (double)r->G * r->N * (E + D), grads = bench_param_floats(r->m);
+    /* cand_u + cand_z (F), dcand and dcand_total (2F), mu and logvar saved
+     * (2 B N D); the tree: stack and receive buffers */
+    double extra = (3.0 * F + 2.0 * r->B * r->N * D) * sizeof(float);
+    if (r->deterministic) extra += (3.0 * grads + 3.0 * F) * sizeof(float);
     res->analytic_mib = (4.0 * bench_param_floats(r->m) * sizeof(float) +
                          bench_act_floats(&r->c, r->B) * sizeof(float) + extra) / MB;
 }
 
 static void runner_free(runner_t *r)
 {
-    if (r->deterministic) {
-        tree_sum_free(&r->grad_tree);
-        tree_sum_free(&r->dcand_tree);
-    } else {
-        grad_reduce_free(&r->fast);
-    }
+    global_step_free(&r->step);
     free(r->images);
-    free(r->cand_u);
-    free(r->cand_z);
-    free(r->dcand);
-    free(r->dcand_total);
     free(r->idx);
     mimae_model_free(r->m);
 }
