@@ -29,15 +29,16 @@ endif
 # Libraries: core (no MPI, no HDF5), io (HDF5, PNG, JPEG), dist (MPI,
 # ScaLAPACK), experiments (descriptors, sweeps, reports); programs in the top
 # level wire them together.
-CORE_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
+CORE_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*/*.c))
 IO_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard io/*.c))
 DIST_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard dist/*.c))
 EXP_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard experiments/*.c))
 LIBS      := $(BUILD)/libmimae_experiments.a $(BUILD)/libmimae_dist.a $(BUILD)/libmimae_io.a \
              $(BUILD)/libmimae_core.a
 PROGRAMS  := $(patsubst %.c,$(BUILD)/%,$(wildcard mimae*.c))
-# Top-level modules the programs share (evaluation orchestration).
-RUN_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(filter-out mimae%.c,$(wildcard *.c)))
+# run/: what the programs share that wires the layers together (the training
+# run, evaluation, fault injection).
+RUN_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard run/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -123,4 +124,4 @@ deps:
 clean:
 	rm -rf build build-san
 
--include $(wildcard $(BUILD)/*.d $(BUILD)/*/*.d)
+-include $(wildcard $(BUILD)/*.d $(BUILD)/*/*.d $(BUILD)/*/*/*.d)

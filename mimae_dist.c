@@ -25,20 +25,20 @@
 #include <hdf5.h>
 #include <mpi.h>
 
-#include "core/adamw.h"
-#include "core/augment.h"
-#include "core/blas_kernel.h"
-#include "core/forward_backward.h"
-#include "core/model.h"
-#include "core/reconstruct.h"
-#include "core/sampler.h"
-#include "core/train_step.h"
+#include "core/optim/adamw.h"
+#include "core/data/augment.h"
+#include "core/kernels/blas_check.h"
+#include "core/objective/objective.h"
+#include "core/vit/model.h"
+#include "core/vit/reconstruct.h"
+#include "core/data/sampler.h"
+#include "core/optim/update.h"
 #include "dist/collectives.h"
 #include "dist/global_step.h"
 #include "dist/mpi_check.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
-#include "evaluate.h"
+#include "run/evaluate.h"
 #include "io/checkpoint.h"
 #include "io/reader.h"
 #include "io/results.h"
@@ -101,7 +101,7 @@ static void install_signal_handlers(void)
  *       rank 0 writes the checkpoint of step S as onto a full disk: no file
  *       grows past BYTES bytes (RLIMIT_FSIZE, writes fail with EFBIG);
  *   nan-grad=TENSOR,step=S
- *       the gradient of parameter TENSOR (core/params.c names, "q.*" for Q)
+ *       the gradient of parameter TENSOR (core/vit/params.c names, "q.*" for Q)
  *       gets a NaN in the update that follows step S, on every rank;
  *   signal-before-init=TERM|USR1 (no step)
  *       every rank raises the signal on itself just before MPI_Init: a stop

@@ -17,11 +17,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "core/blas_kernel.h"
-#include "core/forward_backward.h"
-#include "core/model.h"
-#include "core/rng.h"
-#include "core/train_step.h"
+#include "core/kernels/blas_check.h"
+#include "core/objective/objective.h"
+#include "core/vit/model.h"
+#include "core/data/rng.h"
+#include "core/optim/update.h"
 
 /* OpenBLAS extensions (declared here: not every cblas.h has them). */
 char *openblas_get_corename(void);

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
         }
     }
     if (steps < 1 || warmup < 0 || peak_n < 64) return 2;
-    openblas_set_num_threads(1); /* core/parallel.h follows it: one thread */
+    openblas_set_num_threads(1); /* core/kernels/parallel.h follows it: one thread */
     bench_print_blas("mfu");
     const double blas_peak = bench_sgemm_peak(peak_n, 3);
     printf("mfu: 1 thread; cblas_sgemm %d^3 peak (OpenBLAS core %s): %.1f GFLOP/s at the start, "

@@ -33,7 +33,7 @@
 #include <time.h>
 
 #include "bench/bench_util.h"
-#include "core/adamw.h"
+#include "core/optim/adamw.h"
 #include "dist/collectives.h"
 #include "dist/global_step.h"
 

@@ -4,7 +4,7 @@
     /usr/bin/python3 bench/vs_pytorch.py --preset cifar|fmnist --masks N --threads T \
         [--steps K] [--warmup W] [--batch B]
 
-The same model and step as core/train_step.c, in float32: patchify, N disjoint masks
+The same model and step as core/optim/update.c, in float32: patchify, N disjoint masks
 per image (a random permutation per image), the encoder on the B*N masked views, the
 decoder over all L patches, the per-patch normalised reconstruction loss, the projector
 and InfoNCE over ordered mask pairs, the approximation network Q with CLUB (detached

@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/forward_backward.h"
-#include "core/model.h"
+#include "core/objective/objective.h"
+#include "core/vit/model.h"
 #include "dist/grad_reduce.h"
 #include "dist/tree_sum.h"
 

@@ -1,5 +1,5 @@
 /* The fast gradient reduction: as mimae_backward reports each finished range
- * of the gradient vector (core/model.h grads_ready), adjacent ranges are
+ * of the gradient vector (core/vit/model.h grads_ready), adjacent ranges are
  * merged into buckets and each full bucket is summed over the ranks with a
  * non-blocking MPI_Iallreduce, overlapping the rest of the backward. Summing
  * is right because every rank's gradient is already divided by the global

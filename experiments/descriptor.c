@@ -19,7 +19,7 @@
 
 #include <ini.h>
 
-#include "io/config_limits.h"
+#include "core/config/config_limits.h"
 #include "io/io_path.h"
 
 /* libinih reads lines into a buffer of INI_MAX_LINE bytes, which must hold the

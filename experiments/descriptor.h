@@ -1,5 +1,5 @@
 /* Experiment descriptors: an INI file (read with libinih) whose sections set
- * the model/method/optimiser config (core/config_fields.h) and the run
+ * the model/method/optimiser config (core/config/config_fields.h) and the run
  * settings below. `model.preset` is applied first, then every other key in
  * file order, then `--set section.key=value` overrides; unknown sections or
  * keys and impossible values are rejected with one line naming the file,
@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/config.h"
-#include "core/config_fields.h"
+#include "core/config/config.h"
+#include "core/config/config_fields.h"
 
 #define DESCRIPTOR_PATH_MAX 1024
 #define DESCRIPTOR_MAX_SWEEP_KEYS 16
@@ -106,7 +106,7 @@ extern const int run_config_field_count;
  *                -1  not training (evaluation only): nothing derived and
  *                    data.train may be empty.
  *
- * Checks: the size limits of io/config_limits.h, mimae_config_validate's,
+ * Checks: the size limits of core/config/config_limits.h, mimae_config_validate's,
  * and: data.train non-empty (unless -1);
  * train.epochs >= 1; train.seed, max_steps, micro_batch >= 0; micro_batch
  * divides global_batch (whether it divides the per-rank batch depends on the

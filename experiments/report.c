@@ -21,8 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/config.h"
-#include "core/config_fields.h"
+#include "core/config/config.h"
+#include "core/config/config_fields.h"
 #include "experiments/descriptor.h"
 #include "io/io_path.h"
 #include "io/results.h"

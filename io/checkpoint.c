@@ -1,7 +1,7 @@
 /* Checkpoints in HDF5 (layout in checkpoint.h).
  *
  * Writing: the file is built in memory and committed atomically by
- * h5_image_write (PATH.tmp-<pid>, fsync, rename, directory fsync; any
+ * h5_atomic_write (PATH.tmp-<pid>, fsync, rename, directory fsync; any
  * failure removes the temporary and leaves PATH as it was). Saving needs
  * memory for one copy of the file (parameters and both moments) on the
  * writing process.
@@ -24,11 +24,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/config_fields.h"
+#include "core/config/config_fields.h"
 #include "io/config_attrs.h"
-#include "io/config_limits.h"
+#include "core/config/config_limits.h"
 #include "io/h5_attr.h"
-#include "io/h5_image.h"
+#include "io/h5_atomic.h"
 #include "io/io_error.h"
 
 #define GROUP_COUNT 3
@@ -295,7 +295,7 @@ int checkpoint_save(const char *path, const mimae_model_t *m, const train_state_
     size_t increment = data_bytes / 8;
     if (increment < ((size_t)1 << 20)) increment = (size_t)1 << 20;
     if (increment > ((size_t)64 << 20)) increment = (size_t)64 << 20;
-    return h5_image_write(path, increment, H5P_DEFAULT, write_checkpoint, &sv, &c);
+    return h5_atomic_write(path, increment, H5P_DEFAULT, write_checkpoint, &sv, &c);
 }
 
 /* ------------------------------------------------------------------------
@@ -308,7 +308,7 @@ typedef struct {
 
 static hid_t open_file(io_file_err_t *c)
 {
-    return h5_image_open(c->path, "not a readable HDF5 file (truncated or damaged): "
+    return h5_atomic_open(c->path, "not a readable HDF5 file (truncated or damaged): "
                          ADVICE_CORRUPT, c);
 }
 

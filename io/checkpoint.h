@@ -7,13 +7,13 @@
  * Layout (format "mimae-checkpoint", version 1):
  *   /params/<name>, /adam_m/<name>, /adam_v/<name>   float32 (stored
  *     little-endian, contiguous), the table's shape: ndim 1 or 2
- *     (<name> as in core/params.c, "q.*" for Q); the groups track link
+ *     (<name> as in core/vit/params.c, "q.*" for Q); the groups track link
  *     creation order, so h5py lists the tensors in table order
  *   root attributes: format, format_version (int32), step, epoch, epoch_step
  *     (int64), seed (uint64), checksum (uint32: zlib CRC-32 over the
  *     little-endian float32 bytes of params, then adam_m, then adam_v, model
  *     before Q, table order), and "config.<section>.<key>" for every field of
- *     core/config_fields.h (int32/int64/float32/float64, enums as strings).
+ *     core/config/config_fields.h (int32/int64/float32/float64, enums as strings).
  *
  * Errors are one line, "<path>: <what>: <what to do>". Saving builds the file
  * in memory (HDF5 never writes to disk itself: an I/O error inside HDF5 1.10
@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 
 #define CHECKPOINT_FORMAT "mimae-checkpoint"
 #define CHECKPOINT_FORMAT_VERSION 1
@@ -54,7 +54,7 @@ int checkpoint_load(const char *path, mimae_model_t *m, train_state_t *st, char 
                     size_t errlen);
 
 /* Just the config stored in a checkpoint (to build a model for it); format,
- * version and the config itself (io/config_limits.h, mimae_config_validate)
+ * version and the config itself (core/config/config_limits.h, mimae_config_validate)
  * are checked, tensors and checksum are not. */
 int checkpoint_read_config(const char *path, mimae_config_t *cfg, char *err, size_t errlen);
 

@@ -1,5 +1,5 @@
 /* The model config as attributes "config.<section>.<key>", one for every
- * field of core/config_fields.h: int32, int64, float32 or float64 as the
+ * field of core/config/config_fields.h: int32, int64, float32 or float64 as the
  * field is, enums as strings (checkpoints and results files). */
 #ifndef MIMAE_IO_CONFIG_ATTRS_H
 #define MIMAE_IO_CONFIG_ATTRS_H
@@ -7,8 +7,8 @@
 #include <hdf5.h>
 #include <stddef.h>
 
-#include "core/config.h"
-#include "core/config_fields.h"
+#include "core/config/config.h"
+#include "core/config/config_fields.h"
 #include "io/io_error.h"
 
 /* "config.<section>.<key>" */

@@ -3,7 +3,7 @@
 #include <hdf5.h>
 #include <string.h>
 
-#include "core/config_fields.h"
+#include "core/config/config_fields.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/h5_attr.h"

@@ -20,10 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config_fields.h"
+#include "core/config/config_fields.h"
 #include "io/config_attrs.h"
 #include "io/h5_attr.h"
-#include "io/h5_image.h"
+#include "io/h5_atomic.h"
 #include "io/io_error.h"
 #include "io/png_write.h"
 
@@ -711,7 +711,7 @@ int results_write(const results_t *r, const char *path, char *err, size_t errlen
         close_id(fcpl, H5Pclose);
         return io_file_fail(&c, "cannot set up HDF5 file creation properties");
     }
-    int rc = h5_image_write(path, (size_t)1 << 20, fcpl, write_results, r, &c);
+    int rc = h5_atomic_write(path, (size_t)1 << 20, fcpl, write_results, r, &c);
     H5Pclose(fcpl);
     if (rc) return -1;
     if (r->has_recon && write_recon_png(&c, r)) return -1;
@@ -1134,10 +1134,10 @@ static int read_recon(io_file_err_t *c, hid_t file, results_t *r)
     return 0;
 }
 
-/* Opens path read-only (see h5_image_open). */
+/* Opens path read-only (see h5_atomic_open). */
 static hid_t open_file(io_file_err_t *c)
 {
-    return h5_image_open(c->path, "not a readable HDF5 file (truncated or damaged?): restore it "
+    return h5_atomic_open(c->path, "not a readable HDF5 file (truncated or damaged?): restore it "
                          "or start a new results file", c);
 }
 

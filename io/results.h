@@ -6,7 +6,7 @@
  *
  * Layout (format "mimae-results", version 1):
  *   root attributes: format, format_version, "config.<section>.<key>" for
- *     every field of core/config_fields.h, any extra string attributes
+ *     every field of core/config/config_fields.h, any extra string attributes
  *     (descriptor text, task id, swept values), and env.* (ranks, threads,
  *     mpi, openblas, hdf5, git_commit, host)
  *   /train/<metric>  float64 (steps), extendible, chunked: step, epoch,
@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
+#include "core/config/config.h"
 
 #define RESULTS_FORMAT "mimae-results"
 #define RESULTS_FORMAT_VERSION 1

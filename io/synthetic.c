@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/rng.h"
+#include "core/data/rng.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/io_path.h"

@@ -5,7 +5,7 @@
 #ifndef MIMAE_CKPT_UTIL_H
 #define MIMAE_CKPT_UTIL_H
 
-#include "core/model.h"
+#include "core/vit/model.h"
 
 /* The small run both the dist and the fault tests train: `images` synthetic
  * 16x16 images in work/data, and work/run.ini (test-small, global batch 16

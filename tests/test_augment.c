@@ -10,8 +10,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/augment.h"
-#include "core/rng.h"
+#include "core/data/augment.h"
+#include "core/data/rng.h"
 
 #define MAX_H 48
 #define MAX_W 48

@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 #include "io/checkpoint.h"
 #include "io/synthetic.h"
 #include "fs_util.h"

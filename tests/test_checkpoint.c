@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/config_fields.h"
-#include "core/forward_backward.h"
-#include "core/model.h"
-#include "core/rng.h"
-#include "core/train_step.h"
+#include "core/config/config_fields.h"
+#include "core/objective/objective.h"
+#include "core/vit/model.h"
+#include "core/data/rng.h"
+#include "core/optim/update.h"
 #include "io/checkpoint.h"
 
 #include "tests/fs_util.h"

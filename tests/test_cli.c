@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/rng.h"
+#include "core/data/rng.h"
 #include "io/checkpoint.h"
 #include "io/synthetic.h"
 #include "fs_util.h"

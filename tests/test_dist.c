@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 #include "io/checkpoint.h"
 #include "ckpt_util.h"
 #include "fs_util.h"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 #include "io/checkpoint.h"
 #include "io/results.h"
 #include "io/synthetic.h"

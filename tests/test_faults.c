@@ -28,9 +28,9 @@
 
 #include <hdf5.h>
 
-#include "core/model.h"
-#include "core/rng.h"
-#include "core/train_step.h"
+#include "core/vit/model.h"
+#include "core/data/rng.h"
+#include "core/optim/update.h"
 #include "io/checkpoint.h"
 #include "io/results.h"
 #include "ckpt_util.h"

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/finetune.h"
-#include "core/full_encoder.h"
-#include "core/rng.h"
-#include "core/schedule.h"
+#include "core/finetune/finetune.h"
+#include "core/vit/full_encoder.h"
+#include "core/data/rng.h"
+#include "core/optim/schedule.h"
 #include "io/synthetic.h"
 
 static mimae_config_t small_config(void)

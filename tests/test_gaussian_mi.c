@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/gaussian_mi.h"
-#include "core/rng.h"
+#include "core/objective/gaussian_mi.h"
+#include "core/data/rng.h"
 
 #define NOT_PD "covariance not positive definite: n too small for d or features constant; raise the ridge"
 

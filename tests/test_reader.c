@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/sampler.h"
+#include "core/data/sampler.h"
 #include "io/dataset.h"
 #include "io/reader.h"
 #include "io/synthetic.h"

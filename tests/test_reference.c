@@ -13,16 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/forward_backward.h"
-#include "core/model.h"
-#include "core/train_step.h"
+#include "core/objective/objective.h"
+#include "core/vit/model.h"
+#include "core/optim/update.h"
 #include "tests/h5_fixture.h"
 
 #define LOSS_RTOL 1e-4
 #define GRAD_RTOL 1e-3
 /* Parameters after five AdamW steps: Adam divides by sqrt(v), so a gradient
  * element near zero turns float32 rounding into visible updates; the one
- * exactly-zero gradient (the key bias) is zeroed in core/vit_block.c; the
+ * exactly-zero gradient (the key bias) is zeroed in core/vit/block.c; the
  * comparison is norm-relative per tensor (today ~1e-5). */
 #define PARAM_RTOL 1e-3
 

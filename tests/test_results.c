@@ -21,9 +21,9 @@
 
 #include <hdf5.h>
 
-#include "core/config.h"
-#include "core/config_fields.h"
-#include "core/rng.h"
+#include "core/config/config.h"
+#include "core/config/config_fields.h"
+#include "core/data/rng.h"
 #include "io/results.h"
 
 #include "tests/fs_util.h"

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/rng.h"
+#include "core/data/rng.h"
 
 #define DRAWS 1000000
 

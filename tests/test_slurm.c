@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
 #include "experiments/sweep_cmd.h"

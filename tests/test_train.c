@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/forward_backward.h"
-#include "core/masks.h"
-#include "core/model.h"
-#include "core/rng.h"
-#include "core/schedule.h"
-#include "core/train_step.h"
+#include "core/objective/objective.h"
+#include "core/objective/masks.h"
+#include "core/vit/model.h"
+#include "core/data/rng.h"
+#include "core/optim/schedule.h"
+#include "core/optim/update.h"
 #include "tests/alloc_count.h"
 
 /* A small model: 16x16x1 images, 4x4 patches (L = 16), N = 4 masks of V = 4. */

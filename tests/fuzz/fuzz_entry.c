@@ -9,9 +9,9 @@
 
 #include <hdf5.h>
 
-#include "core/config.h"
-#include "core/config_fields.h"
-#include "core/model.h"
+#include "core/config/config.h"
+#include "core/config/config_fields.h"
+#include "core/vit/model.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
 #include "io/checkpoint.h"

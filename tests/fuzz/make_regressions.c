@@ -11,7 +11,7 @@
 
 #include <hdf5.h>
 
-#include "core/model.h"
+#include "core/vit/model.h"
 #include "io/checkpoint.h"
 
 static const char *seeds, *out;

@@ -8,8 +8,8 @@
 
 #include <hdf5.h>
 
-#include "core/config.h"
-#include "core/model.h"
+#include "core/config/config.h"
+#include "core/vit/model.h"
 #include "io/checkpoint.h"
 #include "io/results.h"
 #include "io/synthetic.h"

@@ -47,7 +47,7 @@ export -f build_obj
 export CLANG BASE WARN SAN OUT
 ls io/*.c experiments/descriptor.c experiments/sweep.c tests/fuzz/fuzz_entry.c |
     xargs -P "$(nproc)" -I{} bash -c 'build_obj {} -fsanitize=fuzzer-no-link'
-ls core/*.c | xargs -P "$(nproc)" -I{} bash -c 'build_obj {} ""'
+ls core/*/*.c | xargs -P "$(nproc)" -I{} bash -c 'build_obj {} ""'
 
 for t in "${TARGETS[@]}"; do
     # shellcheck disable=SC2086

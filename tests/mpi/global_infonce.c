@@ -9,10 +9,10 @@
 
 #include <mpi.h>
 
-#include "core/club.h"
-#include "core/config.h"
-#include "core/infonce.h"
-#include "core/rng.h"
+#include "core/objective/gaussian_q.h"
+#include "core/config/config.h"
+#include "core/objective/infonce.h"
+#include "core/data/rng.h"
 #include "dist/collectives.h"
 
 enum { B = 5, N = 3, E = 8, D = 6 };

@@ -23,7 +23,7 @@
 
 #include <mpi.h>
 
-#include "core/rng.h"
+#include "core/data/rng.h"
 #include "dist/knn.h"
 #include "dist/mpi_check.h"
 

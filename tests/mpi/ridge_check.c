@@ -20,7 +20,7 @@
 
 #include <mpi.h>
 
-#include "core/rng.h"
+#include "core/data/rng.h"
 #include "dist/mpi_check.h"
 #include "dist/ridge.h"
 

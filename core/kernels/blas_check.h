@@ -1,0 +1,21 @@
+/* Whether OpenBLAS runs a kernel that fits this CPU.
+ *
+ * Debian's OpenBLAS 0.3.21 does not recognise some recent x86 CPUs and then
+ * falls back to its generic "Prescott" (SSE3) kernel: matrix products run
+ * 5-10x slower than with the AVX2 or AVX-512 kernels the CPU could use. The
+ * kernel is chosen when the library loads, so only the user can change it,
+ * with the environment variable OPENBLAS_CORETYPE. */
+#ifndef MIMAE_KERNELS_BLAS_CHECK_H
+#define MIMAE_KERNELS_BLAS_CHECK_H
+
+#include <stddef.h>
+
+/* The OpenBLAS kernel name ("SkylakeX", "Haswell", "Prescott", ...). */
+const char *blas_kernel_name(void);
+
+/* 1 and a one-line advice in msg when OpenBLAS uses the generic Prescott
+ * kernel on a CPU with AVX2 or AVX-512 and OPENBLAS_CORETYPE is unset; 0
+ * otherwise (msg then empty). */
+int blas_kernel_mismatch(char *msg, size_t len);
+
+#endif

@@ -1,0 +1,115 @@
+#include "core/optim/update.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/optim/adamw.h"
+#include "core/optim/schedule.h"
+
+/* The parameter tensor (model or Q) with the first non-finite gradient, or
+ * else the largest gradient norm: where a divergence shows first. *bad
+ * counts the tensors with a non-finite gradient, of *total. */
+static const param_info_t *worst_gradient(const mimae_model_t *m, double *norm, int *bad,
+                                          int *total)
+{
+    const param_table_t *tabs[2] = {&m->table, &m->q_table};
+    const float *grads[2] = {m->grad_mem, m->q_grad_mem};
+    const param_info_t *worst = NULL, *first_bad = NULL;
+    double worst_norm = -1.0, bad_norm = 0.0;
+    *bad = *total = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tabs[t]->count; i++) {
+            const param_info_t *p = &tabs[t]->info[i];
+            const double n = grad_norm(grads[t] + p->offset, p->count);
+            ++*total;
+            if (!isfinite(n)) {
+                if (!first_bad) first_bad = p, bad_norm = n;
+                ++*bad;
+            } else if (n > worst_norm) {
+                worst_norm = n, worst = p;
+            }
+        }
+    *norm = first_bad ? bad_norm : worst_norm;
+    return first_bad ? first_bad : worst;
+}
+
+int mimae_check_finite(const mimae_model_t *m, const mimae_losses_t *l, double gnorm,
+                       char *err, size_t errlen)
+{
+    const int loss_ok = isfinite(l->rec) && isfinite(l->max) && isfinite(l->min) &&
+                        isfinite(l->q);
+    const double qnorm = grad_norm(m->q_grad_mem, m->q_table.total);
+    if (loss_ok && gnorm <= MIMAE_GRAD_NORM_LIMIT && qnorm <= MIMAE_GRAD_NORM_LIMIT) return 0;
+    double worst_norm;
+    int bad, total;
+    const param_info_t *worst = worst_gradient(m, &worst_norm, &bad, &total);
+    snprintf(err, errlen,
+             "non-finite %s at step %ld (L_rec=%g L_max=%g L_min=%g L_q=%g grad_norm=%g; "
+             "worst gradient: %s, norm %g; %d of %d tensors with a non-finite gradient): "
+             "lower optim.blr or check the input data for NaN/Inf",
+             !loss_ok ? "loss" : isfinite(gnorm) && isfinite(qnorm) ? "update (gradient too large)"
+                                                                   : "gradient",
+             m->step, l->rec, l->max, l->min, l->q, gnorm,
+             worst ? worst->name : "(none)", worst_norm, bad, total);
+    return -1;
+}
+
+int mimae_check_state(const mimae_model_t *m, char *err, size_t errlen)
+{
+    static const char *const groups[3] = {"params", "adam_m", "adam_v"};
+    const param_table_t *tabs[2] = {&m->table, &m->q_table};
+    const float *blocks[3][2] = {{m->param_mem, m->q_param_mem},
+                                 {m->m_mem, m->q_m_mem},
+                                 {m->v_mem, m->q_v_mem}};
+    for (int g = 0; g < 3; g++)
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < tabs[t]->count; i++) {
+                const param_info_t *p = &tabs[t]->info[i];
+                const float *x = blocks[g][t] + p->offset;
+                for (size_t j = 0; j < p->count; j++)
+                    if (!isfinite(x[j])) {
+                        snprintf(err, errlen, "non-finite training state after step %ld: "
+                                 "/%s/%s[%zu] is %g (an update overflowed): lower optim.blr; "
+                                 "the last checkpoint is the last good state", m->step,
+                                 groups[g], p->name, j, (double)x[j]);
+                        return -1;
+                    }
+            }
+    return 0;
+}
+
+float mimae_apply_update(mimae_model_t *m)
+{
+    const mimae_config_t *c = &m->cfg;
+    adamw_hparams_t h = {schedule_lr(c, m->step), c->beta1, c->beta2, c->adam_eps,
+                         c->weight_decay};
+    m->step++;
+    adamw_update(&m->table, m->param_mem, m->grad_mem, m->m_mem, m->v_mem, &h, m->step, NULL);
+    adamw_update(&m->q_table, m->q_param_mem, m->q_grad_mem, m->q_m_mem, m->q_v_mem, &h, m->step, NULL);
+    return h.lr;
+}
+
+int mimae_train_step(mimae_model_t *m, const float *images, mimae_step_stats_t *stats,
+                     char *err, size_t errlen)
+{
+    if (m->batch != m->cfg.global_batch) {
+        snprintf(err, errlen, "single-process step with micro-batch %d but global_batch %d: "
+                 "they must be equal here", m->batch, m->cfg.global_batch);
+        return -1;
+    }
+    activations_t *a = &m->acts;
+    const size_t S = (size_t)m->batch * m->cfg.num_masks;
+    memset(a->du, 0, S * m->dims.proj_dim * sizeof(float));
+    memset(a->dz, 0, S * m->cfg.enc_dim * sizeof(float));
+    mimae_forward(m, images);
+    mimae_losses(m, a->u, a->z, m->batch, 0, a->du, a->dz, &stats->loss);
+    /* the backward runs even after a non-finite loss, so the message can name
+     * the tensor whose gradient went bad; the parameters are untouched then */
+    mimae_backward(m, a->du, a->dz);
+    stats->grad_norm = grad_norm(m->grad_mem, m->table.total);
+    stats->q_grad_norm = grad_norm(m->q_grad_mem, m->q_table.total);
+    if (mimae_check_finite(m, &stats->loss, stats->grad_norm, err, errlen)) return -1;
+    stats->lr = mimae_apply_update(m);
+    return 0;
+}

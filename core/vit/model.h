@@ -1,0 +1,107 @@
+/* The MI-MAE model of one process: parameters, gradients and AdamW moments of
+ * the encoder/decoder/projector and of Q, and every activation of a
+ * micro-batch, each in one block sized once from the config (llm.c manner).
+ * Nothing here allocates after mimae_model_create.
+ *
+ * Shapes: B images per micro-batch, N masks, S = B*N sequences (s = b*N + k),
+ * V visible patches, Te = V+1 encoder tokens, L patches, Td = L+1 decoder
+ * tokens, P pixels per patch, D/Dd encoder/decoder width, E feature width. */
+#ifndef MIMAE_VIT_MODEL_H
+#define MIMAE_VIT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "core/vit/params.h"
+#include "core/vit/block.h"
+
+/* The encoder's tensors for S sequences of V patch tokens (+ cls);
+ * laid out by encoder_acts_layout, run by core/vit/encoder.h. */
+typedef struct {
+    int S, V;                   /* sequences, patch tokens per sequence */
+    float *emb;                 /* (S*V, D) embedded patches */
+    float *x0;                  /* (S*(V+1), D) block input */
+    block_acts_t *blocks;       /* enc_depth blocks (array owned by the creator) */
+    float *h, *h_mean, *h_rstd; /* (S*(V+1), D) after the final norm */
+    float *dres, *demb;         /* backward scratch: (S*(V+1), D), (S*V, D) */
+} encoder_acts_t;
+
+typedef struct {
+    /* inputs and masks */
+    float *patches;             /* (B, L, P) */
+    float *target;              /* (B, L, P) reconstruction targets */
+    float *vis_pix;             /* (S*V, P) visible patch pixels */
+    /* encoder on the visible tokens of every mask; enc.h (S*Te, D) is the latent */
+    encoder_acts_t enc;
+    /* decoder */
+    float *y;                   /* (S*Te, Dd) */
+    float *xd0;                 /* (S*Td, Dd) */
+    block_acts_t *dec;          /* dec_depth blocks */
+    float *dn, *dn_mean, *dn_rstd; /* (S*Td, Dd) */
+    float *pred;                /* (S*Td, P) */
+    /* MI features */
+    float *z;                   /* (S, D) pooled latents */
+    float *proj_pre, *proj_post;/* (S, proj_hidden) */
+    float *g;                   /* (S, E) projector output */
+    float *g_norm;              /* (S) */
+    float *u;                   /* (S, E) unit features */
+    /* Q */
+    float *qe;                  /* (S*V, H) */
+    float *qs;                  /* (S, H) */
+    float *mu_pre, *mu_post, *mu;  /* (S, H), (S, H), (S, D) */
+    float *lv_pre, *lv_post, *lv;  /* (S, H), (S, H), (S, D) after tanh */
+    /* gradients of activations (reused scratch) */
+    float *dpred, *dres_dec, *dy, *dh;
+    float *du, *dg, *dz, *dproj_hidden;
+    float *dmu, *dlv, *dq_hidden, *dqs, *dqs_lv, *dqe;
+    block_scratch_t scratch;    /* sized for the wider of encoder and decoder */
+    float *mi_scratch;          /* InfoNCE logits (B, global_batch), mask uniforms (L) */
+    /* fixed tables */
+    float *pos_enc, *pos_dec, *pos_q;
+} activations_t;
+
+/* Called by mimae_backward each time a contiguous range of the gradient
+ * vector (model then Q, offsets in floats from grad_mem) is final, so that
+ * dist/ can start reducing it while the rest of the backward runs. The
+ * ranges of one backward are disjoint and cover the whole vector. */
+typedef void (*grads_ready_fn)(void *ctx, size_t offset, size_t count);
+
+typedef struct {
+    mimae_config_t cfg;
+    mimae_dims_t dims;
+    int batch;                  /* B: images per micro-batch on this process */
+    /* encoder, decoder, projector */
+    param_table_t table, grad_table;
+    model_params_t params, grads;
+    float *param_mem, *grad_mem, *m_mem, *v_mem;
+    /* approximation network Q */
+    param_table_t q_table, q_grad_table;
+    q_params_t q, q_grads;
+    float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem; /* q_grad_mem = grad_mem +
+                                   table.total: all gradients form one vector */
+    /* activations */
+    activations_t acts;
+    float *act_mem;
+    size_t act_floats;
+    int *perm, *vis_patch, *token_of; /* (B, L), (S, V), (S, L) */
+    int *int_mem;
+    long step;                  /* optimiser updates done */
+    grads_ready_fn grads_ready; /* optional */
+    void *grads_ready_ctx;
+} mimae_model_t;
+
+/* Allocates everything for micro-batches of `batch` images and initialises
+ * the parameters (MAE init from seed). Returns NULL with a message in err. */
+mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t seed,
+                                  char *err, size_t errlen);
+void mimae_model_free(mimae_model_t *m);
+
+/* Tells m->grads_ready (if set) that [from, to) of the gradient vector is final. */
+void mimae_grads_ready(const mimae_model_t *m, const float *from, const float *to);
+
+/* Floats in the parameter/gradient blocks (model and Q). */
+size_t mimae_model_param_count(const mimae_model_t *m);
+size_t mimae_model_q_param_count(const mimae_model_t *m);
+
+#endif

@@ -1,0 +1,36 @@
+/* HDF5 files written whole and atomically (checkpoints, results files).
+ *
+ * HDF5 1.10 cannot recover from an I/O error while writing: a failed
+ * H5Dclose/H5Fclose leaves a half-closed file that crashes the library's exit
+ * handler (and any later close). So HDF5 never writes to disk here: the file
+ * is built in memory (core driver, no backing store, its buffer owned through
+ * file-image callbacks so no second copy is made), and the finished image is
+ * written with write(2) to PATH.tmp-<pid>, fsynced, renamed onto PATH, and the
+ * directory fsynced. Disk errors are then ordinary errno failures; the
+ * temporary is removed and PATH left as it was. */
+#ifndef MIMAE_IO_H5_ATOMIC_H
+#define MIMAE_IO_H5_ATOMIC_H
+
+#include <hdf5.h>
+#include <stddef.h>
+
+#include "io/io_error.h"
+
+/* Writes the content of the in-memory file; 0, or -1 after io_file_fail. */
+typedef int (*h5_atomic_fill_fn)(hid_t file, const void *arg, io_file_err_t *e);
+
+/* Creates the temporary PATH.tmp-<pid> first (a missing directory or a
+ * permission problem fails at once, with errno), then the file in memory
+ * (growing by `increment` bytes; creation properties fcpl, or H5P_DEFAULT;
+ * 1.8 object headers, which h5py and HDF5 >= 1.8 read and which put large
+ * attributes in dense storage instead of failing at 64 KiB), lets fill write
+ * it, and commits it onto path. Needs memory for one copy of the file. */
+int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fill_fn fill,
+                   const void *arg, io_file_err_t *e);
+
+/* Opens a file read-only, with a message that says why not (`unreadable`
+ * when HDF5 cannot read it). No file lock: these files are only ever
+ * replaced whole by rename, and flock fails on some cluster file systems. */
+hid_t h5_atomic_open(const char *path, const char *unreadable, io_file_err_t *e);
+
+#endif
