@@ -25,26 +25,23 @@
 #include <hdf5.h>
 #include <mpi.h>
 
-#include "core/optim/adamw.h"
 #include "core/data/augment.h"
-#include "core/kernels/blas_check.h"
-#include "core/objective/objective.h"
-#include "core/vit/model.h"
-#include "core/vit/reconstruct.h"
 #include "core/data/sampler.h"
+#include "core/kernels/blas_check.h"
 #include "core/optim/update.h"
+#include "core/vit/reconstruct.h"
 #include "dist/collectives.h"
-#include "dist/global_step.h"
 #include "dist/mpi_check.h"
+#include "dist/train_step.h"
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
-#include "run/evaluate.h"
 #include "io/checkpoint.h"
 #include "io/reader.h"
 #include "io/results.h"
-
-enum { EXIT_OK = 0, EXIT_FAILURE_INTERNAL = 1, EXIT_BAD_INPUT = 2, EXIT_REQUEUE = 3,
-       EXIT_NONFINITE = 4 };
+#include "run/eval_record.h"
+#include "run/exit_status.h"
+#include "run/faults.h"
+#include "run/progress.h"
 
 #define ERR_LEN 4096
 #define MAX_OVERRIDES 64
@@ -87,117 +84,6 @@ static void install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-}
-
-/* ---- fault injection: a test hook (tests/test_faults.c), inert unless the
- * environment sets MIMAE_FAULT to comma-separated key=value pairs, one fault:
- *   kill-rank=R,step=S[,phase=step|checkpoint]
- *       rank R raises SIGKILL on itself at step S (S optimiser updates done):
- *       as the next step starts (phase=step, the default; after the
- *       checkpoint of step S if there is one), or while the checkpoint of
- *       step S is written (phase=checkpoint: rank 0 dies when about half of
- *       the file is on disk; another rank dies while rank 0 writes);
- *   full-disk=BYTES,step=S
- *       rank 0 writes the checkpoint of step S as onto a full disk: no file
- *       grows past BYTES bytes (RLIMIT_FSIZE, writes fail with EFBIG);
- *   nan-grad=TENSOR,step=S
- *       the gradient of parameter TENSOR (core/vit/params.c names, "q.*" for Q)
- *       gets a NaN in the update that follows step S, on every rank;
- *   signal-before-init=TERM|USR1 (no step)
- *       every rank raises the signal on itself just before MPI_Init: a stop
- *       request in a job's first moments. ---- */
-typedef struct {
-    int kill_rank;      /* -1: no kill */
-    int at_checkpoint;  /* phase=checkpoint */
-    long step;
-    long long full_disk; /* 0: none */
-    char nan_grad[64];  /* "": none */
-    int early_signal;   /* signal-before-init: 0 none, SIGTERM or SIGUSR1 */
-} fault_t;
-
-static fault_t fault = {-1, 0, -1, 0, "", 0};
-
-static int fault_parse(char *err, size_t errlen)
-{
-    const char *env = getenv("MIMAE_FAULT");
-    if (!env || !*env) return 0;
-    char text[256], *save = NULL;
-    snprintf(text, sizeof text, "%s", env);
-    for (char *kv = strtok_r(text, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '='), *end = NULL;
-        if (!eq) return snprintf(err, errlen, "MIMAE_FAULT: '%s' is not key=value", kv), -1;
-        *eq = 0;
-        const char *v = eq + 1;
-        errno = 0;
-        if (strcmp(kv, "kill-rank") == 0) fault.kill_rank = (int)strtol(v, &end, 10);
-        else if (strcmp(kv, "step") == 0) fault.step = strtol(v, &end, 10);
-        else if (strcmp(kv, "full-disk") == 0) fault.full_disk = strtoll(v, &end, 10);
-        else if (strcmp(kv, "phase") == 0 && (!strcmp(v, "step") || !strcmp(v, "checkpoint")))
-            fault.at_checkpoint = v[0] == 'c', end = (char *)v + strlen(v);
-        else if (strcmp(kv, "nan-grad") == 0 && strlen(v) < sizeof fault.nan_grad)
-            snprintf(fault.nan_grad, sizeof fault.nan_grad, "%s", v), end = (char *)v + strlen(v);
-        else if (strcmp(kv, "signal-before-init") == 0 &&
-                 (strcmp(v, "TERM") == 0 || strcmp(v, "USR1") == 0))
-            fault.early_signal = v[0] == 'T' ? SIGTERM : SIGUSR1, end = (char *)v + strlen(v);
-        if (!end || end == v || *end || errno)
-            return snprintf(err, errlen, "MIMAE_FAULT: %s=%s: unknown key or bad value (test "
-                            "hook: see mimae_dist.c)", kv, v), -1;
-    }
-    const int at_step = fault.kill_rank >= 0 || fault.full_disk > 0 || fault.nan_grad[0];
-    if (fault.step < 0 && (at_step || !fault.early_signal))
-        return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
-    return 0;
-}
-
-/* The signal-before-init fault (fault_parse, which reports bad values, runs
- * only after MPI_Init). */
-static void fault_raise_before_init(void)
-{
-    const char *env = getenv("MIMAE_FAULT");
-    const char *v = env ? strstr(env, "signal-before-init=") : NULL;
-    if (!v) return;
-    v += strlen("signal-before-init=");
-    if (strncmp(v, "TERM", 4) == 0) raise(SIGTERM);
-    else if (strncmp(v, "USR1", 4) == 0) raise(SIGUSR1);
-}
-
-/* SIGXFSZ while a killed-during-checkpoint rank 0 writes: die as by kill -9. */
-static void fault_die(int sig)
-{
-    (void)sig;
-    raise(SIGKILL);
-}
-
-/* Arms the fault of phase=checkpoint (and full-disk) before rank `rank`
- * writes or waits for the checkpoint of `step`; file_bytes estimates the
- * checkpoint's size. Returns 1 when an RLIMIT_FSIZE was set (restore with
- * fault_disarm). */
-static int fault_arm_checkpoint(int rank, long step, size_t file_bytes, struct rlimit *saved)
-{
-    if (step != fault.step) return 0;
-    if (fault.kill_rank == rank && fault.at_checkpoint && rank != 0) raise(SIGKILL);
-    const int kill_writer = rank == 0 && fault.kill_rank == 0 && fault.at_checkpoint;
-    const int full = rank == 0 && fault.full_disk > 0;
-    if ((!kill_writer && !full) || getrlimit(RLIMIT_FSIZE, saved)) return 0;
-    struct rlimit lim = *saved;
-    lim.rlim_cur = (rlim_t)(full ? (size_t)fault.full_disk : file_bytes / 2);
-    signal(SIGXFSZ, full ? SIG_IGN : fault_die);
-    return setrlimit(RLIMIT_FSIZE, &lim) == 0;
-}
-
-static void fault_disarm(const struct rlimit *saved)
-{
-    setrlimit(RLIMIT_FSIZE, saved);
-    signal(SIGXFSZ, SIG_DFL);
-}
-
-/* The gradient of tensor `name` (model or Q), or NULL. */
-static float *fault_gradient(mimae_model_t *m, const char *name)
-{
-    const param_info_t *p = param_table_find(&m->table, name);
-    if (p) return m->grad_mem + p->offset;
-    p = param_table_find(&m->q_table, name);
-    return p ? m->q_grad_mem + p->offset : NULL;
 }
 
 /* ---- command line ---- */
@@ -262,8 +148,7 @@ typedef struct {
     run_config_t *run;       /* desc.run */
     reader_t *reader;
     long n_images;           /* training images used */
-    int deterministic;
-    int G, per_rank, mb, k;  /* global batch, images per rank, micro-batch, micro-batches per rank */
+    step_plan_t plan;        /* the global batch over ranks and micro-batches */
     size_t image_floats;     /* H*W*C */
     mimae_model_t *model;
     sampler_t sampler;
@@ -271,7 +156,7 @@ typedef struct {
     /* step buffers */
     int64_t *indices;        /* per_rank */
     float *images;           /* (per_rank, H, W, C) augmented */
-    global_step_t step;      /* the gradients of a global batch across ranks */
+    train_step_t step;       /* one training step across the ranks */
     /* bookkeeping */
     train_state_t state;
     long total_steps, steps_per_epoch;
@@ -329,59 +214,15 @@ static int results_match_config(const results_t *res, const char *path,
     return 0;
 }
 
-/* Sizes of the work: how the global batch splits over ranks and micro-batches. */
-static int plan_batches(run_t *r, char *err, size_t errlen)
+static int allocate_buffers(run_t *r, char *err, size_t errlen)
 {
-    const int G = r->cfg->global_batch, R = r->ranks;
-    if (G % R) {
-        snprintf(err, errlen, "train.global_batch = %d is not divisible by the %d ranks: use a "
-                 "multiple of %d or another rank count", G, R, R);
-        return -1;
-    }
-    r->G = G;
-    r->per_rank = G / R;
-    if (r->run->reduction == REDUCTION_AUTO)
-        r->deterministic = R <= 8;
-    else
-        r->deterministic = r->run->reduction == REDUCTION_DETERMINISTIC;
-    if (!r->deterministic) {
-        if (r->run->micro_batch && r->run->micro_batch != r->per_rank) {
-            snprintf(err, errlen, "train.micro_batch = %d: the fast reduction runs each rank's %d "
-                     "images as one micro-batch; set 0 or %d", r->run->micro_batch, r->per_rank,
-                     r->per_rank);
-            return -1;
-        }
-        r->mb = r->per_rank;
-        r->k = 1;
-        return 0;
-    }
-    /* deterministic: M micro-batches of mb images, a power of two, R | M */
-    int mb = r->run->micro_batch;
-    if (!mb) { /* default: up to 8 micro-batches, so up to 8 ranks can share the work */
-        int M = 8;
-        while (G % M) M /= 2;
-        mb = G / M;
-    }
-    const int M = G / mb;
-    if (G % mb || (M & (M - 1)) || (R & (R - 1)) || M % R) {
-        snprintf(err, errlen, "train.reduction = deterministic splits the global batch %d into "
-                 "%d micro-batches of %d; that count must be a power of two divisible by the "
-                 "%d ranks: use 1, 2, 4 or 8 ranks, set train.micro_batch, or use "
-                 "train.reduction = fast", G, M, mb, R);
-        return -1;
-    }
-    r->mb = mb;
-    r->k = M / R;
-    return 0;
-}
-
-static int allocate_buffers(run_t *r)
-{
-    r->indices = malloc((size_t)r->per_rank * sizeof *r->indices);
-    r->images = malloc((size_t)r->per_rank * r->image_floats * sizeof(float));
-    if (!r->indices || !r->images) return -1;
-    return global_step_init(&r->step, r->model, MPI_COMM_WORLD, r->G, r->per_rank, r->mb,
-                            r->deterministic, r->image_floats);
+    r->indices = malloc((size_t)r->plan.per_rank * sizeof *r->indices);
+    r->images = malloc((size_t)r->plan.per_rank * r->image_floats * sizeof(float));
+    if (!r->indices || !r->images)
+        return snprintf(err, errlen, "out of memory for the step buffers (global batch %d)",
+                        r->plan.global_batch), -1;
+    return train_step_init(&r->step, r->model, MPI_COMM_WORLD, &r->plan, r->image_floats, err,
+                           errlen);
 }
 
 static void free_run(run_t *r)
@@ -391,7 +232,7 @@ static void free_run(run_t *r)
     sampler_free(&r->sampler);
     free(r->indices);
     free(r->images);
-    global_step_free(&r->step);
+    train_step_free(&r->step);
     if (r->results) results_free(r->results);
 }
 
@@ -399,7 +240,7 @@ static void augment_batch(run_t *r, const uint8_t *raw)
 {
     const dataset_info_t *info = reader_info(r->reader);
     augment_params_t aug = augment_defaults();
-    for (int i = 0; i < r->per_rank; i++) {
+    for (int i = 0; i < r->plan.per_rank; i++) {
         const uint8_t *src = raw + (size_t)i * r->image_floats;
         float *dst = r->images + (size_t)i * r->image_floats;
         if (r->run->augment)
@@ -421,46 +262,19 @@ static int save_progress(run_t *r, int with_checkpoint, char *err, size_t errlen
             char path[DESCRIPTOR_PATH_MAX + 64];
             checkpoint_path(path, sizeof path, r->ckpt_dir, r->state.step);
             struct rlimit saved;
-            const int armed = fault_arm_checkpoint(0, r->state.step, 3 * sizeof(float) *
+            const int armed = faults_arm_checkpoint(0, r->state.step, 3 * sizeof(float) *
                               (r->model->table.total + r->model->q_table.total), &saved);
             ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0;
-            if (armed) fault_disarm(&saved);
+            if (armed) faults_disarm(&saved);
             ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
         }
         ok = ok && results_write(r->results, r->results_path, err, errlen) == 0;
     } else if (with_checkpoint) {
-        fault_arm_checkpoint(r->rank, r->state.step, 0, NULL);
+        faults_arm_checkpoint(r->rank, r->state.step, 0, NULL);
     }
     MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (!ok && r->rank) snprintf(err, errlen, "rank 0 could not write the checkpoint/results");
     return ok ? 0 : -1;
-}
-
-static void format_duration(char *buf, size_t len, double s)
-{
-    if (s < 0 || !isfinite(s)) s = 0;
-    long t = (long)s;
-    if (t >= 3600) snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-    else snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
-}
-
-static void print_progress(const run_t *r, const step_metrics_t *s, double elapsed, long done)
-{
-    char eta[32];
-    format_duration(eta, sizeof eta, elapsed / (double)(done > 0 ? done : 1) *
-                                         (double)(r->total_steps - r->state.step));
-    const int tty = isatty(STDERR_FILENO);
-    if (tty) {
-        const int width = 20;
-        int filled = (int)(width * (double)r->state.step / (double)r->total_steps);
-        char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "\r[%s] ", bar);
-    }
-    fprintf(stderr, "step %ld/%ld ep %.2f L %.4f rec %.4f max %.4f min %.4f q %.3f lr %.2e "
-            "%.0f img/s ETA %s%s", s->step, r->total_steps, s->epoch, s->total, s->rec, s->max,
-            s->min, s->q, s->lr, s->images_per_s, eta, tty ? "   " : "\n");
 }
 
 /* Reconstructions of the first images of the data set with the final
@@ -469,15 +283,15 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
 {
     mimae_model_t *m = r->model;
     const dataset_info_t *info = reader_info(r->reader);
-    const int K = r->run->recon_samples < r->mb ? r->run->recon_samples : r->mb;
+    const int K = r->run->recon_samples < r->plan.micro_batch ? r->run->recon_samples : r->plan.micro_batch;
     if (K <= 0) return 0;
-    int64_t idx[r->mb];
-    for (int i = 0; i < r->mb; i++) idx[i] = i % r->n_images;
+    int64_t idx[r->plan.micro_batch];
+    for (int i = 0; i < r->plan.micro_batch; i++) idx[i] = i % r->n_images;
     const uint8_t *raw;
-    if (reader_start(r->reader, idx, r->mb, err, errlen) ||
+    if (reader_start(r->reader, idx, r->plan.micro_batch, err, errlen) ||
         reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
         return -1;
-    for (int i = 0; i < r->mb; i++)
+    for (int i = 0; i < r->plan.micro_batch; i++)
         augment_normalise(raw + (size_t)i * r->image_floats, info->h, info->w, info->c, r->mean,
                           r->std, r->images + (size_t)i * r->image_floats);
     mimae_sample_masks(m, (uint64_t)r->state.seed, 0, (const uint64_t *)idx);
@@ -542,7 +356,12 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         return EXIT_BAD_INPUT;
     r->cfg = &r->desc.model;
     r->run = &r->desc.run;
-    if (plan_batches(r, err, errlen)) { /* name the descriptor, as its other messages do */
+    _Static_assert(REDUCTION_DETERMINISTIC == (int)STEP_DETERMINISTIC &&
+                   REDUCTION_FAST == (int)STEP_FAST && REDUCTION_AUTO == (int)STEP_AUTO,
+                   "train.reduction's values are dist/train_step.h's");
+    if (step_plan_make(&r->plan, r->cfg->global_batch, r->ranks,
+                       (step_reduction_t)r->run->reduction, r->run->micro_batch, err, errlen)) {
+        /* name the descriptor, as its other messages do */
         const size_t pl = strlen(a->descriptor) + 2, n = strlen(err);
         if (pl + n < errlen) {
             memmove(err + pl, err, n + 1);
@@ -551,7 +370,7 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         }
         return EXIT_BAD_INPUT;
     }
-    r->reader = reader_create(r->run->train_data, r->per_rank, err, errlen);
+    r->reader = reader_create(r->run->train_data, r->plan.per_rank, err, errlen);
     if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
     const dataset_info_t *info = reader_info(r->reader);
     r->n_images = info->n;
@@ -564,10 +383,10 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
                  info->h, info->w, info->c, r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
         return EXIT_BAD_INPUT;
     }
-    if (r->n_images < r->G) {
+    if (r->n_images < r->plan.global_batch) {
         snprintf(err, errlen, "%s: %ld training images are fewer than one global batch (%d): "
                  "lower train.global_batch or use more data", r->run->train_data, r->n_images,
-                 r->G);
+                 r->plan.global_batch);
         return EXIT_BAD_INPUT;
     }
     for (int ch = 0; ch < info->c; ch++) {
@@ -575,7 +394,7 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
         r->std[ch] = (float)info->std[ch];
     }
     r->image_floats = (size_t)info->h * info->w * info->c;
-    if (sampler_init(&r->sampler, r->n_images, r->G, (uint64_t)r->run->seed)) {
+    if (sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
         snprintf(err, errlen, "out of memory for the data order of %ld images", r->n_images);
         return EXIT_FAILURE_INTERNAL;
     }
@@ -583,16 +402,10 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
     r->total_steps = r->run->epochs * r->steps_per_epoch;
     if (r->run->max_steps > 0 && r->run->max_steps < r->total_steps) r->total_steps = r->run->max_steps;
 
-    r->model = mimae_model_create(r->cfg, r->mb, (uint64_t)r->run->seed, err, errlen);
+    r->model = mimae_model_create(r->cfg, r->plan.micro_batch, (uint64_t)r->run->seed, err, errlen);
     if (!r->model) return EXIT_BAD_INPUT;
-    if (fault.nan_grad[0] && !fault_gradient(r->model, fault.nan_grad)) {
-        snprintf(err, errlen, "MIMAE_FAULT: nan-grad=%s: no such tensor", fault.nan_grad);
-        return EXIT_BAD_INPUT;
-    }
-    if (allocate_buffers(r)) {
-        snprintf(err, errlen, "out of memory for the step buffers (global batch %d)", r->G);
-        return EXIT_FAILURE_INTERNAL;
-    }
+    if (allocate_buffers(r, err, errlen)) return EXIT_FAILURE_INTERNAL;
+    if (faults_attach(&r->step, r->model, err, errlen)) return EXIT_BAD_INPUT;
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
     /* Resume from the newest valid checkpoint, on any rank count. Nothing is
@@ -637,7 +450,7 @@ static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_
             snprintf(text, sizeof text, "%ld", r->run->seed);
             results_set_attr(r->results, "train.seed", text);
             results_set_attr(r->results, "train.reduction",
-                             r->deterministic ? "deterministic" : "fast");
+                             r->plan.deterministic ? "deterministic" : "fast");
         }
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
@@ -676,41 +489,12 @@ static void advance(train_state_t *st, long steps_per_epoch)
     }
 }
 
-/* Evaluates the model (collective); rank 0 records the metrics in the
- * results with the checkpoint they came from and prints them. */
-static int record_evaluation(const mimae_model_t *m, const descriptor_t *d, results_t *results,
-                             const char *ckpt, long step, int rank, char *err, size_t errlen)
-{
-    eval_results_t ev;
-    if (rank == 0) fprintf(stderr, "mimae_dist: evaluating %s\n", ckpt);
-    if (evaluate_model(m, d, &ev, err, errlen)) return -1;
-    if (rank != 0) return 0;
-    const struct { int have; const char *name; double value; } metric[] = {
-        {ev.have_probe, "linear_probe_top1", ev.probe_top1},
-        {ev.have_probe, "linear_probe_lambda", ev.probe_lambda},
-        {ev.have_knn, "knn_top1", ev.knn_top1},
-        {ev.have_mi, "mi_infonce_bound", ev.infonce_bound},
-        {ev.have_mi, "mi_club", ev.club},
-        {ev.have_mi, "mi_gaussian", ev.gaussian_mi},
-        {ev.have_finetune, "finetune_top1", ev.finetune_top1},
-    };
-    fprintf(stderr, "mimae_dist: eval at step %ld:", step);
-    for (size_t i = 0; i < sizeof metric / sizeof metric[0]; i++) {
-        if (!metric[i].have) continue;
-        if (results_set_eval(results, metric[i].name, metric[i].value, ckpt, step))
-            return snprintf(err, errlen, "out of memory recording %s", metric[i].name), -1;
-        fprintf(stderr, " %s %.4f", metric[i].name, metric[i].value);
-    }
-    fprintf(stderr, "\n");
-    return 0;
-}
-
 static int run_evaluation(run_t *r, char *err, size_t errlen)
 {
     char ckpt[DESCRIPTOR_PATH_MAX + 64];
     checkpoint_path(ckpt, sizeof ckpt, r->ckpt_dir, r->state.step);
-    return record_evaluation(r->model, &r->desc, r->results, ckpt, r->state.step, r->rank, err,
-                             errlen);
+    const eval_config_t cfg = eval_config_of(r->run);
+    return eval_record(r->model, &cfg, r->results, ckpt, r->state.step, r->rank, err, errlen);
 }
 
 static int evaluation_due(const run_t *r)
@@ -750,7 +534,7 @@ static int train(run_t *r, char *err, size_t errlen)
     const long first_step = r->state.step;
     int pending_checkpoint = 0;
     step_indices(r, &r->state, r->indices);
-    if (reader_start(r->reader, r->indices, r->per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
+    if (reader_start(r->reader, r->indices, r->plan.per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
     while (r->state.step < r->total_steps) {
         const uint8_t *raw;
         double wait_s = 0.0;
@@ -765,8 +549,7 @@ static int train(run_t *r, char *err, size_t errlen)
             if (save_progress(r, 0, err, errlen)) return EXIT_FAILURE_INTERNAL;
         }
         pending_checkpoint = 0;
-        if (fault.kill_rank == r->rank && !fault.at_checkpoint && r->state.step == fault.step)
-            raise(SIGKILL); /* test hook, see fault_t */
+        faults_at_step(r->rank, r->state.step);
         int stop = stop_requested;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         if (stop) {
@@ -778,45 +561,37 @@ static int train(run_t *r, char *err, size_t errlen)
         train_state_t next = r->state;
         advance(&next, r->steps_per_epoch);
 
-        mimae_losses_t loss;
-        global_step_run(&r->step, r->images, r->indices, (uint64_t)r->state.seed,
-                        (uint64_t)r->state.epoch, &loss, NULL);
-        double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
-        dist_sum_doubles(terms, 4, MPI_COMM_WORLD);
-        loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];
-        mimae_losses_total(r->cfg, &loss);
-        if (fault.nan_grad[0] && r->state.step == fault.step) /* test hook, see fault_t */
-            fault_gradient(r->model, fault.nan_grad)[0] = NAN;
-        const double gnorm = grad_norm(r->model->grad_mem, r->model->table.total);
-        if (mimae_check_finite(r->model, &loss, gnorm, err, errlen)) {
+        mimae_step_stats_t st;
+        if (train_step_run(&r->step, r->images, r->indices, (uint64_t)r->state.seed,
+                           (uint64_t)r->state.epoch, &st, err, errlen)) {
             char save_err[ERR_LEN]; /* keep the history; the last checkpoint stays the newest */
             if (save_progress(r, 0, save_err, sizeof save_err) && r->rank == 0)
                 fprintf(stderr, "mimae_dist: %s\n", save_err);
             return EXIT_NONFINITE;
         }
-        const float lr = mimae_apply_update(r->model);
 
         /* Start reading the next step's images before the bookkeeping. */
         if (next.step < r->total_steps) {
             step_indices(r, &next, r->indices);
-            if (reader_start(r->reader, r->indices, r->per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
+            if (reader_start(r->reader, r->indices, r->plan.per_rank, err, errlen)) return EXIT_FAILURE_INTERNAL;
         }
         const double dt = MPI_Wtime() - t0;
         step_metrics_t s = {next.step, (double)r->state.epoch +
                             (double)(r->state.epoch_step + 1) / (double)r->steps_per_epoch,
-                            (double)next.step * r->G * r->cfg->num_masks, loss.rec, loss.max,
-                            loss.min, loss.q, loss.total, lr, gnorm, r->G / dt, wait_s};
+                            (double)next.step * r->plan.global_batch * r->cfg->num_masks, st.loss.rec,
+                            st.loss.max, st.loss.min, st.loss.q, st.loss.total, st.lr,
+                            st.grad_norm, r->plan.global_batch / dt, wait_s};
         r->state = next;
         if (r->rank == 0) {
             results_append_step(r->results, &s);
             if (r->state.step % r->run->log_every == 0 || r->state.step == r->total_steps)
-                print_progress(r, &s, MPI_Wtime() - t_start, r->state.step - first_step);
+                progress_print(&s, r->total_steps, MPI_Wtime() - t_start, r->state.step - first_step);
         }
         pending_checkpoint = (r->run->checkpoint_every > 0 &&
                               r->state.step % r->run->checkpoint_every == 0) ||
                              evaluation_due(r);
     }
-    if (r->rank == 0 && isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+    if (r->rank == 0) progress_end();
     int ok = 1;
     if (r->rank == 0) ok = record_reconstructions(r, err, errlen) == 0;
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_FAILURE_INTERNAL;
@@ -824,49 +599,6 @@ static int train(run_t *r, char *err, size_t errlen)
     if (save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
     if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
     return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
-}
-
-/* `mimae_dist eval CHECKPOINT`: the run directory holds descriptor.ini
- * (what the run used) and results.h5, where the metrics are added. */
-static int evaluate_checkpoint(run_t *r, const args_t *a, results_env_t *env, char *err,
-                               size_t errlen)
-{
-    char run_dir[DESCRIPTOR_PATH_MAX], desc_path[DESCRIPTOR_PATH_MAX + 32];
-    snprintf(run_dir, sizeof run_dir, "%s", a->eval_checkpoint);
-    for (int up = 0; up < 2; up++) { /* RUN_DIR/checkpoints/ckpt-N.h5 -> RUN_DIR */
-        char *slash = strrchr(run_dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(run_dir, sizeof run_dir, ".");
-    }
-    snprintf(desc_path, sizeof desc_path, "%s/descriptor.ini", run_dir);
-    for (int i = 0; i < a->n_overrides; i++) r->overrides[r->n_overrides++] = a->overrides[i];
-    if (load_descriptor(r, desc_path, 0, err, errlen)) return EXIT_BAD_INPUT;
-    mimae_config_t cfg;
-    if (checkpoint_read_config(a->eval_checkpoint, &cfg, err, errlen)) return EXIT_BAD_INPUT;
-    r->desc.model = cfg;
-    const int batch = cfg.global_batch < 32 ? cfg.global_batch : 32;
-    r->model = mimae_model_create(&cfg, batch, 0, err, errlen);
-    if (!r->model) return EXIT_BAD_INPUT;
-    train_state_t st;
-    if (!dist_all_ok(checkpoint_load(a->eval_checkpoint, r->model, &st, err, errlen) == 0,
-                     MPI_COMM_WORLD))
-        return EXIT_BAD_INPUT;
-    snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", run_dir);
-    int ok = 1;
-    if (r->rank == 0) {
-        env->ranks = r->ranks;
-        env->threads = openblas_get_num_threads();
-        r->results = access(r->results_path, F_OK) == 0
-                         ? results_load(r->results_path, err, errlen)
-                         : results_new(&cfg, env);
-        ok = r->results != NULL;
-    }
-    if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
-    if (record_evaluation(r->model, &r->desc, r->results, a->eval_checkpoint, st.step, r->rank,
-                          err, errlen))
-        return EXIT_BAD_INPUT;
-    if (r->rank == 0) ok = results_write(r->results, r->results_path, err, errlen) == 0;
-    return dist_all_ok(ok, MPI_COMM_WORLD) ? EXIT_OK : EXIT_FAILURE_INTERNAL;
 }
 
 int main(int argc, char **argv)
@@ -890,8 +622,9 @@ int main(int argc, char **argv)
      * because finding the commit forks `git`. */
     results_env_t env;
     results_env_detect(&env);
-    fault_raise_before_init(); /* test hook, see fault_t */
+    faults_before_mpi_init(); /* test hook, run/faults.h */
     MPI_CHECK(MPI_Init(&argc, &argv));
+    mpi_check_install();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     install_signal_handlers(); /* again: see above */
     run_t r;
@@ -900,10 +633,11 @@ int main(int argc, char **argv)
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
     char err[ERR_LEN] = "";
     args_t args;
-    int status = parse_args(argc, argv, &args, err, sizeof err) || fault_parse(err, sizeof err)
+    int status = parse_args(argc, argv, &args, err, sizeof err) || faults_parse(err, sizeof err)
                      ? EXIT_BAD_INPUT : EXIT_OK;
     if (status == EXIT_OK && args.eval_checkpoint) {
-        status = evaluate_checkpoint(&r, &args, &env, err, sizeof err);
+        status = eval_checkpoint_command(args.eval_checkpoint, args.overrides, args.n_overrides,
+                                         &env, r.rank, r.ranks, err, sizeof err);
     } else if (status == EXIT_OK) {
         status = setup(&r, &args, &env, err, sizeof err);
         if (status == EXIT_OK) status = train(&r, err, sizeof err);

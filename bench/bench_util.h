@@ -22,6 +22,7 @@
 #include "core/vit/model.h"
 #include "core/data/rng.h"
 #include "core/optim/update.h"
+#include "dist/train_step.h"
 
 /* OpenBLAS extensions (declared here: not every cblas.h has them). */
 char *openblas_get_corename(void);
@@ -95,12 +96,37 @@ static inline mimae_model_t *bench_model(const mimae_config_t *c)
     return m;
 }
 
-/* Runs warmup + steps single-process training steps (new masks every
- * step, as training does); returns the median seconds per step, and the
- * minimum in *min_s if not NULL (0 when steps is 0). */
-static inline double bench_time_steps(mimae_model_t *m, const float *images, int warmup,
+static inline void bench_finalize_mpi(void)
+{
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+/* mimae_dist's step in its plain case (dist/train_step.h: one process, the
+ * whole batch) for model m; MPI is initialised (a singleton) on first use. */
+static inline void bench_step_init(train_step_t *step, mimae_model_t *m)
+{
+    int initialized = 0;
+    char err[256];
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+        MPI_Init(NULL, NULL);
+        atexit(bench_finalize_mpi);
+    }
+    if (train_step_init_single(step, m, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        exit(1);
+    }
+}
+
+/* Runs warmup + steps training steps (new masks every step, as training
+ * does); returns the median seconds per step, and the minimum in *min_s if
+ * not NULL (0 when steps is 0). */
+static inline double bench_time_steps(train_step_t *step, const float *images, int warmup,
                                       int steps, double *min_s)
 {
+    mimae_model_t *m = step->model;
     const int B = m->batch;
     uint64_t *idx = malloc((size_t)B * sizeof *idx);
     double *t = malloc((size_t)(steps > 0 ? steps : 1) * sizeof *t);
@@ -110,7 +136,7 @@ static inline double bench_time_steps(mimae_model_t *m, const float *images, int
     for (int i = 0; i < warmup + steps; i++) {
         mimae_sample_masks(m, 1, (uint64_t)i, idx);
         double t0 = bench_now();
-        if (mimae_train_step(m, images, &st, err, sizeof err)) {
+        if (train_step_run(step, images, NULL, 0, 0, &st, err, sizeof err)) {
             fprintf(stderr, "bench: %s\n", err);
             exit(1);
         }

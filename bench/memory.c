@@ -39,7 +39,9 @@ int main(int argc, char **argv)
     const size_t n = (size_t)batch * c.img_h * c.img_w * c.channels;
     float *images = malloc(n * sizeof *images);
     bench_images(images, n, 5);
-    bench_time_steps(m, images, 0, steps, NULL);
+    train_step_t step;
+    bench_step_init(&step, m);
+    bench_time_steps(&step, images, 0, steps, NULL);
     const long peak_kb = bench_peak_rss_kb();
 
     const double MB = 1024.0 * 1024.0;

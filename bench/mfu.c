@@ -64,10 +64,12 @@ int main(int argc, char **argv)
             const double flops = bench_step_flops(&c, batch);
             double t[64], frac[64], pk[64];
             if (steps > 64) steps = 64;
-            bench_time_steps(m, images, warmup, 0, NULL); /* warm-up only */
+            train_step_t step;
+            bench_step_init(&step, m);
+            bench_time_steps(&step, images, warmup, 0, NULL); /* warm-up only */
             double before = bench_sgemm_peak(peak_n, 1);
             for (int i = 0; i < steps; i++) {
-                t[i] = bench_time_steps(m, images, 0, 1, NULL);
+                t[i] = bench_time_steps(&step, images, 0, 1, NULL);
                 const double after = bench_sgemm_peak(peak_n, 1);
                 double p = before > after ? before : after;
                 p = p > blas_peak ? p : blas_peak;
@@ -76,6 +78,7 @@ int main(int argc, char **argv)
                 best_peak = p > best_peak ? p : best_peak;
                 before = after;
             }
+            train_step_free(&step);
             free(images);
             mimae_model_free(m);
             const double med = bench_median(t, steps), f = bench_median(frac, steps);

@@ -9,7 +9,8 @@
  * the same machine: rank 0 alone (MPI_COMM_SELF; the other ranks wait
  * without spinning), then every rank (MPI_COMM_WORLD), then rank 0 alone
  * again, ..., each with --batch images per rank. The step is mimae_dist's
- * (dist/global_step.h, on synthetic images in memory, no I/O): forward; unit features and latents gathered
+ * (dist/train_step.h, on synthetic images in memory, no I/O): forward; unit
+ * features and latents gathered
  * (MPI_Allgather); InfoNCE/CLUB over the global batch; their gradients
  * reduce-scattered (fast) or tree-summed (deterministic); backward with the
  * bucketed MPI_Iallreduce overlapped (fast) or the fixed-tree sum
@@ -35,7 +36,8 @@
 #include "bench/bench_util.h"
 #include "core/optim/adamw.h"
 #include "dist/collectives.h"
-#include "dist/global_step.h"
+#include "dist/mpi_check.h"
+#include "dist/train_step.h"
 
 typedef struct {
     char config[16];
@@ -76,7 +78,7 @@ typedef struct {
     size_t img_floats;
     float *images;
     int64_t *idx;
-    global_step_t step;
+    train_step_t step;
     double ts[64], tc[64], tk[64], tf[64], tb[64];
     int nt;
 } runner_t;
@@ -98,32 +100,34 @@ static void runner_init(runner_t *r, const options_t *o, MPI_Comm comm, int dete
     r->img_floats = (size_t)r->c.img_h * r->c.img_w * r->c.channels;
     r->images = malloc((size_t)r->B * r->img_floats * sizeof(float));
     r->idx = malloc((size_t)r->B * sizeof *r->idx);
+    step_plan_t plan;
     if (!r->images || !r->idx ||
-        global_step_init(&r->step, r->m, comm, r->G, r->B, r->B, deterministic, r->img_floats)) {
-        fprintf(stderr, "scaling: out of memory\n");
+        step_plan_make(&plan, r->G, r->R, deterministic ? STEP_DETERMINISTIC : STEP_FAST, r->B,
+                       err, sizeof err) ||
+        train_step_init(&r->step, r->m, comm, &plan, r->img_floats, err, sizeof err)) {
+        fprintf(stderr, "scaling: %s\n", r->images && r->idx ? err : "out of memory");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     bench_images(r->images, (size_t)r->B * r->img_floats, 100 + (uint64_t)r->rank);
     for (int b = 0; b < r->B; b++) r->idx[b] = (int64_t)r->rank * r->B + b;
 }
 
-/* One training step, mimae_dist's (global_step_run, then the loss sum and
- * AdamW); timings kept when `record`. */
+/* One training step, mimae_dist's (train_step_run: the gradients, the loss
+ * sum and AdamW); timings kept when `record`. */
 static void runner_step(runner_t *r, int it, int record)
 {
-    mimae_model_t *m = r->m;
     MPI_Barrier(r->comm);
-    global_step_timing_t timing = {.barriers = 1};
+    step_timing_t timing = {.barriers = 1};
+    r->step.timing = &timing;
     const double t0 = MPI_Wtime();
-    mimae_losses_t loss;
-    global_step_run(&r->step, r->images, r->idx, 1, (uint64_t)it, &loss, &timing);
-    double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
-    const double t = MPI_Wtime();
-    dist_sum_doubles(terms, 4, r->comm);
-    timing.comm_s += MPI_Wtime() - t;
-    (void)grad_norm(m->grad_mem, m->table.total);
-    mimae_apply_update(m);
+    mimae_step_stats_t st;
+    char err[512];
+    if (train_step_run(&r->step, r->images, r->idx, 1, (uint64_t)it, &st, err, sizeof err)) {
+        fprintf(stderr, "scaling: %s\n", err);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     const double step = MPI_Wtime() - t0;
+    r->step.timing = NULL;
     if (record && r->nt < 64) {
         const int k = r->nt++;
         r->ts[k] = step, r->tc[k] = timing.comm_s, r->tk[k] = timing.imbalance_s;
@@ -143,8 +147,9 @@ static void runner_result(runner_t *r, result_t *res)
     const double MB = 1024.0 * 1024.0, E = (double)r->m->dims.proj_dim, D = r->c.enc_dim;
     const double F = (double)r->G * r->N * (E + D), grads = bench_param_floats(r->m);
     /* cand_u + cand_z (F), dcand and dcand_total (2F), mu and logvar saved
-     * (2 B N D); the tree: stack and receive buffers */
-    double extra = (3.0 * F + 2.0 * r->B * r->N * D) * sizeof(float);
+     * (2 B N D), the rank's feature gradients (B N (E + D)); the tree: stack
+     * and receive buffers */
+    double extra = (3.0 * F + 2.0 * r->B * r->N * D + r->B * r->N * (E + D)) * sizeof(float);
     if (r->deterministic) extra += (3.0 * grads + 3.0 * F) * sizeof(float);
     res->analytic_mib = (4.0 * bench_param_floats(r->m) * sizeof(float) +
                          bench_act_floats(&r->c, r->B) * sizeof(float) + extra) / MB;
@@ -152,7 +157,7 @@ static void runner_result(runner_t *r, result_t *res)
 
 static void runner_free(runner_t *r)
 {
-    global_step_free(&r->step);
+    train_step_free(&r->step);
     free(r->images);
     free(r->idx);
     mimae_model_free(r->m);
@@ -264,6 +269,7 @@ static double add_rate(size_t n)
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    mpi_check_install();
     int rank, R;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &R);

@@ -6,7 +6,7 @@
  *                          [--python /usr/bin/python3] [--script bench/vs_pytorch.py]
  *                          [--no-torch]
  *
- * For every config and mask count: W + K steps of mimae_train_step (median of
+ * For every config and mask count: W + K steps of mimae_dist's step, dist/train_step.h (median of
  * the K), then the PyTorch script in a child process with OPENBLAS_NUM_THREADS
  * = OMP_NUM_THREADS = T and torch.set_num_threads(T). Prints a table and one
  * `RESULT vs_pytorch ...` line per case for bench/run.sh. */
@@ -96,7 +96,10 @@ int main(int argc, char **argv)
             const size_t n = (size_t)batch * c.img_h * c.img_w * c.channels;
             float *images = malloc(n * sizeof *images);
             bench_images(images, n, 5);
-            double ours = 1e3 * bench_time_steps(m, images, o.warmup, o.steps, NULL);
+            train_step_t step;
+            bench_step_init(&step, m);
+            double ours = 1e3 * bench_time_steps(&step, images, o.warmup, o.steps, NULL);
+            train_step_free(&step);
             free(images);
             mimae_model_free(m);
             double theirs = o.torch ? torch_ms(&o, cname, N, batch) : -1.0;

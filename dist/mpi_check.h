@@ -1,6 +1,11 @@
 /* Every MPI call is checked through MPI_CHECK, which names the call, file and
  * line and aborts the whole job: a failed collective cannot be recovered
- * from on one rank, and aborting beats a hang. */
+ * from on one rank, and aborting beats a hang.
+ *
+ * MPI's default error handler (MPI_ERRORS_ARE_FATAL) would end the job inside
+ * the failing call before MPI_CHECK could say where: mpi_check_install sets
+ * MPI_ERRORS_RETURN on the world and self communicators (communicators made
+ * from them inherit it), right after MPI_Init. */
 #ifndef MIMAE_DIST_MPI_CHECK_H
 #define MIMAE_DIST_MPI_CHECK_H
 
@@ -19,5 +24,11 @@
             MPI_Abort(MPI_COMM_WORLD, 1);                                                 \
         }                                                                                 \
     } while (0)
+
+static inline void mpi_check_install(void)
+{
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN));
+}
 
 #endif

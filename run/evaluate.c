@@ -130,17 +130,17 @@ static int collect_mi(void *arg, const float *images, const int32_t *labels, lon
     return 0;
 }
 
-static int mi_statistics(mimae_model_t *m, const descriptor_t *d, const eval_ctx_t *ctx,
+static int mi_statistics(mimae_model_t *m, const eval_config_t *run, const eval_ctx_t *ctx,
                          long n_train, eval_results_t *out, char *err, size_t errlen)
 {
     const int N = m->cfg.num_masks, E = m->dims.proj_dim, D = m->cfg.enc_dim;
     /* equal shares: the gathered arrays are rank-major */
-    long n = limited(n_train, d->run.mi_images);
+    long n = limited(n_train, run->mi_images);
     n -= n % ctx->ranks;
     if (n < 2 * ctx->ranks) return snprintf(err, errlen, "eval.mi_images = %ld: too few for %d ranks",
-                                            d->run.mi_images, ctx->ranks), -1;
+                                            run->mi_images, ctx->ranks), -1;
     const long per = n / ctx->ranks, rows = n * N;
-    mi_batch_t b = {m, (uint64_t)d->run.seed, per * ctx->rank, NULL, NULL, NULL, NULL};
+    mi_batch_t b = {m, run->seed, per * ctx->rank, NULL, NULL, NULL, NULL};
     b.u = malloc((size_t)rows * E * sizeof(float));
     b.z = malloc((size_t)rows * D * sizeof(float));
     b.mu = malloc((size_t)per * N * D * sizeof(float));
@@ -158,7 +158,7 @@ static int mi_statistics(mimae_model_t *m, const descriptor_t *d, const eval_ctx
     local.u = b.u + (size_t)b.first * N * E;
     local.z = b.z + (size_t)b.first * N * D;
     if (rc == 0)
-        rc = for_each_batch(d->run.train_data, b.first, per, m->batch, ctx, collect_mi, &local,
+        rc = for_each_batch(run->train_data, b.first, per, m->batch, ctx, collect_mi, &local,
                             err, errlen);
     if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) goto done;
     dist_allgather_rows(b.u, (size_t)per * N * E, MPI_COMM_WORLD);
@@ -239,11 +239,10 @@ static int finetune_step(finetune_t *ft, reader_t *r, const int64_t *idx, int n,
     return 0;
 }
 
-static int finetune_run(const mimae_model_t *src, const descriptor_t *d, const eval_ctx_t *ctx,
+static int finetune_run(const mimae_model_t *src, const eval_config_t *run, const eval_ctx_t *ctx,
                         const dataset_info_t *info, long n_test, eval_results_t *out,
                         char *err, size_t errlen)
 {
-    const run_config_t *run = &d->run;
     const int G = src->cfg.global_batch, per_rank = G / ctx->ranks;
     const long n_train = limited(info->n, run->train_limit);
     const long labelled = (long)floor(run->label_fraction * (double)n_train);
@@ -252,24 +251,24 @@ static int finetune_run(const mimae_model_t *src, const descriptor_t *d, const e
                  "one global batch (%d): raise it", run->label_fraction, labelled, G);
         return -1;
     }
-    mimae_model_t *m = mimae_model_create(&src->cfg, per_rank, (uint64_t)run->seed, err, errlen);
+    mimae_model_t *m = mimae_model_create(&src->cfg, per_rank, run->seed, err, errlen);
     finetune_t *ft = m ? finetune_create(m, per_rank, info->num_classes,
                                          (float)run->label_smoothing, (float)run->layer_decay,
-                                         (uint64_t)run->seed, err, errlen)
+                                         run->seed, err, errlen)
                        : NULL;
     sampler_t order = {0};
     float *images = malloc((size_t)per_rank * ctx->image_floats * sizeof(float));
     int64_t *idx = malloc((size_t)per_rank * sizeof(int64_t));
     uint32_t *subset = malloc((size_t)n_train * sizeof(uint32_t));
     reader_t *r = ft ? reader_create(run->train_data, per_rank, err, errlen) : NULL;
-    int rc = r && images && idx && subset && sampler_init(&order, labelled, G, (uint64_t)run->seed) == 0
+    int rc = r && images && idx && subset && sampler_init(&order, labelled, G, run->seed) == 0
                  ? 0 : -1;
     if (rc && !err[0]) snprintf(err, errlen, "out of memory for fine-tuning");
     if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) goto done;
     memcpy(m->param_mem, src->param_mem, m->table.total * sizeof(float));
 
     /* the labelled images: a fixed random subset (FT 1 % uses 1 % of them) */
-    rng_permutation((uint64_t)run->seed, MI_EPOCH - 1, (uint32_t)n_train, subset);
+    rng_permutation(run->seed, MI_EPOCH - 1, (uint32_t)n_train, subset);
     const long steps_per_epoch = labelled / G, total = steps_per_epoch * run->finetune_epochs;
     mimae_config_t sched = src->cfg;
     sched.blr = (float)run->finetune_blr;
@@ -283,7 +282,7 @@ static int finetune_run(const mimae_model_t *src, const descriptor_t *d, const e
         adamw_hparams_t h = {schedule_lr(&sched, step), src->cfg.beta1, 0.999f,
                              src->cfg.adam_eps, src->cfg.weight_decay};
         /* augmentation streams of epochs no pre-training reaches */
-        rc = finetune_step(ft, r, idx, per_rank, G, ctx, info, (uint64_t)run->seed,
+        rc = finetune_step(ft, r, idx, per_rank, G, ctx, info, run->seed,
                            MI_EPOCH - 2 - (uint64_t)epoch, images, &h, err, errlen);
     }
     if (rc == 0) {
@@ -328,10 +327,9 @@ static int open_info(const char *path, dataset_info_t *copy, long *n, char *err,
     return 0;
 }
 
-int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results_t *out,
+int evaluate_model(const mimae_model_t *src, const eval_config_t *run, eval_results_t *out,
                    char *err, size_t errlen)
 {
-    const run_config_t *run = &d->run;
     memset(out, 0, sizeof *out);
     eval_ctx_t ctx;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
@@ -345,8 +343,8 @@ int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results
         ctx.std[c] = (float)train_info.std[c];
     }
     ctx.image_floats = (size_t)train_info.h * train_info.w * train_info.c;
-    const int needs_test = run->eval_linear_probe || run->eval_knn || run->eval_finetune;
-    if (needs_test && !run->test_data[0]) {
+    const int needs_test = run->linear_probe || run->knn || run->finetune;
+    if (needs_test && (!run->test_data || !run->test_data[0])) {
         if (ctx.rank == 0)
             fprintf(stderr, "mimae_dist: no data.test: skipping linear probe, k-NN and fine-tuning\n");
     } else if (needs_test) {
@@ -359,7 +357,7 @@ int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results
     memcpy(m->param_mem, src->param_mem, m->table.total * sizeof(float));
     memcpy(m->q_param_mem, src->q_param_mem, m->q_table.total * sizeof(float));
     int rc = 0;
-    if (n_test > 0 && (run->eval_linear_probe || run->eval_knn)) {
+    if (n_test > 0 && (run->linear_probe || run->knn)) {
         full_encoder_t *fe = full_encoder_create(m, EVAL_BATCH, err, errlen);
         float *tx = NULL, *sx = NULL;
         int32_t *ty = NULL, *sy = NULL;
@@ -372,7 +370,7 @@ int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results
             rc = -1;
         if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) rc = -1;
         const int D = m->cfg.enc_dim;
-        if (rc == 0 && run->eval_linear_probe) {
+        if (rc == 0 && run->linear_probe) {
             static const double lambdas[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};
             ridge_result_t res;
             rc = ridge_probe(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, lambdas,
@@ -383,7 +381,7 @@ int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results
             out->probe_val_top1 = res.val_top1;
             out->have_probe = rc == 0;
         }
-        if (rc == 0 && run->eval_knn) {
+        if (rc == 0 && run->knn) {
             rc = knn_classify(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, run->knn_k,
                               KNN_TEMPERATURE, &out->knn_top1, MPI_COMM_WORLD, err, errlen);
             out->have_knn = rc == 0;
@@ -391,10 +389,10 @@ int evaluate_model(const mimae_model_t *src, const descriptor_t *d, eval_results
         free(tx), free(ty), free(sx), free(sy);
         full_encoder_free(fe);
     }
-    if (rc == 0 && run->eval_mi && m->cfg.num_masks >= 2)
-        rc = mi_statistics(m, d, &ctx, n_train, out, err, errlen);
-    if (rc == 0 && run->eval_finetune && n_test > 0)
-        rc = finetune_run(m, d, &ctx, &train_info, n_test, out, err, errlen);
+    if (rc == 0 && run->mi && m->cfg.num_masks >= 2)
+        rc = mi_statistics(m, run, &ctx, n_train, out, err, errlen);
+    if (rc == 0 && run->finetune && n_test > 0)
+        rc = finetune_run(m, run, &ctx, &train_info, n_test, out, err, errlen);
     mimae_model_free(m);
     return dist_all_ok(rc == 0, MPI_COMM_WORLD) ? 0 : -1;
 }

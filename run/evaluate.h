@@ -7,8 +7,23 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "core/vit/model.h"
-#include "experiments/descriptor.h"
+
+/* What to evaluate, and on which data (a run's data.* and eval.* keys). */
+typedef struct {
+    const char *train_data;  /* HDF5 data set the features are fitted on */
+    const char *test_data;   /* NULL or "": no probe, k-NN or fine-tuning */
+    long train_limit, test_limit; /* use the first n images (0: all) */
+    uint64_t seed;           /* the MI batch's masks, fine-tuning's order */
+    int linear_probe, knn, mi, finetune; /* which evaluations run */
+    int knn_k;
+    long mi_images;          /* the fixed batch of the MI statistics */
+    int finetune_epochs;
+    double finetune_blr, layer_decay, label_smoothing;
+    double label_fraction;   /* labelled share of train used by fine-tuning */
+} eval_config_t;
 
 typedef struct {
     int have_probe, have_knn, have_mi, have_finetune;
@@ -18,11 +33,11 @@ typedef struct {
     double finetune_top1;
 } eval_results_t;
 
-/* Runs what d->run.eval_* asks for on the model's current parameters (the
+/* Runs what the config asks for on the model's current parameters (the
  * model is not changed). Evaluations that need a test set are skipped, with
  * a note on rank 0's stderr, when data.test is empty; the MI statistics need
  * N >= 2 masks. Returns 0, or -1 with a one-line message. */
-int evaluate_model(const mimae_model_t *m, const descriptor_t *d, eval_results_t *out,
+int evaluate_model(const mimae_model_t *m, const eval_config_t *cfg, eval_results_t *out,
                    char *err, size_t errlen);
 
 #endif

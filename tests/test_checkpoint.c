@@ -21,6 +21,7 @@
 #include "core/vit/model.h"
 #include "core/data/rng.h"
 #include "core/optim/update.h"
+#include "tests/step_util.h"
 #include "io/checkpoint.h"
 
 #include "tests/fs_util.h"
@@ -63,14 +64,17 @@ static float *random_images(const mimae_config_t *c, uint64_t seed)
 /* Steps `first`..`first+count-1` of a run: masks for images first*B.. */
 static void train(mimae_model_t *m, const float *images, long first, int count)
 {
+    train_step_t step;
+    char err[256];
+    if (single_step_init(&step, m, err, sizeof err)) fail_msg("step: %s", err);
     for (int s = 0; s < count; s++) {
         uint64_t idx[B];
         for (int b = 0; b < B; b++) idx[b] = (uint64_t)((first + s) * B + b);
         mimae_sample_masks(m, SEED, 0, idx);
         mimae_step_stats_t st;
-        char err[256];
-        if (mimae_train_step(m, images, &st, err, sizeof err)) fail_msg("step: %s", err);
+        if (single_step_run(&step, images, &st, err, sizeof err)) fail_msg("step: %s", err);
     }
+    train_step_free(&step);
 }
 
 /* Fills every tensor of a block (not the padding) with a pattern. */

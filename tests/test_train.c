@@ -18,6 +18,7 @@
 #include "core/data/rng.h"
 #include "core/optim/schedule.h"
 #include "core/optim/update.h"
+#include "tests/step_util.h"
 #include "tests/alloc_count.h"
 
 /* A small model: 16x16x1 images, 4x4 patches (L = 16), N = 4 masks of V = 4. */
@@ -97,7 +98,7 @@ static void test_n1_is_mae(void **state)
         const int *perm = m->perm + (size_t)b * L;
         for (int j = V; j < L; j++) { /* MAE: ids_restore puts perm[V..] under the mask */
             int l_patch = perm[j];
-            const float *p = a->pred + ((size_t)b * (L + 1) + 1 + l_patch) * P;
+            const float *p = a->dec.pred + ((size_t)b * (L + 1) + 1 + l_patch) * P;
             const float *t = a->target + ((size_t)b * L + l_patch) * P;
             double sq = 0.0;
             for (int i = 0; i < P; i++) sq += ((double)p[i] - t[i]) * (p[i] - t[i]);
@@ -116,7 +117,7 @@ static void test_n1_is_mae(void **state)
     for (size_t i = 0; i < fc1->count; i++) assert_true(m->grad_mem[fc1->offset + i] == 0.0f);
     /* the visible patch never enters the loss gradient */
     for (int i = 0; i < V; i++) {
-        const float *dp = a->dpred + (size_t)(1 + m->vis_patch[i]) * P;
+        const float *dp = a->dec.dpred + (size_t)(1 + m->vis_patch[i]) * P;
         for (int k = 0; k < P; k++) assert_true(dp[k] == 0.0f);
     }
     mimae_model_free(m);
@@ -133,16 +134,19 @@ static void test_overfit_fixed_batch(void **state)
     static float images[B * 16 * 16];
     synthetic_images(images, B, 16, 16, 1, 5);
     double first = 0.0, last = 0.0;
+    train_step_t step;
+    char err[256];
+    if (single_step_init(&step, m, err, sizeof err)) fail_msg("step: %s", err);
     for (int s = 0; s < STEPS; s++) {
         mimae_step_stats_t st;
-        char err[256];
-        if (mimae_train_step(m, images, &st, err, sizeof err)) fail_msg("step %d: %s", s, err);
+        if (single_step_run(&step, images, &st, err, sizeof err)) fail_msg("step %d: %s", s, err);
         if (s == 0) first = st.loss.rec;
         last = st.loss.rec;
         if (s % 50 == 0 || s == STEPS - 1)
             printf("  step %3d L_rec %.4f L_max %.4f L_min %.4f L_q %.3f |g| %.3f\n", s,
                    st.loss.rec, st.loss.max, st.loss.min, st.loss.q, st.grad_norm);
     }
+    train_step_free(&step);
     mimae_model_free(m);
     printf("  L_rec %.4f -> %.4f (%.1f %% lower)\n", first, last, 100.0 * (1.0 - last / first));
     assert_true(last < 0.5 * first);
@@ -162,11 +166,14 @@ static void test_step_allocates_nothing(void **state)
     synthetic_images(images, B, 16, 16, 1, 9);
     mimae_step_stats_t st;
     char err[256];
-    assert_int_equal(mimae_train_step(m, images, &st, err, sizeof err), 0);
+    train_step_t step;
+    if (single_step_init(&step, m, err, sizeof err)) fail_msg("step: %s", err);
+    assert_int_equal(single_step_run(&step, images, &st, err, sizeof err), 0);
     long before = alloc_count();
-    for (int s = 0; s < 3; s++) assert_int_equal(mimae_train_step(m, images, &st, err, sizeof err), 0);
+    for (int s = 0; s < 3; s++) assert_int_equal(single_step_run(&step, images, &st, err, sizeof err), 0);
     long during = alloc_count() - before;
     printf("  allocations in 3 steps after the first: %ld\n", during);
+    train_step_free(&step);
     mimae_model_free(m);
     assert_int_equal(during, 0);
     /* the counter itself works: creating a model allocates */
@@ -192,7 +199,10 @@ static void test_nonfinite_guard(void **state)
     memcpy(copy, m->param_mem, n * sizeof(float));
     mimae_step_stats_t st;
     char err[256] = "";
-    assert_int_equal(mimae_train_step(m, images, &st, err, sizeof err), -1);
+    train_step_t step;
+    if (single_step_init(&step, m, err, sizeof err)) fail_msg("step: %s", err);
+    assert_int_equal(single_step_run(&step, images, &st, err, sizeof err), -1);
+    train_step_free(&step);
     printf("  %s\n", err);
     assert_non_null(strstr(err, "non-finite loss at step 0"));
     assert_memory_equal(copy, m->param_mem, n * sizeof(float));
@@ -318,8 +328,7 @@ static void test_grads_ready_ranges(void **state)
     ranges_t r = {m, calloc(n, 1), calloc(n, sizeof(float)), 0};
     assert_non_null(r.covered);
     assert_non_null(r.snapshot);
-    m->grads_ready = record_range;
-    m->grads_ready_ctx = &r;
+    mimae_listen_grads(m, record_range, &r);
     activations_t *a = &m->acts;
     memset(a->du, 0, (size_t)B * c.num_masks * m->dims.proj_dim * sizeof(float));
     memset(a->dz, 0, (size_t)B * c.num_masks * c.enc_dim * sizeof(float));

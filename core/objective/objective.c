@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/objective/gaussian_q.h"
+#include "core/vit/decoder.h"
 #include "core/vit/encoder.h"
 #include "core/objective/infonce.h"
 #include "core/kernels/layernorm.h"
@@ -29,13 +30,6 @@ static mlp_t q_head_mlp(const mimae_model_t *m, int logvar)
     const int H = m->cfg.q_hidden, D = m->cfg.enc_dim;
     if (logvar) return (mlp_t){q->lv_fc1_w, q->lv_fc1_b, q->lv_fc2_w, q->lv_fc2_b, H, H, D, ACT_RELU};
     return (mlp_t){q->mu_fc1_w, q->mu_fc1_b, q->mu_fc2_w, q->mu_fc2_b, H, H, D, ACT_RELU};
-}
-
-static block_dims_t decoder_dims(const mimae_model_t *m)
-{
-    int S = m->batch * m->cfg.num_masks;
-    return (block_dims_t){S, m->dims.dec_tokens, m->cfg.dec_dim, m->cfg.dec_heads,
-                          m->cfg.mlp_ratio * m->cfg.dec_dim};
 }
 
 void mimae_sample_masks(mimae_model_t *m, uint64_t seed, uint64_t epoch,
@@ -81,11 +75,9 @@ void mimae_forward(mimae_model_t *m, const float *images)
 {
     const mimae_config_t *c = &m->cfg;
     const mimae_dims_t *d = &m->dims;
-    const model_params_t *p = &m->params;
     activations_t *a = &m->acts;
     const int B = m->batch, N = c->num_masks, S = B * N;
-    const int D = c->enc_dim, Dd = c->dec_dim, H = c->q_hidden;
-    const int Te = d->enc_tokens, Td = d->dec_tokens, V = d->V, L = d->L, P = d->P;
+    const int D = c->enc_dim, H = c->q_hidden, V = d->V, L = d->L, P = d->P;
 
     patchify(a->patches, images, B, c->img_h, c->img_w, c->channels, c->patch);
     recon_targets(a->target, a->patches, B, L, P, c->norm_pix);
@@ -93,19 +85,12 @@ void mimae_forward(mimae_model_t *m, const float *images)
 
     /* encoder on the visible tokens of every mask */
     tokens_gather_visible(a->vis_pix, a->patches, m->vis_patch, S, N, L, V, P);
-    encoder_forward(m, &a->enc, a->vis_pix, m->vis_patch);
+    const encoder_t enc = mimae_encoder(m);
+    encoder_forward(&enc, &a->enc, a->vis_pix, m->vis_patch);
 
     /* decoder over all patches, mask tokens where hidden */
-    linear_forward(a->y, a->enc.h, p->dec_embed_w, p->dec_embed_b, S * Te, D, Dd);
-    tokens_decoder_forward(a->xd0, a->y, p->mask_token, a->pos_dec, m->token_of, S, L, V, Dd);
-    block_dims_t dd = decoder_dims(m);
-    const float *x = a->xd0;
-    for (int i = 0; i < c->dec_depth; i++) {
-        vit_block_forward(&a->dec[i], &p->dec[i], x, &dd);
-        x = a->dec[i].out;
-    }
-    layernorm_forward(a->dn, a->dn_mean, a->dn_rstd, x, p->dec_norm_w, p->dec_norm_b, S * Td, Dd);
-    linear_forward(a->pred, a->dn, p->dec_pred_w, p->dec_pred_b, S * Td, Dd, P);
+    const decoder_t dec = mimae_decoder(m);
+    decoder_forward(&dec, &a->dec, a->enc.h, m->token_of);
 
     /* pooled latents and the features InfoNCE compares */
     tokens_pool_forward(a->z, a->enc.h, S, V, D, c->pool);
@@ -134,7 +119,7 @@ void mimae_local_losses(mimae_model_t *m, int Bg, mimae_losses_t *out)
     activations_t *a = &m->acts;
     const int B = m->batch, N = c->num_masks;
     const double sequences = (double)Bg * N;
-    out->rec = recon_loss(a->dpred, a->pred, a->target, m->token_of, B, N, d->L, d->V, d->P,
+    out->rec = recon_loss(a->dec.dpred, a->dec.pred, a->target, m->token_of, B, N, d->L, d->V, d->P,
                           sequences, c->w_rec);
     out->q = q_nll_loss(a->dmu, a->dlv, a->z, a->mu, a->lv, B * N, c->enc_dim, sequences, 1.0f);
 }
@@ -151,6 +136,14 @@ void mimae_mi_losses(const mimae_config_t *c, const mimae_dims_t *d, const float
                              c->club_contrast, c->w_min);
 }
 
+void mimae_batch_mi_losses(mimae_model_t *m, const float *cand_u, const float *cand_z,
+                           const float *mu, const float *logvar, int Bg, int offset,
+                           float *dcand_u, float *dcand_z, mimae_losses_t *out)
+{
+    mimae_mi_losses(&m->cfg, &m->dims, cand_u, cand_z, mu, logvar, Bg, offset, m->batch, dcand_u,
+                    dcand_z, m->acts.mi_scratch, out);
+}
+
 void mimae_losses_total(const mimae_config_t *c, mimae_losses_t *out)
 {
     out->total = c->w_rec * out->rec + c->w_max * out->max + c->w_min * out->min;
@@ -160,8 +153,8 @@ void mimae_losses(mimae_model_t *m, const float *cand_u, const float *cand_z, in
                   int offset, float *dcand_u, float *dcand_z, mimae_losses_t *out)
 {
     mimae_local_losses(m, Bg, out);
-    mimae_mi_losses(&m->cfg, &m->dims, cand_u, cand_z, m->acts.mu, m->acts.lv, Bg, offset,
-                    m->batch, dcand_u, dcand_z, m->acts.mi_scratch, out);
+    mimae_batch_mi_losses(m, cand_u, cand_z, m->acts.mu, m->acts.lv, Bg, offset, dcand_u,
+                          dcand_z, out);
     mimae_losses_total(&m->cfg, out);
 }
 
@@ -188,34 +181,17 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
 {
     const mimae_config_t *c = &m->cfg;
     const mimae_dims_t *d = &m->dims;
-    const model_params_t *p = &m->params;
     model_params_t *g = &m->grads;
     activations_t *a = &m->acts;
-    const int B = m->batch, N = c->num_masks, S = B * N;
-    const int D = c->enc_dim, Dd = c->dec_dim;
-    const int Te = d->enc_tokens, Td = d->dec_tokens, V = d->V, L = d->L, P = d->P;
-    float *tmp = a->scratch.c; /* free between the block backwards */
+    const int S = m->batch * c->num_masks, D = c->enc_dim, V = d->V;
+    float *tmp = a->scratch.c; /* free between the stages */
 
     memset(m->grad_mem, 0, m->table.total * sizeof(float));
     memset(m->q_grad_mem, 0, m->q_table.total * sizeof(float));
 
     /* decoder: from the reconstruction gradient back to the latent tokens */
-    linear_backward(tmp, g->dec_pred_w, g->dec_pred_b, a->dpred, a->dn, p->dec_pred_w,
-                    S * Td, Dd, P);
-    memset(a->dres_dec, 0, (size_t)S * Td * Dd * sizeof(float));
-    const float *dec_last = a->dec[c->dec_depth - 1].out;
-    layernorm_backward(a->dres_dec, g->dec_norm_w, g->dec_norm_b, tmp, dec_last, p->dec_norm_w,
-                       a->dn_mean, a->dn_rstd, S * Td, Dd);
-    block_dims_t dd = decoder_dims(m);
-    for (int i = c->dec_depth - 1; i >= 0; i--)
-        vit_block_backward(a->dres_dec, &g->dec[i], &p->dec[i], &a->dec[i],
-                           i ? a->dec[i - 1].out : a->xd0, &a->scratch, &dd);
-    tokens_decoder_backward(a->dy, g->mask_token, a->dres_dec, m->token_of, S, L, V, Dd);
-    linear_backward(a->dh, g->dec_embed_w, g->dec_embed_b, a->dy, a->enc.h, p->dec_embed_w,
-                    S * Te, D, Dd);
-    float *const grads_end = m->grad_mem + m->table.total;
-    float *const proj_start = c->proj_hidden > 0 ? g->proj_fc1_w : grads_end;
-    mimae_grads_ready(m, g->dec_embed_w, proj_start);
+    const decoder_t dec = mimae_decoder(m);
+    decoder_backward(&dec, &a->dec, a->dh, a->enc.h, m->token_of, &a->scratch);
 
     /* MI terms: from the unit features and latents back to the pooled tokens */
     normalize_rows_backward(a->dg, du, a->u, a->g_norm, S, d->proj_dim);
@@ -223,15 +199,35 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
         mlp_t proj = projector_mlp(m);
         mlp_grads_t pg = {g->proj_fc1_w, g->proj_fc1_b, g->proj_fc2_w, g->proj_fc2_b};
         mlp_backward(&proj, &pg, tmp, a->dproj_hidden, a->dg, a->z, a->proj_pre, a->proj_post, S);
-        mimae_grads_ready(m, proj_start, grads_end);
+        static const char *const projector[] = {"projector."};
+        grads_ready_report(&m->ready, projector, 1);
     } else {
         memcpy(tmp, a->dg, (size_t)S * D * sizeof(float));
     }
     for (size_t i = 0; i < (size_t)S * D; i++) tmp[i] += dz[i];
     tokens_pool_backward(a->dh, tmp, S, V, D, c->pool);
 
-    encoder_backward(m, &a->enc, a->dh, a->vis_pix, &a->scratch);
+    const encoder_t enc = mimae_encoder(m);
+    encoder_backward(&enc, &a->enc, a->dh, a->vis_pix, &a->scratch);
 
     q_backward(m);
-    mimae_grads_ready(m, m->q_grad_mem, m->q_grad_mem + m->q_table.total);
+    static const char *const q_network[] = {"q."};
+    grads_ready_report(&m->q_ready, q_network, 1);
 }
+
+mimae_step_shape_t mimae_step_shape(const mimae_model_t *m)
+{
+    /* the backward reports: decoder, projector, final norm, each encoder
+     * block, the embedding, Q */
+    return (mimae_step_shape_t){m->batch, m->cfg.num_masks, m->dims.proj_dim,
+                                (size_t)m->cfg.enc_dim, m->table.total + m->q_table.total,
+                                m->cfg.enc_depth + 5};
+}
+
+mimae_features_t mimae_features(const mimae_model_t *m)
+{
+    const activations_t *a = &m->acts;
+    return (mimae_features_t){a->u, a->z, a->mu, a->lv};
+}
+
+float *mimae_gradients(mimae_model_t *m) { return m->grad_mem; }

@@ -35,7 +35,7 @@ void mimae_losses(mimae_model_t *m, const float *cand_u, const float *cand_z, in
                   int offset, float *dcand_u, float *dcand_z, mimae_losses_t *out);
 
 /* The terms that need only this micro-batch: L_rec (gradient into
- * acts.dpred) and L_q (into acts.dmu, acts.dlv); normalised by Bg images. */
+ * acts.dec.dpred) and L_q (into acts.dmu, acts.dlv); normalised by Bg images. */
 void mimae_local_losses(mimae_model_t *m, int Bg, mimae_losses_t *out);
 
 /* The terms over the global batch: L_max (InfoNCE on cand_u) and L_min (CLUB
@@ -46,11 +46,40 @@ void mimae_mi_losses(const mimae_config_t *cfg, const mimae_dims_t *dims, const 
                      int offset, int B, float *dcand_u, float *dcand_z, float *scratch,
                      mimae_losses_t *out);
 
+/* mimae_mi_losses for this model's micro-batch of m->batch images (their
+ * own mu and logvar from the last forward are given explicitly, as a step
+ * may have saved them), with the model's scratch. */
+void mimae_batch_mi_losses(mimae_model_t *m, const float *cand_u, const float *cand_z,
+                           const float *mu, const float *logvar, int Bg, int offset,
+                           float *dcand_u, float *dcand_z, mimae_losses_t *out);
+
 /* out->total from the terms and the weights. */
 void mimae_losses_total(const mimae_config_t *cfg, mimae_losses_t *out);
 
 /* du (S, E) and dz (S, D): the gradients for this process's own features.
  * Overwrites the model and Q gradient blocks. */
 void mimae_backward(mimae_model_t *m, const float *du, const float *dz);
+
+/* ---- What a step across processes sees of the model (dist/train_step.h):
+ * these sizes and pointers, and the functions above; not the model's fields. */
+typedef struct {
+    int images, masks;   /* B images per micro-batch, N masks */
+    size_t feature_dim;  /* E: width of the unit features u */
+    size_t latent_dim;   /* D: width of z, mu and logvar */
+    size_t grad_floats;  /* the gradient vector: model, then Q */
+    int grad_ranges;     /* the most ranges one backward reports */
+} mimae_step_shape_t;
+
+mimae_step_shape_t mimae_step_shape(const mimae_model_t *m);
+
+/* The last forward's features: u (B*N, E), z, mu and logvar (B*N, D). */
+typedef struct {
+    const float *u, *z, *mu, *logvar;
+} mimae_features_t;
+
+mimae_features_t mimae_features(const mimae_model_t *m);
+
+/* The gradient vector (grad_floats), which mimae_backward overwrites. */
+float *mimae_gradients(mimae_model_t *m);
 
 #endif

@@ -2,7 +2,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "core/optim/adamw.h"
 #include "core/optim/schedule.h"
@@ -90,26 +89,15 @@ float mimae_apply_update(mimae_model_t *m)
     return h.lr;
 }
 
-int mimae_train_step(mimae_model_t *m, const float *images, mimae_step_stats_t *stats,
-                     char *err, size_t errlen)
+int mimae_finish_step(mimae_model_t *m, mimae_losses_t *loss, mimae_step_stats_t *stats,
+                      char *err, size_t errlen)
 {
-    if (m->batch != m->cfg.global_batch) {
-        snprintf(err, errlen, "single-process step with micro-batch %d but global_batch %d: "
-                 "they must be equal here", m->batch, m->cfg.global_batch);
-        return -1;
-    }
-    activations_t *a = &m->acts;
-    const size_t S = (size_t)m->batch * m->cfg.num_masks;
-    memset(a->du, 0, S * m->dims.proj_dim * sizeof(float));
-    memset(a->dz, 0, S * m->cfg.enc_dim * sizeof(float));
-    mimae_forward(m, images);
-    mimae_losses(m, a->u, a->z, m->batch, 0, a->du, a->dz, &stats->loss);
-    /* the backward runs even after a non-finite loss, so the message can name
-     * the tensor whose gradient went bad; the parameters are untouched then */
-    mimae_backward(m, a->du, a->dz);
+    mimae_losses_total(&m->cfg, loss);
+    stats->loss = *loss;
     stats->grad_norm = grad_norm(m->grad_mem, m->table.total);
     stats->q_grad_norm = grad_norm(m->q_grad_mem, m->q_table.total);
-    if (mimae_check_finite(m, &stats->loss, stats->grad_norm, err, errlen)) return -1;
+    stats->lr = 0.0f;
+    if (mimae_check_finite(m, loss, stats->grad_norm, err, errlen)) return -1;
     stats->lr = mimae_apply_update(m);
     return 0;
 }

@@ -1,7 +1,6 @@
-/* One optimiser step on a single process (the whole global batch here):
- * forward, loss terms, backward, non-finite guard, AdamW on the model and on
- * Q with the per-iteration schedule. dist/ composes the same phases with its
- * reductions in between and calls mimae_apply_update itself. */
+/* The end of a training step, once the gradient of the global batch is in
+ * the model: the non-finite guard, then AdamW on the model and on Q with the
+ * per-iteration schedule. dist/train_step.h composes the whole step. */
 #ifndef MIMAE_OPTIM_UPDATE_H
 #define MIMAE_OPTIM_UPDATE_H
 
@@ -15,12 +14,6 @@ typedef struct {
     double q_grad_norm;
     float lr;
 } mimae_step_stats_t;
-
-/* Returns 0, or -1 with a one-line message when a loss term or the gradient
- * norm is not finite (the parameters are then left untouched). Requires
- * m->batch == cfg.global_batch; masks come from m->perm. */
-int mimae_train_step(mimae_model_t *m, const float *images, mimae_step_stats_t *stats,
-                     char *err, size_t errlen);
 
 /* Gradient norms above this would overflow AdamW's float second moment
  * (g * g > FLT_MAX for an element near it). */
@@ -43,5 +36,12 @@ int mimae_check_state(const mimae_model_t *m, char *err, size_t errlen);
 /* AdamW on the model and on Q with the lr of update m->step; m->step++.
  * Returns the lr used. */
 float mimae_apply_update(mimae_model_t *m);
+
+/* The end of a step with the global batch's loss terms in *loss (total
+ * filled in here) and gradient in the model: the gradient norms, the guard,
+ * then the update. 0 with stats filled, or -1 as mimae_check_finite (the
+ * parameters untouched). */
+int mimae_finish_step(mimae_model_t *m, mimae_losses_t *loss, mimae_step_stats_t *stats,
+                      char *err, size_t errlen);
 
 #endif

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <stdio.h>
+
 #include "core/kernels/layernorm.h"
 #include "core/kernels/linear.h"
 #include "core/vit/tokens.h"
@@ -27,14 +29,16 @@ void encoder_acts_layout(arena_t *ar, encoder_acts_t *a, const mimae_config_t *c
     a->demb = arena_take(ar, (size_t)S * V * D);
 }
 
-void encoder_forward(const mimae_model_t *m, encoder_acts_t *a, const float *patch_vecs,
+static int patch_floats(const mimae_config_t *c) { return c->patch * c->patch * c->channels; }
+
+void encoder_forward(const encoder_t *e, encoder_acts_t *a, const float *patch_vecs,
                      const int *positions)
 {
-    const mimae_config_t *c = &m->cfg;
-    const model_params_t *p = &m->params;
+    const mimae_config_t *c = e->cfg;
+    const model_params_t *p = e->params;
     const int S = a->S, V = a->V, D = c->enc_dim;
-    linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, m->dims.P, D);
-    tokens_encoder_forward(a->x0, a->emb, p->cls_token, m->acts.pos_enc, positions, S, V, D);
+    linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, patch_floats(c), D);
+    tokens_encoder_forward(a->x0, a->emb, p->cls_token, e->pos, positions, S, V, D);
     const block_dims_t bd = encoder_block_dims(c, a);
     const float *x = a->x0;
     for (int i = 0; i < c->enc_depth; i++) {
@@ -44,26 +48,31 @@ void encoder_forward(const mimae_model_t *m, encoder_acts_t *a, const float *pat
     layernorm_forward(a->h, a->h_mean, a->h_rstd, x, p->norm_w, p->norm_b, S * (V + 1), D);
 }
 
-void encoder_backward(const mimae_model_t *m, encoder_acts_t *a, const float *dh,
+void encoder_backward(const encoder_t *e, encoder_acts_t *a, const float *dh,
                       const float *patch_vecs, block_scratch_t *scratch)
 {
-    const mimae_config_t *c = &m->cfg;
-    const model_params_t *p = &m->params;
-    model_params_t *g = (model_params_t *)&m->grads;
+    const mimae_config_t *c = e->cfg;
+    const model_params_t *p = e->params;
+    model_params_t *g = e->grads;
     const int S = a->S, V = a->V, D = c->enc_dim, depth = c->enc_depth;
     const size_t R = (size_t)S * (V + 1);
     memset(a->dres, 0, R * D * sizeof(float));
     layernorm_backward(a->dres, g->norm_w, g->norm_b, dh, a->blocks[depth - 1].out, p->norm_w,
                        a->h_mean, a->h_rstd, (int)R, D);
-    mimae_grads_ready(m, g->norm_w, g->dec_embed_w);
+    static const char *const final_norm[] = {"norm."};
+    grads_ready_report(e->ready, final_norm, 1);
     const block_dims_t bd = encoder_block_dims(c, a);
     for (int i = depth - 1; i >= 0; i--) {
         vit_block_backward(a->dres, &g->enc[i], &p->enc[i], &a->blocks[i],
                            i ? a->blocks[i - 1].out : a->x0, scratch, &bd);
-        mimae_grads_ready(m, g->enc[i].ln1_w, i + 1 < depth ? g->enc[i + 1].ln1_w : g->norm_w);
+        char block[PARAM_NAME_MAX];
+        snprintf(block, sizeof block, "blocks.%d.", i);
+        const char *const names[] = {block};
+        grads_ready_report(e->ready, names, 1);
     }
     tokens_encoder_backward(a->demb, g->cls_token, a->dres, S, V, D);
     linear_backward(NULL, g->patch_w, g->patch_b, a->demb, patch_vecs, p->patch_w, S * V,
-                    m->dims.P, D);
-    mimae_grads_ready(m, m->grad_mem, g->enc[0].ln1_w);
+                    patch_floats(c), D);
+    static const char *const embedding[] = {"patch_embed.", "cls_token"};
+    grads_ready_report(e->ready, embedding, 2);
 }

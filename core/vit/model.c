@@ -25,14 +25,7 @@ static void activations_layout(mimae_model_t *m, float *base)
     a->target = arena_take(&l, B * L * P);
     a->vis_pix = arena_take(&l, S * V * P);
     encoder_acts_layout(&l, &a->enc, c, (int)S, (int)V);
-    a->y = arena_take(&l, S * Te * Dd);
-    a->xd0 = arena_take(&l, S * Td * Dd);
-    const block_dims_t dec_dims = {(int)S, (int)Td, (int)Dd, c->dec_heads, c->mlp_ratio * (int)Dd};
-    for (int i = 0; i < c->dec_depth; i++) vit_block_acts_layout(&l, &a->dec[i], &dec_dims);
-    a->dn = arena_take(&l, S * Td * Dd);
-    a->dn_mean = arena_take(&l, S * Td);
-    a->dn_rstd = arena_take(&l, S * Td);
-    a->pred = arena_take(&l, S * Td * P);
+    decoder_acts_layout(&l, &a->dec, c, (int)S);
     a->z = arena_take(&l, S * D);
     a->proj_pre = arena_take(&l, S * Hp);
     a->proj_post = arena_take(&l, S * Hp);
@@ -48,9 +41,6 @@ static void activations_layout(mimae_model_t *m, float *base)
     a->lv_post = arena_take(&l, S * H);
     a->lv = arena_take(&l, S * D);
 
-    a->dpred = arena_take(&l, S * Td * P);
-    a->dres_dec = arena_take(&l, S * Td * Dd);
-    a->dy = arena_take(&l, S * Te * Dd);
     a->dh = arena_take(&l, S * Te * D);
     a->du = arena_take(&l, S * E);
     a->dg = arena_take(&l, S * E);
@@ -111,9 +101,9 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
     m->q_m_mem = block_alloc(nq);
     m->q_v_mem = block_alloc(nq);
     m->acts.enc.blocks = calloc((size_t)cfg->enc_depth, sizeof *m->acts.enc.blocks);
-    m->acts.dec = calloc((size_t)cfg->dec_depth, sizeof *m->acts.dec);
+    m->acts.dec.blocks = calloc((size_t)cfg->dec_depth, sizeof *m->acts.dec.blocks);
     if (!m->param_mem || !m->grad_mem || !m->m_mem || !m->v_mem || !m->q_param_mem ||
-        !m->q_grad_mem || !m->q_m_mem || !m->q_v_mem || !m->acts.enc.blocks || !m->acts.dec)
+        !m->q_grad_mem || !m->q_m_mem || !m->q_v_mem || !m->acts.enc.blocks || !m->acts.dec.blocks)
         goto oom;
     param_table_bind(&m->table, m->param_mem);
     param_table_bind(&m->grad_table, m->grad_mem);
@@ -136,6 +126,7 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
     posembed_2d_sincos(m->acts.pos_enc, cfg->enc_dim, d->grid_h, d->grid_w, 1);
     posembed_2d_sincos(m->acts.pos_dec, cfg->dec_dim, d->grid_h, d->grid_w, 1);
     posembed_2d_sincos(m->acts.pos_q, cfg->q_hidden, d->grid_h, d->grid_w, 0);
+    mimae_listen_grads(m, NULL, NULL);
     params_init_mae(&m->table, m->param_mem, seed);
     /* Q's stream differs from the model's: same tensor numbers, other seed. */
     params_init_mae(&m->q_table, m->q_param_mem, seed ^ 0x5151515151515151ull);
@@ -160,7 +151,7 @@ void mimae_model_free(mimae_model_t *m)
     free(m->act_mem);
     free(m->int_mem);
     free(m->acts.enc.blocks);
-    free(m->acts.dec);
+    free(m->acts.dec.blocks);
     param_table_free(&m->table);
     param_table_free(&m->grad_table);
     param_table_free(&m->q_table);
@@ -170,10 +161,20 @@ void mimae_model_free(mimae_model_t *m)
     free(m);
 }
 
-void mimae_grads_ready(const mimae_model_t *m, const float *from, const float *to)
+void mimae_listen_grads(mimae_model_t *m, grads_ready_fn fn, void *ctx)
 {
-    if (m->grads_ready && to > from)
-        m->grads_ready(m->grads_ready_ctx, (size_t)(from - m->grad_mem), (size_t)(to - from));
+    m->ready = (grads_ready_t){&m->table, 0, fn, ctx};
+    m->q_ready = (grads_ready_t){&m->q_table, m->table.total, fn, ctx};
+}
+
+encoder_t mimae_encoder(mimae_model_t *m)
+{
+    return (encoder_t){&m->cfg, &m->params, &m->grads, m->acts.pos_enc, &m->ready};
+}
+
+decoder_t mimae_decoder(mimae_model_t *m)
+{
+    return (decoder_t){&m->cfg, &m->params, &m->grads, m->acts.pos_dec, &m->ready};
 }
 
 size_t mimae_model_param_count(const mimae_model_t *m) { return m->table.total; }

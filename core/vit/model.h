@@ -13,19 +13,10 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
-#include "core/vit/params.h"
 #include "core/vit/block.h"
-
-/* The encoder's tensors for S sequences of V patch tokens (+ cls);
- * laid out by encoder_acts_layout, run by core/vit/encoder.h. */
-typedef struct {
-    int S, V;                   /* sequences, patch tokens per sequence */
-    float *emb;                 /* (S*V, D) embedded patches */
-    float *x0;                  /* (S*(V+1), D) block input */
-    block_acts_t *blocks;       /* enc_depth blocks (array owned by the creator) */
-    float *h, *h_mean, *h_rstd; /* (S*(V+1), D) after the final norm */
-    float *dres, *demb;         /* backward scratch: (S*(V+1), D), (S*V, D) */
-} encoder_acts_t;
+#include "core/vit/decoder.h"
+#include "core/vit/encoder.h"
+#include "core/vit/params.h"
 
 typedef struct {
     /* inputs and masks */
@@ -34,12 +25,8 @@ typedef struct {
     float *vis_pix;             /* (S*V, P) visible patch pixels */
     /* encoder on the visible tokens of every mask; enc.h (S*Te, D) is the latent */
     encoder_acts_t enc;
-    /* decoder */
-    float *y;                   /* (S*Te, Dd) */
-    float *xd0;                 /* (S*Td, Dd) */
-    block_acts_t *dec;          /* dec_depth blocks */
-    float *dn, *dn_mean, *dn_rstd; /* (S*Td, Dd) */
-    float *pred;                /* (S*Td, P) */
+    /* decoder over all patches of every mask's sequence */
+    decoder_acts_t dec;
     /* MI features */
     float *z;                   /* (S, D) pooled latents */
     float *proj_pre, *proj_post;/* (S, proj_hidden) */
@@ -52,7 +39,7 @@ typedef struct {
     float *mu_pre, *mu_post, *mu;  /* (S, H), (S, H), (S, D) */
     float *lv_pre, *lv_post, *lv;  /* (S, H), (S, H), (S, D) after tanh */
     /* gradients of activations (reused scratch) */
-    float *dpred, *dres_dec, *dy, *dh;
+    float *dh;
     float *du, *dg, *dz, *dproj_hidden;
     float *dmu, *dlv, *dq_hidden, *dqs, *dqs_lv, *dqe;
     block_scratch_t scratch;    /* sized for the wider of encoder and decoder */
@@ -60,12 +47,6 @@ typedef struct {
     /* fixed tables */
     float *pos_enc, *pos_dec, *pos_q;
 } activations_t;
-
-/* Called by mimae_backward each time a contiguous range of the gradient
- * vector (model then Q, offsets in floats from grad_mem) is final, so that
- * dist/ can start reducing it while the rest of the backward runs. The
- * ranges of one backward are disjoint and cover the whole vector. */
-typedef void (*grads_ready_fn)(void *ctx, size_t offset, size_t count);
 
 typedef struct {
     mimae_config_t cfg;
@@ -87,8 +68,7 @@ typedef struct {
     int *perm, *vis_patch, *token_of; /* (B, L), (S, V), (S, L) */
     int *int_mem;
     long step;                  /* optimiser updates done */
-    grads_ready_fn grads_ready; /* optional */
-    void *grads_ready_ctx;
+    grads_ready_t ready, q_ready; /* where the backward reports finished gradients */
 } mimae_model_t;
 
 /* Allocates everything for micro-batches of `batch` images and initialises
@@ -97,8 +77,14 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
                                   char *err, size_t errlen);
 void mimae_model_free(mimae_model_t *m);
 
-/* Tells m->grads_ready (if set) that [from, to) of the gradient vector is final. */
-void mimae_grads_ready(const mimae_model_t *m, const float *from, const float *to);
+/* Has mimae_backward report each finished range of the gradient vector
+ * (model then Q; the ranges of one backward are disjoint and cover it) to
+ * fn(ctx, offset, count); fn NULL stops the reports. */
+void mimae_listen_grads(mimae_model_t *m, grads_ready_fn fn, void *ctx);
+
+/* The encoder's and the decoder's views of the model. */
+encoder_t mimae_encoder(mimae_model_t *m);
+decoder_t mimae_decoder(mimae_model_t *m);
 
 /* Floats in the parameter/gradient blocks (model and Q). */
 size_t mimae_model_param_count(const mimae_model_t *m);

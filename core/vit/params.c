@@ -138,6 +138,34 @@ const param_info_t *param_table_find(const param_table_t *t, const char *name)
     return NULL;
 }
 
+static int has_any_prefix(const char *name, const char *const *prefixes, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+void grads_ready_report(const grads_ready_t *r, const char *const *prefixes, int n)
+{
+    if (!r || !r->fn) return;
+    const param_table_t *t = r->table;
+    int first = -1, last = -1;
+    for (int i = 0; i < t->count; i++) {
+        if (!has_any_prefix(t->info[i].name, prefixes, n)) continue;
+        if (first >= 0 && last != i - 1) {
+            fprintf(stderr, "grads_ready_report: tensors of '%s' are not adjacent in the "
+                    "parameter table\n", prefixes[0]);
+            abort();
+        }
+        if (first < 0) first = i;
+        last = i;
+    }
+    if (first < 0) return;
+    const size_t from = t->info[first].offset;
+    const size_t to = last + 1 < t->count ? t->info[last + 1].offset : t->total;
+    r->fn(r->ctx, r->base + from, to - from);
+}
+
 void param_table_free(param_table_t *t)
 {
     free(t->info);

@@ -69,6 +69,28 @@ void param_table_bind(const param_table_t *t, float *base);
 const param_info_t *param_table_find(const param_table_t *t, const char *name);
 void param_table_free(param_table_t *t);
 
+/* Called each time a contiguous range of a gradient vector is final, so that
+ * dist/ can start reducing it while the rest of the backward runs (offsets in
+ * floats from the vector's start). */
+typedef void (*grads_ready_fn)(void *ctx, size_t offset, size_t count);
+
+/* Where a backward reports finished gradients: the table of the tensors, the
+ * offset of the table's block in the gradient vector, and the listener
+ * (fn NULL: nobody listens). */
+typedef struct {
+    const param_table_t *table;
+    size_t base;
+    grads_ready_fn fn;
+    void *ctx;
+} grads_ready_t;
+
+/* Reports the gradients of every tensor whose name starts with one of the n
+ * prefixes as final. The range comes from the table (from the first such
+ * tensor's offset to the next tensor's, padding included), so a backward
+ * names what it finished, not where it happens to lie; the tensors must be
+ * adjacent in the table (aborts otherwise: a table/backward mismatch). */
+void grads_ready_report(const grads_ready_t *r, const char *const *prefixes, int n);
+
 /* Model/Q struct free (the block arrays); tensors themselves are not owned. */
 void model_params_free(model_params_t *p);
 

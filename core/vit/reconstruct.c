@@ -23,7 +23,7 @@ void mimae_reconstruct(const mimae_model_t *m, int image, int mask, const float 
     const int L = m->dims.L, P = m->dims.P, C = c->channels;
     const size_t s = (size_t)image * c->num_masks + mask, n = (size_t)L * P;
     const float *patches = m->acts.patches + (size_t)image * n;
-    const float *pred = m->acts.pred + s * (size_t)(L + 1) * P + P; /* skip the cls row */
+    const float *pred = m->acts.dec.pred + s * (size_t)(L + 1) * P + P; /* skip the cls row */
     const int *token_of = m->token_of + s * L;
     float *masked_p = scratch, *recon_p = scratch + n;
 

@@ -1,0 +1,37 @@
+#include "run/progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static void format_duration(char *buf, size_t len, double s)
+{
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)s;
+    if (t >= 3600) snprintf(buf, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
+}
+
+void progress_print(const step_metrics_t *s, long total_steps, double elapsed, long done)
+{
+    char eta[32];
+    format_duration(eta, sizeof eta,
+                    elapsed / (double)(done > 0 ? done : 1) * (double)(total_steps - s->step));
+    const int tty = isatty(STDERR_FILENO);
+    if (tty) {
+        const int width = 20;
+        int filled = (int)(width * (double)s->step / (double)total_steps);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r[%s] ", bar);
+    }
+    fprintf(stderr, "step %ld/%ld ep %.2f L %.4f rec %.4f max %.4f min %.4f q %.3f lr %.2e "
+            "%.0f img/s ETA %s%s", s->step, total_steps, s->epoch, s->total, s->rec, s->max,
+            s->min, s->q, s->lr, s->images_per_s, eta, tty ? "   " : "\n");
+}
+
+void progress_end(void)
+{
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\n");
+}
