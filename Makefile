@@ -17,12 +17,25 @@ BUILD     := build$(if $(filter 1,$(SANITIZE)),-san,)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS    := -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -g -Wall -Wextra -Wshadow \
+# The layers see only their own libraries' headers, so the build enforces
+# them: core/ gets OpenBLAS alone (an #include <mpi.h> or <hdf5.h> there
+# fails), dist/ MPI and BLAS, io/ HDF5 and the image libraries (HDF5's
+# header pulls in mpi.h, so io's freedom from MPI calls is checked on its
+# library instead: layers-check), experiments/ io's and inih.
+, := ,
+pkgflags    = $(shell pkg-config --cflags $(1) 2>/dev/null)
+CORE_CFLAGS := $(call pkgflags,openblas)
+DIST_CFLAGS := $(call pkgflags,openblas mpi-c)
+IO_CFLAGS   := $(call pkgflags,openblas hdf5-openmpi libpng zlib libjpeg)
+EXP_CFLAGS  := $(call pkgflags,openblas hdf5-openmpi libpng zlib libjpeg inih)
+
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -g -Wall -Wextra -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration \
-             -MMD -MP -I. $(PKG_CFLAGS)
+             -MMD -MP -I. \
+             $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+CFLAGS    := $(BASE_CFLAGS) $(PKG_CFLAGS)
 LDLIBS    := $(PKG_LIBS) -lm
 ifeq ($(SANITIZE),1)
-CFLAGS    += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS   += -fsanitize=address,undefined
 endif
 
@@ -58,12 +71,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/core/%.o: CFLAGS := $(BASE_CFLAGS) $(CORE_CFLAGS)
+$(BUILD)/dist/%.o: CFLAGS := $(BASE_CFLAGS) $(DIST_CFLAGS)
+$(BUILD)/io/%.o: CFLAGS := $(BASE_CFLAGS) $(IO_CFLAGS)
+$(BUILD)/experiments/%.o: CFLAGS := $(BASE_CFLAGS) $(EXP_CFLAGS)
+
 $(BUILD)/libmimae_core.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libmimae_io.a: $(IO_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
+	@! nm -u $@ | grep -w 'U P\?MPI_[A-Za-z_]*' || \
+	  { echo "layers: io/ calls MPI (above): pass what it needs in from dist/ or run/"; rm -f $@; exit 1; }
 $(BUILD)/libmimae_dist.a: $(DIST_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^

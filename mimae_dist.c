@@ -621,7 +621,9 @@ int main(int argc, char **argv)
     /* Library versions, host and git commit: detected before MPI_Init
      * because finding the commit forks `git`. */
     results_env_t env;
-    results_env_detect(&env);
+    char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING + 1];
+    dist_library_version(mpi_version, sizeof mpi_version);
+    results_env_detect(&env, mpi_version);
     faults_before_mpi_init(); /* test hook, run/faults.h */
     MPI_CHECK(MPI_Init(&argc, &argv));
     mpi_check_install();

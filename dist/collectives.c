@@ -1,6 +1,7 @@
 #include "dist/collectives.h"
 
 #include <limits.h>
+#include <stdio.h>
 
 #include "dist/mpi_check.h"
 
@@ -36,4 +37,17 @@ void dist_allgather_rows(float *buf, size_t count, MPI_Comm comm)
 void dist_reduce_scatter_rows(const float *full, float *out, size_t count, MPI_Comm comm)
 {
     MPI_CHECK(MPI_Reduce_scatter_block(full, out, as_count(count), MPI_FLOAT, MPI_SUM, comm));
+}
+
+void dist_library_version(char *buf, size_t len)
+{
+    char text[MPI_MAX_LIBRARY_VERSION_STRING + 1];
+    int n = 0;
+    if (len == 0) return;
+    buf[0] = 0;
+    if (MPI_Get_library_version(text, &n) != MPI_SUCCESS) return;
+    if (n < 0) n = 0;
+    if (n > MPI_MAX_LIBRARY_VERSION_STRING) n = MPI_MAX_LIBRARY_VERSION_STRING;
+    text[n] = 0;
+    snprintf(buf, len, "%s", text);
 }

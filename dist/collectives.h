@@ -21,4 +21,8 @@ void dist_allgather_rows(float *buf, size_t count, MPI_Comm comm);
  * slice [r*count, (r+1)*count) of the sum in out. */
 void dist_reduce_scatter_rows(const float *full, float *out, size_t count, MPI_Comm comm);
 
+/* The MPI library's version text (MPI_Get_library_version, callable before
+ * MPI_Init) in buf; "" when it fails. */
+void dist_library_version(char *buf, size_t len);
+
 #endif

@@ -14,7 +14,6 @@
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1189,7 +1188,7 @@ static void first_line(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%.*s", (int)n, src);
 }
 
-void results_env_detect(results_env_t *env)
+void results_env_detect(results_env_t *env, const char *mpi_version)
 {
     if (!env) return;
     const int ranks = env->ranks, threads = env->threads;
@@ -1197,14 +1196,7 @@ void results_env_detect(results_env_t *env)
     env->ranks = ranks;
     env->threads = threads;
 
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING + 1];
-    int mlen = 0;
-    if (MPI_Get_library_version(mpi, &mlen) == MPI_SUCCESS) {
-        if (mlen < 0) mlen = 0;
-        if (mlen > MPI_MAX_LIBRARY_VERSION_STRING) mlen = MPI_MAX_LIBRARY_VERSION_STRING;
-        mpi[mlen] = 0;
-        first_line(env->mpi, sizeof env->mpi, mpi);
-    }
+    if (mpi_version) first_line(env->mpi, sizeof env->mpi, mpi_version);
     const char *blas = openblas_get_config();
     if (blas) first_line(env->openblas, sizeof env->openblas, blas);
     unsigned maj = 0, min = 0, rel = 0;

@@ -108,12 +108,13 @@ int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, 
                                 int *C, const uint8_t **original, const uint8_t **masked,
                                 const uint8_t **reconstructed);
 
-/* Fills env with this process's library versions (MPI_Get_library_version,
- * callable before MPI_Init; openblas_get_config; H5get_libversion), host and
+/* Fills env with this process's library versions (mpi_version as the caller
+ * has it, e.g. dist_library_version, since io/ makes no MPI calls;
+ * openblas_get_config; H5get_libversion), host and
  * git commit (`git rev-parse --short HEAD` in the current directory, "" when
  * that fails; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
  * caller's and are left as they are. Runs git through popen (a fork): call it
  * before MPI_Init or on a rank where forking is safe. */
-void results_env_detect(results_env_t *env);
+void results_env_detect(results_env_t *env, const char *mpi_version);
 
 #endif

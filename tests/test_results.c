@@ -24,6 +24,7 @@
 #include "core/config/config.h"
 #include "core/config/config_fields.h"
 #include "core/data/rng.h"
+#include "dist/collectives.h"
 #include "io/results.h"
 
 #include "tests/fs_util.h"
@@ -654,7 +655,9 @@ static void test_env_detect(void **state)
     memset(&e, 0x5a, sizeof e);
     e.ranks = 4, e.threads = 3;
     assert_int_equal(setenv("MIMAE_GIT_COMMIT", "feedbee", 1), 0);
-    results_env_detect(&e);
+    char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING + 1];
+    dist_library_version(mpi_version, sizeof mpi_version);
+    results_env_detect(&e, mpi_version);
     printf("  mpi '%s'\n  openblas '%s'\n  hdf5 '%s'\n  host '%s'\n", e.mpi, e.openblas, e.hdf5,
            e.host);
     assert_int_equal(e.ranks, 4);
@@ -670,7 +673,7 @@ static void test_env_detect(void **state)
     assert_true(strlen(e.host) > 0);
 
     assert_int_equal(unsetenv("MIMAE_GIT_COMMIT"), 0);
-    results_env_detect(&e);
+    results_env_detect(&e, mpi_version);
     printf("  git commit here: '%s'\n", e.git_commit);
     if (system("git rev-parse --short HEAD > /dev/null 2>&1") == 0)
         assert_true(strlen(e.git_commit) >= 4);
