@@ -2,23 +2,24 @@
  *
  *   mpirun -n 64 mimae_dist exp.ini [--set section.key=value]... [--task ID]
  *
- * Every rank reads its slice of each global batch from the HDF5 data set,
- * runs the forward/backward of core/, and the ranks combine the MI features
- * and gradients over MPI (deterministically, or fast with overlap). Rank 0
+ * Every rank reads its slice of each global batch from the HDF5 data set and
+ * the ranks run one training step together (dist/train_step.h). Rank 0
  * writes checkpoints and the results file and prints progress.
+ *
+ * This file reads top to bottom as the run: the descriptor (setup), the data
+ * (reader, augmentation), the step loop (train), the log and the checkpoint
+ * (save_progress). The rest lives in run/: the command line (dist_args),
+ * stop signals, evaluation (eval_record, evaluate), the progress line and
+ * the fault-injection hooks of the tests (faults).
  *
  * Exit status: 0 done; 2 bad input (one line says what); 3 stopped by
  * SIGUSR1/SIGTERM after writing a checkpoint (requeue to resume); 4 a
  * non-finite loss (the last good checkpoint is kept); 1 anything else. */
-#include <errno.h>
-#include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -41,107 +42,18 @@
 #include "run/eval_record.h"
 #include "run/exit_status.h"
 #include "run/faults.h"
+#include "run/dist_args.h"
 #include "run/progress.h"
+#include "run/stop_signal.h"
 
 #define ERR_LEN 4096
-#define MAX_OVERRIDES 64
-
-static const char *usage =
-    "usage: mpirun -n RANKS mimae_dist DESCRIPTOR.ini [--set section.key=value]... [--task ID]\n"
-    "       mpirun -n RANKS mimae_dist eval RUN_DIR/checkpoints/ckpt-N.h5 [--set section.key=value]...\n"
-    "\n"
-    "Pre-trains the encoder described by DESCRIPTOR.ini (keys: README.md, 'Descriptor\n"
-    "reference') with MI-MAE or MAE, resuming from the newest valid checkpoint in\n"
-    "run.out_dir/checkpoints when there is one, and writes run.out_dir/results.h5.\n"
-    "\n"
-    "  --set section.key=value   override one descriptor key (repeatable)\n"
-    "  --task ID                 run task ID of the descriptor's [sweep] (job arrays)\n"
-    "  eval CHECKPOINT           evaluate a checkpoint with the eval.* settings of\n"
-    "                            RUN_DIR/descriptor.ini; metrics go to RUN_DIR/results.h5\n"
-    "  --help                    this text\n"
-    "\n"
-    "Exit status: 0 done, 2 bad input, 3 stopped by SIGUSR1/SIGTERM after a checkpoint\n"
-    "(requeue to resume), 4 non-finite loss (last good checkpoint kept), 1 other errors.\n";
-
-/* ---- signals: a flag, acted on at the next step boundary by all ranks ---- */
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-/* SA_RESTART: a stop request only sets the flag; whatever the process is
- * doing then (MPI_Init, reading the data set) goes on instead of failing with
- * EINTR. */
-static void install_signal_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-/* ---- command line ---- */
-typedef struct {
-    const char *eval_checkpoint; /* `mimae_dist eval CHECKPOINT`: evaluate only */
-    const char *descriptor;
-    const char *overrides[MAX_OVERRIDES];
-    int n_overrides;
-    long task; /* -1: no sweep task */
-} args_t;
-
-static int parse_args(int argc, char **argv, args_t *a, char *err, size_t errlen)
-{
-    memset(a, 0, sizeof *a);
-    a->task = -1;
-    int first = 1;
-    if (argc > 1 && strcmp(argv[1], "eval") == 0) {
-        if (argc < 3 || argv[2][0] == '-')
-            return snprintf(err, errlen, "eval: missing CHECKPOINT (see --help)"), -1;
-        a->eval_checkpoint = argv[2];
-        first = 3;
-    }
-    for (int i = first; i < argc; i++) {
-        const char *s = argv[i];
-        if (strcmp(s, "--set") == 0 || strcmp(s, "--task") == 0) {
-            if (i + 1 >= argc) return snprintf(err, errlen, "%s needs a value", s), -1;
-            const char *v = argv[++i];
-            if (s[2] == 's') {
-                if (a->n_overrides == MAX_OVERRIDES)
-                    return snprintf(err, errlen, "more than %d --set options", MAX_OVERRIDES), -1;
-                a->overrides[a->n_overrides++] = v;
-            } else {
-                char *end = NULL;
-                a->task = strtol(v, &end, 10);
-                if (end == v || *end || a->task < 0)
-                    return snprintf(err, errlen, "--task %s: expected an integer >= 0", v), -1;
-            }
-        } else if (s[0] == '-') {
-            return snprintf(err, errlen, "unknown option %s (see --help)", s), -1;
-        } else if (!a->descriptor && !a->eval_checkpoint) {
-            a->descriptor = s;
-        } else {
-            return snprintf(err, errlen, "unexpected argument '%s' (one descriptor per run)", s), -1;
-        }
-    }
-    if (a->eval_checkpoint && a->task >= 0)
-        return snprintf(err, errlen, "eval: --task does not apply (give the task's checkpoint)"), -1;
-    if (!a->descriptor && !a->eval_checkpoint)
-        return snprintf(err, errlen, "missing DESCRIPTOR.ini (see --help)"), -1;
-    return 0;
-}
 
 /* ---- the run ---- */
 typedef struct {
     int rank, ranks;
     descriptor_t desc;
     /* the user's --set overrides, then a sweep task's assignments */
-    const char *overrides[MAX_OVERRIDES + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    const char *overrides[DIST_ARGS_MAX_OVERRIDES + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
     int n_overrides;
     char task_assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
     mimae_config_t *cfg;     /* desc.model */
@@ -317,7 +229,7 @@ static int load_descriptor(run_t *r, const char *path, long n_images, char *err,
 
 /* The overrides of this run: the user's, then (with --task) the sweep task's
  * values, run.out_dir and run.name, which therefore win. */
-static int resolve_overrides(run_t *r, const args_t *a, char *err, size_t errlen)
+static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t errlen)
 {
     for (int i = 0; i < a->n_overrides; i++) r->overrides[r->n_overrides++] = a->overrides[i];
     if (load_descriptor(r, a->descriptor, 0, err, errlen)) return -1;
@@ -348,7 +260,7 @@ static int resolve_overrides(run_t *r, const args_t *a, char *err, size_t errlen
 }
 
 /* Everything before the first step; returns an exit status (EXIT_OK to go on). */
-static int setup(run_t *r, const args_t *a, results_env_t *env, char *err, size_t errlen)
+static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, size_t errlen)
 {
     /* The descriptor is read twice: first for the data path, then with the
      * data set's size, which the schedule (iterations per epoch) needs. */
@@ -550,7 +462,7 @@ static int train(run_t *r, char *err, size_t errlen)
         }
         pending_checkpoint = 0;
         faults_at_step(r->rank, r->state.step);
-        int stop = stop_requested;
+        int stop = stop_signal_requested();
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
         if (stop) {
             if (r->rank == 0) fprintf(stderr, "\nmimae_dist: stop requested; writing a checkpoint at step %ld\n", r->state.step);
@@ -612,12 +524,11 @@ int main(int argc, char **argv)
      * they are installed again after MPI_Init in case another MPI library
      * does take them. test_faults' *_before_mpi_init cases signal every rank
      * just before MPI_Init. */
-    install_signal_handlers();
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return EXIT_OK;
-        }
+    stop_signal_install();
+    if (dist_args_want_help(argc, argv)) {
+        fputs(dist_args_usage, stdout);
+        return EXIT_OK;
+    }
     /* Library versions, host and git commit: detected before MPI_Init
      * because finding the commit forks `git`. */
     results_env_t env;
@@ -628,14 +539,14 @@ int main(int argc, char **argv)
     MPI_CHECK(MPI_Init(&argc, &argv));
     mpi_check_install();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    install_signal_handlers(); /* again: see above */
+    stop_signal_install(); /* again: see above */
     run_t r;
     memset(&r, 0, sizeof r);
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
     char err[ERR_LEN] = "";
-    args_t args;
-    int status = parse_args(argc, argv, &args, err, sizeof err) || faults_parse(err, sizeof err)
+    dist_args_t args;
+    int status = dist_args_parse(argc, argv, &args, err, sizeof err) || faults_parse(err, sizeof err)
                      ? EXIT_BAD_INPUT : EXIT_OK;
     if (status == EXIT_OK && args.eval_checkpoint) {
         status = eval_checkpoint_command(args.eval_checkpoint, args.overrides, args.n_overrides,
