@@ -133,8 +133,7 @@ static int allocate_buffers(run_t *r, char *err, size_t errlen)
     if (!r->indices || !r->images)
         return snprintf(err, errlen, "out of memory for the step buffers (global batch %d)",
                         r->plan.global_batch), -1;
-    return train_step_init(&r->step, r->model, MPI_COMM_WORLD, &r->plan, r->image_floats, err,
-                           errlen);
+    return train_step_init(&r->step, r->model, MPI_COMM_WORLD, &r->plan, err, errlen);
 }
 
 static void free_run(run_t *r)

@@ -104,7 +104,7 @@ static void runner_init(runner_t *r, const options_t *o, MPI_Comm comm, int dete
     if (!r->images || !r->idx ||
         step_plan_make(&plan, r->G, r->R, deterministic ? STEP_DETERMINISTIC : STEP_FAST, r->B,
                        err, sizeof err) ||
-        train_step_init(&r->step, r->m, comm, &plan, r->img_floats, err, sizeof err)) {
+        train_step_init(&r->step, r->m, comm, &plan, err, sizeof err)) {
         fprintf(stderr, "scaling: %s\n", r->images && r->idx ? err : "out of memory");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }

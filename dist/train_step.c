@@ -51,10 +51,10 @@ int step_plan_make(step_plan_t *p, int G, int ranks, step_reduction_t reduction,
 }
 
 int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
-                    const step_plan_t *plan, size_t image_floats, char *err, size_t errlen)
+                    const step_plan_t *plan, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    s->model = model, s->comm = comm, s->plan = *plan, s->image_floats = image_floats;
+    s->model = model, s->comm = comm, s->plan = *plan;
     s->shape = mimae_step_shape(model);
     MPI_CHECK(MPI_Comm_rank(comm, &s->rank));
     const size_t N = (size_t)s->shape.masks, GN = (size_t)plan->global_batch * N;
@@ -87,14 +87,13 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
 int train_step_init_single(train_step_t *s, mimae_model_t *model, char *err, size_t errlen)
 {
     const mimae_step_shape_t shape = mimae_step_shape(model);
-    const int G = model->cfg.global_batch;
+    const int G = shape.global_batch;
     if (shape.images != G)
         return snprintf(err, errlen, "a single-process step needs the model sized for the whole "
                         "global batch (%d images), not %d", G, shape.images), -1;
     step_plan_t plan;
     if (step_plan_make(&plan, G, 1, STEP_FAST, G, err, errlen)) return -1;
-    const size_t image_floats = (size_t)model->cfg.img_h * model->cfg.img_w * model->cfg.channels;
-    return train_step_init(s, model, MPI_COMM_SELF, &plan, image_floats, err, errlen);
+    return train_step_init(s, model, MPI_COMM_SELF, &plan, err, errlen);
 }
 
 void train_step_free(train_step_t *s)
@@ -143,7 +142,7 @@ static void forward_micro_batch(train_step_t *s, int j, const float *images,
     const double t0 = MPI_Wtime();
     const size_t mb = (size_t)s->plan.micro_batch;
     if (indices) mimae_sample_masks(s->model, seed, epoch, (const uint64_t *)(indices + j * mb));
-    mimae_forward(s->model, images + j * mb * s->image_floats);
+    mimae_forward(s->model, images + j * mb * s->shape.image_floats);
     add_since(s, forward_time, t0);
 }
 

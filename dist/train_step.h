@@ -67,7 +67,6 @@ typedef struct {
     MPI_Comm comm;
     int rank;
     step_plan_t plan;
-    size_t image_floats;    /* H*W*C */
     mimae_step_shape_t shape;
     float *cand_u, *cand_z;     /* (G*N, E), (G*N, D) gathered features */
     float *dcand, *dcand_total; /* (G*N*(E+D)) one vector: u part, then z part */
@@ -80,10 +79,10 @@ typedef struct {
     void *gradient_hook_ctx;
 } train_step_t;
 
-/* Buffers for the plan on comm; model is sized for plan->micro_batch images
- * and image_floats = H*W*C. 0, or -1 with a message (out of memory). */
+/* Buffers for the plan on comm; model is sized for plan->micro_batch images.
+ * 0, or -1 with a message (out of memory). */
 int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
-                    const step_plan_t *plan, size_t image_floats, char *err, size_t errlen);
+                    const step_plan_t *plan, char *err, size_t errlen);
 void train_step_free(train_step_t *s);
 
 /* The plain case: the model's whole global batch on this process

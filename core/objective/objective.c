@@ -219,9 +219,11 @@ mimae_step_shape_t mimae_step_shape(const mimae_model_t *m)
 {
     /* the backward reports: decoder, projector, final norm, each encoder
      * block, the embedding, Q */
-    return (mimae_step_shape_t){m->batch, m->cfg.num_masks, m->dims.proj_dim,
-                                (size_t)m->cfg.enc_dim, m->table.total + m->q_table.total,
-                                m->cfg.enc_depth + 5};
+    const mimae_config_t *c = &m->cfg;
+    return (mimae_step_shape_t){m->batch, c->num_masks, c->global_batch,
+                                (size_t)c->img_h * c->img_w * c->channels, m->dims.proj_dim,
+                                (size_t)c->enc_dim, m->table.total + m->q_table.total,
+                                c->enc_depth + 5};
 }
 
 mimae_features_t mimae_features(const mimae_model_t *m)

@@ -64,6 +64,8 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz);
  * these sizes and pointers, and the functions above; not the model's fields. */
 typedef struct {
     int images, masks;   /* B images per micro-batch, N masks */
+    int global_batch;    /* the config's */
+    size_t image_floats; /* H*W*C of one image */
     size_t feature_dim;  /* E: width of the unit features u */
     size_t latent_dim;   /* D: width of z, mu and logvar */
     size_t grad_floats;  /* the gradient vector: model, then Q */
