@@ -197,6 +197,7 @@ static int check_errors(const float *tx, int32_t *ty, long nt, const float *qx, 
 int main(int argc, char **argv)
 {
     MPI_CHECK(MPI_Init(&argc, &argv));
+    mpi_check_install();
     int rank, R;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &R));

@@ -107,6 +107,7 @@ static int serial_solve(const float *x, const int32_t *y, long n, double lambda,
 int main(int argc, char **argv)
 {
     MPI_CHECK(MPI_Init(&argc, &argv));
+    mpi_check_install();
     int rank = 0, ranks = 1;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &ranks));
