@@ -85,11 +85,11 @@ void mimae_forward(mimae_model_t *m, const float *images)
 
     /* encoder on the visible tokens of every mask */
     tokens_gather_visible(a->vis_pix, a->patches, m->vis_patch, S, N, L, V, P);
-    const encoder_t enc = mimae_encoder(m);
+    const vit_view_t enc = mimae_encoder(m);
     encoder_forward(&enc, &a->enc, a->vis_pix, m->vis_patch);
 
     /* decoder over all patches, mask tokens where hidden */
-    const decoder_t dec = mimae_decoder(m);
+    const vit_view_t dec = mimae_decoder(m);
     decoder_forward(&dec, &a->dec, a->enc.h, m->token_of);
 
     /* pooled latents and the features InfoNCE compares */
@@ -190,7 +190,7 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     memset(m->q_grad_mem, 0, m->q_table.total * sizeof(float));
 
     /* decoder: from the reconstruction gradient back to the latent tokens */
-    const decoder_t dec = mimae_decoder(m);
+    const vit_view_t dec = mimae_decoder(m);
     decoder_backward(&dec, &a->dec, a->dh, a->enc.h, m->token_of, &a->scratch);
 
     /* MI terms: from the unit features and latents back to the pooled tokens */
@@ -207,7 +207,7 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     for (size_t i = 0; i < (size_t)S * D; i++) tmp[i] += dz[i];
     tokens_pool_backward(a->dh, tmp, S, V, D, c->pool);
 
-    const encoder_t enc = mimae_encoder(m);
+    const vit_view_t enc = mimae_encoder(m);
     encoder_backward(&enc, &a->enc, a->dh, a->vis_pix, &a->scratch);
 
     q_backward(m);

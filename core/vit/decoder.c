@@ -40,7 +40,7 @@ void decoder_acts_layout(arena_t *ar, decoder_acts_t *a, const mimae_config_t *c
     a->dy = arena_take(ar, (size_t)S * z.Te * z.Dd);
 }
 
-void decoder_forward(const decoder_t *d, decoder_acts_t *a, const float *latent,
+void decoder_forward(const vit_view_t *d, decoder_acts_t *a, const float *latent,
                      const int *token_of)
 {
     const mimae_config_t *c = d->cfg;
@@ -59,7 +59,7 @@ void decoder_forward(const decoder_t *d, decoder_acts_t *a, const float *latent,
     linear_forward(a->pred, a->n, p->dec_pred_w, p->dec_pred_b, z.S * z.Td, z.Dd, z.P);
 }
 
-void decoder_backward(const decoder_t *d, decoder_acts_t *a, float *dlatent,
+void decoder_backward(const vit_view_t *d, decoder_acts_t *a, float *dlatent,
                       const float *latent, const int *token_of, block_scratch_t *scratch)
 {
     const mimae_config_t *c = d->cfg;

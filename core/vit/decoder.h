@@ -4,7 +4,7 @@
  * position embedding, then depth blocks, a norm and the pixel prediction
  * (S*(L+1), P), cls row included.
  *
- * Like the encoder it sees the model through a view (decoder_t). */
+ * Like the encoder it sees the model through a view (core/vit/view.h). */
 #ifndef MIMAE_VIT_DECODER_H
 #define MIMAE_VIT_DECODER_H
 
@@ -12,6 +12,7 @@
 #include "core/kernels/arena.h"
 #include "core/vit/block.h"
 #include "core/vit/params.h"
+#include "core/vit/view.h"
 
 typedef struct {
     int S;                         /* sequences */
@@ -24,27 +25,19 @@ typedef struct {
     float *dres, *dy;              /* backward scratch: (S*Td, Dd), (S*Te, Dd) */
 } decoder_acts_t;
 
-typedef struct {
-    const mimae_config_t *cfg;
-    const model_params_t *params;
-    model_params_t *grads;        /* accumulated into by decoder_backward */
-    const float *pos;             /* (L+1, Dd) position table, cls row first */
-    const grads_ready_t *ready;   /* NULL: nobody listens */
-} decoder_t;
-
 /* Lays out the tensors of S sequences (blocks must point to dec_depth
  * block_acts_t). */
 void decoder_acts_layout(arena_t *ar, decoder_acts_t *a, const mimae_config_t *c, int S);
 
 /* latent (S*Te, D); token_of (S, L): each patch's token in its sequence
  * (core/objective/masks.h). Leaves a->pred. */
-void decoder_forward(const decoder_t *d, decoder_acts_t *a, const float *latent,
+void decoder_forward(const vit_view_t *d, decoder_acts_t *a, const float *latent,
                      const int *token_of);
 
 /* From a->dpred to dlatent (S*Te, D), overwritten; accumulates the decoder's
  * parameter gradients and reports them through d->ready. scratch: the
  * blocks' (core/vit/block.h), its c part at least S*Td*Dd floats. */
-void decoder_backward(const decoder_t *d, decoder_acts_t *a, float *dlatent,
+void decoder_backward(const vit_view_t *d, decoder_acts_t *a, float *dlatent,
                       const float *latent, const int *token_of, block_scratch_t *scratch);
 
 #endif

@@ -31,7 +31,7 @@ void encoder_acts_layout(arena_t *ar, encoder_acts_t *a, const mimae_config_t *c
 
 static int patch_floats(const mimae_config_t *c) { return c->patch * c->patch * c->channels; }
 
-void encoder_forward(const encoder_t *e, encoder_acts_t *a, const float *patch_vecs,
+void encoder_forward(const vit_view_t *e, encoder_acts_t *a, const float *patch_vecs,
                      const int *positions)
 {
     const mimae_config_t *c = e->cfg;
@@ -48,7 +48,7 @@ void encoder_forward(const encoder_t *e, encoder_acts_t *a, const float *patch_v
     layernorm_forward(a->h, a->h_mean, a->h_rstd, x, p->norm_w, p->norm_b, S * (V + 1), D);
 }
 
-void encoder_backward(const encoder_t *e, encoder_acts_t *a, const float *dh,
+void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
                       const float *patch_vecs, block_scratch_t *scratch)
 {
     const mimae_config_t *c = e->cfg;

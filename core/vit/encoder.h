@@ -4,9 +4,7 @@
  * MI-MAE runs it on each mask's visible patches; evaluation and fine-tuning
  * run it on every patch of the full image (V = L, patches in raster order).
  *
- * It sees the model through encoder_t (parameters, gradients, the position
- * table and where finished gradients are reported), so that the model, which
- * holds encoder activations, and the encoder do not depend on each other. */
+ * It sees the model through a view (core/vit/view.h). */
 #ifndef MIMAE_VIT_ENCODER_H
 #define MIMAE_VIT_ENCODER_H
 
@@ -14,6 +12,7 @@
 #include "core/kernels/arena.h"
 #include "core/vit/block.h"
 #include "core/vit/params.h"
+#include "core/vit/view.h"
 
 /* The encoder's tensors for S sequences of V patch tokens (+ cls). */
 typedef struct {
@@ -25,26 +24,17 @@ typedef struct {
     float *dres, *demb;         /* backward scratch: (S*(V+1), D), (S*V, D) */
 } encoder_acts_t;
 
-/* What the encoder uses of a model. */
-typedef struct {
-    const mimae_config_t *cfg;
-    const model_params_t *params;
-    model_params_t *grads;       /* accumulated into by encoder_backward */
-    const float *pos;            /* (L+1, D) position table, cls row first */
-    const grads_ready_t *ready;  /* NULL: nobody listens */
-} encoder_t;
-
 /* Lays out the tensors of S sequences of V patch tokens (blocks must point
  * to enc_depth block_acts_t). */
 void encoder_acts_layout(arena_t *ar, encoder_acts_t *a, const mimae_config_t *c, int S, int V);
 
 /* patch_vecs (S*V, P); positions (S*V): each token's patch index into pos. */
-void encoder_forward(const encoder_t *e, encoder_acts_t *a, const float *patch_vecs,
+void encoder_forward(const vit_view_t *e, encoder_acts_t *a, const float *patch_vecs,
                      const int *positions);
 
 /* dh (S*(V+1), D): the gradient w.r.t. h. Accumulates into e->grads and
  * reports each finished block through e->ready. */
-void encoder_backward(const encoder_t *e, encoder_acts_t *a, const float *dh,
+void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
                       const float *patch_vecs, block_scratch_t *scratch);
 
 #endif

@@ -62,7 +62,7 @@ void full_encoder_forward(full_encoder_t *fe, const float *images, int n, float 
     /* a partial batch runs as a smaller one: the arena is sized for B */
     fe->enc.S = n;
     patchify(fe->patches, images, n, c->img_h, c->img_w, c->channels, c->patch);
-    const encoder_t e = mimae_encoder(fe->m);
+    const vit_view_t e = mimae_encoder(fe->m);
     encoder_forward(&e, &fe->enc, fe->patches, fe->positions);
     tokens_pool_forward(features, fe->enc.h, n, L, D, c->pool);
 }
@@ -73,6 +73,6 @@ void full_encoder_backward(full_encoder_t *fe, const float *dfeatures, int n)
     const int L = fe->m->dims.L, D = c->enc_dim;
     memset(fe->dh, 0, (size_t)n * (L + 1) * D * sizeof(float));
     tokens_pool_backward(fe->dh, dfeatures, n, L, D, c->pool);
-    const encoder_t e = mimae_encoder(fe->m);
+    const vit_view_t e = mimae_encoder(fe->m);
     encoder_backward(&e, &fe->enc, fe->dh, fe->patches, &fe->scratch);
 }

@@ -167,14 +167,14 @@ void mimae_listen_grads(mimae_model_t *m, grads_ready_fn fn, void *ctx)
     m->q_ready = (grads_ready_t){&m->q_table, m->table.total, fn, ctx};
 }
 
-encoder_t mimae_encoder(mimae_model_t *m)
+vit_view_t mimae_encoder(mimae_model_t *m)
 {
-    return (encoder_t){&m->cfg, &m->params, &m->grads, m->acts.pos_enc, &m->ready};
+    return (vit_view_t){&m->cfg, &m->params, &m->grads, m->acts.pos_enc, &m->ready};
 }
 
-decoder_t mimae_decoder(mimae_model_t *m)
+vit_view_t mimae_decoder(mimae_model_t *m)
 {
-    return (decoder_t){&m->cfg, &m->params, &m->grads, m->acts.pos_dec, &m->ready};
+    return (vit_view_t){&m->cfg, &m->params, &m->grads, m->acts.pos_dec, &m->ready};
 }
 
 size_t mimae_model_param_count(const mimae_model_t *m) { return m->table.total; }

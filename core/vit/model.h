@@ -83,8 +83,8 @@ void mimae_model_free(mimae_model_t *m);
 void mimae_listen_grads(mimae_model_t *m, grads_ready_fn fn, void *ctx);
 
 /* The encoder's and the decoder's views of the model. */
-encoder_t mimae_encoder(mimae_model_t *m);
-decoder_t mimae_decoder(mimae_model_t *m);
+vit_view_t mimae_encoder(mimae_model_t *m);
+vit_view_t mimae_decoder(mimae_model_t *m);
 
 /* Floats in the parameter/gradient blocks (model and Q). */
 size_t mimae_model_param_count(const mimae_model_t *m);
