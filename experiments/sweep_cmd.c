@@ -22,7 +22,9 @@ enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_BAD_INPUT = 2 };
 #define MAX_SBATCH_OPTS 256
 #define ERR_LEN 2048
 #define PATH_LEN (DESCRIPTOR_PATH_MAX + 64)
-#define TEMPLATE_REL "../slurm/job.sbatch.in"
+#define TEMPLATE_FILE "slurm/job.sbatch.in" /* in the repository, beside build/ */
+#define TEMPLATE_REL "../" TEMPLATE_FILE
+#define TEMPLATE_ENV "MIMAE_SLURM_TEMPLATE"
 
 typedef char assign_t[SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
 
@@ -48,7 +50,8 @@ static const char *usage =
     "  --ranks R                MPI ranks per task (default 1; sbatch --ntasks=R)\n"
     "  --limit L                at most L tasks running at once (sbatch --array=...%L)\n"
     "  --bin DIR                where mimae_dist is (default: next to this program)\n"
-    "  --template FILE          job template (default: <program dir>/" TEMPLATE_REL ")\n"
+    "  --template FILE          job template (default: $" TEMPLATE_ENV ", else\n"
+    "                           <program dir>/" TEMPLATE_REL ")\n"
     "  --dry-run                write the files and print the sbatch command, do not run it\n"
     "  -- SBATCH_OPTION...      passed to sbatch after ours (they win), e.g. -- --time=2:00:00\n"
     "                           --partition=cpu, or --overcommit to run R ranks on 1 CPU\n"
@@ -383,6 +386,36 @@ static int program_dir(char *out, size_t len, char *err, size_t errlen)
     return 0;
 }
 
+/* The job template: --template FILE, else $MIMAE_SLURM_TEMPLATE, else
+ * <program dir>/../slurm/job.sbatch.in (the repository's, for a program in
+ * build/ or build-san/, from whatever directory it is run). 0, or -1 with
+ * one line naming the path tried, where it came from and the fixes. */
+static int find_template(const options_t *o, const char *exe_dir, char *out, size_t len, char *err,
+                         size_t errlen)
+{
+    const char *env = getenv(TEMPLATE_ENV);
+    char source[PATH_LEN + 64];
+    int n;
+    if (o->template_path) {
+        snprintf(source, sizeof source, "from --template");
+        n = snprintf(out, len, "%s", o->template_path);
+    } else if (env && *env) {
+        snprintf(source, sizeof source, "from " TEMPLATE_ENV);
+        n = snprintf(out, len, "%s", env);
+    } else { /* <program dir>/.. spelled without "..": /proc/self/exe has no links */
+        snprintf(source, sizeof source, "the default for a program in %s", exe_dir);
+        const char *slash = strrchr(exe_dir, '/');
+        const int parent_len = slash && slash != exe_dir ? (int)(slash - exe_dir) : 0;
+        n = snprintf(out, len, "%.*s/" TEMPLATE_FILE, parent_len, exe_dir);
+    }
+    if (n < 0 || (size_t)n >= len) return snprintf(err, errlen, "job template path too long"), -1;
+    if (access(out, R_OK))
+        return snprintf(err, errlen, "no job template at %.900s (%.700s; %s): give --template FILE or set "
+                        TEMPLATE_ENV "=FILE, the repository's " TEMPLATE_FILE, out, source,
+                        strerror(errno)), -1;
+    return 0;
+}
+
 /* Data set sizes, opened once per path. */
 typedef struct {
     char path[DESCRIPTOR_PATH_MAX];
@@ -538,8 +571,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
                  "--bin DIR", dist, strerror(errno));
         goto fail;
     }
-    if (o->template_path) snprintf(tpl_path, sizeof tpl_path, "%s", o->template_path);
-    else snprintf(tpl_path, sizeof tpl_path, "%s/" TEMPLATE_REL, exe_dir);
+    if (find_template(o, exe_dir, tpl_path, sizeof tpl_path, err, sizeof err)) goto fail;
     if (!(tpl = read_text(tpl_path, err, sizeof err))) goto fail;
     if (absolute(o->descriptor, desc_abs, sizeof desc_abs, err, sizeof err) ||
         absolute(d->run.out_dir, out_abs, sizeof out_abs, err, sizeof err))

@@ -22,7 +22,8 @@
  *
  * mimae_dist is looked for in --bin DIR, else next to the running program
  * (/proc/self/exe); the template is --template FILE, else
- * <program dir>/../slurm/job.sbatch.in.
+ * $MIMAE_SLURM_TEMPLATE, else <program dir>/../slurm/job.sbatch.in (the
+ * repository's for build/mimae, whatever the current directory).
  *
  * Exit status: 0 done; 2 bad input (a bad descriptor, sweep key or value,
  * option, missing data set, program or template: one line on stderr); 1

@@ -1,7 +1,8 @@
 /* Sweep expansion: task counts, the documented stable order (file order,
  * last key fastest, seeds innermost), per-task run directories, and bad
- * sweep keys and values rejected with the key named. */
-#define _DEFAULT_SOURCE /* mkdtemp */
+ * sweep keys and values rejected with the key named. Also `mimae sweep`
+ * run from a directory outside the repository: it finds its job template
+ * beside its own build directory, or says where it looked and what to do. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,12 +16,15 @@
 
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
+#include "io/synthetic.h"
+#include "fs_util.h"
+#include "mpi_run.h"
 
-static char dir[64];
+static char dir[256], build_dir[512];
 
 static int load(descriptor_t *d, sweep_t *s, const char *sweep_text, char *err, size_t errlen)
 {
-    char path[128];
+    char path[300];
     snprintf(path, sizeof path, "%s/sweep.ini", dir);
     FILE *f = fopen(path, "w");
     if (!f) return -2;
@@ -90,27 +94,62 @@ static void test_bad_sweeps(void **state)
     }
 }
 
+/* `mimae sweep plan` and `submit --dry-run` with the temporary directory
+ * as the current one; a copy of the program far from the repository
+ * finds no template and says so in one line, and MIMAE_SLURM_TEMPLATE
+ * (or --template) fixes that. */
+static void test_template_from_any_directory(void **state)
+{
+    (void)state;
+    char data[300], path[400], err[512];
+    snprintf(data, sizeof data, "%s/data", dir);
+    if (synthetic_generate(data, 16, 16, 16, 1, 2, 1, err, sizeof err)) fail_msg("%s", err);
+    snprintf(path, sizeof path, "%s/one.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[model]\npreset = test-small\nchannels = 1\n[data]\ntrain = data/train.h5\n"
+          "[train]\nglobal_batch = 8\n[run]\nout_dir = runs/one\n", f);
+    assert_int_equal(fclose(f), 0);
+
+    assert_int_equal(run_captured(dir, "%s/mimae sweep plan one.ini", build_dir), 0);
+    assert_int_equal(run_captured(dir, "%s/mimae sweep submit one.ini --dry-run", build_dir), 0);
+    snprintf(path, sizeof path, "%s/runs/one/sweep.sbatch", dir);
+    assert_int_equal(access(path, R_OK), 0);
+
+    /* the same program where no slurm/ is beside its directory */
+    assert_int_equal(run_shell("mkdir -p %s/bin && cp %s/mimae %s/bin/", dir, build_dir, dir), 0);
+    assert_bad_input(dir, run_captured(dir, "bin/mimae sweep submit one.ini --dry-run --bin %s",
+                                       build_dir),
+                     "slurm/job.sbatch.in", "--template", "MIMAE_SLURM_TEMPLATE", NULL);
+    assert_int_equal(run_captured(dir, "MIMAE_SLURM_TEMPLATE=%s/../slurm/job.sbatch.in bin/mimae "
+                                  "sweep submit one.ini --dry-run --bin %s", build_dir, build_dir), 0);
+    assert_bad_input(dir, run_captured(dir, "MIMAE_SLURM_TEMPLATE=nowhere.in %s/mimae sweep submit "
+                                       "one.ini --dry-run", build_dir),
+                     "nowhere.in", "MIMAE_SLURM_TEMPLATE", NULL);
+}
+
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/mimae-sweep-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    make_tmpdir(dir, sizeof dir, "mimae-sweep");
+    return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/sweep.ini", dir);
-    unlink(path);
-    return rmdir(dir);
+    return remove_tree(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    if (test_build_dir(argv[0], build_dir, sizeof build_dir)) return 1;
+    unsetenv("MIMAE_SLURM_TEMPLATE"); /* the lookup under test, not the caller's choice */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expansion_order),
         cmocka_unit_test(test_bad_sweeps),
+        cmocka_unit_test(test_template_from_any_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
