@@ -18,7 +18,8 @@ void make_tmpdir(char *dir, size_t len, const char *prefix)
 {
     const char *base = getenv("TMPDIR");
     int n = snprintf(dir, len, "%s/%s-XXXXXX", base && *base ? base : "/tmp", prefix);
-    if (n < 0 || (size_t)n >= len) fail_msg("temporary directory name too long: %s", dir);
+    if (n < 0 || (size_t)n >= len)
+        fail_msg("temporary directory name too long: %s (set TMPDIR to a shorter directory)", dir);
     if (!mkdtemp(dir)) fail_msg("mkdtemp %s: %s", dir, strerror(errno));
 }
 

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
-/* Creates $TMPDIR/<prefix>-XXXXXX (/tmp without TMPDIR) and puts its name in dir. */
+/* Creates $TMPDIR/<prefix>-XXXXXX (/tmp without TMPDIR) and puts its name in
+ * dir: every test's (and fuzz target's) temporary directory comes from here,
+ * so TMPDIR moves them all. A name that does not fit in len fails the test. */
 void make_tmpdir(char *dir, size_t len, const char *prefix);
 
 /* Entries of dir other than . and ..; 0 when dir does not exist. */

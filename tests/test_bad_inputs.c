@@ -10,7 +10,6 @@
  * checkpoint of another config, tool arguments, truncated newest
  * checkpoint) and tests/test_dist.c a batch not divisible by 3 ranks; this
  * file has the rest. The broken files are made by the test itself. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -135,8 +134,7 @@ static void write_desc(const char *name, const char *out, const char *extra)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(work, sizeof work, "/tmp/mimae-bad-XXXXXX");
-    if (!mkdtemp(work)) return -1;
+    make_tmpdir(work, sizeof work, "mimae-bad");
     char dir[128], err[512];
     snprintf(dir, sizeof dir, "%s/good", work);
     if (synthetic_generate(dir, 64, 16, 16, 1, 4, 1, err, sizeof err)) return -1;

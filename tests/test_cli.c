@@ -2,7 +2,6 @@
  * line on stderr naming the file and the field, and leaves no partial output.
  * Also: a newest checkpoint truncated anywhere is rejected and the previous
  * one used, by the library and by a resuming mimae_dist. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,8 +70,7 @@ static int exists(const char *rel)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(work, sizeof work, "/tmp/mimae-cli-XXXXXX");
-    if (!mkdtemp(work)) return -1;
+    make_tmpdir(work, sizeof work, "mimae-cli");
     char dir[128], err[512];
     snprintf(dir, sizeof dir, "%s/good", work);
     if (synthetic_generate(dir, 64, 16, 16, 1, 4, 1, err, sizeof err)) return -1;

@@ -37,8 +37,8 @@ static char err[1024];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(root, sizeof root, "/tmp/mimae-test-dataset-XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
+    make_tmpdir(root, sizeof root, "mimae-test-dataset");
+    return 0;
 }
 
 static int teardown(void **state)

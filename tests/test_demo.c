@@ -2,7 +2,6 @@
  * size: every promised output exists and is readable: both results files
  * with their evaluations, the report (table as Markdown and CSV, PNG plots),
  * the reconstruction PNGs and the summary saying what was used. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,8 +85,7 @@ int main(int argc, char **argv)
     (void)argc;
     /* demo.sh sets OPENBLAS_NUM_THREADS=1 itself, as mpi_test_init does */
     if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
-    snprintf(work, sizeof work, "/tmp/mimae-demo-XXXXXX");
-    if (!mkdtemp(work)) return 1;
+    make_tmpdir(work, sizeof work, "mimae-demo");
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_demo_outputs)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (remove_tree(work)) return 1;

@@ -1,7 +1,8 @@
 /* Experiment descriptors (experiments/descriptor.c): defaults and the preset
  * applied first, --set overrides, the schedule derived from the data set
  * size, one-line errors naming file, line and key, the write -> load round
- * trip, and the key reference. Descriptor files go to a mkdtemp directory. */
+ * trip, and the key reference. Descriptor files go to a temporary directory
+ * (make_tmpdir: $TMPDIR, else /tmp). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "experiments/descriptor.h"
+#include "fs_util.h"
 
 static char dir[64];
 
@@ -40,8 +42,8 @@ static void assert_contains(const char *text, const char *part)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/mimae_descriptor_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    make_tmpdir(dir, sizeof dir, "mimae_descriptor");
+    return 0;
 }
 
 static int teardown(void **state)

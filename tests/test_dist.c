@@ -72,8 +72,7 @@ static mimae_model_t *load_final(const char *out, long expect_step)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(work_dir, sizeof work_dir, "/tmp/mimae-dist-XXXXXX");
-    if (!mkdtemp(work_dir)) return -1;
+    make_tmpdir(work_dir, sizeof work_dir, "mimae-dist");
     return write_small_run(work_dir, 256);
 }
 

@@ -3,7 +3,6 @@
  * probe is above chance, and a few epochs of fine-tuning beat the probe; the
  * metrics land in the run's results file with the checkpoint they came from.
  * A run evaluated every epoch keeps every evaluation (/eval_history). */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -153,8 +152,7 @@ int main(int argc, char **argv)
     (void)argc;
     if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a missing dataset is reported by the test */
-    snprintf(work, sizeof work, "/tmp/mimae-eval-XXXXXX");
-    if (!mkdtemp(work)) return 1;
+    make_tmpdir(work, sizeof work, "mimae-eval");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_encoder_probe_and_finetune),
         cmocka_unit_test(test_every_epoch_evaluations_kept),

@@ -9,7 +9,7 @@
  * from it (on the same or another rank count) ends with parameters and AdamW
  * moments bitwise equal to an undisturbed run. Random steps come from
  * MIMAE_TEST_SEED (default: the time), printed for replay. */
-#define _DEFAULT_SOURCE /* kill, mkdtemp */
+#define _DEFAULT_SOURCE /* kill */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,8 +174,7 @@ static int count_named(const char *dir, const char *part, long *size)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(work, sizeof work, "/tmp/mimae-faults-XXXXXX");
-    if (!mkdtemp(work)) return -1;
+    make_tmpdir(work, sizeof work, "mimae-faults");
     if (write_small_run(work, 128)) return -1;
     const char *seed_text = getenv("MIMAE_TEST_SEED");
     uint64_t seed = seed_text ? strtoull(seed_text, NULL, 10) : (uint64_t)time(NULL);

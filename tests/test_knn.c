@@ -6,7 +6,6 @@
  * than a rank's (or every) train share, with ranks that hold no rows, and
  * with classes that have no rows (no neighbours); bad input on one rank fails
  * on every rank with one message. Accuracy is well above chance (1/4). */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -135,9 +134,8 @@ static void test_classes_without_neighbours(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(work_dir, sizeof work_dir, "%s/mimae-knn-XXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    return mkdtemp(work_dir) ? 0 : -1;
+    make_tmpdir(work_dir, sizeof work_dir, "mimae-knn");
+    return 0;
 }
 
 static int teardown(void **state)

@@ -17,6 +17,7 @@
 #include "io/dataset.h"
 #include "io/reader.h"
 #include "io/synthetic.h"
+#include "fs_util.h"
 
 typedef struct {
     char dir[64];
@@ -27,8 +28,7 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/mimae-reader-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
+    make_tmpdir(f->dir, sizeof f->dir, "mimae-reader");
     char err[512];
     if (synthetic_generate(f->dir, 64, 8, 8, 1, 4, 3, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
@@ -97,8 +97,8 @@ static void test_missing_file(void **state)
 {
     (void)state;
     char err[512];
-    assert_null(reader_create("/tmp/no-such-dir/train.h5", 4, err, sizeof err));
-    assert_non_null(strstr(err, "/tmp/no-such-dir/train.h5"));
+    assert_null(reader_create("mimae-no-such-dir/train.h5", 4, err, sizeof err));
+    assert_non_null(strstr(err, "mimae-no-such-dir/train.h5"));
 }
 
 /* The R slices of a global batch are disjoint and make up the batch that

@@ -4,7 +4,6 @@
  * end, and the error paths; exit 0 when all pass), then compares the
  * solutions the three runs wrote: equal to 1e-6 relative, whatever the rank
  * count. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs_util.h"
 #include "mpi_run.h"
 
 static char build_dir[512]; /* holds tests/mpi/ridge_check */
@@ -129,10 +129,8 @@ static void test_solutions_agree_across_rank_counts(void **state)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(work_dir, sizeof work_dir, "%s/mimae-ridge-XXXXXX",
-             tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    return mkdtemp(work_dir) ? 0 : -1;
+    make_tmpdir(work_dir, sizeof work_dir, "mimae-ridge");
+    return 0;
 }
 
 static int teardown(void **state)

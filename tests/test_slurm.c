@@ -11,7 +11,7 @@
  *       run of the same task;
  * and stops the cluster at the end (also when a test fails, and on SIGTERM
  * or SIGINT). Missing Slurm programs fail the tests with the apt-get line. */
-#define _DEFAULT_SOURCE /* mkdtemp, setenv */
+#define _DEFAULT_SOURCE /* setenv */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

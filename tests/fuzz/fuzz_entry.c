@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/results.h"
+#include "tests/fs_util.h"
 
 /* ------------------------------------------------------------------------
  * Temporary files: one directory per process, removed at exit. */
@@ -34,12 +35,7 @@ static void remove_tmp_dir(void)
 static const char *tmp_file(const char *name, char *buf, size_t len)
 {
     if (!tmp_dir[0]) {
-        const char *base = getenv("TMPDIR");
-        snprintf(tmp_dir, sizeof tmp_dir, "%s/mimae-fuzz-XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(tmp_dir)) {
-            perror("fuzz: mkdtemp");
-            abort();
-        }
+        make_tmpdir(tmp_dir, sizeof tmp_dir, "mimae-fuzz");
         atexit(remove_tmp_dir);
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     }

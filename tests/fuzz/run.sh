@@ -45,7 +45,7 @@ build_obj() { # SRC EXTRA_FLAGS
 }
 export -f build_obj
 export CLANG BASE WARN SAN OUT
-ls io/*.c experiments/descriptor.c experiments/sweep.c tests/fuzz/fuzz_entry.c |
+ls io/*.c experiments/descriptor.c experiments/sweep.c tests/fuzz/fuzz_entry.c tests/fs_util.c |
     xargs -P "$(nproc)" -I{} bash -c 'build_obj {} -fsanitize=fuzzer-no-link'
 ls core/*/*.c | xargs -P "$(nproc)" -I{} bash -c 'build_obj {} ""'
 
