@@ -1,6 +1,6 @@
-/* Distributed k-nearest-neighbour classifier for evaluation (METHOD.md
- * "Evaluation", k-NN): cosine similarity, k neighbours (METHOD: k = 20),
- * votes exp(sim / T) per class (METHOD: T = 0.07), train features spread
+/* Distributed k-nearest-neighbour classifier for evaluation (docs/METHOD.md
+ * step E2, k-NN): cosine similarity, k neighbours (default k = 20),
+ * votes exp(sim / T) per class (evaluation: T = 0.07), train features spread
  * over the ranks of comm, top-k lists merged across ranks.
  *
  * Every rank holds a contiguous share of the train rows (train_x

@@ -1,4 +1,4 @@
-/* The linear probe of METHOD.md "Evaluation": ridge regression of one-hot
+/* The linear probe of docs/METHOD.md step E1: ridge regression of one-hot
  * labels on standardised features, solved with ScaLAPACK on BLACS grids over
  * every rank of a communicator.
  *

@@ -1,4 +1,4 @@
-/* Evaluation of a pre-trained encoder (METHOD.md "Evaluation"), distributed
+/* Evaluation of a pre-trained encoder (docs/METHOD.md "Evaluation"), distributed
  * over the ranks of the run: features of whole unaugmented images, the
  * ScaLAPACK ridge linear probe, k-NN, MI statistics on a fixed batch, and
  * fine-tuning (on a copy of the model). Collective over MPI_COMM_WORLD. */

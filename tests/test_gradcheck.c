@@ -14,7 +14,7 @@
  * can be large enough to keep float32 round-off of a ~10-layer forward small.
  *
  * The losses (reconstruction, InfoNCE, CLUB, Q's NLL) are also compared with
- * naive double-precision implementations written from METHOD.md, and the
+ * naive double-precision implementations written from docs/METHOD.md, and the
  * gathers/scatters of tokens.h and patches.h, which are linear, with the
  * adjoint identity <F(x), r> == <x, F^T(r)>.
  *
@@ -973,7 +973,7 @@ static void test_recon_loss(void **state)
 
 /* ======================================================================== */
 /* 10. InfoNCE over a candidate array. Proves dcand (queries and keys) by FD,
- * the value against a naive double implementation of METHOD.md step 6, the
+ * the value against a naive double implementation of docs/METHOD.md step 6, the
  * split property (two processes' shares sum to the single-process loss and
  * gradient) and N = 1 -> 0. */
 
@@ -1056,7 +1056,7 @@ static void test_infonce(void **state)
 
 /* ======================================================================== */
 /* 11-12. CLUB and Q's NLL. Proves dzc by FD for both contrast modes, the
- * value against a literal implementation of METHOD.md step 7 (full Gaussian
+ * value against a literal implementation of docs/METHOD.md step 7 (full Gaussian
  * log-densities, whose logvar and 2pi terms must cancel), the split property,
  * N = 1 -> 0 for the masks contrast; for q_nll_loss the gradients in mu and
  * logvar (overwritten) and the value against the Gaussian NLL. */

@@ -1,4 +1,4 @@
-/* Training augmentation of METHOD.md step 1: random resized crop, horizontal
+/* Training augmentation of docs/METHOD.md step 1: random resized crop, horizontal
  * flip, per-channel normalisation, following torchvision's RandomResizedCrop
  * and RandomHorizontalFlip with the crop resized back to the input size.
  *

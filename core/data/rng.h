@@ -2,7 +2,7 @@
  * Random123). Every random decision of a run is a pure function of
  * (seed, epoch, index, stream): no generator state travels between images,
  * ranks or steps, so results never depend on the rank count or on the order
- * in which work is done (DESIGN.md, "Reproducibility contract").
+ * in which work is done (docs/DESIGN.md, "Reproducibility contract").
  *
  * Layout of one stream, rng_init(r, seed, epoch, index, stream):
  *   key[0] = low 32 bits of seed,  key[1] = high 32 bits of seed

@@ -1,7 +1,8 @@
-/* Which images a rank trains on: the epoch's order is a permutation of the
- * data set from (seed, epoch); global batch t of the epoch is the contiguous
- * run [t*G, (t+1)*G) of it (the tail that fills no batch is dropped, as a
- * drop_last loader does); rank r of R takes the slice [r*G/R, (r+1)*G/R).
+/* Which images a rank trains on (docs/METHOD.md step 1): the epoch's order
+ * is a permutation of the data set from (seed, epoch); global batch t of the
+ * epoch is the contiguous run [t*G, (t+1)*G) of it (the tail that fills no
+ * batch is dropped, as a drop_last loader does); rank r of R takes the slice
+ * [r*G/R, (r+1)*G/R).
  * Nothing depends on R except which slice a rank takes. */
 #ifndef MIMAE_DATA_SAMPLER_H
 #define MIMAE_DATA_SAMPLER_H

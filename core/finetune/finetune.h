@@ -1,4 +1,4 @@
-/* Fine-tuning (METHOD.md Evaluation; MAE's recipe): the pre-trained encoder on
+/* Fine-tuning (docs/METHOD.md step E4; MAE's recipe): the pre-trained encoder on
  * whole images, the pooled feature, a linear head, cross-entropy with label
  * smoothing, AdamW with layer-wise lr decay. The encoder's parameters and
  * gradients are the model's own blocks; the head has its own.

@@ -1,5 +1,5 @@
 /* Gaussian estimate of the mutual information between two sets of paired
- * vectors (METHOD.md "Evaluation", MI statistics): I(z_i; z_k) between the
+ * vectors (docs/METHOD.md step E3, MI statistics): I(z_i; z_k) between the
  * latents of two masks of the same images, from their joint covariance.
  *
  * a, b (n, d): row t of a and row t of b are one pair (the same image).

@@ -1,4 +1,4 @@
-/* CLUB terms (METHOD.md steps 7-8) with the Gaussian q(z|x) = N(mu, exp(logvar)).
+/* CLUB terms (docs/METHOD.md steps 7-8), Gaussian q(z|x) = N(mu, exp(logvar)).
  *
  * club_min_loss: the upper bound L_min that the encoder minimises. mu and
  * logvar are constants here (no gradient reaches Q). Candidates are given as

@@ -1,4 +1,4 @@
-/* InfoNCE between the masks of the same image (METHOD.md step 6), over a
+/* InfoNCE between the masks of the same image (docs/METHOD.md step 6), over a
  * candidate set given as a plain array so that dist/ can pass features
  * gathered from every rank and scatter their gradients back.
  *

@@ -1,4 +1,4 @@
-/* N orthogonal masks per image (METHOD.md step 2). perm (L) is the argsort of
+/* N orthogonal masks per image (docs/METHOD.md step 2). perm (L) is the argsort of
  * L uniforms; mask k keeps perm[k*V .. (k+1)*V-1] visible, in that order. */
 #ifndef MIMAE_OBJECTIVE_MASKS_H
 #define MIMAE_OBJECTIVE_MASKS_H

@@ -1,4 +1,4 @@
-/* Reconstruction loss (METHOD.md step 4): mean squared error over the patches
+/* Reconstruction loss (docs/METHOD.md step 4): mean squared error over the patches
  * each mask hides, against per-patch normalised pixels when norm_pix is set. */
 #ifndef MIMAE_OBJECTIVE_RECON_LOSS_H
 #define MIMAE_OBJECTIVE_RECON_LOSS_H

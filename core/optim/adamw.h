@@ -1,6 +1,7 @@
 /* AdamW as PyTorch implements it (decoupled decay, then the Adam step with
  * bias corrections), over a parameter block described by a table: decay
- * applies only where the table says so (matrices and cls/mask tokens). */
+ * applies only where the table says so (matrices and cls/mask tokens); docs/METHOD.md
+ * step 12. */
 #ifndef MIMAE_OPTIM_ADAMW_H
 #define MIMAE_OPTIM_ADAMW_H
 

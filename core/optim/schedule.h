@@ -1,5 +1,5 @@
 /* Learning rate per iteration: linear warmup from 0, then a half-cycle cosine
- * down to min_lr (MAE's lr_sched, counted in iterations). */
+ * down to min_lr (MAE's lr_sched, counted in iterations; docs/METHOD.md step 12). */
 #ifndef MIMAE_OPTIM_SCHEDULE_H
 #define MIMAE_OPTIM_SCHEDULE_H
 

@@ -5,7 +5,7 @@ Run by developers only:   /usr/bin/python3 tests/ref/make_reference.py [--selfte
 
 Everything is computed in float64 from float32-rounded inputs and parameters; the
 fixture stores the tensors as float32 and the losses as float64. The model follows
-/work/shared/METHOD.md with random (non-MAE) initial values so every path is exercised.
+docs/METHOD.md (steps 2-12) with random (non-MAE) initial values so every path is exercised.
 The layout of the file is described in tests/ref/README.md.
 """
 import math
