@@ -77,10 +77,8 @@ typedef struct {
     char sweep_values[DESCRIPTOR_MAX_SWEEP_KEYS][512];
 } descriptor_t;
 
-/* The numeric and enum fields of run_config_t, in the same table form as the
- * model's. The text keys (model.preset, data.train, data.test, run.out_dir,
- * run.name), which config_field_t has no type for, are handled inside
- * descriptor.c. */
+/* Every key of run_config_t, in the same table form as the model's
+ * (core/config/config_fields.h): name, type, default, range, meaning. */
 extern const config_field_t run_config_fields[];
 extern const int run_config_field_count;
 
@@ -136,8 +134,10 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
  * characters, " ;" or " #"). */
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen);
 
-/* Markdown table of every key: section.key, default, meaning (for README). */
-void descriptor_print_reference(FILE *out);
+/* Markdown table of every key: section.key, default, meaning; the README's
+ * "Descriptor reference" is this output (tests/test_keys.c checks). 0, or
+ * -1 after a message on stderr. */
+int descriptor_print_reference(FILE *out);
 
 /* Creates a directory of a run's output (mkdir -p under run.out_dir); the
  * error names the directory and says to change run.out_dir. */

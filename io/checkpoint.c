@@ -121,7 +121,9 @@ static int field_equal(const config_field_t *f, const mimae_config_t *a, const m
 {
     switch (f->type) {
     case FIELD_INT:
+    case FIELD_SWITCH:
     case FIELD_ENUM: return *CFG_PTR(const int, f, a) == *CFG_PTR(const int, f, b);
+    case FIELD_TEXT: return strcmp(CFG_PTR(const char, f, a), CFG_PTR(const char, f, b)) == 0;
     case FIELD_LONG: return *CFG_PTR(const long, f, a) == *CFG_PTR(const long, f, b);
     case FIELD_FLOAT:
         return memcmp(CFG_PTR(const float, f, a), CFG_PTR(const float, f, b), sizeof(float)) == 0;

@@ -13,11 +13,13 @@ void config_attr_name(const config_field_t *f, char *buf, size_t len)
 int config_attr_types(const config_field_t *f, hid_t *file_type, hid_t *mem_type)
 {
     switch (f->type) {
-    case FIELD_INT: *file_type = H5T_STD_I32LE, *mem_type = H5T_NATIVE_INT; return 0;
+    case FIELD_INT:
+    case FIELD_SWITCH: *file_type = H5T_STD_I32LE, *mem_type = H5T_NATIVE_INT; return 0;
     case FIELD_LONG: *file_type = H5T_STD_I64LE, *mem_type = H5T_NATIVE_LONG; return 0;
     case FIELD_FLOAT: *file_type = H5T_IEEE_F32LE, *mem_type = H5T_NATIVE_FLOAT; return 0;
     case FIELD_DOUBLE: *file_type = H5T_IEEE_F64LE, *mem_type = H5T_NATIVE_DOUBLE; return 0;
-    case FIELD_ENUM: break;
+    case FIELD_ENUM:
+    case FIELD_TEXT: break;
     }
     return -1;
 }
