@@ -42,3 +42,20 @@ int config_attrs_write(hid_t loc, const mimae_config_t *cfg, io_file_err_t *e)
     }
     return 0;
 }
+
+int config_attr_exists_or_default(hid_t loc, const config_field_t *f, mimae_config_t *cfg,
+                                  io_file_err_t *e)
+{
+    char name[128], value[64], msg[256];
+    config_attr_name(f, name, sizeof name);
+    const htri_t exists = H5Aexists(loc, name);
+    if (exists < 0)
+        return io_file_fail(e, "cannot look up attribute %s: the file is damaged", name);
+    if (exists > 0) return 1;
+    if (config_field_parse(f, cfg, f->default_value, msg, sizeof msg))
+        return io_file_fail(e, "internal: the default of %s: %s: fix the key table", name, msg);
+    config_field_format_short(f, cfg, value, sizeof value);
+    fprintf(stderr, "mimae: %s: no attribute %s (written before the key existed): using its "
+            "default %s\n", e->path, name, value);
+    return 0;
+}
