@@ -190,8 +190,7 @@ int main(int argc, char **argv)
             fputs("usage: mimae keys\n\nPrints the descriptor reference as a Markdown table.\n", stdout);
             return 0;
         }
-        descriptor_print_reference(stdout);
-        return 0;
+        return descriptor_print_reference(stdout) ? 1 : 0;
     }
     return bad_usage("unknown COMMAND", usage_main);
 }

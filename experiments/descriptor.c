@@ -30,8 +30,6 @@
 /* Capacity of the per-field bookkeeping (checked at run time). */
 #define MAX_FIELDS 64
 
-#define MEMBER_SIZE(type, member) sizeof(((type *)0)->member)
-
 #if defined(__GNUC__)
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
@@ -43,116 +41,99 @@
 
 static const char *const reduction_names[] = {"deterministic", "fast", "auto", NULL};
 
-#define R(sec, key, type, member, names, doc) \
-    {sec, key, type, offsetof(run_config_t, member), names, doc}
+/* (The range macros expand to braces with commas: each macro here builds
+ * its row itself rather than passing them on to another macro.) */
+#define RUN_ROW(sec, key, type, member, names, def, range, doc, default_doc)               \
+    {sec, key, type, offsetof(run_config_t, member), CONFIG_MEMBER_SIZE(run_config_t, member), \
+     names, def, range, doc, default_doc}
+#define R(sec, key, type, member, def, range, doc)                                         \
+    {sec, key, type, offsetof(run_config_t, member), CONFIG_MEMBER_SIZE(run_config_t, member), \
+     NULL, def, range, doc, NULL}
+/* Text keys: the default column shows default_doc when the default is
+ * derived at load time (run.name, run.out_dir). */
+#define R_TEXT(sec, key, member, def, doc, default_doc)                                    \
+    {sec, key, FIELD_TEXT, offsetof(run_config_t, member),                                \
+     CONFIG_MEMBER_SIZE(run_config_t, member), NULL, def, RANGE_ANY, doc, default_doc}
 
 const config_field_t run_config_fields[] = {
-    R("data", "train_limit", FIELD_LONG, train_limit, NULL,
+    R_TEXT("model", "preset", preset, "fmnist-tiny",
+           "model preset applied before every other key, wherever it appears: fmnist-tiny, "
+           "vit-b16 or test-small; it sets every model, mimae, optim and train.global_batch "
+           "default (this table shows fmnist-tiny's)", NULL),
+    R_TEXT("data", "train", train_data, "", "HDF5 training set (required to train)", NULL),
+    R_TEXT("data", "test", test_data, "", "HDF5 test set for evaluation (empty: none)", NULL),
+    R("data", "train_limit", FIELD_LONG, train_limit, "0", RANGE_AT_LEAST(0),
       "use only the first n training images (0: all)"),
-    R("data", "test_limit", FIELD_LONG, test_limit, NULL,
+    R("data", "test_limit", FIELD_LONG, test_limit, "0", RANGE_AT_LEAST(0),
       "use only the first n test images (0: all)"),
-    R("run", "checkpoint_every", FIELD_LONG, checkpoint_every, NULL,
+    R_TEXT("run", "out_dir", out_dir, "", "directory of checkpoints, results and logs",
+           "runs/<name>"),
+    R_TEXT("run", "name", name, "", "run name used in file names and reports (no '/')",
+           "descriptor file name without .ini"),
+    R("run", "checkpoint_every", FIELD_LONG, checkpoint_every, "500", RANGE_AT_LEAST(0),
       "optimiser steps between checkpoints (0: only at the end)"),
-    R("run", "keep_checkpoints", FIELD_INT, keep_checkpoints, NULL,
+    R("run", "keep_checkpoints", FIELD_INT, keep_checkpoints, "2", RANGE_AT_LEAST(1),
       "checkpoints kept on disk, the newest ones"),
-    R("run", "log_every", FIELD_LONG, log_every, NULL, "optimiser steps between progress lines"),
-    R("run", "recon_samples", FIELD_INT, recon_samples, NULL,
+    R("run", "log_every", FIELD_LONG, log_every, "10", RANGE_AT_LEAST(1),
+      "optimiser steps between progress lines"),
+    R("run", "recon_samples", FIELD_INT, recon_samples, "8", RANGE_AT_LEAST(0),
       "images in the reconstruction PNG (0: none)"),
-    R("train", "seed", FIELD_LONG, seed, NULL,
+    R("train", "seed", FIELD_LONG, seed, "0", RANGE_AT_LEAST(0),
       "seed of every random stream: init, data order, masks, augmentation"),
-    R("train", "epochs", FIELD_LONG, epochs, NULL, "passes over the training images"),
-    R("train", "max_steps", FIELD_LONG, max_steps, NULL,
+    R("train", "epochs", FIELD_LONG, epochs, "10", RANGE_AT_LEAST(1),
+      "passes over the training images"),
+    R("train", "max_steps", FIELD_LONG, max_steps, "0", RANGE_AT_LEAST(0),
       "stop after this many optimiser steps (0: the epochs decide; the schedule is unchanged)"),
-    R("train", "micro_batch", FIELD_INT, micro_batch, NULL,
+    R("train", "micro_batch", FIELD_INT, micro_batch, "0", RANGE_AT_LEAST(0),
       "images per forward pass on a rank, gradients accumulated (0: the whole per-rank "
       "batch); must divide global_batch"),
-    R("train", "reduction", FIELD_ENUM, reduction, reduction_names,
-      "gradient reduction: deterministic, fast or auto (deterministic for <= 8 ranks)"),
-    R("train", "augment", FIELD_INT, augment, NULL, "1: random resized crop + horizontal flip"),
-    R("optim", "warmup_epochs", FIELD_DOUBLE, warmup_epochs, NULL,
+    RUN_ROW("train", "reduction", FIELD_ENUM, reduction, reduction_names, "auto", RANGE_ANY,
+            "gradient reduction: deterministic, fast or auto (deterministic for <= 8 ranks)",
+            NULL),
+    R("train", "augment", FIELD_SWITCH, augment, "1", RANGE_BETWEEN(0, 1),
+      "1: random resized crop + horizontal flip"),
+    R("optim", "warmup_epochs", FIELD_DOUBLE, warmup_epochs, "1", RANGE_AT_LEAST(0),
       "warmup length in epochs: sets optim.warmup_iters = round(warmup_epochs x steps per "
       "epoch) unless optim.warmup_iters is given"),
-    R("eval", "every_epochs", FIELD_INT, eval_every_epochs, NULL,
+    R("eval", "every_epochs", FIELD_INT, eval_every_epochs, "0", RANGE_AT_LEAST(0),
       "epochs between evaluations (0: only at the end)"),
-    R("eval", "linear_probe", FIELD_INT, eval_linear_probe, NULL,
+    R("eval", "linear_probe", FIELD_SWITCH, eval_linear_probe, "1", RANGE_BETWEEN(0, 1),
       "1: linear probe (ridge regression) on the frozen encoder features"),
-    R("eval", "knn", FIELD_INT, eval_knn, NULL, "1: k-nearest-neighbour accuracy (k = 20, cosine)"),
-    R("eval", "mi", FIELD_INT, eval_mi, NULL,
+    R("eval", "knn", FIELD_SWITCH, eval_knn, "1", RANGE_BETWEEN(0, 1),
+      "1: k-nearest-neighbour accuracy (k = 20, cosine)"),
+    R("eval", "mi", FIELD_SWITCH, eval_mi, "1", RANGE_BETWEEN(0, 1),
       "1: MI statistics (InfoNCE bound, CLUB, Gaussian I between masks)"),
-    R("eval", "finetune", FIELD_INT, eval_finetune, NULL,
+    R("eval", "finetune", FIELD_SWITCH, eval_finetune, "0", RANGE_BETWEEN(0, 1),
       "1: end-to-end fine-tuning with a linear head"),
-    R("eval", "knn_k", FIELD_INT, knn_k, NULL, "neighbours of the k-NN classifier"),
-    R("eval", "mi_images", FIELD_LONG, mi_images, NULL,
+    R("eval", "knn_k", FIELD_INT, knn_k, "20", RANGE_AT_LEAST(1),
+      "neighbours of the k-NN classifier"),
+    R("eval", "mi_images", FIELD_LONG, mi_images, "512", RANGE_AT_LEAST(2),
       "training images (the first ones, unaugmented) of the fixed MI-statistics batch"),
-    R("eval", "finetune_epochs", FIELD_INT, finetune_epochs, NULL, "fine-tuning epochs"),
-    R("eval", "finetune_blr", FIELD_DOUBLE, finetune_blr, NULL,
+    R("eval", "finetune_epochs", FIELD_INT, finetune_epochs, "5", RANGE_AT_LEAST(1),
+      "fine-tuning epochs"),
+    R("eval", "finetune_blr", FIELD_DOUBLE, finetune_blr, "5e-4", RANGE_AT_LEAST(0),
       "fine-tuning base lr; lr = finetune_blr * global_batch / 256, warmup 1 epoch + cosine"),
-    R("eval", "layer_decay", FIELD_DOUBLE, layer_decay, NULL,
+    R("eval", "layer_decay", FIELD_DOUBLE, layer_decay, "0.65", RANGE_BETWEEN(0, 1),
       "layer-wise lr decay of fine-tuning (block i of depth d gets decay^(d + 1 - (i + 1)))"),
-    R("eval", "label_smoothing", FIELD_DOUBLE, label_smoothing, NULL,
+    R("eval", "label_smoothing", FIELD_DOUBLE, label_smoothing, "0.1", RANGE_BELOW_FROM(0, 1),
       "label smoothing of the fine-tuning cross-entropy"),
-    R("eval", "label_fraction", FIELD_DOUBLE, label_fraction, NULL,
+    R("eval", "label_fraction", FIELD_DOUBLE, label_fraction, "1", RANGE_BETWEEN(0, 1),
       "share of the training labels fine-tuning may use (0.01 for the paper's FT 1 %)"),
 };
 const int run_config_field_count = sizeof run_config_fields / sizeof run_config_fields[0];
-
-/* Text keys, which the shared config_field_t has no type for. */
-typedef struct {
-    const char *section, *key;
-    size_t offset, size; /* into run_config_t */
-    const char *default_text, *doc;
-} string_field_t;
-
-#define S(sec, key, member, def, doc) \
-    {sec, key, offsetof(run_config_t, member), MEMBER_SIZE(run_config_t, member), def, doc}
-
-enum { STRING_PRESET, STRING_TRAIN, STRING_TEST, STRING_OUT_DIR, STRING_NAME, STRING_COUNT };
-static const string_field_t string_fields[STRING_COUNT] = {
-    S("model", "preset", preset, "fmnist-tiny",
-      "model preset applied before every other key, wherever it appears: fmnist-tiny, "
-      "vit-b16 or test-small; it sets every model, mimae, optim and train.global_batch "
-      "default (this table shows fmnist-tiny's)"),
-    S("data", "train", train_data, "(empty)", "HDF5 training set (required to train)"),
-    S("data", "test", test_data, "(empty)", "HDF5 test set for evaluation (empty: none)"),
-    S("run", "out_dir", out_dir, "runs/<name>", "directory of checkpoints, results and logs"),
-    S("run", "name", name, "descriptor file name without .ini",
-      "run name used in file names and reports (no '/')"),
-};
-
-/* Keys that are 0/1 switches (true/false, yes/no, on/off also accepted). */
-static const char *const bool_keys[] = {"mimae.norm_pix", "train.augment", "eval.linear_probe",
-                                        "eval.knn", "eval.mi", "eval.finetune", NULL};
 
 /* Sections in the order descriptor_write and the reference use. */
 static const char *const section_names[] = {"model", "mimae", "optim", "train", "data",
                                             "run", "eval", "sweep", NULL};
 
-/* Lower bounds of the run fields, checked after everything is read. */
-static const struct {
-    const char *section, *key;
-    double min;
-} run_minimums[] = {
-    {"data", "train_limit", 0},   {"data", "test_limit", 0},   {"run", "checkpoint_every", 0},
-    {"run", "keep_checkpoints", 1}, {"run", "log_every", 1},   {"run", "recon_samples", 0},
-    {"train", "seed", 0},         {"train", "epochs", 1},      {"train", "max_steps", 0},
-    {"train", "micro_batch", 0},  {"optim", "warmup_epochs", 0}, {"eval", "every_epochs", 0},
-    {"eval", "knn_k", 1},         {"eval", "mi_images", 2},    {"eval", "finetune_epochs", 1},
-    {"eval", "finetune_blr", 0},  {"eval", "layer_decay", 0},  {"eval", "label_smoothing", 0},
-    {"eval", "label_fraction", 0},
-};
-
 /* ------------------------------------------------------------------------ */
 /* Keys                                                                      */
 
-enum { KEY_MODEL = 0, KEY_RUN = 1, KEY_STRING = 2, KEY_KINDS = 3 };
+enum { KEY_MODEL = 0, KEY_RUN = 1, KEY_KINDS = 2 };
 
 typedef struct {
     int kind, index;
 } key_ref_t;
-
-/* Order of keys within a section when written: text keys (model.preset
- * first of all), then the core's, then the run's. */
-static const int key_order[KEY_KINDS] = {KEY_STRING, KEY_MODEL, KEY_RUN};
 
 static const config_field_t *ref_field(key_ref_t r)
 {
@@ -161,19 +142,28 @@ static const config_field_t *ref_field(key_ref_t r)
 
 static const char *ref_section(key_ref_t r)
 {
-    return r.kind == KEY_STRING ? string_fields[r.index].section : ref_field(r)->section;
+    return ref_field(r)->section;
 }
 
 static const char *ref_key(key_ref_t r)
 {
-    return r.kind == KEY_STRING ? string_fields[r.index].key : ref_field(r)->key;
+    return ref_field(r)->key;
 }
 
 static int kind_count(int kind)
 {
-    return kind == KEY_MODEL ? mimae_config_field_count
-         : kind == KEY_RUN   ? run_config_field_count
-                             : STRING_COUNT;
+    return kind == KEY_MODEL ? mimae_config_field_count : run_config_field_count;
+}
+
+/* The struct a key's row describes. */
+static void *ref_base(descriptor_t *d, key_ref_t r)
+{
+    return r.kind == KEY_MODEL ? (void *)&d->model : (void *)&d->run;
+}
+
+static const void *ref_cbase(const descriptor_t *d, key_ref_t r)
+{
+    return r.kind == KEY_MODEL ? (const void *)&d->model : (const void *)&d->run;
 }
 
 static int find_key(const char *section, const char *key, key_ref_t *out)
@@ -189,20 +179,45 @@ static int find_key(const char *section, const char *key, key_ref_t *out)
     return -1;
 }
 
+/* A key this file itself names (a missing one is a bug in the tables). */
+static key_ref_t known_key(const char *section, const char *key)
+{
+    key_ref_t r = {KEY_RUN, 0};
+    if (find_key(section, key, &r)) {
+        fprintf(stderr, "mimae: internal: no key %s.%s in the key tables\n", section, key);
+        abort();
+    }
+    return r;
+}
+
+static int is_preset(key_ref_t r)
+{
+    return strcmp(ref_section(r), "model") == 0 && strcmp(ref_key(r), "preset") == 0;
+}
+
+/* The keys of a section in the order files and the reference list them:
+ * text keys (model.preset first of all), then the model's, then the run's.
+ * Returns how many (out holds 2 * MAX_FIELDS). */
+static int section_keys(const char *section, key_ref_t *out)
+{
+    int n = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        const int kind = pass == 1 ? KEY_MODEL : KEY_RUN;
+        for (int i = 0; i < kind_count(kind); i++) {
+            key_ref_t r = {kind, i};
+            const int text = ref_field(r)->type == FIELD_TEXT;
+            if (strcmp(ref_section(r), section) || (pass == 0 && !text) || (pass == 2 && text))
+                continue;
+            if (n < 2 * MAX_FIELDS) out[n++] = r; /* descriptor_load refuses larger tables */
+        }
+    }
+    return n;
+}
+
 static int is_section(const char *name)
 {
     for (int i = 0; section_names[i]; i++)
         if (strcmp(section_names[i], name) == 0) return 1;
-    return 0;
-}
-
-static int is_bool_key(const char *section, const char *key)
-{
-    size_t ls = strlen(section);
-    for (int i = 0; bool_keys[i]; i++)
-        if (strncmp(bool_keys[i], section, ls) == 0 && bool_keys[i][ls] == '.' &&
-            strcmp(bool_keys[i] + ls + 1, key) == 0)
-            return 1;
     return 0;
 }
 
@@ -307,13 +322,9 @@ static void unknown_key_hint(char *buf, size_t len, const char *section, const c
         append(buf, len, " (did you mean %s.%s?)", ref_section(r), ref_key(r));
     } else {
         append(buf, len, ": the keys of [%s] are", section);
-        int n = 0;
-        for (int k = 0; k < KEY_KINDS; k++)
-            for (int i = 0; i < kind_count(k); i++) {
-                key_ref_t q = {k, i};
-                if (strcmp(ref_section(q), section) == 0)
-                    append(buf, len, "%s %s", n++ ? "," : "", ref_key(q));
-            }
+        key_ref_t keys[2 * MAX_FIELDS];
+        const int n = section_keys(section, keys);
+        for (int i = 0; i < n; i++) append(buf, len, "%s %s", i ? "," : "", ref_key(keys[i]));
     }
 }
 
@@ -330,16 +341,6 @@ static void copy_string(char *dst, size_t size, const char *src)
 {
     memset(dst, 0, size);
     memcpy(dst, src, strlen(src));
-}
-
-static char *string_ptr(run_config_t *run, int index)
-{
-    return (char *)run + string_fields[index].offset;
-}
-
-static const char *string_cptr(const run_config_t *run, int index)
-{
-    return (const char *)run + string_fields[index].offset;
 }
 
 /* A text value must fit its buffer, must survive being written as
@@ -375,64 +376,30 @@ static int check_text(const char *key, const char *value, size_t size, char *why
     return 0;
 }
 
-static int lower_equals(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        if (ca != *b) return 0;
-    }
-    return *a == *b;
-}
-
-/* Parses `value` into the field `r` of d (the preset name is only checked
+/* Parses `value` into the key `r` of d (the preset name is only checked
  * and stored here: applying it is the caller's business). On error writes
  * "<prefix>section.key = 'value': why" and returns -1. */
 static int apply_value(descriptor_t *d, key_ref_t r, const char *value, const char *prefix,
                        char *err, size_t errlen)
 {
-    const char *section = ref_section(r), *key = ref_key(r);
-    char why[512] = "";
-
-    if (r.kind == KEY_STRING) {
-        const string_field_t *s = &string_fields[r.index];
-        if (check_text(key, value, s->size, why, sizeof why)) goto fail;
-        if (r.index == STRING_PRESET) {
-            mimae_config_t scratch;
-            if (mimae_config_preset(&scratch, value)) {
-                snprintf(why, sizeof why,
-                         "unknown preset: use fmnist-tiny, vit-b16 or test-small");
-                goto fail;
-            }
-        }
-        copy_string(string_ptr(&d->run, r.index), s->size, value);
-        return 0;
-    }
-
     const config_field_t *f = ref_field(r);
-    void *base = r.kind == KEY_MODEL ? (void *)&d->model : (void *)&d->run;
-    if (is_bool_key(section, key)) {
-        int v;
-        if (strcmp(value, "1") == 0 || lower_equals(value, "true") || lower_equals(value, "yes") ||
-            lower_equals(value, "on"))
-            v = 1;
-        else if (strcmp(value, "0") == 0 || lower_equals(value, "false") ||
-                 lower_equals(value, "no") || lower_equals(value, "off"))
-            v = 0;
-        else {
-            snprintf(why, sizeof why, "not a switch: use 0 or 1 (true/false, yes/no also work)");
+    char why[512] = "";
+    if (f->type == FIELD_TEXT) {
+        if (check_text(f->key, value, f->size, why, sizeof why)) goto fail;
+        mimae_config_t scratch;
+        if (is_preset(r) && mimae_config_preset(&scratch, value)) {
+            snprintf(why, sizeof why, "unknown preset: use fmnist-tiny, vit-b16 or test-small");
             goto fail;
         }
-        config_field_set_number(f, base, v);
-        return 0;
     }
     char msg[512];
-    if (config_field_parse(f, base, value, msg, sizeof msg) == 0) return 0;
+    if (config_field_parse(f, ref_base(d, r), value, msg, sizeof msg) == 0) return 0;
     /* The core message is "section.key = 'value': why"; keep our prefix. */
     snprintf(err, errlen, "%s%s%s", prefix, msg,
              strchr(value, '#') ? " (inline comments start with ' ;', not '#')" : "");
     return -1;
 fail:
-    snprintf(err, errlen, "%s%s.%s = '%s': %s", prefix, section, key, value, why);
+    snprintf(err, errlen, "%s%s.%s = '%s': %s", prefix, f->section, f->key, value, why);
     return -1;
 }
 
@@ -461,7 +428,7 @@ typedef struct {
     int line;                /* line the reader handed out last */
     int pass;                /* 1: find model.preset; 2: apply the rest */
     int preset_line;         /* line of model.preset in the file (0: none) */
-    char preset[MEMBER_SIZE(run_config_t, preset)];
+    char preset[CONFIG_MEMBER_SIZE(run_config_t, preset)];
     int origin[KEY_KINDS][MAX_FIELDS]; /* 0 default, > 0 file line, -1 --set */
     int sweep_line[DESCRIPTOR_MAX_SWEEP_KEYS];
     int failed;
@@ -648,7 +615,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 0;
     }
     *origin = st->line;
-    if (r.kind == KEY_STRING && r.index == STRING_PRESET) return 1; /* applied in pass 1 */
+    if (is_preset(r)) return 1; /* applied in pass 1 */
     char prefix[DESCRIPTOR_PATH_MAX + 32];
     snprintf(prefix, sizeof prefix, "%s:%d: ", st->file, st->line);
     if (apply_value(st->d, r, value, prefix, st->err, st->errlen)) {
@@ -728,33 +695,23 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
         resolve_assignment(section, key, value, &r, err, errlen) ||
         apply_value(d, r, value, "--set ", err, errlen))
         return -1;
-    if (r.kind == KEY_STRING && r.index == STRING_PRESET)
-        mimae_config_preset(&d->model, value);
+    if (is_preset(r)) mimae_config_preset(&d->model, value);
     return 0;
 }
 
-static void descriptor_defaults(descriptor_t *d)
+/* The tables' defaults; the model's are those of the default preset. -1
+ * with a message only for a table whose default does not parse. */
+static int descriptor_defaults(descriptor_t *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
-    mimae_config_preset(&d->model, "fmnist-tiny");
-    run_config_t *r = &d->run;
-    copy_string(r->preset, sizeof r->preset, "fmnist-tiny");
-    r->epochs = 10;
-    r->reduction = REDUCTION_AUTO;
-    r->augment = 1;
-    r->warmup_epochs = 1.0;
-    r->checkpoint_every = 500;
-    r->keep_checkpoints = 2;
-    r->log_every = 10;
-    r->eval_linear_probe = r->eval_knn = r->eval_mi = 1;
-    r->knn_k = 20;
-    r->mi_images = 512;
-    r->finetune_epochs = 5;
-    r->finetune_blr = 5e-4;
-    r->layer_decay = 0.65;
-    r->label_smoothing = 0.1;
-    r->label_fraction = 1.0;
-    r->recon_samples = 8;
+    if (config_fields_set_defaults(run_config_fields, run_config_field_count, &d->run,
+                                   sizeof d->run, err, errlen))
+        return -1;
+    if (mimae_config_preset(&d->model, d->run.preset)) {
+        snprintf(err, errlen, "model.preset = '%s': the default is no preset", d->run.preset);
+        return -1;
+    }
+    return 0;
 }
 
 static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
@@ -830,9 +787,9 @@ static int parse_text(load_state_t *st, int pass)
 static int check_names(load_state_t *st, const char *path)
 {
     run_config_t *run = &st->d->run;
-    key_ref_t rn = {KEY_STRING, STRING_NAME}, ro = {KEY_STRING, STRING_OUT_DIR};
+    const key_ref_t rn = known_key("run", "name"), ro = known_key("run", "out_dir");
     char loc[DESCRIPTOR_PATH_MAX + 32], why[256];
-    if (!st->origin[KEY_STRING][STRING_NAME]) {
+    if (!st->origin[rn.kind][rn.index]) {
         const char *base = strrchr(path, '/');
         base = base ? base + 1 : path;
         size_t n = strlen(base);
@@ -858,7 +815,7 @@ static int check_names(load_state_t *st, const char *path)
         fail(st, "%srun.name = '%s': %s (or set run.name)", loc, run->name, why);
         return -1;
     }
-    if (!st->origin[KEY_STRING][STRING_OUT_DIR]) {
+    if (!st->origin[ro.kind][ro.index]) {
         char dir[sizeof run->out_dir];
         snprintf(dir, sizeof dir, "runs/%s", run->name);
         copy_string(run->out_dir, sizeof run->out_dir, dir);
@@ -875,39 +832,30 @@ static int check_names(load_state_t *st, const char *path)
     return 0;
 }
 
-/* Single-field bounds of the run settings. */
+/* Every run key against its row's range, the message naming where the
+ * value came from (the model's keys are checked with the model config, by
+ * config_check_limits); then the run settings' checks across keys. */
 static int check_run_fields(load_state_t *st, long train_images)
 {
     descriptor_t *d = st->d;
-    char loc[DESCRIPTOR_PATH_MAX + 32], text[64];
-    for (size_t i = 0; i < sizeof run_minimums / sizeof run_minimums[0]; i++) {
-        key_ref_t r;
-        find_key(run_minimums[i].section, run_minimums[i].key, &r);
-        const config_field_t *f = ref_field(r);
-        if (config_field_get_number(f, &d->run) >= run_minimums[i].min) continue;
+    char loc[DESCRIPTOR_PATH_MAX + 32], msg[512];
+    for (int i = 0; i < run_config_field_count; i++) {
+        const key_ref_t r = {KEY_RUN, i};
+        if (config_field_check_range(ref_field(r), &d->run, msg, sizeof msg) == 0) continue;
         location(st, r, loc, sizeof loc);
-        config_field_format(f, &d->run, text, sizeof text);
-        fail(st, "%s%s.%s = '%s': must be >= %g (%s)", loc, f->section, f->key, text,
-             run_minimums[i].min, f->doc);
+        fail(st, "%s%s", loc, msg);
         return -1;
     }
-    if (d->run.label_fraction > 1.0 || d->run.layer_decay > 1.0 || d->run.label_smoothing >= 1.0) {
-        fail(st, "%s: eval.label_fraction = %g, layer_decay = %g, label_smoothing = %g: the "
-             "first two must be <= 1 and the smoothing < 1", st->file, d->run.label_fraction,
-             d->run.layer_decay, d->run.label_smoothing);
-        return -1;
-    }
-    key_ref_t rw, rt = {KEY_STRING, STRING_TRAIN};
-    find_key("optim", "warmup_iters", &rw);
-    if (!st->origin[KEY_MODEL][rw.index] && d->run.warmup_epochs > (double)d->run.epochs) {
-        find_key("optim", "warmup_epochs", &rw);
-        location(st, rw, loc, sizeof loc);
+    const key_ref_t warmup_iters = known_key("optim", "warmup_iters");
+    if (!st->origin[warmup_iters.kind][warmup_iters.index] &&
+        d->run.warmup_epochs > (double)d->run.epochs) {
+        location(st, known_key("optim", "warmup_epochs"), loc, sizeof loc);
         fail(st, "%soptim.warmup_epochs = '%.17g': longer than train.epochs = %ld: shorten the "
              "warmup or train longer", loc, d->run.warmup_epochs, d->run.epochs);
         return -1;
     }
     if (train_images != -1 && !d->run.train_data[0]) {
-        location(st, rt, loc, sizeof loc);
+        location(st, known_key("data", "train"), loc, sizeof loc);
         fail(st, "%sdata.train = '': no training set: set data.train to the HDF5 file of "
              "training images", loc);
         return -1;
@@ -929,10 +877,8 @@ static int derive_schedule(load_state_t *st, long train_images)
              d->run.train_data[0] ? d->run.train_data : "data.train");
         return -1;
     }
-    key_ref_t rw, rt;
-    find_key("optim", "warmup_iters", &rw);
-    find_key("optim", "total_iters", &rt);
-    if (!st->origin[KEY_MODEL][rt.index]) {
+    const key_ref_t rw = known_key("optim", "warmup_iters"), rt = known_key("optim", "total_iters");
+    if (!st->origin[rt.kind][rt.index]) {
         if (d->run.epochs > LONG_MAX / steps) {
             fail(st, "%s: train.epochs = %ld x %ld steps per epoch overflows: lower "
                  "train.epochs", st->file, d->run.epochs, steps);
@@ -940,7 +886,7 @@ static int derive_schedule(load_state_t *st, long train_images)
         }
         d->model.total_iters = d->run.epochs * steps;
     }
-    if (!st->origin[KEY_MODEL][rw.index])
+    if (!st->origin[rw.kind][rw.index])
         d->model.warmup_iters = lround(d->run.warmup_epochs * (double)steps);
     return 0;
 }
@@ -949,7 +895,11 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
                     int n_overrides, long train_images, char *err, size_t errlen)
 {
     if (errlen) err[0] = '\0';
-    descriptor_defaults(d);
+    char why[256];
+    if (descriptor_defaults(d, why, sizeof why)) {
+        snprintf(err, errlen, "%s: internal: %s: fix the key table", path, why);
+        return -1;
+    }
     if (strlen(path) >= sizeof d->path) {
         snprintf(err, errlen, "%.64s...: cannot read the descriptor (path longer than %zu "
                  "characters)", path, sizeof d->path - 1);
@@ -987,6 +937,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
     char section[32], key[64], value[SET_VALUE_MAX], msg[SET_VALUE_MAX + 128];
     int rc = -1;
     key_ref_t r;
+    const key_ref_t preset_key = known_key("model", "preset");
 
     /* The preset: the last --set model.preset, else the file's, else the default. */
     const char *preset = NULL;
@@ -998,8 +949,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
                              sizeof value, msg, sizeof msg) ||
             strcmp(section, "model") || strcmp(key, "preset"))
             continue; /* malformed ones are reported below, in order */
-        if (apply_value(d, (key_ref_t){KEY_STRING, STRING_PRESET}, value, "--set ", msg,
-                        sizeof msg)) {
+        if (apply_value(d, preset_key, value, "--set ", msg, sizeof msg)) {
             fail(st, "%s: %s", path, msg);
             goto done;
         }
@@ -1013,7 +963,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
     }
 
     if (parse_text(st, 2)) goto done;
-    st->origin[KEY_STRING][STRING_PRESET] = preset_origin;
+    st->origin[preset_key.kind][preset_key.index] = preset_origin;
 
     for (int i = 0; i < n_overrides; i++) {
         if (split_assignment(overrides[i], section, sizeof section, key, sizeof key, value,
@@ -1023,7 +973,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
             goto done;
         }
         st->origin[r.kind][r.index] = -1;
-        if (r.kind == KEY_STRING && r.index == STRING_PRESET) continue; /* applied first */
+        if (is_preset(r)) continue; /* applied first */
         char prefix[DESCRIPTOR_PATH_MAX + 16];
         snprintf(prefix, sizeof prefix, "%s: --set ", path);
         if (apply_value(d, r, value, prefix, err, errlen)) {
@@ -1057,37 +1007,11 @@ done:
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
 
-/* config_field_format, but a real number gets the shortest text that
- * config_field_parse reads back to the same bits (0.07, not 0.0700000003). */
-static void format_number(const config_field_t *f, const void *base, char *buf, size_t len)
-{
-    config_field_format(f, base, buf, len);
-    if (f->type != FIELD_FLOAT && f->type != FIELD_DOUBLE) return;
-    union {
-        mimae_config_t model;
-        run_config_t run;
-    } scratch;
-    size_t size = f->type == FIELD_FLOAT ? sizeof(float) : sizeof(double);
-    if (f->offset + size > sizeof scratch) return;
-    double v = config_field_get_number(f, base);
-    char text[40], why[256];
-    for (int digits = 1; digits < 17; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, v);
-        if (config_field_parse(f, &scratch, text, why, sizeof why) == 0 &&
-            memcmp((const char *)&scratch + f->offset, (const char *)base + f->offset, size) == 0) {
-            if (strlen(text) < len) snprintf(buf, len, "%s", text);
-            return;
-        }
-    }
-}
-
-/* Text of a key's value in d. */
+/* Text of a key's value in d: real numbers the shortest that reads back to
+ * the same bits (0.07, not 0.0700000003). */
 static void value_text(const descriptor_t *d, key_ref_t r, char *buf, size_t len)
 {
-    if (r.kind == KEY_STRING) snprintf(buf, len, "%s", string_cptr(&d->run, r.index));
-    else format_number(ref_field(r), r.kind == KEY_MODEL ? (const void *)&d->model
-                                                         : (const void *)&d->run,
-                       buf, len);
+    config_field_format_short(ref_field(r), ref_cbase(d, r), buf, len);
 }
 
 /* Printable copy of a path for a comment line. */
@@ -1103,14 +1027,15 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
 {
     char why[256], text[DESCRIPTOR_PATH_MAX + 8];
     /* Everything must read back: check the text values first. */
-    for (int i = 0; i < STRING_COUNT; i++)
-        if (check_text(string_fields[i].key, string_cptr(&d->run, i), string_fields[i].size,
-                       why, sizeof why)) {
-            snprintf(err, errlen, "%s: cannot write %s.%s = '%s': %s", path,
-                     string_fields[i].section, string_fields[i].key, string_cptr(&d->run, i),
-                     why);
+    for (int i = 0; i < run_config_field_count; i++) {
+        const config_field_t *f = &run_config_fields[i];
+        const char *value = (const char *)&d->run + f->offset;
+        if (f->type == FIELD_TEXT && check_text(f->key, value, f->size, why, sizeof why)) {
+            snprintf(err, errlen, "%s: cannot write %s.%s = '%s': %s", path, f->section, f->key,
+                     value, why);
             return -1;
         }
+    }
     for (int i = 0; i < d->sweep_count; i++)
         if (!sweep_key_ok(d->sweep_keys[i]) ||
             check_text(d->sweep_keys[i], d->sweep_values[i], sizeof d->sweep_values[i], why,
@@ -1142,14 +1067,11 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
         const char *sec = section_names[s];
         if (strcmp(sec, "sweep") == 0) continue;
         fprintf(fp, "\n[%s]\n", sec);
-        for (int o = 0; o < KEY_KINDS; o++) {
-            int kind = key_order[o];
-            for (int i = 0; i < kind_count(kind); i++) {
-                key_ref_t r = {kind, i};
-                if (strcmp(ref_section(r), sec)) continue;
-                value_text(d, r, text, sizeof text);
-                fprintf(fp, "%s =%s%s\n", ref_key(r), text[0] ? " " : "", text);
-            }
+        key_ref_t keys[2 * MAX_FIELDS];
+        const int n = section_keys(sec, keys);
+        for (int i = 0; i < n; i++) {
+            value_text(d, keys[i], text, sizeof text);
+            fprintf(fp, "%s =%s%s\n", ref_key(keys[i]), text[0] ? " " : "", text);
         }
     }
     if (d->sweep_count > 0) {
@@ -1182,48 +1104,47 @@ static void print_cell(FILE *out, const char *s)
     }
 }
 
-void descriptor_print_reference(FILE *out)
+int descriptor_print_reference(FILE *out)
 {
     descriptor_t *d = malloc(sizeof *d);
-    if (!d) return;
-    descriptor_defaults(d);
-    char text[128];
+    char text[DESCRIPTOR_PATH_MAX], why[256];
+    if (!d) {
+        fprintf(stderr, "mimae: keys: out of memory\n");
+        return -1;
+    }
+    if (descriptor_defaults(d, why, sizeof why)) {
+        fprintf(stderr, "mimae: keys: internal: %s: fix the key table\n", why);
+        free(d);
+        return -1;
+    }
     fprintf(out, "| key | default | meaning |\n|---|---|---|\n");
     for (int s = 0; section_names[s]; s++) {
-        const char *sec = section_names[s];
-        for (int o = 0; o < KEY_KINDS; o++) {
-            int kind = key_order[o];
-            for (int i = 0; i < kind_count(kind); i++) {
-                key_ref_t r = {kind, i};
-                if (strcmp(ref_section(r), sec)) continue;
-                const char *key = ref_key(r);
-                fprintf(out, "| `%s.%s` | ", sec, key);
-                if (kind == KEY_STRING) {
-                    print_cell(out, string_fields[i].default_text);
-                } else if (strcmp(sec, "optim") == 0 && strcmp(key, "warmup_iters") == 0) {
-                    fprintf(out, "round(warmup_epochs x steps per epoch)");
-                } else if (strcmp(sec, "optim") == 0 && strcmp(key, "total_iters") == 0) {
-                    fprintf(out, "epochs x steps per epoch");
-                } else {
-                    value_text(d, r, text, sizeof text);
-                    fprintf(out, "`");
-                    print_cell(out, text);
-                    fprintf(out, "`");
-                }
-                fprintf(out, " | ");
-                print_cell(out, kind == KEY_STRING ? string_fields[i].doc : ref_field(r)->doc);
-                if (kind != KEY_STRING && is_bool_key(sec, key)) fprintf(out, " (0/1)");
-                if (kind == KEY_MODEL && (strcmp(key, "warmup_iters") == 0 ||
-                                          strcmp(key, "total_iters") == 0))
-                    fprintf(out, "; an explicit value wins; steps per epoch = floor(images / "
-                            "global_batch), images = data.train_limit if smaller");
-                fprintf(out, " |\n");
+        key_ref_t keys[2 * MAX_FIELDS];
+        const int n = section_keys(section_names[s], keys);
+        for (int i = 0; i < n; i++) {
+            const config_field_t *f = ref_field(keys[i]);
+            fprintf(out, "| `%s.%s` | ", f->section, f->key);
+            value_text(d, keys[i], text, sizeof text);
+            /* derived defaults and text as prose, values as code */
+            if (f->default_doc) {
+                print_cell(out, f->default_doc);
+            } else if (f->type == FIELD_TEXT) {
+                print_cell(out, text[0] ? text : "(empty)");
+            } else {
+                fprintf(out, "`");
+                print_cell(out, text);
+                fprintf(out, "`");
             }
+            fprintf(out, " | ");
+            print_cell(out, f->doc);
+            if (f->type == FIELD_SWITCH) fprintf(out, " (0/1)");
+            fprintf(out, " |\n");
         }
     }
     fprintf(out, "| `sweep.<section.key>` | (none) | comma-separated values of section.key for "
                  "the sweep expander (kept as text here) |\n");
     free(d);
+    return ferror(out) ? -1 : 0;
 }
 
 int descriptor_make_out_dir(const char *path, char *err, size_t errlen)

@@ -77,10 +77,8 @@ typedef struct {
     char sweep_values[DESCRIPTOR_MAX_SWEEP_KEYS][512];
 } descriptor_t;
 
-/* The numeric and enum fields of run_config_t, in the same table form as the
- * model's. The text keys (model.preset, data.train, data.test, run.out_dir,
- * run.name), which config_field_t has no type for, are handled inside
- * descriptor.c. */
+/* Every key of run_config_t, in the same table form as the model's
+ * (core/config/config_fields.h): name, type, default, range, meaning. */
 extern const config_field_t run_config_fields[];
 extern const int run_config_field_count;
 
@@ -106,16 +104,14 @@ extern const int run_config_field_count;
  *                -1  not training (evaluation only): nothing derived and
  *                    data.train may be empty.
  *
- * Checks: the size limits of core/config/config_limits.h, mimae_config_validate's,
- * and: data.train non-empty (unless -1);
- * train.epochs >= 1; train.seed, max_steps, micro_batch >= 0; micro_batch
- * divides global_batch (whether it divides the per-rank batch depends on the
- * rank count: the trainer's check); data.*_limit, run.checkpoint_every,
- * run.recon_samples, eval.every_epochs >= 0; run.keep_checkpoints,
- * run.log_every >= 1; optim.warmup_epochs in [0, epochs] when it is used;
- * run.name non-empty without '/' (default: the file's base name without
- * .ini); run.out_dir non-empty (default runs/<name>). On error *d holds
- * partial values. */
+ * Checks: every key against the range in its table row (run keys with the
+ * file line or --set they came from), the limits across keys of
+ * core/config/config_limits.h, mimae_config_validate's, and: data.train
+ * non-empty (unless -1); micro_batch divides global_batch (whether it
+ * divides the per-rank batch depends on the rank count: the trainer's
+ * check); optim.warmup_epochs <= epochs when it is used; run.name non-empty
+ * without '/' (default: the file's base name without .ini); run.out_dir
+ * non-empty (default runs/<name>). On error *d holds partial values. */
 int descriptor_load(descriptor_t *d, const char *path, const char *const *overrides,
                     int n_overrides, long train_images, char *err, size_t errlen);
 
@@ -136,8 +132,10 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
  * characters, " ;" or " #"). */
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen);
 
-/* Markdown table of every key: section.key, default, meaning (for README). */
-void descriptor_print_reference(FILE *out);
+/* Markdown table of every key: section.key, default, meaning; the README's
+ * "Descriptor reference" is this output (tests/test_keys.c checks). 0, or
+ * -1 after a message on stderr. */
+int descriptor_print_reference(FILE *out);
 
 /* Creates a directory of a run's output (mkdir -p under run.out_dir); the
  * error names the directory and says to change run.out_dir. */

@@ -487,7 +487,9 @@ static void load_run(report_t *rp, run_entry_t *r)
     if (d)
         for (int i = 0; i < run_config_field_count; i++) {
             const config_field_t *f = &run_config_fields[i];
-            if (strcmp(f->section, "run") == 0) continue; /* bookkeeping, not the experiment */
+            /* run.*: bookkeeping, not the experiment; text keys (paths, the preset
+             * name) are where and how, the model keys above say what */
+            if (strcmp(f->section, "run") == 0 || f->type == FIELD_TEXT) continue;
             snprintf(key, sizeof key, "%s.%s", f->section, f->key);
             field_text(f, &d->run, value, sizeof value);
             kv_set(&r->cfg, key, value);

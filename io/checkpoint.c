@@ -103,6 +103,9 @@ static int read_config(io_file_err_t *c, hid_t loc, mimae_config_t *cfg)
         const config_field_t *f = &mimae_config_fields[i];
         char name[128], value[64], msg[256];
         config_attr_name(f, name, sizeof name);
+        const int present = config_attr_exists_or_default(loc, f, cfg, c);
+        if (present < 0) return -1;
+        if (!present) continue;
         hid_t ftype, mtype;
         if (config_attr_types(f, &ftype, &mtype) == 0) {
             if (read_attr_number(c, loc, name, H5Tget_class(ftype), mtype,
@@ -121,7 +124,9 @@ static int field_equal(const config_field_t *f, const mimae_config_t *a, const m
 {
     switch (f->type) {
     case FIELD_INT:
+    case FIELD_SWITCH:
     case FIELD_ENUM: return *CFG_PTR(const int, f, a) == *CFG_PTR(const int, f, b);
+    case FIELD_TEXT: return strcmp(CFG_PTR(const char, f, a), CFG_PTR(const char, f, b)) == 0;
     case FIELD_LONG: return *CFG_PTR(const long, f, a) == *CFG_PTR(const long, f, b);
     case FIELD_FLOAT:
         return memcmp(CFG_PTR(const float, f, a), CFG_PTR(const float, f, b), sizeof(float)) == 0;

@@ -797,7 +797,10 @@ static int read_config(io_file_err_t *c, hid_t file, mimae_config_t *cfg)
     for (int i = 0; i < mimae_config_field_count; i++) {
         const config_field_t *f = &mimae_config_fields[i];
         char name[128];
-        snprintf(name, sizeof name, "config.%s.%s", f->section, f->key);
+        config_attr_name(f, name, sizeof name);
+        const int present = config_attr_exists_or_default(file, f, cfg, c);
+        if (present < 0) return -1;
+        if (!present) continue;
         if (f->type == FIELD_ENUM) {
             char *value, msg[256];
             if (read_attr_string(c, file, "", name, &value)) return -1;
@@ -809,15 +812,19 @@ static int read_config(io_file_err_t *c, hid_t file, mimae_config_t *cfg)
             if (read_attr_double(c, file, "", name, &v)) return -1;
             /* an integer field must hold an integer of its range (a cast of
              * anything else is undefined), a real one a finite number */
-            const double lo = f->type == FIELD_INT ? (double)INT_MIN : (double)LONG_MIN,
-                         hi = f->type == FIELD_INT ? (double)INT_MAX : (double)LONG_MAX;
-            const int integral = f->type == FIELD_INT || f->type == FIELD_LONG;
+            const int in_int = f->type == FIELD_INT || f->type == FIELD_SWITCH;
+            const double lo = in_int ? (double)INT_MIN : (double)LONG_MIN,
+                         hi = in_int ? (double)INT_MAX : (double)LONG_MAX;
+            const int integral = in_int || f->type == FIELD_LONG;
             if (!isfinite(v) || (integral && (v != floor(v) || v < lo || v >= hi)) ||
                 (f->type == FIELD_FLOAT && fabs(v) > 3.0e38))
                 return io_file_fail(c, "attribute %s = %g is not a %s: " ADVICE_DAMAGED, name, v,
                                     integral ? "whole number in range" : "finite number");
             config_field_set_number(f, cfg, v);
         }
+        char msg[512];
+        if (config_field_check_range(f, cfg, msg, sizeof msg))
+            return io_file_fail(c, "attribute %s: %s: " ADVICE_DAMAGED, name, msg);
     }
     return 0;
 }

@@ -45,12 +45,14 @@ typedef struct {
     int proj_dim;        /* width of the features InfoNCE compares */
 } mimae_dims_t;
 
-/* Fills *cfg with the preset `name` ("fmnist-tiny", "vit-b16", "test-small").
+/* Fills *cfg with the preset `name` ("fmnist-tiny", "vit-b16", "test-small"):
+ * the key table's defaults with the preset's changes (config_fields.c).
  * Returns 0, or -1 for an unknown name. */
 int mimae_config_preset(mimae_config_t *cfg, const char *name);
 
-/* Checks every field; on error writes one line naming the field and the fix
- * into err (size errlen) and returns -1. */
+/* Checks every field against its range in the key table, then the fields
+ * together; on error writes one line naming the field and the fix into err
+ * (size errlen) and returns -1. */
 int mimae_config_validate(const mimae_config_t *cfg, char *err, size_t errlen);
 
 /* Derived sizes; the config must be valid. */

@@ -1,15 +1,12 @@
 /* Upper bounds of the model config, checked wherever a config comes from
- * outside (descriptors, checkpoints) before anything is sized from it:
- * mimae_config_validate checks consistency but not size, and a size beyond
- * these overflows int arithmetic or asks for more memory than any machine
- * has (then the kernel's OOM killer ends the job without a word).
+ * outside (descriptors, checkpoints) before anything is sized from it: a
+ * size beyond these overflows int arithmetic or asks for more memory than
+ * any machine has (then the kernel's OOM killer ends the job without a
+ * word). Each key's own bound is in its row of the key table
+ * (core/config/config_fields.c), from the constants below; what spans
+ * several keys is checked here:
  *
- *   model.img_h, img_w <= 65536 (as data sets), channels <= 4, patch <= 65536
  *   patches L = (img_h / patch) x (img_w / patch) <= 16384
- *   model.enc_dim, dec_dim, mimae.proj_hidden, proj_out, q_hidden <= 65536
- *   model.enc_heads, dec_heads <= 65536; enc_depth, dec_depth <= 1024
- *   model.mlp_ratio <= 64; mimae.num_masks <= 16384
- *   train.global_batch <= 1048576
  *   parameters (model and Q, estimated) <= 2^31 */
 #ifndef MIMAE_CONFIG_CONFIG_LIMITS_H
 #define MIMAE_CONFIG_CONFIG_LIMITS_H
@@ -27,8 +24,8 @@
 #define CONFIG_MAX_GLOBAL_BATCH (1L << 20)
 #define CONFIG_MAX_PARAMS 2147483648.0
 
-/* 0, or -1 with "section.key = value: at most N (...)" naming the first
- * field over its bound. Values <= 0 are left to mimae_config_validate. */
+/* 0, or -1 with "section.key = 'value': must be ..." naming the first key
+ * out of its range, or the patch or parameter count over its bound. */
 int config_check_limits(const mimae_config_t *c, char *err, size_t errlen);
 
 /* A generous estimate of the parameter count (model and Q), in double so
