@@ -92,38 +92,21 @@ static void remove_stale_temporaries(const char *dir)
     if (d) closedir(d);
 }
 
-/* A config value as the user wrote it: the shortest text that reads back
- * to the same float or double (0.07, not 0.0700000003). */
-static void config_value_text(const config_field_t *f, const mimae_config_t *c, char *buf,
-                              size_t len)
-{
-    config_field_format(f, c, buf, len);
-    if (f->type != FIELD_FLOAT && f->type != FIELD_DOUBLE) return;
-    const double v = config_field_get_number(f, c);
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (f->type == FIELD_FLOAT ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
-            return;
-    }
-}
-
 /* A results file resumed must be this run's: the same model config. */
 static int results_match_config(const results_t *res, const char *path,
                                 const mimae_config_t *cfg, char *err, size_t errlen)
 {
     const mimae_config_t *stored = results_config(res);
-    for (int i = 0; i < mimae_config_field_count; i++) {
-        const config_field_t *f = &mimae_config_fields[i];
-        char a[64], b[64];
-        config_value_text(f, stored, a, sizeof a);
-        config_value_text(f, cfg, b, sizeof b);
-        if (strcmp(a, b) == 0) continue;
-        snprintf(err, errlen, "%s: %s.%s is %s in the results file but %s in this run: it "
-                 "belongs to another run; move it away or use a fresh run.out_dir", path,
-                 f->section, f->key, a, b);
-        return -1;
-    }
-    return 0;
+    const config_field_t *f = config_fields_first_difference(
+        mimae_config_fields, mimae_config_field_count, stored, cfg);
+    if (!f) return 0;
+    char a[64], b[64];
+    config_field_format_short(f, stored, a, sizeof a);
+    config_field_format_short(f, cfg, b, sizeof b);
+    snprintf(err, errlen, "%s: %s.%s is %s in the results file but %s in this run: it belongs "
+             "to another run; move it away or use a fresh run.out_dir", path, f->section, f->key,
+             a, b);
+    return -1;
 }
 
 static int allocate_buffers(run_t *r, char *err, size_t errlen)

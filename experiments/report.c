@@ -112,38 +112,7 @@ static long task_number(const char *name, const char *suffix)
     return v;
 }
 
-/* Shortest "%.Ng" text that reads back to the same double ("nan", "inf"). */
-static void fmt_exact(char *buf, size_t len, double v)
-{
-    if (isnan(v)) {
-        snprintf(buf, len, "nan");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(buf, len, v > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, len, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) return;
-    }
-}
-
-static void fmt_exact_float(char *buf, size_t len, float v)
-{
-    for (int p = 1; p <= 9; p++) {
-        snprintf(buf, len, "%.*g", p, (double)v);
-        if (strtof(buf, NULL) == v) return;
-    }
-}
-
-/* A config field as the shortest text of its own type (0.1f is "0.1"). */
-static void field_text(const config_field_t *f, const void *cfg, char *buf, size_t len)
-{
-    if (f->type == FIELD_FLOAT) fmt_exact_float(buf, len, (float)config_field_get_number(f, cfg));
-    else if (f->type == FIELD_DOUBLE) fmt_exact(buf, len, config_field_get_number(f, cfg));
-    else config_field_format(f, cfg, buf, len);
-}
+static void fmt_exact(char *buf, size_t len, double v) { shortest_real(v, 0, buf, len); }
 
 /* A whole string that is a finite number. */
 static int parse_number(const char *s, double *v)
@@ -481,7 +450,7 @@ static void load_run(report_t *rp, run_entry_t *r)
         for (int i = 0; i < mimae_config_field_count; i++) {
             const config_field_t *f = &mimae_config_fields[i];
             snprintf(key, sizeof key, "%s.%s", f->section, f->key);
-            field_text(f, model, value, sizeof value);
+            config_field_format_short(f, model, value, sizeof value);
             kv_set(&r->cfg, key, value);
         }
     if (d)
@@ -491,7 +460,7 @@ static void load_run(report_t *rp, run_entry_t *r)
              * name) are where and how, the model keys above say what */
             if (strcmp(f->section, "run") == 0 || f->type == FIELD_TEXT) continue;
             snprintf(key, sizeof key, "%s.%s", f->section, f->key);
-            field_text(f, &d->run, value, sizeof value);
+            config_field_format_short(f, &d->run, value, sizeof value);
             kv_set(&r->cfg, key, value);
         }
     free(d);

@@ -120,57 +120,17 @@ static int read_config(io_file_err_t *c, hid_t loc, mimae_config_t *cfg)
     return 0;
 }
 
-static int field_equal(const config_field_t *f, const mimae_config_t *a, const mimae_config_t *b)
-{
-    switch (f->type) {
-    case FIELD_INT:
-    case FIELD_SWITCH:
-    case FIELD_ENUM: return *CFG_PTR(const int, f, a) == *CFG_PTR(const int, f, b);
-    case FIELD_TEXT: return strcmp(CFG_PTR(const char, f, a), CFG_PTR(const char, f, b)) == 0;
-    case FIELD_LONG: return *CFG_PTR(const long, f, a) == *CFG_PTR(const long, f, b);
-    case FIELD_FLOAT:
-        return memcmp(CFG_PTR(const float, f, a), CFG_PTR(const float, f, b), sizeof(float)) == 0;
-    case FIELD_DOUBLE:
-        return memcmp(CFG_PTR(const double, f, a), CFG_PTR(const double, f, b),
-                      sizeof(double)) == 0;
-    }
-    return 0;
-}
-
-/* The value as the user would write it: the shortest decimal that reads back
- * to the same float/double (0.07, not 0.0700000003). */
-static void display_value(const config_field_t *f, const mimae_config_t *cfg, char *buf,
-                          size_t len)
-{
-    if (f->type == FIELD_FLOAT) {
-        const float v = *CFG_PTR(const float, f, cfg);
-        for (int prec = 6; prec <= 9; prec++) {
-            snprintf(buf, len, "%.*g", prec, v);
-            if (strtof(buf, NULL) == v) return;
-        }
-    } else if (f->type == FIELD_DOUBLE) {
-        const double v = *CFG_PTR(const double, f, cfg);
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(buf, len, "%.*g", prec, v);
-            if (strtod(buf, NULL) == v) return;
-        }
-    }
-    config_field_format(f, cfg, buf, len);
-}
-
 static int compare_config(io_file_err_t *c, const mimae_config_t *stored,
                           const mimae_config_t *model)
 {
-    for (int i = 0; i < mimae_config_field_count; i++) {
-        const config_field_t *f = &mimae_config_fields[i];
-        if (field_equal(f, stored, model)) continue;
-        char a[64], b[64];
-        display_value(f, stored, a, sizeof a);
-        display_value(f, model, b, sizeof b);
-        return io_file_fail(c, "%s.%s is %s in the checkpoint but %s in this model: %s", f->section,
-                            f->key, a, b, ADVICE_CONFIG);
-    }
-    return 0;
+    const config_field_t *f = config_fields_first_difference(
+        mimae_config_fields, mimae_config_field_count, stored, model);
+    if (!f) return 0;
+    char a[64], b[64];
+    config_field_format_short(f, stored, a, sizeof a);
+    config_field_format_short(f, model, b, sizeof b);
+    return io_file_fail(c, "%s.%s is %s in the checkpoint but %s in this model: %s", f->section,
+                        f->key, a, b, ADVICE_CONFIG);
 }
 
 /* ------------------------------------------------------------------------

@@ -281,8 +281,12 @@ void config_field_format(const config_field_t *f, const void *cfg, char *buf, si
 
 /* The shortest "%.*g" text of v that config_field_parse reads back to v
  * (as a float when as_float: strtod, then the cast). */
-static void shortest_real(double v, int as_float, char *buf, size_t len)
+void shortest_real(double v, int as_float, char *buf, size_t len)
 {
+    if (!isfinite(v)) {
+        snprintf(buf, len, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(buf, len, "%.*g", digits, v);
         const double back = strtod(buf, NULL);
@@ -295,6 +299,31 @@ void config_field_format_short(const config_field_t *f, const void *cfg, char *b
     if (f->type == FIELD_FLOAT || f->type == FIELD_DOUBLE)
         shortest_real(config_field_get_number(f, cfg), f->type == FIELD_FLOAT, buf, len);
     else config_field_format(f, cfg, buf, len);
+}
+
+static int field_equal(const config_field_t *f, const void *a, const void *b)
+{
+    switch (f->type) {
+    case FIELD_INT:
+    case FIELD_SWITCH:
+    case FIELD_ENUM: return *FIELD_PTR(const int, f, a) == *FIELD_PTR(const int, f, b);
+    case FIELD_TEXT: return strcmp(FIELD_PTR(const char, f, a), FIELD_PTR(const char, f, b)) == 0;
+    case FIELD_LONG: return *FIELD_PTR(const long, f, a) == *FIELD_PTR(const long, f, b);
+    case FIELD_FLOAT:
+        return memcmp(FIELD_PTR(const float, f, a), FIELD_PTR(const float, f, b), sizeof(float)) == 0;
+    case FIELD_DOUBLE:
+        return memcmp(FIELD_PTR(const double, f, a), FIELD_PTR(const double, f, b),
+                      sizeof(double)) == 0;
+    }
+    return 0;
+}
+
+const config_field_t *config_fields_first_difference(const config_field_t *fields, int count,
+                                                     const void *a, const void *b)
+{
+    for (int i = 0; i < count; i++)
+        if (!field_equal(&fields[i], a, b)) return &fields[i];
+    return NULL;
 }
 
 int config_field_check_range(const config_field_t *f, const void *cfg, char *err,

@@ -73,7 +73,11 @@ int config_fields_set_defaults(const config_field_t *fields, int count, void *cf
  * "%.17g" doubles, enum names). */
 void config_field_format(const config_field_t *f, const void *cfg, char *buf, size_t len);
 
-/* The shortest such text (0.07, not 0.0700000003), for messages and files
+/* The shortest "%.Ng" text that reads back to v (as a float when as_float):
+ * 0.07, not 0.0700000003; "nan", "inf", "-inf". */
+void shortest_real(double v, int as_float, char *buf, size_t len);
+
+/* config_field_format with reals as shortest_real, for messages and files
  * people read. */
 void config_field_format_short(const config_field_t *f, const void *cfg, char *buf, size_t len);
 
@@ -85,6 +89,11 @@ int config_field_check_range(const config_field_t *f, const void *cfg, char *err
 /* config_field_check_range over every row: the first failure. */
 int config_fields_check_ranges(const config_field_t *fields, int count, const void *cfg,
                                char *err, size_t errlen);
+
+/* The first row (in table order) whose value differs between configs a and
+ * b (reals compared bit for bit), or NULL when they agree. */
+const config_field_t *config_fields_first_difference(const config_field_t *fields, int count,
+                                                     const void *a, const void *b);
 
 /* Numeric view for typed storage (enums give their index, text 0). */
 double config_field_get_number(const config_field_t *f, const void *cfg);
