@@ -100,7 +100,7 @@ $(MPI_HELPERS): $(BUILD)/tests/mpi/%: $(BUILD)/tests/mpi/%.o $(LIBS)
 $(BENCH_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(RUN_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(LIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL_OBJ) $(RUN_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $(WRAP_ALLOC) $^ -o $@ $(LDLIBS) -lpthread
 
 # `make test` installs missing packages first (deps-if-missing), then runs

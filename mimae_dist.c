@@ -119,6 +119,23 @@ static int allocate_buffers(run_t *r, char *err, size_t errlen)
     return train_step_init(&r->step, r->model, MPI_COMM_WORLD, &r->plan, err, errlen);
 }
 
+/* What the deterministic reduction does with several micro-batches a rank:
+ * keep each one's activations, or recompute (train.memory_budget_gb). */
+static void say_micro_batches(const run_t *r)
+{
+    const int k = r->plan.micro_batches;
+    if (k < 2) return;
+    const double gib = (double)mimae_model_activation_set_bytes(r->model) / (1u << 30);
+    if (r->step.keeps_activations)
+        fprintf(stderr, "mimae_dist: %d micro-batches of %d images a rank: keeping the "
+                "activations of each (%.2f GiB each)\n", k, r->plan.micro_batch, gib);
+    else
+        fprintf(stderr, "mimae_dist: %d micro-batches of %d images a rank: recomputing each "
+                "forward before its backward, since train.memory_budget_gb = %g does not hold "
+                "%d activation sets of %.2f GiB\n", k, r->plan.micro_batch,
+                r->run->memory_budget_gb, k, gib);
+}
+
 static void free_run(run_t *r)
 {
     if (r->reader) reader_free(r->reader);
@@ -298,8 +315,10 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
 
     r->model = mimae_model_create(r->cfg, r->plan.micro_batch, (uint64_t)r->run->seed, err, errlen);
     if (!r->model) return EXIT_BAD_INPUT;
+    r->plan.memory_budget = (size_t)(r->run->memory_budget_gb * (double)(1ull << 30));
     if (allocate_buffers(r, err, errlen)) return EXIT_FAILURE_INTERNAL;
     if (faults_attach(&r->step, r->model, err, errlen)) return EXIT_BAD_INPUT;
+    if (r->rank == 0) say_micro_batches(r);
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
     /* Resume from the newest valid checkpoint, on any rank count. Nothing is

@@ -70,6 +70,14 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
     s->dz = malloc(rank_rows * D * sizeof(float));
     int failed = !s->cand_u || !s->cand_z || !s->dcand || !s->dcand_total || !s->mu_save ||
                  !s->lv_save || !s->du || !s->dz;
+    const int k = plan->micro_batches;
+    s->keeps_activations = k == 1 || plan->memory_budget == 0 ||
+                           mimae_model_state_bytes(model) +
+                                   (size_t)k * mimae_model_activation_set_bytes(model) <=
+                               plan->memory_budget;
+    if (!failed && k > 1 && s->keeps_activations &&
+        mimae_model_reserve_activation_sets(model, k, err, errlen))
+        return -1;
     if (!failed && plan->deterministic)
         failed = tree_sum_init(&s->grad_tree, s->shape.grad_floats, plan->micro_batches) ||
                  tree_sum_init(&s->dcand_tree, GN * (E + D), plan->micro_batches);
@@ -135,11 +143,13 @@ static void meet_before_collective(train_step_t *s)
     s->timing->imbalance_s += MPI_Wtime() - t0;
 }
 
-/* Forward of micro-batch j (its masks, unless the caller set them). */
+/* Forward of micro-batch j (its masks, unless the caller set them), into
+ * its own activation set when the step keeps them. */
 static void forward_micro_batch(train_step_t *s, int j, const float *images,
                                 const int64_t *indices, uint64_t seed, uint64_t epoch)
 {
     const double t0 = MPI_Wtime();
+    if (s->keeps_activations && s->plan.micro_batches > 1) mimae_model_use_activation_set(s->model, j);
     const size_t mb = (size_t)s->plan.micro_batch;
     if (indices) mimae_sample_masks(s->model, seed, epoch, (const uint64_t *)(indices + j * mb));
     mimae_forward(s->model, images + j * mb * s->shape.image_floats);
@@ -215,7 +225,9 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
 
     tree_sum_reset(&s->grad_tree);
     for (int j = 0; j < k; j++) {
-        if (k > 1) /* only one micro-batch's activations fit: recompute */
+        if (k > 1 && s->keeps_activations)
+            mimae_model_use_activation_set(m, j);
+        else if (k > 1) /* the budget holds one micro-batch's activations: recompute */
             forward_micro_batch(s, j, images, indices, seed, epoch);
         mimae_local_losses(m, s->plan.global_batch, &part);
         loss->rec += part.rec;
@@ -227,6 +239,7 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
         add_since(s, backward_time, t0);
         tree_sum_push(&s->grad_tree, mimae_gradients(m));
     }
+    if (k > 1 && s->keeps_activations) mimae_model_use_activation_set(m, 0);
     meet_before_collective(s);
     t0 = MPI_Wtime();
     tree_sum_finish(&s->grad_tree, mimae_gradients(m), s->comm);

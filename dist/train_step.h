@@ -12,8 +12,9 @@
  *
  * Two reductions: deterministic (micro-batches summed in a fixed tree,
  * dist/tree_sum.h: bitwise the same on any rank count; a rank holding more
- * than one micro-batch recomputes each one's forward before its backward)
- * and fast (one micro-batch per rank, gradients allreduced in buckets while
+ * than one micro-batch keeps each one's activations from the forward to its
+ * backward, or, when plan.memory_budget forbids that, recomputes each
+ * forward before its backward) and fast (one micro-batch per rank, gradients allreduced in buckets while
  * the backward runs, dist/grad_reduce.h).
  *
  * The step sees the model only through objective.h's functions and
@@ -41,6 +42,7 @@ typedef struct {
     int micro_batch;    /* images per forward/backward */
     int micro_batches;  /* per rank */
     int deterministic;
+    size_t memory_budget; /* bytes the model may take on a rank; 0: no limit */
 } step_plan_t;
 
 /* The plan for G images on `ranks` ranks: STEP_AUTO is deterministic up to
@@ -68,6 +70,7 @@ typedef struct {
     int rank;
     step_plan_t plan;
     mimae_step_shape_t shape;
+    int keeps_activations;      /* 1: one activation set per micro-batch; 0: recompute */
     float *cand_u, *cand_z;     /* (G*N, E), (G*N, D) gathered features */
     float *dcand, *dcand_total; /* (G*N*(E+D)) one vector: u part, then z part */
     float *mu_save, *lv_save;   /* (per_rank*N, D) */
@@ -80,7 +83,9 @@ typedef struct {
 } train_step_t;
 
 /* Buffers for the plan on comm; model is sized for plan->micro_batch images.
- * 0, or -1 with a message (out of memory). */
+ * With several micro-batches per rank (deterministic), the model gets one
+ * activation set per micro-batch when plan->memory_budget allows. 0, or -1
+ * with a message (out of memory). */
 int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
                     const step_plan_t *plan, char *err, size_t errlen);
 void train_step_free(train_step_t *s);

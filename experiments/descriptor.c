@@ -90,6 +90,10 @@ const config_field_t run_config_fields[] = {
     RUN_ROW("train", "reduction", FIELD_ENUM, reduction, reduction_names, "auto", RANGE_ANY,
             "gradient reduction: deterministic, fast or auto (deterministic for <= 8 ranks)",
             NULL),
+    R("train", "memory_budget_gb", FIELD_DOUBLE, memory_budget_gb, "0", RANGE_AT_LEAST(0),
+      "most memory a rank's model may take, GiB (parameters, gradients, AdamW moments, "
+      "activations; 0: no limit): the deterministic reduction keeps every micro-batch's "
+      "activations when they fit and recomputes each forward otherwise"),
     R("train", "augment", FIELD_SWITCH, augment, "1", RANGE_BETWEEN(0, 1),
       "1: random resized crop + horizontal flip"),
     R("optim", "warmup_epochs", FIELD_DOUBLE, warmup_epochs, "1", RANGE_AT_LEAST(0),

@@ -49,6 +49,7 @@ typedef struct {
     long max_steps;                   /* train.max_steps: stop early (0 = epochs decide) */
     int micro_batch;                  /* train.micro_batch: images per forward pass */
     int reduction;                    /* train.reduction: deterministic | fast | auto */
+    double memory_budget_gb;          /* train.memory_budget_gb (0: no limit) */
     int augment;                      /* train.augment: random resized crop + flip */
     double warmup_epochs;             /* optim.warmup_epochs: converted to optim.warmup_iters
                                          unless that is given explicitly */

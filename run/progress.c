@@ -12,8 +12,18 @@ static void format_duration(char *buf, size_t len, double s)
     else snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
 }
 
+void progress_format_rate(char *buf, size_t len, double images_per_s)
+{
+    if (!(images_per_s > 0) || !isfinite(images_per_s)) snprintf(buf, len, "- img/s");
+    else if (images_per_s >= 100) snprintf(buf, len, "%.0f img/s", images_per_s);
+    else if (images_per_s >= 1) snprintf(buf, len, "%.1f img/s", images_per_s);
+    else snprintf(buf, len, "%.2g img/s (%.3g s/img)", images_per_s, 1.0 / images_per_s);
+}
+
 void progress_print(const step_metrics_t *s, long total_steps, double elapsed, long done)
 {
+    char rate[48];
+    progress_format_rate(rate, sizeof rate, s->images_per_s);
     char eta[32];
     format_duration(eta, sizeof eta,
                     elapsed / (double)(done > 0 ? done : 1) * (double)(total_steps - s->step));
@@ -27,8 +37,8 @@ void progress_print(const step_metrics_t *s, long total_steps, double elapsed, l
         fprintf(stderr, "\r[%s] ", bar);
     }
     fprintf(stderr, "step %ld/%ld ep %.2f L %.4f rec %.4f max %.4f min %.4f q %.3f lr %.2e "
-            "%.0f img/s ETA %s%s", s->step, total_steps, s->epoch, s->total, s->rec, s->max,
-            s->min, s->q, s->lr, s->images_per_s, eta, tty ? "   " : "\n");
+            "%s ETA %s%s", s->step, total_steps, s->epoch, s->total, s->rec, s->max, s->min,
+            s->q, s->lr, rate, eta, tty ? "   " : "\n");
 }
 
 void progress_end(void)

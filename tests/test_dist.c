@@ -1,5 +1,6 @@
 /* mimae_dist under mpirun on a tiny synthetic data set: the deterministic
- * reduction gives bitwise-identical parameters on 1, 2 and 4 ranks; the fast
+ * reduction gives bitwise-identical parameters on 1, 2 and 4 ranks, and with
+ * each micro-batch's activations kept or recomputed; the fast
  * reduction on 2 ranks matches 1 rank; the global InfoNCE over 2 ranks equals
  * one process; a SIGTERM-stopped run resumed on another rank count ends
  * bitwise equal to an undisturbed run; a killed rank ends the job (no hang)
@@ -102,6 +103,34 @@ static void test_deterministic_1_2_4_ranks_bitwise(void **state)
     mimae_model_free(m1);
     mimae_model_free(m2);
     mimae_model_free(m4);
+}
+
+/* A rank with several micro-batches keeps each one's activations from its
+ * forward to its backward; a memory budget too small for that makes it
+ * recompute each forward instead. Both say so at start, and both end with
+ * bitwise-equal parameters. */
+static void test_kept_activations_equal_recomputed(void **state)
+{
+    (void)state;
+    assert_int_equal(run_to_end(1, "kept", NULL, NULL), 0);
+    assert_int_equal(run_to_end(1, "recomputed", "train.memory_budget_gb=0.000001", NULL), 0);
+    char log[256];
+    snprintf(log, sizeof log, "%s/kept.log", work_dir);
+    char *kept_log = read_text(log);
+    snprintf(log, sizeof log, "%s/recomputed.log", work_dir);
+    char *recomputed_log = read_text(log);
+    assert_non_null(kept_log);
+    assert_non_null(recomputed_log);
+    assert_non_null(strstr(kept_log, "keeping the activations of each"));
+    assert_non_null(strstr(recomputed_log, "recomputing each forward"));
+    free(kept_log);
+    free(recomputed_log);
+    mimae_model_t *kept = load_final("kept", 20), *recomputed = load_final("recomputed", 20);
+    assert_models_bitwise_equal(kept, recomputed);
+    printf("  1 rank, 8 micro-batches: kept and recomputed activations give bitwise-equal "
+           "parameters\n");
+    mimae_model_free(kept);
+    mimae_model_free(recomputed);
 }
 
 static void test_fast_two_ranks_match_one(void **state)
@@ -220,6 +249,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_infonce_two_ranks),
         cmocka_unit_test(test_deterministic_1_2_4_ranks_bitwise),
+        cmocka_unit_test(test_kept_activations_equal_recomputed),
         cmocka_unit_test(test_fast_two_ranks_match_one),
         cmocka_unit_test(test_sigterm_then_resume_on_one_rank),
         cmocka_unit_test(test_killed_rank_ends_job),

@@ -8,13 +8,20 @@
 #include "core/vit/init.h"
 #include "core/vit/posembed.h"
 
+/* One micro-batch's activations and masks. */
+struct activation_set {
+    activations_t acts;
+    float *mem;
+    int *ints; /* perm, vis_patch, token_of */
+};
+
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-static void activations_layout(mimae_model_t *m, float *base)
+/* Lays out a's tensors in base (NULL: only counts); returns the floats. */
+static size_t activations_layout(const mimae_model_t *m, activations_t *a, float *base)
 {
     const mimae_config_t *c = &m->cfg;
     const mimae_dims_t *d = &m->dims;
-    activations_t *a = &m->acts;
     arena_t l = {base, 0};
     const size_t B = (size_t)m->batch, S = B * c->num_masks;
     const size_t D = c->enc_dim, Dd = c->dec_dim, H = c->q_hidden, E = d->proj_dim;
@@ -62,13 +69,96 @@ static void activations_layout(mimae_model_t *m, float *base)
     a->pos_enc = arena_take(&l, (L + 1) * D);
     a->pos_dec = arena_take(&l, (L + 1) * Dd);
     a->pos_q = arena_take(&l, L * H);
-    m->act_floats = l.used;
+    return l.used;
 }
 
 static float *block_alloc(size_t floats)
 {
     /* calloc so that every page is touched once here, not in the first step */
     return calloc(floats ? floats : 1, sizeof(float));
+}
+
+static size_t mask_ints(const mimae_model_t *m)
+{
+    const size_t B = (size_t)m->batch, S = B * m->cfg.num_masks;
+    return B * m->dims.L + S * m->dims.V + S * m->dims.L;
+}
+
+/* Allocates and lays out one activation set (set 0 also sizes the sets:
+ * m->act_floats); its position tables are set 0's (pos_from: NULL for set 0,
+ * which computes them). */
+static int activation_set_init(mimae_model_t *m, struct activation_set *set,
+                               const activations_t *pos_from)
+{
+    const mimae_config_t *c = &m->cfg;
+    activations_t *a = &set->acts;
+    a->enc.blocks = calloc((size_t)c->enc_depth, sizeof *a->enc.blocks);
+    a->dec.blocks = calloc((size_t)c->dec_depth, sizeof *a->dec.blocks);
+    if (!a->enc.blocks || !a->dec.blocks) return -1;
+    if (!pos_from) m->act_floats = activations_layout(m, a, NULL);
+    set->mem = block_alloc(m->act_floats);
+    set->ints = calloc(mask_ints(m), sizeof(int));
+    if (!set->mem || !set->ints) return -1;
+    activations_layout(m, a, set->mem);
+    const mimae_dims_t *d = &m->dims;
+    if (pos_from) {
+        a->pos_enc = pos_from->pos_enc, a->pos_dec = pos_from->pos_dec, a->pos_q = pos_from->pos_q;
+    } else {
+        posembed_2d_sincos(a->pos_enc, c->enc_dim, d->grid_h, d->grid_w, 1);
+        posembed_2d_sincos(a->pos_dec, c->dec_dim, d->grid_h, d->grid_w, 1);
+        posembed_2d_sincos(a->pos_q, c->q_hidden, d->grid_h, d->grid_w, 0);
+    }
+    return 0;
+}
+
+static void activation_set_free(struct activation_set *set)
+{
+    free(set->acts.enc.blocks);
+    free(set->acts.dec.blocks);
+    free(set->mem);
+    free(set->ints);
+}
+
+void mimae_model_use_activation_set(mimae_model_t *m, int j)
+{
+    const size_t B = (size_t)m->batch, S = B * m->cfg.num_masks;
+    struct activation_set *set = &m->sets[j];
+    m->acts = set->acts;
+    m->perm = set->ints;
+    m->vis_patch = m->perm + B * m->dims.L;
+    m->token_of = m->vis_patch + S * m->dims.V;
+    m->current_set = j;
+}
+
+size_t mimae_model_state_bytes(const mimae_model_t *m)
+{
+    return 4 * (m->table.total + m->q_table.total) * sizeof(float);
+}
+
+size_t mimae_model_activation_set_bytes(const mimae_model_t *m)
+{
+    return m->act_floats * sizeof(float) + mask_ints(m) * sizeof(int);
+}
+
+int mimae_model_reserve_activation_sets(mimae_model_t *m, int sets, char *err, size_t errlen)
+{
+    if (sets <= m->set_count) return 0;
+    struct activation_set *grown = realloc(m->sets, (size_t)sets * sizeof *grown);
+    if (!grown) return snprintf(err, errlen, "out of memory for %d activation sets", sets), -1;
+    m->sets = grown;
+    while (m->set_count < sets) {
+        struct activation_set *set = &m->sets[m->set_count];
+        memset(set, 0, sizeof *set);
+        if (activation_set_init(m, set, &m->sets[0].acts)) {
+            activation_set_free(set);
+            return snprintf(err, errlen, "out of memory keeping the activations of %d "
+                            "micro-batches (%.1f GiB each): set train.memory_budget_gb or "
+                            "lower train.micro_batch", sets,
+                            (double)mimae_model_activation_set_bytes(m) / (1u << 30)), -1;
+        }
+        m->set_count++;
+    }
+    return 0;
 }
 
 mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t seed,
@@ -100,32 +190,21 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
     m->q_grad_mem = m->grad_mem ? m->grad_mem + np : NULL;
     m->q_m_mem = block_alloc(nq);
     m->q_v_mem = block_alloc(nq);
-    m->acts.enc.blocks = calloc((size_t)cfg->enc_depth, sizeof *m->acts.enc.blocks);
-    m->acts.dec.blocks = calloc((size_t)cfg->dec_depth, sizeof *m->acts.dec.blocks);
     if (!m->param_mem || !m->grad_mem || !m->m_mem || !m->v_mem || !m->q_param_mem ||
-        !m->q_grad_mem || !m->q_m_mem || !m->q_v_mem || !m->acts.enc.blocks || !m->acts.dec.blocks)
+        !m->q_grad_mem || !m->q_m_mem || !m->q_v_mem)
         goto oom;
     param_table_bind(&m->table, m->param_mem);
     param_table_bind(&m->grad_table, m->grad_mem);
     param_table_bind(&m->q_table, m->q_param_mem);
     param_table_bind(&m->q_grad_table, m->q_grad_mem);
 
-    activations_layout(m, NULL);
-    m->act_mem = block_alloc(m->act_floats);
-    if (!m->act_mem) goto oom;
-    activations_layout(m, m->act_mem);
-
-    const mimae_dims_t *d = &m->dims;
-    const size_t S = (size_t)batch * cfg->num_masks;
-    m->int_mem = calloc((size_t)batch * d->L + S * d->V + S * d->L, sizeof(int));
-    if (!m->int_mem) goto oom;
-    m->perm = m->int_mem;
-    m->vis_patch = m->perm + (size_t)batch * d->L;
-    m->token_of = m->vis_patch + S * d->V;
-
-    posembed_2d_sincos(m->acts.pos_enc, cfg->enc_dim, d->grid_h, d->grid_w, 1);
-    posembed_2d_sincos(m->acts.pos_dec, cfg->dec_dim, d->grid_h, d->grid_w, 1);
-    posembed_2d_sincos(m->acts.pos_q, cfg->q_hidden, d->grid_h, d->grid_w, 0);
+    m->sets = calloc(1, sizeof *m->sets);
+    if (!m->sets) goto oom;
+    m->set_count = 1;
+    if (activation_set_init(m, &m->sets[0], NULL)) goto oom;
+    m->act_mem = m->sets[0].mem;
+    m->int_mem = m->sets[0].ints;
+    mimae_model_use_activation_set(m, 0);
     mimae_listen_grads(m, NULL, NULL);
     params_init_mae(&m->table, m->param_mem, seed);
     /* Q's stream differs from the model's: same tensor numbers, other seed. */
@@ -148,10 +227,8 @@ void mimae_model_free(mimae_model_t *m)
     free(m->q_param_mem);
     free(m->q_m_mem);
     free(m->q_v_mem);
-    free(m->act_mem);
-    free(m->int_mem);
-    free(m->acts.enc.blocks);
-    free(m->acts.dec.blocks);
+    for (int i = 0; i < m->set_count; i++) activation_set_free(&m->sets[i]);
+    free(m->sets);
     param_table_free(&m->table);
     param_table_free(&m->grad_table);
     param_table_free(&m->q_table);

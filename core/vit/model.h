@@ -61,12 +61,14 @@ typedef struct {
     q_params_t q, q_grads;
     float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem; /* q_grad_mem = grad_mem +
                                    table.total: all gradients form one vector */
-    /* activations */
+    /* activations of the current micro-batch: one of the activation sets */
     activations_t acts;
-    float *act_mem;
-    size_t act_floats;
+    float *act_mem;             /* set 0's block */
+    size_t act_floats;          /* floats of one set's block */
     int *perm, *vis_patch, *token_of; /* (B, L), (S, V), (S, L) */
-    int *int_mem;
+    int *int_mem;               /* set 0's masks */
+    struct activation_set *sets; /* set_count sets; acts and the masks are sets[current]'s */
+    int set_count, current_set;
     long step;                  /* optimiser updates done */
     grads_ready_t ready, q_ready; /* where the backward reports finished gradients */
 } mimae_model_t;
@@ -76,6 +78,23 @@ typedef struct {
 mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t seed,
                                   char *err, size_t errlen);
 void mimae_model_free(mimae_model_t *m);
+
+/* Activation sets: a model holds the activations of one micro-batch; a
+ * step over several micro-batches per process can keep each one's (forward
+ * all, then backward each) instead of recomputing the forward. Sets are
+ * allocated here, never in a step; `sets` counts set 0. 0, or -1 (out of
+ * memory, with the bytes asked for in err). */
+int mimae_model_reserve_activation_sets(mimae_model_t *m, int sets, char *err, size_t errlen);
+
+/* Bytes of the parameters, gradients and AdamW moments (model and Q). */
+size_t mimae_model_state_bytes(const mimae_model_t *m);
+
+/* Bytes of one activation set (what each further set costs). */
+size_t mimae_model_activation_set_bytes(const mimae_model_t *m);
+
+/* Makes set j (0 <= j < set_count) the one the forward, losses and backward
+ * use. */
+void mimae_model_use_activation_set(mimae_model_t *m, int j);
 
 /* Has mimae_backward report each finished range of the gradient vector
  * (model then Q; the ranges of one backward are disjoint and cover it) to
