@@ -7,8 +7,9 @@
 #
 # Environment: BENCH_STEPS (timed steps, default 2 for vs_pytorch, 3 for
 # mfu), BENCH_QUICK=1 (fmnist only, MI-MAE only, no 2-thread comparison),
-# BENCH_PYTHON (/usr/bin/python3). OPENBLAS_CORETYPE is left as the caller
-# has it (the tables name the OpenBLAS kernel in use).
+# BENCH_PYTHON (/usr/bin/python3), BENCH_VITB=0 (skip the ViT-B/16 rows, the
+# longest part: about 10 minutes on 2 cores). OPENBLAS_CORETYPE is left as the
+# caller has it (the tables name the OpenBLAS kernel in use).
 set -u
 build=${1:?usage: bench/run.sh BUILD_DIR}
 bin=$build/bench
@@ -23,7 +24,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then configs=fmnist masks=4 threads=1; fi
 if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-for b in vs_pytorch mfu memory scaling; do
+for b in vs_pytorch mfu memory scaling vitb northstar; do
     [ -x "$bin/$b" ] || { echo "bench/run.sh: $bin/$b missing (run make bench)"; exit 1; }
 done
 start=$(date +%s)
@@ -69,8 +70,50 @@ else
     echo "(no mpirun)"
 fi
 
+echo "=== 5. ViT-B/16 (preset vit-b16), one process: both methods, per-rank batch 1 and 8,"
+echo "    both reductions, 1 and 2 threads; the phase breakdown; PyTorch on the same step"
+if [ "${BENCH_VITB:-1}" != 0 ]; then
+    have_torch=0
+    [ -x "$python" ] && "$python" -c 'import torch' 2>/dev/null && have_torch=1
+    for t in 1 2; do
+        for n in 4 1; do
+            for b in 1 8; do
+                for red in fast deterministic; do
+                    [ "$b" = 1 ] && [ "$red" = deterministic ] && continue # one micro-batch: the same step
+                    run env OPENBLAS_NUM_THREADS="$t" "$bin/vitb" --masks "$n" --batch "$b" \
+                        --reduction "$red" --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+                done
+                if [ "$have_torch" = 1 ] && [ "$t" = 1 ]; then
+                    run env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "$python" \
+                        bench/vs_pytorch.py --preset vitb16 --masks "$n" --threads "$t" \
+                        --batch "$b" --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+                fi
+            done
+        done
+    done
+    # the north star, from the MI-MAE batch-8 fast rows
+    eval "$(awk '
+    function kv(line, key,   n, i, a, p) {
+        n = split(line, a, " ")
+        for (i = 1; i <= n; i++) { p = index(a[i], "="); if (substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1) }
+        return ""
+    }
+    /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "batch") == 8 && kv($0, "reduction") == "fast" {
+        if (kv($0, "threads") == 1) { ms1 = kv($0, "ms"); st = kv($0, "state_mib"); an = kv($0, "analytic_mib") }
+        if (kv($0, "threads") == 2) ms2 = kv($0, "ms")
+    }
+    END { if (ms1 && ms2) printf "ns_img=%.5f ns_s2=%.4f ns_state=%.0f ns_act=%.1f\n", 8000 / ms1, ms1 / ms2, st, (an - st) / 8 }
+    ' "$log")"
+    if [ -n "${ns_img:-}" ]; then
+        run "$bin/northstar" --img-s "$ns_img" --speedup2 "$ns_s2" --state-mib "$ns_state" \
+            --act-mib-per-image "$ns_act"
+    fi
+else
+    echo "(BENCH_VITB=0: skipped)"
+fi
+
 elapsed=$(( $(date +%s) - start ))
-echo "=== summary (bench/run.sh $build, ${elapsed} s; targets from issue 8)"
+echo "=== summary (bench/run.sh $build, ${elapsed} s; targets from issues 8 and 13)"
 awk -v elapsed="$elapsed" '
 function kv(line, key,   n, i, a, p) {
     n = split(line, a, " ")
@@ -105,9 +148,32 @@ BEGIN {
     row(sprintf("scaling %s: exposed communication", kv($0, "reduction")), sprintf("%.1f%% (%.1f ms; imbalance %.1f ms)", 100 * c, kv($0, "comm_ms"), kv($0, "imbalance_ms")), "< 5%", (c < 0.05 ? "yes" : "no"))
     row(sprintf("scaling %s: peak RSS / analytic per rank", kv($0, "reduction")), sprintf("%.3f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
 }
+/^RESULT vitb / {
+    k = kv($0, "method") " b" kv($0, "batch") " " kv($0, "reduction") " " kv($0, "threads") "t"
+    vitb_ms[k] = kv($0, "ms"); f = kv($0, "mfu") + 0
+    row(sprintf("ViT-B/16 %s batch %s %s, %s thread(s): MFU", kv($0, "method"), kv($0, "batch"), kv($0, "reduction"), kv($0, "threads")), sprintf("%.1f%% (%.0f ms/step, %.3f img/s)", 100 * f, kv($0, "ms"), kv($0, "img_s")), ">= 85%", (kv($0, "threads") == 1 ? (f >= 0.85 ? "yes" : "no") : ""))
+    r = kv($0, "rss_mib") / kv($0, "analytic_mib")
+    row(sprintf("ViT-B/16 %s batch %s %s, %s thread(s): RSS/analytic", kv($0, "method"), kv($0, "batch"), kv($0, "reduction"), kv($0, "threads")), sprintf("%.2f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
+}
+/^torch / && index($0, "preset=vitb16") {
+    tk = (kv($0, "masks") == 1 ? "MAE" : "MI-MAE") " b" kv($0, "batch") " fast 1t"
+    torch_ms[tk] = kv($0, "ms_per_step")
+}
+/^RESULT northstar/ {
+    row("north star: ViT-B/16 MI-MAE 400 ep, 64 nodes x 64 cores", sprintf("%.1f days (%s ranks x %s threads a node, %.0f GB a node)", kv($0, "days"), kv($0, "ranks_per_node"), kv($0, "threads"), kv($0, "gb_per_node")), "", "")
+}
 /^RESULT scaling_model/ {
     e = kv($0, "eff") + 0
     row(sprintf("cost model %s, %s ranks: step, efficiency", kv($0, "reduction"), kv($0, "ranks")), sprintf("%.0f ms, %.3f", kv($0, "pred_ms"), e), ">= 0.9", (e >= 0.9 ? "yes" : "no"))
 }
-END { printf "(wall time of the benchmarks: %d s)\n", elapsed }
+END {
+    for (k in torch_ms) if (k in vitb_ms)
+        row("ViT-B/16 " k ": vs PyTorch", sprintf("%.2fx (%.0f vs %.0f ms/step)", torch_ms[k] / vitb_ms[k], vitb_ms[k], torch_ms[k]), "", "")
+    for (k in vitb_ms) {
+        split(k, w, " ")
+        if (w[3] == "deterministic") { f = w[1] " " w[2] " fast " w[4]; if (f in vitb_ms) row("ViT-B/16 " w[1] " " w[2] " " w[4] ": deterministic / fast", sprintf("%.3f", vitb_ms[k] / vitb_ms[f]), "<= 1.05", (vitb_ms[k] / vitb_ms[f] <= 1.05 ? "yes" : "no")) }
+        if (w[4] == "2t") { o = w[1] " " w[2] " " w[3] " 1t"; if ((o in vitb_ms) && w[2] == "b8") row("ViT-B/16 " w[1] " " w[2] " " w[3] ": 2 threads / 1 thread", sprintf("%.2fx", vitb_ms[o] / vitb_ms[k]), ">= 1.8x", (vitb_ms[o] / vitb_ms[k] >= 1.8 ? "yes" : "no")) }
+    }
+    printf "(wall time of the benchmarks: %d s)\n", elapsed
+}
 ' "$log"

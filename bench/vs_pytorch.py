@@ -31,10 +31,15 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 import make_reference  # noqa: E402  (the position tables of the PyTorch reference)
 
+SMALL = dict(patch=4, D=192, depth=6, heads=3, Dd=128, ddepth=2, dheads=4, H=256,
+             proj_hidden=384, proj_out=128)
 PRESETS = {
-    # img_h, img_w, channels, patch; encoder 192 x 6 (3 heads); decoder 128 x 2 (4 heads)
-    "cifar": dict(img=32, channels=3),
-    "fmnist": dict(img=28, channels=1),
+    # fmnist-tiny's model (encoder 192 x 6, 3 heads; decoder 128 x 2, 4 heads) on 32x32x3
+    # and 28x28x1 images, and the paper's ViT-B/16 (mimae's preset vit-b16)
+    "cifar": dict(img=32, channels=3, **SMALL),
+    "fmnist": dict(img=28, channels=1, **SMALL),
+    "vitb16": dict(img=224, channels=3, patch=16, D=768, depth=12, heads=12, Dd=512, ddepth=8,
+                   dheads=16, H=256, proj_hidden=1536, proj_out=128),
 }
 
 
@@ -192,14 +197,12 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     pr = PRESETS[a.preset]
-    grid = pr["img"] // 4
+    grid = pr["img"] // pr["patch"]
     L = grid * grid
     V = int(L * (1 - 0.75))
     N = a.masks
-    c = dict(img=pr["img"], channels=pr["channels"], patch=4, grid=grid, L=L, V=V,
-             P=16 * pr["channels"], D=192, depth=6, heads=3, Dd=128, ddepth=2, dheads=4,
-             H=256, proj_hidden=384, proj_out=128, N=N, tau=0.07, w_rec=1.0,
-             w_max=0.1 if N > 1 else 0.0, w_min=0.01 if N > 1 else 0.0)
+    c = dict(pr, grid=grid, L=L, V=V, P=pr["patch"] ** 2 * pr["channels"], N=N, tau=0.07,
+             w_rec=1.0, w_max=0.1 if N > 1 else 0.0, w_min=0.01 if N > 1 else 0.0)
     model, qnet = MIMAE(c), QNet(c)
     opt_m = adamw(model, 1.5e-4 * a.batch / 256, bool(a.foreach))
     opt_q = adamw(qnet, 1.5e-4 * a.batch / 256, bool(a.foreach))

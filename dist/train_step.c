@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kernels/profile.h"
 #include "dist/collectives.h"
 #include "dist/mpi_check.h"
 
@@ -135,6 +136,13 @@ static double *forward_time(step_timing_t *t) { return &t->forward_s; }
 static double *backward_time(step_timing_t *t) { return &t->backward_s; }
 static double *comm_time(step_timing_t *t) { return &t->comm_s; }
 
+/* A collective since t0: into the timing and the phase profile. */
+static void comm_done(train_step_t *s, double t0)
+{
+    add_since(s, comm_time, t0);
+    if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
+}
+
 static void meet_before_collective(train_step_t *s)
 {
     if (!s->timing || !s->timing->barriers) return;
@@ -178,7 +186,7 @@ static void gather_features(train_step_t *s)
     const double t0 = MPI_Wtime();
     dist_allgather_rows(s->cand_u, rows * s->shape.feature_dim, s->comm);
     dist_allgather_rows(s->cand_z, rows * s->shape.latent_dim, s->comm);
-    add_since(s, comm_time, t0);
+    comm_done(s, t0);
 }
 
 /* L_max and L_min of micro-batch j against the whole batch; their
@@ -221,7 +229,7 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
     }
     double t0 = MPI_Wtime();
     tree_sum_finish(&s->dcand_tree, s->dcand_total, s->comm);
-    add_since(s, comm_time, t0);
+    comm_done(s, t0);
 
     tree_sum_reset(&s->grad_tree);
     for (int j = 0; j < k; j++) {
@@ -243,7 +251,7 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
     meet_before_collective(s);
     t0 = MPI_Wtime();
     tree_sum_finish(&s->grad_tree, mimae_gradients(m), s->comm);
-    add_since(s, comm_time, t0);
+    comm_done(s, t0);
 }
 
 /* The fast path: one micro-batch per rank, features gathered, MI gradients
@@ -265,7 +273,7 @@ static void run_fast(train_step_t *s, const float *images, const int64_t *indice
     double t0 = MPI_Wtime();
     dist_reduce_scatter_rows(s->dcand, s->du, rows * E, s->comm);
     dist_reduce_scatter_rows(s->dcand + GN * E, s->dz, rows * D, s->comm);
-    add_since(s, comm_time, t0);
+    comm_done(s, t0);
     mimae_listen_grads(m, grad_reduce_ready, &s->fast);
     t0 = MPI_Wtime();
     mimae_backward(m, s->du, s->dz);
@@ -274,6 +282,7 @@ static void run_fast(train_step_t *s, const float *images, const int64_t *indice
     meet_before_collective(s);
     grad_reduce_finish(&s->fast);
     if (s->timing) s->timing->comm_s += s->fast.wait_seconds;
+    if (profile_on) profile_add(PROFILE_COMM, s->fast.wait_seconds);
 }
 
 int train_step_run(train_step_t *s, const float *images, const int64_t *indices, uint64_t seed,
@@ -288,7 +297,7 @@ int train_step_run(train_step_t *s, const float *images, const int64_t *indices,
     double terms[4] = {loss.rec, loss.max, loss.min, loss.q};
     const double t0 = MPI_Wtime();
     dist_sum_doubles(terms, 4, s->comm);
-    add_since(s, comm_time, t0);
+    comm_done(s, t0);
     loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];
     if (s->gradient_hook) s->gradient_hook(s->gradient_hook_ctx, mimae_gradients(s->model));
     /* every rank has the same losses and gradient, so all decide alike */

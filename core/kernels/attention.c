@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/kernels/parallel.h"
+#include "core/kernels/profile.h"
 #include "core/kernels/softmax.h"
 #include "core/kernels/vecmath.h"
 
@@ -186,11 +187,11 @@ static void forward_seq(const fwd_job_t *j, int s, float *kt)
         if (T <= DIRECT_MAX_T) {
             transpose_pad(kt, padded(T), k, ld, T, dh);
             rows_times_cols(att, T, q, ld, kt, padded(T), T, T, dh, scale);
-            softmax_rows(att, T, T, T);
+            PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
             weighted_rows(o, C, att, T, 1, v, ld, T, T, dh);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, scale, q, ld, k, ld, 0.0f, att, T);
-            softmax_rows(att, T, T, T);
+            PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, v, ld, 0.0f, o, C);
         }
     }
@@ -261,7 +262,7 @@ static void backward_seq(const bwd_job_t *j, int s, float *scratch)
         /* dprobs = dO v^T ; dv = probs^T dO */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, dO, C, v, ld, 0.0f, dprob, T);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, dO, C, 0.0f, dv, ld);
-        softmax_rows_backward(dprob, att, dprob, T, T, T);
+        PROFILED(PROFILE_SOFTMAX, softmax_rows_backward(dprob, att, dprob, T, T, T));
         /* scores = scale q k^T: dq = scale dS k ; dk = scale dS^T q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, scale, dprob, T, k, ld, 0.0f, dq, ld);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, scale, dprob, T, q, ld, 0.0f, dk, ld);

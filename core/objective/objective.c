@@ -11,6 +11,7 @@
 #include "core/kernels/linear.h"
 #include "core/objective/masks.h"
 #include "core/kernels/mlp.h"
+#include "core/kernels/profile.h"
 #include "core/vit/patches.h"
 #include "core/objective/recon_loss.h"
 #include "core/vit/tokens.h"
@@ -79,12 +80,14 @@ void mimae_forward(mimae_model_t *m, const float *images)
     const int B = m->batch, N = c->num_masks, S = B * N;
     const int D = c->enc_dim, H = c->q_hidden, V = d->V, L = d->L, P = d->P;
 
+    double t0 = profile_start();
     patchify(a->patches, images, B, c->img_h, c->img_w, c->channels, c->patch);
     recon_targets(a->target, a->patches, B, L, P, c->norm_pix);
     mask_tables(m->vis_patch, m->token_of, m->perm, B, N, L, V);
 
     /* encoder on the visible tokens of every mask */
     tokens_gather_visible(a->vis_pix, a->patches, m->vis_patch, S, N, L, V, P);
+    profile_stop(PROFILE_TOKENS, t0);
     const vit_view_t enc = mimae_encoder(m);
     encoder_forward(&enc, &a->enc, a->vis_pix, m->vis_patch);
 
@@ -93,6 +96,7 @@ void mimae_forward(mimae_model_t *m, const float *images)
     decoder_forward(&dec, &a->dec, a->enc.h, m->token_of);
 
     /* pooled latents and the features InfoNCE compares */
+    t0 = profile_start();
     tokens_pool_forward(a->z, a->enc.h, S, V, D, c->pool);
     if (c->proj_hidden > 0) {
         mlp_t proj = projector_mlp(m);
@@ -110,6 +114,7 @@ void mimae_forward(mimae_model_t *m, const float *images)
     mlp_forward(&mu_head, a->mu, a->mu_pre, a->mu_post, a->qs, S);
     mlp_forward(&lv_head, a->lv, a->lv_pre, a->lv_post, a->qs, S);
     for (size_t i = 0; i < (size_t)S * D; i++) a->lv[i] = tanhf(a->lv[i]);
+    profile_stop(PROFILE_HEADS, t0);
 }
 
 void mimae_local_losses(mimae_model_t *m, int Bg, mimae_losses_t *out)
@@ -119,9 +124,11 @@ void mimae_local_losses(mimae_model_t *m, int Bg, mimae_losses_t *out)
     activations_t *a = &m->acts;
     const int B = m->batch, N = c->num_masks;
     const double sequences = (double)Bg * N;
+    const double t0 = profile_start();
     out->rec = recon_loss(a->dec.dpred, a->dec.pred, a->target, m->token_of, B, N, d->L, d->V, d->P,
                           sequences, c->w_rec);
     out->q = q_nll_loss(a->dmu, a->dlv, a->z, a->mu, a->lv, B * N, c->enc_dim, sequences, 1.0f);
+    profile_stop(PROFILE_LOSSES, t0);
 }
 
 void mimae_mi_losses(const mimae_config_t *c, const mimae_dims_t *d, const float *cand_u,
@@ -130,10 +137,12 @@ void mimae_mi_losses(const mimae_config_t *c, const mimae_dims_t *d, const float
                      mimae_losses_t *out)
 {
     const int N = c->num_masks;
+    const double t0 = profile_start();
     out->max = infonce_loss(dcand_u, cand_u, N, Bg, offset, B, d->proj_dim, c->tau, c->w_max,
                             scratch);
     out->min = club_min_loss(dcand_z, cand_z, mu, logvar, N, Bg, offset, B, c->enc_dim,
                              c->club_contrast, c->w_min);
+    profile_stop(PROFILE_LOSSES, t0);
 }
 
 void mimae_batch_mi_losses(mimae_model_t *m, const float *cand_u, const float *cand_z,
@@ -186,14 +195,17 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     const int S = m->batch * c->num_masks, D = c->enc_dim, V = d->V;
     float *tmp = a->scratch.c; /* free between the stages */
 
+    double t0 = profile_start();
     memset(m->grad_mem, 0, m->table.total * sizeof(float));
     memset(m->q_grad_mem, 0, m->q_table.total * sizeof(float));
+    profile_stop(PROFILE_ADAMW, t0);
 
     /* decoder: from the reconstruction gradient back to the latent tokens */
     const vit_view_t dec = mimae_decoder(m);
     decoder_backward(&dec, &a->dec, a->dh, a->enc.h, m->token_of, &a->scratch);
 
     /* MI terms: from the unit features and latents back to the pooled tokens */
+    t0 = profile_start();
     normalize_rows_backward(a->dg, du, a->u, a->g_norm, S, d->proj_dim);
     if (c->proj_hidden > 0) {
         mlp_t proj = projector_mlp(m);
@@ -206,11 +218,12 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     }
     for (size_t i = 0; i < (size_t)S * D; i++) tmp[i] += dz[i];
     tokens_pool_backward(a->dh, tmp, S, V, D, c->pool);
+    profile_stop(PROFILE_HEADS, t0);
 
     const vit_view_t enc = mimae_encoder(m);
     encoder_backward(&enc, &a->enc, a->dh, a->vis_pix, &a->scratch);
 
-    q_backward(m);
+    PROFILED(PROFILE_HEADS, q_backward(m));
     static const char *const q_network[] = {"q."};
     grads_ready_report(&m->q_ready, q_network, 1);
 }

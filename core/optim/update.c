@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "core/kernels/profile.h"
 #include "core/optim/adamw.h"
 #include "core/optim/schedule.h"
 
@@ -92,12 +93,14 @@ float mimae_apply_update(mimae_model_t *m)
 int mimae_finish_step(mimae_model_t *m, mimae_losses_t *loss, mimae_step_stats_t *stats,
                       char *err, size_t errlen)
 {
+    const double t0 = profile_start();
     mimae_losses_total(&m->cfg, loss);
     stats->loss = *loss;
     stats->grad_norm = grad_norm(m->grad_mem, m->table.total);
     stats->q_grad_norm = grad_norm(m->q_grad_mem, m->q_table.total);
     stats->lr = 0.0f;
-    if (mimae_check_finite(m, loss, stats->grad_norm, err, errlen)) return -1;
-    stats->lr = mimae_apply_update(m);
-    return 0;
+    int rc = mimae_check_finite(m, loss, stats->grad_norm, err, errlen);
+    if (rc == 0) stats->lr = mimae_apply_update(m);
+    profile_stop(PROFILE_ADAMW, t0);
+    return rc;
 }

@@ -4,6 +4,7 @@
 
 #include "core/kernels/layernorm.h"
 #include "core/kernels/linear.h"
+#include "core/kernels/profile.h"
 #include "core/vit/tokens.h"
 
 typedef struct {
@@ -46,17 +47,17 @@ void decoder_forward(const vit_view_t *d, decoder_acts_t *a, const float *latent
     const mimae_config_t *c = d->cfg;
     const model_params_t *p = d->params;
     const decoder_sizes_t z = sizes_of(c, a->S);
-    linear_forward(a->y, latent, p->dec_embed_w, p->dec_embed_b, z.S * z.Te, z.D, z.Dd);
-    tokens_decoder_forward(a->x0, a->y, p->mask_token, d->pos, token_of, z.S, z.L, z.V, z.Dd);
+    PROFILED(PROFILE_EMBED, linear_forward(a->y, latent, p->dec_embed_w, p->dec_embed_b, z.S * z.Te, z.D, z.Dd));
+    PROFILED(PROFILE_TOKENS, tokens_decoder_forward(a->x0, a->y, p->mask_token, d->pos, token_of, z.S, z.L, z.V, z.Dd));
     const block_dims_t bd = block_dims_of(c, &z);
     const float *x = a->x0;
     for (int i = 0; i < c->dec_depth; i++) {
         vit_block_forward(&a->blocks[i], &p->dec[i], x, &bd);
         x = a->blocks[i].out;
     }
-    layernorm_forward(a->n, a->n_mean, a->n_rstd, x, p->dec_norm_w, p->dec_norm_b, z.S * z.Td,
-                      z.Dd);
-    linear_forward(a->pred, a->n, p->dec_pred_w, p->dec_pred_b, z.S * z.Td, z.Dd, z.P);
+    PROFILED(PROFILE_LAYERNORM, layernorm_forward(a->n, a->n_mean, a->n_rstd, x, p->dec_norm_w, p->dec_norm_b, z.S * z.Td,
+                      z.Dd));
+    PROFILED(PROFILE_EMBED, linear_forward(a->pred, a->n, p->dec_pred_w, p->dec_pred_b, z.S * z.Td, z.Dd, z.P));
 }
 
 void decoder_backward(const vit_view_t *d, decoder_acts_t *a, float *dlatent,
@@ -68,18 +69,18 @@ void decoder_backward(const vit_view_t *d, decoder_acts_t *a, float *dlatent,
     const decoder_sizes_t z = sizes_of(c, a->S);
     const int rows = z.S * z.Td;
     float *dn = scratch->c; /* free between the block backwards */
-    linear_backward(dn, g->dec_pred_w, g->dec_pred_b, a->dpred, a->n, p->dec_pred_w, rows, z.Dd,
-                    z.P);
+    PROFILED(PROFILE_EMBED, linear_backward(dn, g->dec_pred_w, g->dec_pred_b, a->dpred, a->n, p->dec_pred_w, rows, z.Dd,
+                    z.P));
     memset(a->dres, 0, (size_t)rows * z.Dd * sizeof(float));
-    layernorm_backward(a->dres, g->dec_norm_w, g->dec_norm_b, dn, a->blocks[c->dec_depth - 1].out,
-                       p->dec_norm_w, a->n_mean, a->n_rstd, rows, z.Dd);
+    PROFILED(PROFILE_LAYERNORM, layernorm_backward(a->dres, g->dec_norm_w, g->dec_norm_b, dn, a->blocks[c->dec_depth - 1].out,
+                       p->dec_norm_w, a->n_mean, a->n_rstd, rows, z.Dd));
     const block_dims_t bd = block_dims_of(c, &z);
     for (int i = c->dec_depth - 1; i >= 0; i--)
         vit_block_backward(a->dres, &g->dec[i], &p->dec[i], &a->blocks[i],
                            i ? a->blocks[i - 1].out : a->x0, scratch, &bd);
-    tokens_decoder_backward(a->dy, g->mask_token, a->dres, token_of, z.S, z.L, z.V, z.Dd);
-    linear_backward(dlatent, g->dec_embed_w, g->dec_embed_b, a->dy, latent, p->dec_embed_w,
-                    z.S * z.Te, z.D, z.Dd);
+    PROFILED(PROFILE_TOKENS, tokens_decoder_backward(a->dy, g->mask_token, a->dres, token_of, z.S, z.L, z.V, z.Dd));
+    PROFILED(PROFILE_EMBED, linear_backward(dlatent, g->dec_embed_w, g->dec_embed_b, a->dy, latent, p->dec_embed_w,
+                    z.S * z.Te, z.D, z.Dd));
     static const char *const decoder[] = {"decoder_", "mask_token"};
     grads_ready_report(d->ready, decoder, 2);
 }

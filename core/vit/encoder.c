@@ -1,11 +1,11 @@
 #include "core/vit/encoder.h"
 
-#include <string.h>
-
 #include <stdio.h>
+#include <string.h>
 
 #include "core/kernels/layernorm.h"
 #include "core/kernels/linear.h"
+#include "core/kernels/profile.h"
 #include "core/vit/tokens.h"
 
 static block_dims_t encoder_block_dims(const mimae_config_t *c, const encoder_acts_t *a)
@@ -37,15 +37,15 @@ void encoder_forward(const vit_view_t *e, encoder_acts_t *a, const float *patch_
     const mimae_config_t *c = e->cfg;
     const model_params_t *p = e->params;
     const int S = a->S, V = a->V, D = c->enc_dim;
-    linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, patch_floats(c), D);
-    tokens_encoder_forward(a->x0, a->emb, p->cls_token, e->pos, positions, S, V, D);
+    PROFILED(PROFILE_EMBED, linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, patch_floats(c), D));
+    PROFILED(PROFILE_TOKENS, tokens_encoder_forward(a->x0, a->emb, p->cls_token, e->pos, positions, S, V, D));
     const block_dims_t bd = encoder_block_dims(c, a);
     const float *x = a->x0;
     for (int i = 0; i < c->enc_depth; i++) {
         vit_block_forward(&a->blocks[i], &p->enc[i], x, &bd);
         x = a->blocks[i].out;
     }
-    layernorm_forward(a->h, a->h_mean, a->h_rstd, x, p->norm_w, p->norm_b, S * (V + 1), D);
+    PROFILED(PROFILE_LAYERNORM, layernorm_forward(a->h, a->h_mean, a->h_rstd, x, p->norm_w, p->norm_b, S * (V + 1), D));
 }
 
 void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
@@ -57,8 +57,8 @@ void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
     const int S = a->S, V = a->V, D = c->enc_dim, depth = c->enc_depth;
     const size_t R = (size_t)S * (V + 1);
     memset(a->dres, 0, R * D * sizeof(float));
-    layernorm_backward(a->dres, g->norm_w, g->norm_b, dh, a->blocks[depth - 1].out, p->norm_w,
-                       a->h_mean, a->h_rstd, (int)R, D);
+    PROFILED(PROFILE_LAYERNORM, layernorm_backward(a->dres, g->norm_w, g->norm_b, dh, a->blocks[depth - 1].out, p->norm_w,
+                       a->h_mean, a->h_rstd, (int)R, D));
     static const char *const final_norm[] = {"norm."};
     grads_ready_report(e->ready, final_norm, 1);
     const block_dims_t bd = encoder_block_dims(c, a);
@@ -70,9 +70,9 @@ void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
         const char *const names[] = {block};
         grads_ready_report(e->ready, names, 1);
     }
-    tokens_encoder_backward(a->demb, g->cls_token, a->dres, S, V, D);
-    linear_backward(NULL, g->patch_w, g->patch_b, a->demb, patch_vecs, p->patch_w, S * V,
-                    patch_floats(c), D);
+    PROFILED(PROFILE_TOKENS, tokens_encoder_backward(a->demb, g->cls_token, a->dres, S, V, D));
+    PROFILED(PROFILE_EMBED, linear_backward(NULL, g->patch_w, g->patch_b, a->demb, patch_vecs, p->patch_w, S * V,
+                    patch_floats(c), D));
     static const char *const embedding[] = {"patch_embed.", "cls_token"};
     grads_ready_report(e->ready, embedding, 2);
 }

@@ -1,0 +1,154 @@
+/* ViT-B/16 (the paper's model, preset vit-b16: 224x224x3, patch 16, encoder
+ * 768 x 12, decoder 512 x 8) through mimae_dist's step on one process, for
+ * one configuration per run (peak RSS is per process):
+ *
+ *   vitb --masks 4|1 --batch B --reduction fast|deterministic
+ *        [--steps K] [--warmup W] [--peak-n N]
+ *
+ * Threads: OPENBLAS_NUM_THREADS (mimae's pool follows it). The step is
+ * train_step_run on MPI_COMM_SELF with the per-rank batch B split as
+ * mimae_dist splits it (deterministic: up to 8 micro-batches, each one's
+ * activations kept). Prints ms/step (median of K after W), MFU against the
+ * cblas_sgemm peak measured around every step in this process (the larger
+ * of the two readings), peak RSS against the analytic bytes (bench_util.h:
+ * parameters, gradients, moments, and the activations of every kept
+ * micro-batch), and the phase breakdown of the timed steps
+ * (core/kernels/profile.h). Ends with `RESULT vitb ...` and
+ * `RESULT vitb_phase ...` lines for bench/run.sh. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_util.h"
+#include "core/kernels/profile.h"
+
+typedef struct {
+    int masks, batch, steps, warmup, peak_n;
+    char reduction[16];
+} options_t;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: vitb --masks N --batch B --reduction fast|deterministic [--steps K] "
+                    "[--warmup W] [--peak-n N]\n");
+    exit(2);
+}
+
+static options_t parse(int argc, char **argv)
+{
+    options_t o = {4, 8, 2, 1, 1536, "fast"};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--masks")) o.masks = atoi(v);
+        else if (!strcmp(a, "--batch")) o.batch = atoi(v);
+        else if (!strcmp(a, "--steps")) o.steps = atoi(v);
+        else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
+        else if (!strcmp(a, "--peak-n")) o.peak_n = atoi(v);
+        else if (!strcmp(a, "--reduction")) snprintf(o.reduction, sizeof o.reduction, "%s", v);
+        else usage();
+    }
+    if ((argc - 1) % 2 || o.masks < 1 || o.batch < 1 || o.steps < 1 || o.steps > 64 ||
+        o.warmup < 0 || (strcmp(o.reduction, "fast") && strcmp(o.reduction, "deterministic")))
+        usage();
+    return o;
+}
+
+int main(int argc, char **argv)
+{
+    const options_t o = parse(argc, argv);
+    MPI_Init(&argc, &argv);
+    char err[512];
+    mimae_config_t c;
+    if (mimae_config_preset(&c, "vit-b16")) return 1;
+    c.num_masks = o.masks;
+    if (o.masks == 1) c.w_max = c.w_min = 0.0f;
+    c.global_batch = o.batch;
+    c.warmup_iters = 10;
+    c.total_iters = 1000;
+    const int deterministic = !strcmp(o.reduction, "deterministic");
+    step_plan_t plan;
+    if (step_plan_make(&plan, o.batch, 1, deterministic ? STEP_DETERMINISTIC : STEP_FAST, 0, err,
+                       sizeof err)) {
+        fprintf(stderr, "vitb: %s\n", err);
+        return 2;
+    }
+    const int threads = openblas_get_num_threads();
+    bench_print_blas("vitb");
+    mimae_model_t *m = mimae_model_create(&c, plan.micro_batch, 1, err, sizeof err);
+    train_step_t step;
+    if (!m || train_step_init(&step, m, MPI_COMM_SELF, &plan, err, sizeof err)) {
+        fprintf(stderr, "vitb: %s\n", err);
+        return 1;
+    }
+    const size_t n = (size_t)o.batch * c.img_h * c.img_w * c.channels;
+    float *images = malloc(n * sizeof *images);
+    int64_t *idx = malloc((size_t)o.batch * sizeof *idx);
+    if (!images || !idx) return 1;
+    bench_images(images, n, 5);
+    for (int b = 0; b < o.batch; b++) idx[b] = b;
+
+    const double flops = bench_step_flops(&c, o.batch);
+    double t[64], peak[64];
+    double before = bench_sgemm_peak(o.peak_n, 1);
+    mimae_step_stats_t st;
+    for (int i = 0; i < o.warmup + o.steps; i++) {
+        if (i == o.warmup) {
+            profile_reset();
+            profile_enable(1);
+        }
+        const double t0 = bench_now();
+        if (train_step_run(&step, images, idx, 1, (uint64_t)i, &st, err, sizeof err)) {
+            fprintf(stderr, "vitb: %s\n", err);
+            return 1;
+        }
+        const double dt = bench_now() - t0;
+        profile_enable(0);
+        const double after = bench_sgemm_peak(o.peak_n, 1);
+        if (i >= o.warmup) {
+            t[i - o.warmup] = dt;
+            peak[i - o.warmup] = before > after ? before : after;
+        }
+        before = after;
+        if (i >= o.warmup && i + 1 < o.warmup + o.steps) profile_enable(1);
+    }
+    double total = 0.0;
+    for (int i = 0; i < o.steps; i++) total += t[i];
+    const double ms = 1e3 * bench_median(t, o.steps), pk = bench_median(peak, o.steps);
+    const double mfu = flops / (ms / 1e3) / 1e9 / pk;
+    const double MB = 1024.0 * 1024.0;
+    const double analytic = (4.0 * bench_param_floats(m) +
+                             plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *
+                            sizeof(float) / MB;
+    const double rss = bench_peak_rss_kb() / 1024.0;
+    const char *method = o.masks == 1 ? "MAE" : "MI-MAE";
+    printf("vitb %s batch %d %s, %d thread(s), %d micro-batch(es) of %d: %.0f ms/step, "
+           "%.3f img/s, %.1f GFLOP/step, %.1f GFLOP/s = %.1f%% of the sgemm peak %.1f; "
+           "peak RSS %.0f MiB / analytic %.0f MiB = %.2f\n",
+           method, o.batch, o.reduction, threads, plan.micro_batches, plan.micro_batch, ms,
+           o.batch / (ms / 1e3), flops / 1e9, flops / (ms / 1e3) / 1e9, 100 * mfu, pk, rss,
+           analytic, rss / analytic);
+    printf("RESULT vitb method=%s batch=%d reduction=%s threads=%d ms=%.1f img_s=%.4f "
+           "gflop=%.2f mfu=%.4f peak=%.2f rss_mib=%.0f analytic_mib=%.0f state_mib=%.0f\n",
+           method, o.batch, o.reduction, threads, ms, o.batch / (ms / 1e3), flops / 1e9, mfu, pk,
+           rss, analytic, 4.0 * bench_param_floats(m) * sizeof(float) / MB);
+    /* where the time goes (timed steps, per step) */
+    double accounted = 0.0;
+    printf("  %-28s %10s %7s\n", "phase", "ms/step", "share");
+    for (int p = 0; p < PROFILE_COUNT; p++) {
+        const double s = profile_seconds((profile_phase_t)p) / o.steps;
+        if (p != PROFILE_SOFTMAX) accounted += s; /* softmax is inside attention */
+        printf("  %-28s %10.1f %6.1f%%\n", profile_phase_name((profile_phase_t)p), 1e3 * s,
+               100 * s / (total / o.steps));
+        printf("RESULT vitb_phase method=%s batch=%d reduction=%s threads=%d phase=%d ms=%.2f\n",
+               method, o.batch, o.reduction, threads, p, 1e3 * s);
+    }
+    const double rest = total / o.steps - accounted;
+    printf("  %-28s %10.1f %6.1f%%\n", "unaccounted", 1e3 * rest, 100 * rest / (total / o.steps));
+    train_step_free(&step);
+    mimae_model_free(m);
+    free(images);
+    free(idx);
+    MPI_Finalize();
+    return 0;
+}
