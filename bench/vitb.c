@@ -11,10 +11,11 @@
  * activations kept). Prints ms/step (median of K after W), MFU against the
  * cblas_sgemm peak measured around every step in this process (the larger
  * of the two readings), peak RSS against the analytic bytes (bench_util.h:
- * parameters, gradients, moments, and the activations of every kept
- * micro-batch), and the phase breakdown of the timed steps
+ * parameters, gradients, moments, the activations of every kept
+ * micro-batch and the deterministic sum's gradient buffers), and the phase breakdown of the timed steps
  * (core/kernels/profile.h). Ends with `RESULT vitb ...` and
  * `RESULT vitb_phase ...` lines for bench/run.sh. */
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,12 @@ int main(int argc, char **argv)
     const double ms = 1e3 * bench_median(t, o.steps), pk = bench_median(peak, o.steps);
     const double mfu = flops / (ms / 1e3) / 1e9 / pk;
     const double MB = 1024.0 * 1024.0;
-    const double analytic = (4.0 * bench_param_floats(m) +
+    /* the deterministic sum's buffers: a stack of log2(k) + 2 gradient
+     * vectors and one to receive (dist/tree_sum.c) */
+    double tree = 0.0;
+    if (plan.deterministic)
+        tree = (log2((double)plan.micro_batches) + 3.0) * bench_param_floats(m);
+    const double analytic = (4.0 * bench_param_floats(m) + tree +
                              plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *
                             sizeof(float) / MB;
     const double rss = bench_peak_rss_kb() / 1024.0;

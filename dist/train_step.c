@@ -242,11 +242,16 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
         loss->q += part.q;
         const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
                            s->shape.masks;
+        /* the backward writes straight into the tree's next leaf */
+        mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
         t0 = MPI_Wtime();
         mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
         add_since(s, backward_time, t0);
-        tree_sum_push(&s->grad_tree, mimae_gradients(m));
+        t0 = MPI_Wtime();
+        tree_sum_add_leaf(&s->grad_tree);
+        if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
     }
+    mimae_model_use_gradient_block(m, NULL);
     if (k > 1 && s->keeps_activations) mimae_model_use_activation_set(m, 0);
     meet_before_collective(s);
     t0 = MPI_Wtime();

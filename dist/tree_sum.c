@@ -39,9 +39,16 @@ static void add_into(float *left, const float *right, size_t n)
     for (size_t i = 0; i < n; i++) left[i] += right[i];
 }
 
+float *tree_sum_leaf(tree_sum_t *t) { return t->partial[t->depth]; }
+
 void tree_sum_push(tree_sum_t *t, const float *leaf)
 {
-    memcpy(t->partial[t->depth], leaf, t->n * sizeof(float));
+    memcpy(tree_sum_leaf(t), leaf, t->n * sizeof(float));
+    tree_sum_add_leaf(t);
+}
+
+void tree_sum_add_leaf(tree_sum_t *t)
+{
     t->level[t->depth++] = 0;
     /* Binary-counter merging: two subtrees of the same height become one. */
     while (t->depth >= 2 && t->level[t->depth - 1] == t->level[t->depth - 2]) {

@@ -28,6 +28,11 @@ void tree_sum_reset(tree_sum_t *t);
 /* Adds the next leaf (copied) in micro-batch order. */
 void tree_sum_push(tree_sum_t *t, const float *leaf);
 
+/* The same without the copy: write the next leaf into tree_sum_leaf(t),
+ * then tree_sum_add_leaf(t). */
+float *tree_sum_leaf(tree_sum_t *t);
+void tree_sum_add_leaf(tree_sum_t *t);
+
 /* Combines the ranks' subtrees in tree order and writes the total to out
  * on every rank. Collective over comm. */
 void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm);

@@ -14,7 +14,7 @@ static const char *const names[PROFILE_COUNT] = {
     "products: mlp fc2",     "products: embed/pred",     "products: projector, Q",
     "attention (incl. softmax)", "  of which softmax",                "layer norm",
     "GELU",                  "token gathers/pooling",    "losses",
-    "communication",         "norms, guard, AdamW",
+    "gradient sums, comm",   "norms, guard, AdamW",
 };
 
 void profile_enable(int on) { profile_on = on; }

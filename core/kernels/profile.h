@@ -22,7 +22,7 @@ typedef enum {
     PROFILE_GELU,
     PROFILE_TOKENS,       /* patches, gathers, mask tokens, pooling, residual copies */
     PROFILE_LOSSES,       /* reconstruction, InfoNCE, CLUB, Q's likelihood */
-    PROFILE_COMM,         /* MI features and gradients across ranks */
+    PROFILE_COMM,         /* sums over micro-batches and ranks, MI features across ranks */
     PROFILE_ADAMW,        /* norms, the guard and the update */
     PROFILE_COUNT
 } profile_phase_t;

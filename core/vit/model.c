@@ -183,7 +183,7 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
     const size_t np = m->table.total, nq = m->q_table.total;
     m->param_mem = block_alloc(np);
     /* model and Q gradients in one block: dist/ reduces them as one vector */
-    m->grad_mem = block_alloc(np + nq);
+    m->grad_mem = m->own_grad_mem = block_alloc(np + nq);
     m->m_mem = block_alloc(np);
     m->v_mem = block_alloc(np);
     m->q_param_mem = block_alloc(nq);
@@ -221,7 +221,7 @@ void mimae_model_free(mimae_model_t *m)
 {
     if (!m) return;
     free(m->param_mem);
-    free(m->grad_mem);
+    free(m->own_grad_mem);
     free(m->m_mem);
     free(m->v_mem);
     free(m->q_param_mem);
@@ -236,6 +236,14 @@ void mimae_model_free(mimae_model_t *m)
     model_params_free(&m->params);
     model_params_free(&m->grads);
     free(m);
+}
+
+void mimae_model_use_gradient_block(mimae_model_t *m, float *block)
+{
+    m->grad_mem = block ? block : m->own_grad_mem;
+    m->q_grad_mem = m->grad_mem + m->table.total;
+    param_table_bind(&m->grad_table, m->grad_mem);
+    param_table_bind(&m->q_grad_table, m->q_grad_mem);
 }
 
 void mimae_listen_grads(mimae_model_t *m, grads_ready_fn fn, void *ctx)

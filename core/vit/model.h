@@ -61,6 +61,8 @@ typedef struct {
     q_params_t q, q_grads;
     float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem; /* q_grad_mem = grad_mem +
                                    table.total: all gradients form one vector */
+    float *own_grad_mem;        /* the model's gradient block; grad_mem is it unless a
+                                   step lends another (mimae_model_use_gradient_block) */
     /* activations of the current micro-batch: one of the activation sets */
     activations_t acts;
     float *act_mem;             /* set 0's block */
@@ -95,6 +97,12 @@ size_t mimae_model_activation_set_bytes(const mimae_model_t *m);
 /* Makes set j (0 <= j < set_count) the one the forward, losses and backward
  * use. */
 void mimae_model_use_activation_set(mimae_model_t *m, int j);
+
+/* Points the gradient vector (model then Q) at block (grad_floats of
+ * mimae_step_shape), or back at the model's own with NULL: a step that sums
+ * micro-batches can have each backward write straight into its sum's
+ * buffer. */
+void mimae_model_use_gradient_block(mimae_model_t *m, float *block);
 
 /* Has mimae_backward report each finished range of the gradient vector
  * (model then Q; the ranges of one backward are disjoint and cover it) to
