@@ -117,8 +117,7 @@ static void runner_init(runner_t *r, const options_t *o, MPI_Comm comm, int dete
 static void runner_step(runner_t *r, int it, int record)
 {
     MPI_Barrier(r->comm);
-    step_timing_t timing = {.barriers = 1};
-    r->step.timing = &timing;
+    r->step.timing = (step_timing_t){.barriers = 1};
     const double t0 = MPI_Wtime();
     mimae_step_stats_t st;
     char err[512];
@@ -127,7 +126,7 @@ static void runner_step(runner_t *r, int it, int record)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     const double step = MPI_Wtime() - t0;
-    r->step.timing = NULL;
+    const step_timing_t timing = r->step.timing;
     if (record && r->nt < 64) {
         const int k = r->nt++;
         r->ts[k] = step, r->tc[k] = timing.comm_s, r->tk[k] = timing.imbalance_s;

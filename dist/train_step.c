@@ -124,31 +124,23 @@ void train_step_free(train_step_t *s)
     memset(s, 0, sizeof *s);
 }
 
-/* ---- instrumentation: MPI_Wtime is cheap, so the step always reads the
- * clock and adds only when asked. */
-
-static void add_since(train_step_t *s, double *(*which)(step_timing_t *), double since)
-{
-    if (s->timing) *which(s->timing) += MPI_Wtime() - since;
-}
-
-static double *forward_time(step_timing_t *t) { return &t->forward_s; }
-static double *backward_time(step_timing_t *t) { return &t->backward_s; }
-static double *comm_time(step_timing_t *t) { return &t->comm_s; }
+/* ---- instrumentation: MPI_Wtime is cheap, so the step always keeps its
+ * timing (s->timing). */
 
 /* A collective since t0: into the timing and the phase profile. */
 static void comm_done(train_step_t *s, double t0)
 {
-    add_since(s, comm_time, t0);
-    if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
+    const double dt = MPI_Wtime() - t0;
+    s->timing.comm_s += dt;
+    if (profile_on) profile_add(PROFILE_COMM, dt);
 }
 
 static void meet_before_collective(train_step_t *s)
 {
-    if (!s->timing || !s->timing->barriers) return;
+    if (!s->timing.barriers) return;
     const double t0 = MPI_Wtime();
     MPI_CHECK(MPI_Barrier(s->comm));
-    s->timing->imbalance_s += MPI_Wtime() - t0;
+    s->timing.imbalance_s += MPI_Wtime() - t0;
 }
 
 /* Forward of micro-batch j (its masks, unless the caller set them), into
@@ -161,7 +153,7 @@ static void forward_micro_batch(train_step_t *s, int j, const float *images,
     const size_t mb = (size_t)s->plan.micro_batch;
     if (indices) mimae_sample_masks(s->model, seed, epoch, (const uint64_t *)(indices + j * mb));
     mimae_forward(s->model, images + j * mb * s->shape.image_floats);
-    add_since(s, forward_time, t0);
+    s->timing.forward_s += MPI_Wtime() - t0;
 }
 
 /* Micro-batch j's features into the candidate arrays at its global rows. */
@@ -246,7 +238,7 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
         mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
         t0 = MPI_Wtime();
         mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
-        add_since(s, backward_time, t0);
+        s->timing.backward_s += MPI_Wtime() - t0;
         t0 = MPI_Wtime();
         tree_sum_add_leaf(&s->grad_tree);
         if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
@@ -282,11 +274,11 @@ static void run_fast(train_step_t *s, const float *images, const int64_t *indice
     mimae_listen_grads(m, grad_reduce_ready, &s->fast);
     t0 = MPI_Wtime();
     mimae_backward(m, s->du, s->dz);
-    add_since(s, backward_time, t0);
+    s->timing.backward_s += MPI_Wtime() - t0;
     mimae_listen_grads(m, NULL, NULL);
     meet_before_collective(s);
     grad_reduce_finish(&s->fast);
-    if (s->timing) s->timing->comm_s += s->fast.wait_seconds;
+    s->timing.comm_s += s->fast.wait_seconds;
     if (profile_on) profile_add(PROFILE_COMM, s->fast.wait_seconds);
 }
 

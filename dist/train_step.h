@@ -52,9 +52,10 @@ typedef struct {
 int step_plan_make(step_plan_t *p, int G, int ranks, step_reduction_t reduction,
                    int micro_batch, char *err, size_t errlen);
 
-/* Optional instrumentation (bench/scaling): seconds, accumulated. With
- * `barriers`, the ranks meet at a barrier before each collective whose wait
- * is counted as imbalance, so that comm_s is the collectives' own time. */
+/* Where a step's time went (bench/scaling): seconds, accumulated over steps
+ * until the caller resets them. With `barriers` (the caller's choice), the
+ * ranks meet at a barrier before each collective, whose wait is counted as
+ * imbalance, so that comm_s is the collectives' own time. */
 typedef struct {
     int barriers;
     double forward_s, backward_s, comm_s, imbalance_s;
@@ -77,7 +78,7 @@ typedef struct {
     float *du, *dz;             /* this rank's feature gradients (fast path) */
     tree_sum_t grad_tree, dcand_tree;
     grad_reduce_t fast;
-    step_timing_t *timing;      /* NULL: not measured */
+    step_timing_t timing;
     step_gradient_hook_fn gradient_hook; /* NULL: none */
     void *gradient_hook_ctx;
 } train_step_t;
