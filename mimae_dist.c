@@ -160,7 +160,8 @@ static int save_progress(run_t *r, int with_checkpoint, char *err, size_t errlen
                               (r->model->table.total + r->model->q_table.total), &saved);
             ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0;
             if (armed) faults_disarm(&saved);
-            ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
+            ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, r->cfg,
+                                          &r->state, err, errlen) == 0;
         }
         ok = ok && results_write(r->results, r->results_path, err, errlen) == 0;
     } else if (with_checkpoint) {
