@@ -137,7 +137,8 @@ static int teardown(void **state)
 
 /* Random bytes named ckpt-0000009999.h5 with run.keep_checkpoints = 1: the
  * run ends with its own newest checkpoint kept (the junk neither counts nor
- * is removed); the same with another run's valid checkpoint at step 500. */
+ * is removed); the same with another run's valid checkpoint (another seed)
+ * named for step 500, there before the run and planted while it writes. */
 static void test_junk_named_like_a_newer_checkpoint_is_not_counted(void **state)
 {
     (void)state;
