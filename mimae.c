@@ -12,6 +12,7 @@
 #include "io/idx_import.h"
 #include "io/inspect.h"
 #include "io/synthetic.h"
+#include "run/launcher.h"
 
 #define EXIT_BAD_INPUT 2
 
@@ -29,6 +30,8 @@ static const char *usage_main =
     "  sweep plan EXP.ini [--set k=v]...        the task table of a descriptor's [sweep]\n"
     "  sweep submit EXP.ini [--ranks R] [--limit L] [-- SBATCH_OPTIONS]\n"
     "                                           submit it as a Slurm job array\n"
+    "  run [-n R] EXP.ini [mimae_dist args]    mpirun -n R mimae_dist ..., exiting with the job's\n"
+    "                                           status (SIGTERM/SIGINT: stop with a checkpoint, 3)\n"
     "  report SWEEP_DIR [--out DIR] [--no-plots]\n"
     "                                           tables (text, CSV, Markdown) and plots of a sweep\n"
     "\n"
@@ -182,6 +185,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "data") == 0) return cmd_data(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "report") == 0) return report_command(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) return launcher_command(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return sweep_command(argc - 2, argv + 2);
     if (strcmp(cmd, "keys") == 0) {
         if (argc > 2 && !wants_help(argc - 2, argv + 2))

@@ -12,8 +12,9 @@
  * stop signals, evaluation (eval_record, evaluate), the progress line and
  * the fault-injection hooks of the tests (faults).
  *
- * Exit status: 0 done; 2 bad input (one line says what); 3 stopped by
- * SIGUSR1/SIGTERM after writing a checkpoint (requeue to resume); 4 a
+ * Exit status: 0 done; 2 bad input (one line says what; also: run.out_dir
+ * in use by another job); 3 stopped by SIGUSR1/SIGTERM/SIGINT after saving
+ * everything (RUN/stopped says so; requeue to resume); 4 a
  * non-finite loss (the last good checkpoint is kept); 1 anything else. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 #include "run/faults.h"
 #include "run/dist_args.h"
 #include "run/progress.h"
+#include "run/run_dir.h"
 #include "run/stop_signal.h"
 
 #define ERR_LEN 4096
@@ -74,6 +76,7 @@ typedef struct {
     long total_steps, steps_per_epoch;
     results_t *results;
     char ckpt_dir[DESCRIPTOR_PATH_MAX + 16], results_path[DESCRIPTOR_PATH_MAX + 16];
+    run_lock_t lock;         /* rank 0: this job owns run.out_dir */
 } run_t;
 
 /* Removes the temporaries of checkpoint writes that never finished (a writer
@@ -90,23 +93,6 @@ static void remove_stale_temporaries(const char *dir)
         if (unlink(path) == 0) fprintf(stderr, "mimae_dist: removed %s (an unfinished write)\n", path);
     }
     if (d) closedir(d);
-}
-
-/* A results file resumed must be this run's: the same model config. */
-static int results_match_config(const results_t *res, const char *path,
-                                const mimae_config_t *cfg, char *err, size_t errlen)
-{
-    const mimae_config_t *stored = results_config(res);
-    const config_field_t *f = config_fields_first_difference(
-        mimae_config_fields, mimae_config_field_count, stored, cfg);
-    if (!f) return 0;
-    char a[64], b[64];
-    config_field_format_short(f, stored, a, sizeof a);
-    config_field_format_short(f, cfg, b, sizeof b);
-    snprintf(err, errlen, "%s: %s.%s is %s in the results file but %s in this run: it belongs "
-             "to another run; move it away or use a fresh run.out_dir", path, f->section, f->key,
-             a, b);
-    return -1;
 }
 
 static int allocate_buffers(run_t *r, char *err, size_t errlen)
@@ -145,6 +131,7 @@ static void free_run(run_t *r)
     free(r->images);
     train_step_free(&r->step);
     if (r->results) results_free(r->results);
+    run_lock_release(&r->lock);
 }
 
 static void augment_batch(run_t *r, const uint8_t *raw)
@@ -177,7 +164,8 @@ static int save_progress(run_t *r, int with_checkpoint, char *err, size_t errlen
                               (r->model->table.total + r->model->q_table.total), &saved);
             ok = checkpoint_save(path, r->model, &r->state, err, errlen) == 0;
             if (armed) faults_disarm(&saved);
-            ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, err, errlen) == 0;
+            ok = ok && checkpoint_prune(r->ckpt_dir, r->run->keep_checkpoints, r->cfg,
+                                          &r->state, err, errlen) == 0;
         }
         ok = ok && results_write(r->results, r->results_path, err, errlen) == 0;
     } else if (with_checkpoint) {
@@ -258,6 +246,35 @@ static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t e
     return rc;
 }
 
+/* "<prefix>: <err>", when it fits: names the descriptor in messages about its
+ * keys that do not say which file they came from. */
+static void prefix_message(char *err, size_t errlen, const char *prefix)
+{
+    const size_t pl = strlen(prefix) + 2, n = strlen(err);
+    if (pl + n >= errlen) return;
+    memmove(err + pl, err, n + 1);
+    memcpy(err, prefix, pl - 2);
+    memcpy(err + pl - 2, ": ", 2);
+}
+
+/* Makes the results agree with the checkpoint resumed from (rank 0), and
+ * says what that changed. */
+static int reconcile_results(run_t *r, char *err, size_t errlen)
+{
+    results_resume_t w;
+    if (results_resume_at(r->results, r->state.step, &w))
+        return snprintf(err, errlen, "out of memory reconciling %s", r->results_path), -1;
+    if (w.dropped_steps || w.dropped_evals)
+        fprintf(stderr, "mimae_dist: %s: dropped %ld training rows and %ld evaluations after "
+                "step %ld (the checkpoint resumed from): they are redone\n", r->results_path,
+                w.dropped_steps, w.dropped_evals, r->state.step);
+    if (w.missing)
+        fprintf(stderr, "mimae_dist: %s: no training rows for %ld steps between %ld and %ld "
+                "(lost with an earlier failed write): recorded as NaN rows\n", r->results_path,
+                w.missing, w.missing_first, w.missing_last);
+    return 0;
+}
+
 /* Everything before the first step; returns an exit status (EXIT_OK to go on). */
 static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, size_t errlen)
 {
@@ -272,13 +289,7 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
                    "train.reduction's values are dist/train_step.h's");
     if (step_plan_make(&r->plan, r->cfg->global_batch, r->ranks,
                        (step_reduction_t)r->run->reduction, r->run->micro_batch, err, errlen)) {
-        /* name the descriptor, as its other messages do */
-        const size_t pl = strlen(a->descriptor) + 2, n = strlen(err);
-        if (pl + n < errlen) {
-            memmove(err + pl, err, n + 1);
-            memcpy(err, a->descriptor, pl - 2);
-            memcpy(err + pl - 2, ": ", 2);
-        }
+        prefix_message(err, errlen, a->descriptor); /* as its other messages do */
         return EXIT_BAD_INPUT;
     }
     r->reader = reader_create(r->run->train_data, r->plan.per_rank, err, errlen);
@@ -321,6 +332,16 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     if (r->rank == 0) say_micro_batches(r);
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
+    /* What the evaluations will need is checked now, not after training. */
+    const eval_config_t ecfg = eval_config_of(r->run);
+    if (!dist_all_ok(evaluate_check(r->cfg, &ecfg, r->ranks, err, errlen) == 0, MPI_COMM_WORLD)) {
+        prefix_message(err, errlen, a->descriptor);
+        return EXIT_BAD_INPUT;
+    }
+    /* The run directory is this job's before anything in it is read or
+     * written; another job holding it: exit 2. */
+    const int lock_status = run_lock_take(&r->lock, r->run->out_dir, r->rank, err, errlen);
+    if (lock_status != EXIT_OK) return lock_status;
     /* Resume from the newest valid checkpoint, on any rank count. Nothing is
      * written before the checkpoint and the results file have been checked. */
     int ok = 1;
@@ -349,13 +370,16 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         env->threads = openblas_get_num_threads();
         if (found && access(r->results_path, F_OK) == 0) {
             r->results = results_load(r->results_path, err, errlen);
-            ok = r->results && results_match_config(r->results, r->results_path, r->cfg, err,
-                                                    errlen) == 0;
+            ok = r->results &&
+                 results_check_config(r->results, r->results_path, r->cfg, "this run",
+                                      "it belongs to another run; move it away or use a fresh "
+                                      "run.out_dir", err, errlen) == 0;
         } else {
             r->results = results_new(r->cfg, env);
             ok = r->results != NULL;
             if (!ok) snprintf(err, errlen, "out of memory for the results");
         }
+        if (ok && found) ok = reconcile_results(r, err, errlen) == 0;
         if (ok) {
             char text[64];
             results_set_attr(r->results, "descriptor", a->descriptor);
@@ -380,6 +404,8 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
             free(ran);
         }
         if (ok) remove_stale_temporaries(r->ckpt_dir);
+        ok = ok && run_lock_record_holder(&r->lock, err, errlen) == 0 &&
+             run_stopped_clear(r->run->out_dir, err, errlen) == 0;
         if (ok && found)
             fprintf(stderr, "mimae_dist: resuming from %s (step %ld)\n", path, r->state.step);
     }
@@ -402,12 +428,65 @@ static void advance(train_state_t *st, long steps_per_epoch)
     }
 }
 
-static int run_evaluation(run_t *r, char *err, size_t errlen)
+/* After a stop request, with everything saved: RUN/stopped says so to a
+ * wrapper that cannot see our status (mpirun sent SIGTERM exits 1). */
+static int stopped(run_t *r, const char *what)
+{
+    char err[ERR_LEN];
+    if (r->rank == 0 && run_stopped_mark(r->run->out_dir, r->state.step, what, err, sizeof err))
+        fprintf(stderr, "mimae_dist: warning: %s\n", err);
+    return EXIT_REQUEUE;
+}
+
+/* Records (rank 0) that the checkpoint of this step is to be evaluated:
+ * saved with it, so a run stopped or killed before the evaluation ends
+ * finds it pending when it is started again. */
+static int mark_evaluation_pending(run_t *r, char *err, size_t errlen)
+{
+    const int ok = r->rank != 0 ||
+                   results_set_eval_state(r->results, r->state.step, RESULTS_EVAL_PENDING) == 0;
+    if (!dist_all_ok(ok, MPI_COMM_WORLD))
+        return snprintf(err, errlen, "out of memory recording the evaluation state"), -1;
+    return 0;
+}
+
+/* Whether the checkpoint the run stands at still needs its evaluation: it
+ * is pending, or it is the last one and not known to be done. */
+static int evaluation_pending(const run_t *r)
+{
+    int pending = 0;
+    if (r->rank == 0) {
+        const int state = results_eval_state(r->results, r->state.step);
+        pending = state == RESULTS_EVAL_PENDING ||
+                  (r->state.step >= r->total_steps && state != RESULTS_EVAL_DONE);
+    }
+    MPI_CHECK(MPI_Bcast(&pending, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    return pending;
+}
+
+/* Evaluates the checkpoint of this step (written already) and saves the
+ * results with its state: done, or still pending after a stop request
+ * (EXIT_REQUEUE: running the job again does it). An exit status. */
+static int evaluate_checkpoint(run_t *r, char *err, size_t errlen)
 {
     char ckpt[DESCRIPTOR_PATH_MAX + 64];
     checkpoint_path(ckpt, sizeof ckpt, r->ckpt_dir, r->state.step);
     const eval_config_t cfg = eval_config_of(r->run);
-    return eval_record(r->model, &cfg, r->results, ckpt, r->state.step, r->rank, err, errlen);
+    const int rc = eval_record(r->model, &cfg, r->results, ckpt, r->state.step, r->rank, err,
+                               errlen);
+    if (rc < 0) return EXIT_FAILURE_INTERNAL; /* its inputs were checked at the start */
+    const int ok = rc == EVAL_STOPPED || r->rank != 0 ||
+                   results_set_eval_state(r->results, r->state.step, RESULTS_EVAL_DONE) == 0;
+    if (!dist_all_ok(ok, MPI_COMM_WORLD))
+        return snprintf(err, errlen, "out of memory recording the evaluation state"),
+               EXIT_FAILURE_INTERNAL;
+    if (save_progress(r, 0, err, errlen)) return EXIT_FAILURE_INTERNAL;
+    if (rc != EVAL_STOPPED) return EXIT_OK;
+    if (r->rank == 0)
+        fprintf(stderr, "\nmimae_dist: stop requested during the evaluation of step %ld: results "
+                "saved, the evaluation is pending (running the job again does it)\n",
+                r->state.step);
+    return stopped(r, "evaluation pending");
 }
 
 static int evaluation_due(const run_t *r)
@@ -435,6 +514,13 @@ static int state_guard(run_t *r, char *err, size_t errlen)
 
 static int train(run_t *r, char *err, size_t errlen)
 {
+    if (evaluation_pending(r)) { /* a job stopped or killed during it, or before it */
+        if (r->rank == 0)
+            fprintf(stderr, "mimae_dist: the evaluation of step %ld is pending: running it\n",
+                    r->state.step);
+        const int status = evaluate_checkpoint(r, err, errlen);
+        if (status != EXIT_OK) return status;
+    }
     if (r->state.step >= r->total_steps) {
         if (r->rank == 0) fprintf(stderr, "mimae_dist: already at step %ld of %ld\n",
                                   r->state.step, r->total_steps);
@@ -455,11 +541,14 @@ static int train(run_t *r, char *err, size_t errlen)
         int ok = reader_wait(r->reader, &raw, NULL, &wait_s, err, errlen) == 0;
         if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
         /* No read in flight: HDF5 writes are safe here. */
+        const int evaluate_now = pending_checkpoint && evaluation_due(r) &&
+                                 r->state.step > first_step;
         if (pending_checkpoint && state_guard(r, err, errlen)) return EXIT_NONFINITE;
+        if (evaluate_now && mark_evaluation_pending(r, err, errlen)) return EXIT_FAILURE_INTERNAL;
         if (pending_checkpoint && save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
-        if (pending_checkpoint && evaluation_due(r) && r->state.step > first_step) {
-            if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
-            if (save_progress(r, 0, err, errlen)) return EXIT_FAILURE_INTERNAL;
+        if (evaluate_now) {
+            const int status = evaluate_checkpoint(r, err, errlen);
+            if (status != EXIT_OK) return status;
         }
         pending_checkpoint = 0;
         faults_at_step(r->rank, r->state.step);
@@ -468,7 +557,8 @@ static int train(run_t *r, char *err, size_t errlen)
         if (stop) {
             if (r->rank == 0) fprintf(stderr, "\nmimae_dist: stop requested; writing a checkpoint at step %ld\n", r->state.step);
             if (state_guard(r, err, errlen)) return EXIT_NONFINITE;
-            return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_REQUEUE;
+            return save_progress(r, 1, err, errlen) ? EXIT_FAILURE_INTERNAL
+                                                    : stopped(r, "stop requested");
         }
         augment_batch(r, raw); /* uses r->indices of this step */
         train_state_t next = r->state;
@@ -509,9 +599,9 @@ static int train(run_t *r, char *err, size_t errlen)
     if (r->rank == 0) ok = record_reconstructions(r, err, errlen) == 0;
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_FAILURE_INTERNAL;
     if (state_guard(r, err, errlen)) return EXIT_NONFINITE;
-    if (save_progress(r, 1, err, errlen)) return EXIT_FAILURE_INTERNAL;
-    if (run_evaluation(r, err, errlen)) return EXIT_BAD_INPUT;
-    return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
+    if (mark_evaluation_pending(r, err, errlen) || save_progress(r, 1, err, errlen))
+        return EXIT_FAILURE_INTERNAL;
+    return evaluate_checkpoint(r, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -543,6 +633,7 @@ int main(int argc, char **argv)
     stop_signal_install(); /* again: see above */
     run_t r;
     memset(&r, 0, sizeof r);
+    r.lock.fd = -1;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
     char err[ERR_LEN] = "";

@@ -646,17 +646,38 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, char *err, s
     return found;
 }
 
-int checkpoint_prune(const char *dir, int keep, char *err, size_t errlen)
+/* Whether the checkpoint at `step` in dir is one of this run's, whole: it
+ * verifies, stores the step of its name, the run's seed and config. */
+static int belongs_to_run(const char *dir, long step, const mimae_config_t *cfg, uint64_t seed)
 {
+    char path[4096], why[1024];
+    checkpoint_path(path, sizeof path, dir, step);
+    io_file_err_t vc = {path, why, sizeof why, 0};
+    ckpt_header_t h;
+    return verify_file(&vc, &h) == 0 && h.st.step == step && h.st.seed == seed &&
+           config_fields_first_difference(mimae_config_fields, mimae_config_field_count, &h.cfg,
+                                          cfg) == NULL;
+}
+
+int checkpoint_prune(const char *dir, int keep, const mimae_config_t *cfg,
+                     const train_state_t *newest, char *err, size_t errlen)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     io_file_err_t c = {dir, err, errlen, 0};
-    if (!dir) return io_file_fail(&c, "checkpoint_prune: no directory");
+    if (!dir || !cfg || !newest) return io_file_fail(&c, "checkpoint_prune: no directory or run");
     if (keep < 1)
         return io_file_fail(&c, "checkpoint_prune keep=%d: keep at least 1 checkpoint", keep);
     long *steps;
     int n;
     if (list_steps(&c, dir, &steps, &n)) return -1;
+    /* Newest first: count this run's verified checkpoints up to the step it
+     * stands at; a file named for a later step or one that does not verify
+     * neither counts nor is removed, so junk cannot push out a good one. */
+    int kept = 0, i = 0;
+    for (; i < n && kept < keep; i++)
+        kept += steps[i] <= newest->step && belongs_to_run(dir, steps[i], cfg, newest->seed);
     int rc = 0;
-    for (int i = keep; i < n; i++) {
+    for (; kept == keep && i < n; i++) { /* everything older than the oldest one kept */
         char p[4096];
         checkpoint_path(p, sizeof p, dir, steps[i]);
         if (unlink(p) && errno != ENOENT)

@@ -74,8 +74,16 @@ void checkpoint_path(char *out, size_t len, const char *dir, long step);
  * 0 when there is none, -1 on an error (dir missing or unreadable). */
 int checkpoint_find_latest(const char *dir, char *path, size_t len, char *err, size_t errlen);
 
-/* Removes all but the newest `keep` (>= 1) checkpoints in dir, by the step
- * in their names, without verifying them; other files are left alone. */
-int checkpoint_prune(const char *dir, int keep, char *err, size_t errlen);
+/* Keeps the newest `keep` (>= 1) checkpoints in dir that are this run's and
+ * whole, and removes every checkpoint older than the oldest of them. This
+ * run's and whole: named for a step <= newest->step, storing that step,
+ * newest->seed and config cfg, and passing checkpoint_verify. Files that
+ * fail that (junk, another run's, a later step) never count toward `keep`
+ * and are not removed unless older than the oldest kept; with fewer than
+ * `keep` such checkpoints nothing is removed. So nothing verified is ever
+ * deleted to make room for something unverified. Other names are left
+ * alone. Verifying reads the newest `keep` checkpoints back. */
+int checkpoint_prune(const char *dir, int keep, const mimae_config_t *cfg,
+                     const train_state_t *newest, char *err, size_t errlen);
 
 #endif

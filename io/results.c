@@ -57,6 +57,8 @@ struct results {
     long recon_step;
     int K, H, W, C;
     uint8_t *recon[3]; /* (K, H, W, C) each */
+    eval_state_t *states; /* by increasing step */
+    long nstates;
 };
 
 /* The /train datasets and where each lives in step_metrics_t ("step" is the
@@ -134,6 +136,7 @@ void results_free(results_t *r)
     }
     free(r->evals);
     for (int k = 0; k < 3; k++) free(r->recon[k]);
+    free(r->states);
     free(r);
 }
 
@@ -498,6 +501,125 @@ static int read_attr_string_buf(io_file_err_t *c, hid_t loc, const char *name, c
 }
 
 /* ------------------------------------------------------------------------
+ * Evaluation state and resuming (layout in results.h). */
+
+int results_set_eval_state(results_t *r, long step, int state)
+{
+    if (!r || step < 0 || (state != RESULTS_EVAL_PENDING && state != RESULTS_EVAL_DONE))
+        return -1;
+    long i = r->nstates;
+    while (i > 0 && r->states[i - 1].step > step) i--;
+    if (i > 0 && r->states[i - 1].step == step) {
+        r->states[i - 1].state = state;
+        return 0;
+    }
+    eval_state_t *grown = realloc(r->states, (size_t)(r->nstates + 1) * sizeof *grown);
+    if (!grown) return -1;
+    r->states = grown;
+    memmove(r->states + i + 1, r->states + i, (size_t)(r->nstates - i) * sizeof *r->states);
+    r->states[i] = (eval_state_t){step, state};
+    r->nstates++;
+    return 0;
+}
+
+int results_eval_state(const results_t *r, long step)
+{
+    for (long i = 0; r && i < r->nstates; i++)
+        if (r->states[i].step == step) return r->states[i].state;
+    return RESULTS_EVAL_NONE;
+}
+
+/* Drops a metric's evaluations after `step`; its latest value falls back to
+ * the last one left (0), or the metric has none left (1). */
+static int evals_truncate(eval_t *e, long step)
+{
+    while (e->nhist > 0 && e->hist[e->nhist - 1].step > step) e->nhist--;
+    if (e->step <= step) return 0;
+    if (e->nhist == 0) return 1;
+    const eval_point_t *last = &e->hist[e->nhist - 1];
+    e->value = last->value;
+    e->step = last->step;
+    e->checkpoint[0] = 0; /* which file it came from was kept with the later one only */
+    return 0;
+}
+
+int results_resume_at(results_t *r, long step, results_resume_t *what)
+{
+    results_resume_t w = {0, 0, 0, -1, -1};
+    if (!r || step < 0) return -1;
+    while (r->nsteps > 0 && r->steps[r->nsteps - 1].step > step) r->nsteps--, w.dropped_steps++;
+    for (int i = 0; i < r->nevals;) {
+        const long before = r->evals[i].nhist;
+        const int gone = evals_truncate(&r->evals[i], step);
+        w.dropped_evals += before - r->evals[i].nhist;
+        if (!gone) {
+            i++;
+            continue;
+        }
+        free(r->evals[i].name), free(r->evals[i].checkpoint), free(r->evals[i].hist);
+        memmove(r->evals + i, r->evals + i + 1, (size_t)(r->nevals - i - 1) * sizeof *r->evals);
+        r->nevals--;
+    }
+    while (r->nstates > 0 && r->states[r->nstates - 1].step > step) r->nstates--;
+    /* steps 1..step without a row: one row each, every metric NaN */
+    if (r->nsteps < step) {
+        step_metrics_t *rows = malloc((size_t)step * sizeof *rows);
+        if (!rows) return -1;
+        long have = 0;
+        for (long k = 1; k <= step; k++) {
+            if (have < r->nsteps && r->steps[have].step == k) {
+                rows[k - 1] = r->steps[have++];
+                continue;
+            }
+            for (int m = 0; m < METRIC_COUNT; m++) metric_set(&rows[k - 1], m, NAN);
+            rows[k - 1].step = k;
+            if (w.missing++ == 0) w.missing_first = k;
+            w.missing_last = k;
+        }
+        free(r->steps);
+        r->steps = rows;
+        r->nsteps = r->cap_steps = step;
+    }
+    if (what) *what = w;
+    return 0;
+}
+
+int results_check_config(const results_t *r, const char *path, const mimae_config_t *cfg,
+                         const char *other, const char *fix, char *err, size_t errlen)
+{
+    const config_field_t *f = config_fields_first_difference(
+        mimae_config_fields, mimae_config_field_count, &r->cfg, cfg);
+    if (!f) return 0;
+    char a[64], b[64];
+    config_field_format_short(f, &r->cfg, a, sizeof a);
+    config_field_format_short(f, cfg, b, sizeof b);
+    return io_fail(err, errlen, "%s: %s.%s is %s in the results file but %s in %s: %s", path,
+                   f->section, f->key, a, b, other, fix);
+}
+
+/* /eval_state: int64 (n, 2) rows (step, state); only when there are any. */
+static int write_eval_state(io_file_err_t *c, hid_t file, const results_t *r)
+{
+    if (r->nstates == 0) return 0;
+    const hsize_t dims[2] = {(hsize_t)r->nstates, 2};
+    int64_t *rows = malloc((size_t)r->nstates * 2 * sizeof *rows);
+    hid_t space = H5Screate_simple(2, dims, NULL), ds = -1;
+    int rc = rows && space >= 0 ? 0 : io_file_fail(c, "out of memory writing /eval_state");
+    for (long i = 0; i < r->nstates && !rc; i++)
+        rows[2 * i] = r->states[i].step, rows[2 * i + 1] = r->states[i].state;
+    if (!rc && (ds = H5Dcreate2(file, "eval_state", H5T_STD_I64LE, space, H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        rc = io_file_fail(c, "cannot create dataset /eval_state" ADVICE_MEMORY);
+    if (!rc && H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+        rc = io_file_fail(c, "cannot write dataset /eval_state" ADVICE_MEMORY);
+    if (!rc) rc = h5_attr_write_string(ds, "columns", "step, state (0 pending, 1 done)", c);
+    if (ds >= 0 && H5Dclose(ds) < 0 && !rc) rc = io_file_fail(c, "cannot close /eval_state");
+    close_id(space, H5Sclose);
+    free(rows);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
  * Writing. */
 
 static int write_env(io_file_err_t *c, hid_t loc, const results_env_t *e)
@@ -693,7 +815,7 @@ static int write_results(hid_t file, const void *arg, io_file_err_t *c)
     for (int i = 0; i < r->nattrs; i++)
         if (h5_attr_write_string(file, r->attrs[i].key, r->attrs[i].value, c)) return -1;
     if (write_train(c, file, r) || write_evals(c, file, r) || write_eval_history(c, file, r) ||
-        (r->has_recon && write_recon(c, file, r)))
+        (r->has_recon && write_recon(c, file, r)) || write_eval_state(c, file, r))
         return -1;
     return 0;
 }
@@ -1140,6 +1262,39 @@ static int read_recon(io_file_err_t *c, hid_t file, results_t *r)
     return 0;
 }
 
+/* /eval_state (absent in files written before it: no state recorded). */
+static int read_eval_state(io_file_err_t *c, hid_t file, results_t *r)
+{
+    htri_t ex = H5Lexists(file, "eval_state", H5P_DEFAULT);
+    if (ex < 0) return io_file_fail(c, "cannot look for /eval_state: " ADVICE_DAMAGED);
+    if (ex == 0) return 0;
+    hsize_t dims[2];
+    hid_t ds = open_dataset(c, file, "", "eval_state", H5T_INTEGER, 2, dims);
+    if (ds < 0) return -1;
+    int rc = dims[1] != 2 ? io_file_fail(c, "/eval_state has %llu columns, not 2 (step, state): "
+                                         ADVICE_DAMAGED, (unsigned long long)dims[1])
+                          : check_stored(c, ds, "", "eval_state", (double)dims[0] * 2.0,
+                                         sizeof(int64_t), MAX_EVAL_POINTS * 2.0 * sizeof(int64_t));
+    const long n = rc ? 0 : (long)dims[0];
+    int64_t *rows = rc ? NULL : malloc((n > 0 ? (size_t)n : 1) * 2 * sizeof *rows);
+    if (!rc && !rows) rc = io_file_fail(c, "out of memory for /eval_state");
+    if (!rc && n > 0 && H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+        rc = io_file_fail(c, "cannot read /eval_state: " ADVICE_DAMAGED);
+    for (long k = 0; k < n && !rc; k++) {
+        const int64_t st = rows[2 * k], state = rows[2 * k + 1];
+        if (st < 0 || (k > 0 && st <= rows[2 * k - 2]) ||
+            (state != RESULTS_EVAL_PENDING && state != RESULTS_EVAL_DONE))
+            rc = io_file_fail(c, "/eval_state row %ld (%lld, %lld) is not an increasing step "
+                              "with state 0 or 1: " ADVICE_DAMAGED, k, (long long)st,
+                              (long long)state);
+        else if (results_set_eval_state(r, (long)st, (int)state))
+            rc = io_file_fail(c, "out of memory for /eval_state");
+    }
+    free(rows);
+    H5Dclose(ds);
+    return rc;
+}
+
 /* Opens path read-only (see h5_atomic_open). */
 static hid_t open_file(io_file_err_t *c)
 {
@@ -1177,6 +1332,7 @@ results_t *results_load(const char *path, char *err, size_t errlen)
     if (!rc) rc = read_evals(&c, file, r);
     if (!rc) rc = read_eval_history(&c, file, r);
     if (!rc) rc = read_recon(&c, file, r);
+    if (!rc) rc = read_eval_state(&c, file, r);
     if (H5Fclose(file) < 0 && !rc) rc = io_file_fail(&c, "cannot close the file");
     if (rc) {
         results_free(r);

@@ -22,7 +22,16 @@
  *     when /train has no such step). Absent in older files: loading them
  *     starts each history with the latest value.
  *   /reconstructions/{original,masked,reconstructed}  uint8 (K, H, W, C), and
- *     PNG files <results path without .h5>-recon-<step>.png next to the file */
+ *     PNG files <results path without .h5>-recon-<step>.png next to the file
+ *   /eval_state      int64 (n, 2), attribute columns = "step, state (0
+ *     pending, 1 done)": the evaluation of the checkpoint of each step, by
+ *     increasing step: pending from the moment its checkpoint is written (the
+ *     evaluation is due) until every metric is recorded, then done. A run
+ *     resumed at a step whose evaluation is pending runs it first. Written
+ *     only when there is a row; absent in older files (no state known).
+ *   After a resume (results_resume_at) /train has a row for every step up to
+ *   the checkpoint's: rows lost with a failed write are there with every
+ *   metric but step NaN. */
 #ifndef MIMAE_IO_RESULTS_H
 #define MIMAE_IO_RESULTS_H
 
@@ -53,6 +62,22 @@ typedef struct {
     double epoch, value;
 } eval_point_t;
 
+/* The evaluation state of a checkpoint (/eval_state). */
+enum { RESULTS_EVAL_NONE = -1, RESULTS_EVAL_PENDING = 0, RESULTS_EVAL_DONE = 1 };
+
+typedef struct {
+    long step;
+    int state; /* RESULTS_EVAL_PENDING or RESULTS_EVAL_DONE */
+} eval_state_t;
+
+/* What results_resume_at changed. */
+typedef struct {
+    long dropped_steps;  /* /train rows after the checkpoint */
+    long dropped_evals;  /* evaluation points after it */
+    long missing;        /* steps up to it that had no row (now NaN rows) */
+    long missing_first, missing_last; /* the first and last of them, -1 when none */
+} results_resume_t;
+
 typedef struct results results_t;
 
 results_t *results_new(const mimae_config_t *cfg, const results_env_t *env);
@@ -72,6 +97,24 @@ int results_append_step(results_t *r, const step_metrics_t *m);
  * checkpoint may be NULL. */
 int results_set_eval(results_t *r, const char *name, double value, const char *checkpoint,
                      long step);
+/* Records the evaluation state of the checkpoint at `step` (replaced when
+ * set again); 0, or -1 for a bad argument or out of memory. */
+int results_set_eval_state(results_t *r, long step, int state);
+/* RESULTS_EVAL_PENDING, RESULTS_EVAL_DONE, or RESULTS_EVAL_NONE when not
+ * recorded. */
+int results_eval_state(const results_t *r, long step);
+/* 0 when the results' config is cfg; otherwise -1 and one line: "<path>:
+ * <section>.<key> is A in the results file but B in <other>: <fix>". */
+int results_check_config(const results_t *r, const char *path, const mimae_config_t *cfg,
+                         const char *other, const char *fix, char *err, size_t errlen);
+/* Makes the results agree with the checkpoint of `step` a run resumes from:
+ * /train rows, evaluation points and states after it are dropped (the run
+ * redoes that part; a metric's latest value falls back to its last point
+ * left, with no checkpoint name, or the metric goes when none is left), and
+ * each step 1..step without a /train row gets one with every metric but
+ * step NaN, so a gap is marked instead of hidden. *what (may be NULL) says
+ * what changed. 0, or -1 (out of memory, bad argument). */
+int results_resume_at(results_t *r, long step, results_resume_t *what);
 /* K samples of (H, W, C) images in 0..1 floats, C = 1 or 3; stored as uint8
  * round(clamp(x, 0, 1) * 255) at once. Only the latest set is kept. The PNG
  * (3 rows: original, masked, reconstructed; K columns; zoomed so a tile is

@@ -11,6 +11,7 @@
 #include "dist/collectives.h"
 #include "io/checkpoint.h"
 #include "run/exit_status.h"
+#include "run/run_dir.h"
 
 eval_config_t eval_config_of(const run_config_t *run)
 {
@@ -31,7 +32,8 @@ int eval_record(const mimae_model_t *m, const eval_config_t *cfg, results_t *res
 {
     eval_results_t ev;
     if (rank == 0) fprintf(stderr, "mimae_dist: evaluating %s\n", ckpt);
-    if (evaluate_model(m, cfg, &ev, err, errlen)) return -1;
+    const int rc = evaluate_model(m, cfg, &ev, err, errlen);
+    if (rc) return rc;
     if (rank != 0) return 0;
     const struct { int have; const char *name; double value; } metric[] = {
         {ev.have_probe, "linear_probe_top1", ev.probe_top1},
@@ -76,6 +78,7 @@ int eval_checkpoint_command(const char *checkpoint, const char *const *overrides
     descriptor_t *desc = malloc(sizeof *desc);
     mimae_model_t *model = NULL;
     results_t *results = NULL;
+    run_lock_t lock = {-1};
     int status = EXIT_BAD_INPUT;
     if (!desc) {
         snprintf(err, errlen, "out of memory");
@@ -86,8 +89,15 @@ int eval_checkpoint_command(const char *checkpoint, const char *const *overrides
         checkpoint_read_config(checkpoint, &cfg, err, errlen))
         goto done;
     desc->model = cfg;
+    const eval_config_t ecfg = eval_config_of(&desc->run);
+    /* what the evaluation needs, before anything is read for it or written */
+    if (!dist_all_ok(evaluate_check(&cfg, &ecfg, ranks, err, errlen) == 0, MPI_COMM_WORLD))
+        goto done;
+    /* results.h5 is rewritten: the run directory must not be in use */
+    if ((status = run_lock_take(&lock, run_dir, rank, err, errlen)) != EXIT_OK) goto done;
+    status = EXIT_BAD_INPUT;
     model = mimae_model_create(&cfg, cfg.global_batch < 32 ? cfg.global_batch : 32, 0, err, errlen);
-    if (!model) goto done;
+    if (!dist_all_ok(model != NULL, MPI_COMM_WORLD)) goto done;
     train_state_t st;
     if (!dist_all_ok(checkpoint_load(checkpoint, model, &st, err, errlen) == 0, MPI_COMM_WORLD))
         goto done;
@@ -95,18 +105,35 @@ int eval_checkpoint_command(const char *checkpoint, const char *const *overrides
     if (rank == 0) {
         env->ranks = ranks;
         env->threads = openblas_get_num_threads();
-        results = access(results_path, F_OK) == 0 ? results_load(results_path, err, errlen)
-                                                    : results_new(&cfg, env);
-        ok = results != NULL;
+        const int exists = access(results_path, F_OK) == 0;
+        results = exists ? results_load(results_path, err, errlen) : results_new(&cfg, env);
+        if (!results && !exists) snprintf(err, errlen, "out of memory for the results");
+        /* metrics of another run's model must not land in this run's file */
+        ok = results && (!exists || results_check_config(
+                                        results, results_path, &cfg, checkpoint,
+                                        "the checkpoint belongs to another run: evaluate it in "
+                                        "its own run directory", err, errlen) == 0) &&
+             run_lock_record_holder(&lock, err, errlen) == 0 &&
+             results_set_eval_state(results, st.step, RESULTS_EVAL_PENDING) == 0;
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) goto done;
-    const eval_config_t ecfg = eval_config_of(&desc->run);
-    if (eval_record(model, &ecfg, results, checkpoint, st.step, rank, err, errlen)) goto done;
-    if (rank == 0) ok = results_write(results, results_path, err, errlen) == 0;
-    status = dist_all_ok(ok, MPI_COMM_WORLD) ? EXIT_OK : EXIT_FAILURE_INTERNAL;
+    const int rc = eval_record(model, &ecfg, results, checkpoint, st.step, rank, err, errlen);
+    if (rc < 0) {
+        status = EXIT_FAILURE_INTERNAL;
+        goto done;
+    }
+    /* stopped: saved as pending, and running the command again evaluates it */
+    if (rank == 0)
+        ok = (rc == EVAL_STOPPED ||
+              results_set_eval_state(results, st.step, RESULTS_EVAL_DONE) == 0) &&
+             results_write(results, results_path, err, errlen) == 0;
+    status = !dist_all_ok(ok, MPI_COMM_WORLD) ? EXIT_FAILURE_INTERNAL
+             : rc == EVAL_STOPPED             ? EXIT_REQUEUE
+                                              : EXIT_OK;
 done:
     if (results) results_free(results);
     mimae_model_free(model);
     free(desc);
+    run_lock_release(&lock);
     return status;
 }

@@ -16,13 +16,19 @@
 eval_config_t eval_config_of(const run_config_t *run);
 
 /* Evaluates m; rank 0 records every metric in results with the checkpoint
- * it came from (ckpt, step) and prints them. 0, or -1 with a message. */
+ * it came from (ckpt, step) and prints them. 0, EVAL_STOPPED (a stop request:
+ * nothing recorded, on every rank), or -1 with a message. */
 int eval_record(const mimae_model_t *m, const eval_config_t *cfg, results_t *results,
                 const char *ckpt, long step, int rank, char *err, size_t errlen);
 
 /* `mimae_dist eval CHECKPOINT [--set ...]`: the run directory above the
  * checkpoint holds descriptor.ini (what the run used) and results.h5, where
- * the metrics are added. Returns an exit status (run/exit_status.h). */
+ * the metrics are added. Before anything is written: the evaluation's inputs
+ * (evaluate_check), the run directory's lock (run/run_dir.h), and the
+ * checkpoint's config against results.h5's (another run's model: exit 2
+ * naming both files). A stop request during it saves its state as pending
+ * and returns EXIT_REQUEUE; running the command again evaluates it. Returns
+ * an exit status (run/exit_status.h). */
 int eval_checkpoint_command(const char *checkpoint, const char *const *overrides,
                             int n_overrides, results_env_t *env, int rank, int ranks,
                             char *err, size_t errlen);

@@ -19,7 +19,10 @@
 #include "dist/knn.h"
 #include "dist/mpi_check.h"
 #include "dist/ridge.h"
+#include "io/io_error.h"
 #include "io/reader.h"
+#include "run/faults.h"
+#include "run/stop_signal.h"
 
 #define EVAL_BATCH 64
 #define KNN_TEMPERATURE 0.07f
@@ -28,6 +31,7 @@
 
 typedef struct {
     int rank, ranks;
+    int h, w, c;             /* the model's images */
     float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
     size_t image_floats;
 } eval_ctx_t;
@@ -41,37 +45,79 @@ static void share(long n, int rank, int ranks, long *first, long *count)
 
 static long limited(long n, long limit) { return limit > 0 && limit < n ? limit : n; }
 
+/* A safe point, reached by every rank at the same place: 0 to go on, -1 when
+ * any rank failed (local_rc -1), EVAL_STOPPED when any rank was asked to
+ * stop. Collective. */
+static int agree(int local_rc, char *err, size_t errlen)
+{
+    int flags = (local_rc < 0 ? 2 : 0) | (stop_signal_requested() ? 1 : 0);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &flags, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (flags & 2) {
+        if (local_rc >= 0) snprintf(err, errlen, "evaluation failed on another rank");
+        return -1;
+    }
+    return flags & 1 ? EVAL_STOPPED : 0;
+}
+
+/* The start of an evaluation phase: the test hook, then a safe point. */
+static int phase_start(const char *phase, const eval_ctx_t *ctx, char *err, size_t errlen)
+{
+    faults_at_eval_phase(phase, ctx->rank, ctx->ranks);
+    return agree(0, err, errlen);
+}
+
+/* The images of `path` must be the model's: evaluation's buffers are sized
+ * by the model (a data set of other images would overflow them). */
+static int check_shape(const char *path, const char *key, const dataset_info_t *info, int h,
+                       int w, int c, char *err, size_t errlen)
+{
+    if (info->h == h && info->w == w && info->c == c) return 0;
+    return snprintf(err, errlen, "%s: images are %dx%dx%d but the model's are %dx%dx%d: set %s "
+                    "to a data set of the model's images", path, info->h, info->w, info->c, h, w,
+                    c, key), -1;
+}
+
 /* Reads images [first, first+count) of a data set, normalised, in batches,
- * calling fn on each batch. */
+ * calling fn on each batch. Collective: every rank goes through the same
+ * number of rounds (the largest share's), each a safe point (agree), so a
+ * rank with fewer images, a failure or a stop request never leaves the
+ * others waiting. 0, -1 or EVAL_STOPPED, the same on every rank. */
 typedef int (*batch_fn)(void *arg, const float *images, const int32_t *labels, long at, int n);
 
-static int for_each_batch(const char *path, long first, long count, int batch,
+static int for_each_batch(const char *path, const char *key, long first, long count, int batch,
                           const eval_ctx_t *ctx, batch_fn fn, void *arg, char *err, size_t errlen)
 {
-    if (count <= 0) return 0;
+    long rounds = (count + batch - 1) / batch;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD));
+    if (rounds == 0) return 0;
     reader_t *r = reader_create(path, batch, err, errlen);
-    if (!r) return -1;
-    const dataset_info_t *info = reader_info(r);
+    const dataset_info_t *info = r ? reader_info(r) : NULL;
     /* zeroed: a short last batch leaves defined values in the unused rows */
     float *images = calloc((size_t)batch * ctx->image_floats, sizeof(float));
     int64_t *idx = malloc((size_t)batch * sizeof *idx);
-    int rc = images && idx ? 0 : -1;
-    if (rc) snprintf(err, errlen, "out of memory for evaluation batches");
-    for (long at = 0; rc == 0 && at < count; at += batch) {
+    int rc = r ? check_shape(path, key, info, ctx->h, ctx->w, ctx->c, err, errlen) : -1;
+    if (rc == 0 && (!images || !idx))
+        rc = io_fail(err, errlen, "out of memory for evaluation batches");
+    for (long k = 0;; k++) {
+        rc = agree(rc, err, errlen);
+        if (rc || k == rounds) break;
+        const long at = k * batch;
+        if (at >= count) continue; /* this rank's share is done: keep agreeing */
         const int n = count - at < batch ? (int)(count - at) : batch;
         for (int i = 0; i < n; i++) idx[i] = first + at + i;
         const uint8_t *raw;
         const int32_t *labels;
-        rc = reader_start(r, idx, n, err, errlen) || reader_wait(r, &raw, &labels, NULL, err, errlen);
+        rc = reader_start(r, idx, n, err, errlen) || reader_wait(r, &raw, &labels, NULL, err, errlen)
+                 ? -1 : 0;
         for (int i = 0; rc == 0 && i < n; i++)
             augment_normalise(raw + (size_t)i * ctx->image_floats, info->h, info->w, info->c,
                               ctx->mean, ctx->std, images + (size_t)i * ctx->image_floats);
-        if (rc == 0) rc = fn(arg, images, labels, at, n);
+        if (rc == 0) rc = fn(arg, images, labels, at, n) ? -1 : 0;
     }
     free(images);
     free(idx);
-    reader_free(r);
-    return rc ? -1 : 0;
+    if (r) reader_free(r);
+    return rc;
 }
 
 /* ---- features ---- */
@@ -90,17 +136,34 @@ static int collect_features(void *arg, const float *images, const int32_t *label
     return 0;
 }
 
-static int extract(const char *path, long n_total, const eval_ctx_t *ctx, full_encoder_t *fe,
-                   float **x, int32_t **y, long *count, char *err, size_t errlen)
+static int extract(const char *path, const char *key, long n_total, const eval_ctx_t *ctx,
+                   full_encoder_t *fe, float **x, int32_t **y, long *count, char *err,
+                   size_t errlen)
 {
     long first;
     share(n_total, ctx->rank, ctx->ranks, &first, count);
     const int D = fe->m->cfg.enc_dim;
     *x = malloc(((size_t)*count + 1) * D * sizeof(float));
     *y = malloc(((size_t)*count + 1) * sizeof(int32_t));
-    if (!*x || !*y) return snprintf(err, errlen, "out of memory for %ld features", *count), -1;
+    int rc = *x && *y ? 0 : (snprintf(err, errlen, "out of memory for %ld features", *count), -1);
+    if ((rc = agree(rc, err, errlen))) return rc;
     features_t f = {fe, *x, *y, D};
-    return for_each_batch(path, first, *count, EVAL_BATCH, ctx, collect_features, &f, err, errlen);
+    return for_each_batch(path, key, first, *count, EVAL_BATCH, ctx, collect_features, &f, err,
+                          errlen);
+}
+
+/* The MI batch: the first eval.mi_images training images, in equal shares
+ * (the gathered arrays are rank-major). */
+static long mi_batch_images(long n_train, const eval_config_t *run, int ranks)
+{
+    const long n = limited(n_train, run->mi_images);
+    return n - n % ranks;
+}
+
+/* Fine-tuning's labelled images: eval.label_fraction of the training ones. */
+static long labelled_images(long n_train, const eval_config_t *run)
+{
+    return (long)floor(run->label_fraction * (double)n_train);
 }
 
 /* ---- MI statistics on the fixed batch: InfoNCE bound, CLUB, Gaussian I ---- */
@@ -134,11 +197,7 @@ static int mi_statistics(mimae_model_t *m, const eval_config_t *run, const eval_
                          long n_train, eval_results_t *out, char *err, size_t errlen)
 {
     const int N = m->cfg.num_masks, E = m->dims.proj_dim, D = m->cfg.enc_dim;
-    /* equal shares: the gathered arrays are rank-major */
-    long n = limited(n_train, run->mi_images);
-    n -= n % ctx->ranks;
-    if (n < 2 * ctx->ranks) return snprintf(err, errlen, "eval.mi_images = %ld: too few for %d ranks",
-                                            run->mi_images, ctx->ranks), -1;
+    const long n = mi_batch_images(n_train, run, ctx->ranks); /* >= 2 per rank: evaluate_check */
     const long per = n / ctx->ranks, rows = n * N;
     mi_batch_t b = {m, run->seed, per * ctx->rank, NULL, NULL, NULL, NULL};
     b.u = malloc((size_t)rows * E * sizeof(float));
@@ -157,10 +216,10 @@ static int mi_statistics(mimae_model_t *m, const eval_config_t *run, const eval_
     mi_batch_t local = b;
     local.u = b.u + (size_t)b.first * N * E;
     local.z = b.z + (size_t)b.first * N * D;
-    if (rc == 0)
-        rc = for_each_batch(run->train_data, b.first, per, m->batch, ctx, collect_mi, &local,
-                            err, errlen);
-    if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) goto done;
+    if ((rc = agree(rc, err, errlen)) == 0)
+        rc = for_each_batch(run->train_data, "data.train", b.first, per, m->batch, ctx,
+                            collect_mi, &local, err, errlen);
+    if (rc) goto done;
     dist_allgather_rows(b.u, (size_t)per * N * E, MPI_COMM_WORLD);
     dist_allgather_rows(b.z, (size_t)per * N * D, MPI_COMM_WORLD);
     mimae_losses_t l;
@@ -245,12 +304,7 @@ static int finetune_run(const mimae_model_t *src, const eval_config_t *run, cons
 {
     const int G = src->cfg.global_batch, per_rank = G / ctx->ranks;
     const long n_train = limited(info->n, run->train_limit);
-    const long labelled = (long)floor(run->label_fraction * (double)n_train);
-    if (labelled < G) {
-        snprintf(err, errlen, "eval.label_fraction = %g leaves %ld labelled images, fewer than "
-                 "one global batch (%d): raise it", run->label_fraction, labelled, G);
-        return -1;
-    }
+    const long labelled = labelled_images(n_train, run); /* >= G: evaluate_check */
     mimae_model_t *m = mimae_model_create(&src->cfg, per_rank, run->seed, err, errlen);
     finetune_t *ft = m ? finetune_create(m, per_rank, info->num_classes,
                                          (float)run->label_smoothing, (float)run->layer_decay,
@@ -264,7 +318,7 @@ static int finetune_run(const mimae_model_t *src, const eval_config_t *run, cons
     int rc = r && images && idx && subset && sampler_init(&order, labelled, G, run->seed) == 0
                  ? 0 : -1;
     if (rc && !err[0]) snprintf(err, errlen, "out of memory for fine-tuning");
-    if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) goto done;
+    if ((rc = agree(rc, err, errlen))) goto done;
     memcpy(m->param_mem, src->param_mem, m->table.total * sizeof(float));
 
     /* the labelled images: a fixed random subset (FT 1 % uses 1 % of them) */
@@ -275,7 +329,7 @@ static int finetune_run(const mimae_model_t *src, const eval_config_t *run, cons
     sched.min_lr = 1e-6f;
     sched.warmup_iters = steps_per_epoch < total ? steps_per_epoch : total / 2;
     sched.total_iters = total;
-    for (long step = 0; step < total && rc == 0; step++) {
+    for (long step = 0; step < total && (rc = agree(rc, err, errlen)) == 0; step++) {
         const long epoch = step / steps_per_epoch;
         sampler_slice(&order, epoch, step % steps_per_epoch, ctx->rank, ctx->ranks, idx);
         for (int i = 0; i < per_rank; i++) idx[i] = subset[idx[i]];
@@ -291,15 +345,13 @@ static int finetune_run(const mimae_model_t *src, const eval_config_t *run, cons
         ft_test_t t = {ft, 0};
         reader_free(r);
         r = NULL;
-        rc = for_each_batch(run->test_data, first, count, EVAL_BATCH, ctx, count_correct, &t,
-                            err, errlen);
-        if (dist_all_ok(rc == 0, MPI_COMM_WORLD)) {
+        rc = for_each_batch(run->test_data, "data.test", first, count, EVAL_BATCH, ctx,
+                            count_correct, &t, err, errlen);
+        if (rc == 0) {
             double correct = (double)t.correct;
             dist_sum_doubles(&correct, 1, MPI_COMM_WORLD);
             out->finetune_top1 = correct / (double)n_test;
             out->have_finetune = 1;
-        } else {
-            rc = -1;
         }
     }
 done:
@@ -327,6 +379,53 @@ static int open_info(const char *path, dataset_info_t *copy, long *n, char *err,
     return 0;
 }
 
+static int test_set_wanted(const eval_config_t *run)
+{
+    return (run->linear_probe || run->knn || run->finetune) && run->test_data &&
+           run->test_data[0];
+}
+
+int evaluate_check(const mimae_config_t *mc, const eval_config_t *run, int ranks, char *err,
+                   size_t errlen)
+{
+    reader_t *train = reader_create(run->train_data, 1, err, errlen);
+    if (!train) return -1;
+    const dataset_info_t *ti = reader_info(train);
+    const long n_train = limited(ti->n, run->train_limit);
+    int rc = check_shape(run->train_data, "data.train", ti, mc->img_h, mc->img_w, mc->channels,
+                         err, errlen);
+    if (rc == 0 && test_set_wanted(run)) {
+        reader_t *test = reader_create(run->test_data, 1, err, errlen);
+        const dataset_info_t *si = test ? reader_info(test) : NULL;
+        rc = si ? check_shape(run->test_data, "data.test", si, mc->img_h, mc->img_w,
+                              mc->channels, err, errlen) : -1;
+        if (rc == 0 && si->num_classes != ti->num_classes)
+            rc = io_fail(err, errlen, "%s: %d classes, but data.train (%s) has %d: set data.test "
+                          "to the test split of the training data", run->test_data,
+                          si->num_classes, run->train_data, ti->num_classes);
+        if (test) reader_free(test);
+    }
+    if (rc == 0 && run->finetune && test_set_wanted(run)) {
+        const long labelled = labelled_images(n_train, run);
+        if (labelled < mc->global_batch)
+            rc = io_fail(err, errlen, "eval.label_fraction = %g leaves %ld labelled images of "
+                          "%ld, fewer than one global batch (%d): raise eval.label_fraction or "
+                          "set eval.finetune = 0", run->label_fraction, labelled, n_train,
+                          mc->global_batch);
+        else if (mc->global_batch % ranks)
+            rc = io_fail(err, errlen, "fine-tuning's global batch (%d) does not divide over %d "
+                          "ranks: use a rank count that divides it or set eval.finetune = 0",
+                          mc->global_batch, ranks);
+    }
+    if (rc == 0 && run->mi && mc->num_masks >= 2 &&
+        mi_batch_images(n_train, run, ranks) < 2L * ranks)
+        rc = io_fail(err, errlen, "eval.mi_images = %ld (of %ld training images) leaves fewer "
+                      "than 2 images per rank on %d ranks: raise eval.mi_images or set eval.mi "
+                      "= 0", run->mi_images, n_train, ranks);
+    reader_free(train);
+    return rc;
+}
+
 int evaluate_model(const mimae_model_t *src, const eval_config_t *run, eval_results_t *out,
                    char *err, size_t errlen)
 {
@@ -334,6 +433,10 @@ int evaluate_model(const mimae_model_t *src, const eval_config_t *run, eval_resu
     eval_ctx_t ctx;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &ctx.ranks));
+    ctx.h = src->cfg.img_h, ctx.w = src->cfg.img_w, ctx.c = src->cfg.channels;
+    ctx.image_floats = (size_t)ctx.h * ctx.w * ctx.c;
+    if (!dist_all_ok(evaluate_check(&src->cfg, run, ctx.ranks, err, errlen) == 0, MPI_COMM_WORLD))
+        return -1;
     dataset_info_t train_info, test_info;
     long n_train, n_test = 0;
     if (open_info(run->train_data, &train_info, &n_train, err, errlen)) return -1;
@@ -342,57 +445,66 @@ int evaluate_model(const mimae_model_t *src, const eval_config_t *run, eval_resu
         ctx.mean[c] = (float)train_info.mean[c];
         ctx.std[c] = (float)train_info.std[c];
     }
-    ctx.image_floats = (size_t)train_info.h * train_info.w * train_info.c;
-    const int needs_test = run->linear_probe || run->knn || run->finetune;
-    if (needs_test && (!run->test_data || !run->test_data[0])) {
-        if (ctx.rank == 0)
-            fprintf(stderr, "mimae_dist: no data.test: skipping linear probe, k-NN and fine-tuning\n");
-    } else if (needs_test) {
+    if (test_set_wanted(run)) {
         if (open_info(run->test_data, &test_info, &n_test, err, errlen)) return -1;
         n_test = limited(n_test, run->test_limit);
+    } else if (run->linear_probe || run->knn || run->finetune) {
+        if (ctx.rank == 0)
+            fprintf(stderr, "mimae_dist: no data.test: skipping linear probe, k-NN and fine-tuning\n");
     }
     /* a private model: evaluation must not disturb the one being trained */
     mimae_model_t *m = mimae_model_create(&src->cfg, src->batch, 0, err, errlen);
-    if (!m) return -1;
+    int rc = agree(m ? 0 : -1, err, errlen);
+    if (rc) {
+        mimae_model_free(m);
+        return rc;
+    }
     memcpy(m->param_mem, src->param_mem, m->table.total * sizeof(float));
     memcpy(m->q_param_mem, src->q_param_mem, m->q_table.total * sizeof(float));
-    int rc = 0;
     if (n_test > 0 && (run->linear_probe || run->knn)) {
-        full_encoder_t *fe = full_encoder_create(m, EVAL_BATCH, err, errlen);
+        full_encoder_t *fe = NULL;
         float *tx = NULL, *sx = NULL;
         int32_t *ty = NULL, *sy = NULL;
         long tn = 0, sn = 0;
-        rc = fe ? 0 : -1;
-        if (rc == 0) rc = extract(run->train_data, n_train, &ctx, fe, &tx, &ty, &tn, err, errlen);
-        if (dist_all_ok(rc == 0, MPI_COMM_WORLD))
-            rc = extract(run->test_data, n_test, &ctx, fe, &sx, &sy, &sn, err, errlen);
-        else
-            rc = -1;
-        if (!dist_all_ok(rc == 0, MPI_COMM_WORLD)) rc = -1;
+        rc = phase_start("features", &ctx, err, errlen);
+        if (rc == 0) {
+            fe = full_encoder_create(m, EVAL_BATCH, err, errlen);
+            rc = agree(fe ? 0 : -1, err, errlen);
+        }
+        if (rc == 0)
+            rc = extract(run->train_data, "data.train", n_train, &ctx, fe, &tx, &ty, &tn, err,
+                         errlen);
+        if (rc == 0)
+            rc = extract(run->test_data, "data.test", n_test, &ctx, fe, &sx, &sy, &sn, err,
+                         errlen);
         const int D = m->cfg.enc_dim;
-        if (rc == 0 && run->linear_probe) {
+        if (rc == 0 && run->linear_probe && (rc = phase_start("probe", &ctx, err, errlen)) == 0) {
             static const double lambdas[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0};
             ridge_result_t res;
-            rc = ridge_probe(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, lambdas,
-                             (int)(sizeof lambdas / sizeof lambdas[0]), 0.1, &res,
-                             MPI_COMM_WORLD, err, errlen);
+            rc = agree(ridge_probe(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, lambdas,
+                                   (int)(sizeof lambdas / sizeof lambdas[0]), 0.1, &res,
+                                   MPI_COMM_WORLD, err, errlen), err, errlen);
             out->probe_top1 = res.test_top1;
             out->probe_lambda = res.lambda;
             out->probe_val_top1 = res.val_top1;
             out->have_probe = rc == 0;
         }
-        if (rc == 0 && run->knn) {
-            rc = knn_classify(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, run->knn_k,
-                              KNN_TEMPERATURE, &out->knn_top1, MPI_COMM_WORLD, err, errlen);
+        if (rc == 0 && run->knn && (rc = phase_start("knn", &ctx, err, errlen)) == 0) {
+            rc = agree(knn_classify(tx, ty, tn, sx, sy, sn, D, train_info.num_classes, run->knn_k,
+                                    KNN_TEMPERATURE, &out->knn_top1, MPI_COMM_WORLD, err,
+                                    errlen), err, errlen);
             out->have_knn = rc == 0;
         }
         free(tx), free(ty), free(sx), free(sy);
         full_encoder_free(fe);
     }
-    if (rc == 0 && run->mi && m->cfg.num_masks >= 2)
+    if (rc == 0 && run->mi && m->cfg.num_masks >= 2 &&
+        (rc = phase_start("mi", &ctx, err, errlen)) == 0)
         rc = mi_statistics(m, run, &ctx, n_train, out, err, errlen);
-    if (rc == 0 && run->finetune && n_test > 0)
+    if (rc == 0 && run->finetune && n_test > 0 &&
+        (rc = phase_start("finetune", &ctx, err, errlen)) == 0)
         rc = finetune_run(m, run, &ctx, &train_info, n_test, out, err, errlen);
     mimae_model_free(m);
-    return dist_all_ok(rc == 0, MPI_COMM_WORLD) ? 0 : -1;
+    if (rc == EVAL_STOPPED) memset(out, 0, sizeof *out); /* nothing half done is recorded */
+    return rc;
 }

@@ -33,10 +33,28 @@ typedef struct {
     double finetune_top1;
 } eval_results_t;
 
+/* evaluate_model's status when a stop was requested (run/stop_signal.h). */
+#define EVAL_STOPPED 1
+
+/* Everything an evaluation of a model of config mc over `ranks` ranks will
+ * need, checked before anything is read for it or written: data.train, and
+ * data.test when the probe, k-NN or fine-tuning need it, are data sets of the
+ * model's image shape, with the same classes; eval.label_fraction leaves at
+ * least a global batch of labelled images and the global batch divides over
+ * the ranks (fine-tuning); eval.mi_images gives at least 2 images per rank
+ * (MI statistics, N >= 2). Opens the data sets; no MPI call. 0, or -1 with
+ * one line naming the file or key and the fix. */
+int evaluate_check(const mimae_config_t *mc, const eval_config_t *cfg, int ranks, char *err,
+                   size_t errlen);
+
 /* Runs what the config asks for on the model's current parameters (the
- * model is not changed). Evaluations that need a test set are skipped, with
- * a note on rank 0's stderr, when data.test is empty; the MI statistics need
- * N >= 2 masks. Returns 0, or -1 with a one-line message. */
+ * model is not changed), after evaluate_check. Evaluations that need a test
+ * set are skipped, with a note on rank 0's stderr, when data.test is empty;
+ * the MI statistics need N >= 2 masks. A stop request (SIGTERM, SIGUSR1,
+ * SIGINT) on any rank is seen by all ranks together at the next safe point
+ * (between phases, batches and fine-tuning steps): then every rank returns
+ * EVAL_STOPPED and *out holds nothing. Returns 0, EVAL_STOPPED, or -1 with a
+ * one-line message. */
 int evaluate_model(const mimae_model_t *m, const eval_config_t *cfg, eval_results_t *out,
                    char *err, size_t errlen);
 

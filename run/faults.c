@@ -14,9 +14,19 @@ typedef struct {
     long long full_disk; /* 0: none */
     char nan_grad[64];  /* "": none */
     int early_signal;   /* signal-before-init: 0 none, SIGTERM or SIGUSR1 */
+    char eval_phase[16]; /* eval-signal: "" none, else the phase */
 } fault_t;
 
-static fault_t fault = {-1, 0, -1, 0, "", 0};
+static fault_t fault = {-1, 0, -1, 0, "", 0, ""};
+
+static const char *const eval_phases[] = {"features", "probe", "knn", "mi", "finetune"};
+
+static int is_eval_phase(const char *v)
+{
+    for (size_t i = 0; i < sizeof eval_phases / sizeof eval_phases[0]; i++)
+        if (strcmp(v, eval_phases[i]) == 0) return 1;
+    return 0;
+}
 
 int faults_parse(char *err, size_t errlen)
 {
@@ -40,12 +50,15 @@ int faults_parse(char *err, size_t errlen)
         else if (strcmp(kv, "signal-before-init") == 0 &&
                  (strcmp(v, "TERM") == 0 || strcmp(v, "USR1") == 0))
             fault.early_signal = v[0] == 'T' ? SIGTERM : SIGUSR1, end = (char *)v + strlen(v);
+        else if (strcmp(kv, "eval-signal") == 0 && is_eval_phase(v))
+            snprintf(fault.eval_phase, sizeof fault.eval_phase, "%s", v),
+                end = (char *)v + strlen(v);
         if (!end || end == v || *end || errno)
             return snprintf(err, errlen, "MIMAE_FAULT: %s=%s: unknown key or bad value (test "
                             "hook: see run/faults.h)", kv, v), -1;
     }
     const int at_step = fault.kill_rank >= 0 || fault.full_disk > 0 || fault.nan_grad[0];
-    if (fault.step < 0 && (at_step || !fault.early_signal))
+    if (fault.step < 0 && (at_step || (!fault.early_signal && !fault.eval_phase[0])))
         return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
     return 0;
 }
@@ -116,4 +129,12 @@ int faults_attach(train_step_t *step, mimae_model_t *m, char *err, size_t errlen
 void faults_at_step(int rank, long step)
 {
     if (fault.kill_rank == rank && !fault.at_checkpoint && step == fault.step) raise(SIGKILL);
+}
+
+void faults_at_eval_phase(const char *phase, int rank, int ranks)
+{
+    if (rank == ranks - 1 && fault.eval_phase[0] && strcmp(phase, fault.eval_phase) == 0) {
+        fault.eval_phase[0] = 0; /* once: a rerun's evaluation is not stopped again */
+        raise(SIGTERM);
+    }
 }

@@ -16,7 +16,11 @@
  *       Q) gets a NaN in the update that follows step S, on every rank;
  *   signal-before-init=TERM|USR1 (no step)
  *       every rank raises the signal on itself just before MPI_Init: a stop
- *       request in a job's first moments.
+ *       request in a job's first moments;
+ *   eval-signal=features|probe|knn|mi|finetune (no step)
+ *       the highest rank raises SIGTERM on itself when an evaluation enters
+ *       that phase (the first time in the process): a stop request during
+ *       evaluation, which only that rank receives.
  *
  * The trainer calls these at its edges (start, step boundary, checkpoint
  * write) and the step through its gradient hook; nothing else knows of
@@ -39,6 +43,10 @@ int faults_parse(char *err, size_t errlen);
 /* Hooks the nan-grad fault into the step of model m. 0, or -1 when the
  * tensor does not exist. */
 int faults_attach(train_step_t *step, mimae_model_t *m, char *err, size_t errlen);
+
+/* At the start of evaluation phase `phase` (run/evaluate.c) on rank `rank`
+ * of `ranks`. */
+void faults_at_eval_phase(const char *phase, int rank, int ranks);
 
 /* At the start of step `step` (optimiser updates done) on rank `rank`. */
 void faults_at_step(int rank, long step);

@@ -20,6 +20,7 @@ void stop_signal_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL); /* Ctrl-C, or srun passing one on */
 }
 
 int stop_signal_requested(void) { return stop_requested; }

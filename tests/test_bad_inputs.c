@@ -812,6 +812,80 @@ static void test_results_config_not_an_integer(void **state)
     expect_bad(run("mimae inspect r_int/results.h5"), "config.model.enc_dim", NULL);
 }
 
+/* ------------------------------------------------------------------------
+ * What evaluation needs, checked before training starts or anything is
+ * written (issue 17, classes 3 and 4): it used to be found after training,
+ * or to overflow the heap (a test set of larger images). */
+
+/* work/<name>/{train,test}.h5: synthetic, of the given shape and classes. */
+static void make_data(const char *name, int h, int w, int c, int classes)
+{
+    char dir[128], err[512];
+    snprintf(dir, sizeof dir, "%s/%s", work, name);
+    if (access(dir, F_OK) == 0) return;
+    if (synthetic_generate(dir, 64, h, w, c, classes, 3, err, sizeof err)) fail_msg("%s", err);
+}
+
+static void test_eval_test_set_of_other_image_shape(void **state)
+{
+    (void)state;
+    make_data("big", 32, 32, 3, 4);
+    char sets[256];
+    snprintf(sets, sizeof sets, "--set data.test=%s/big/test.h5", work);
+    DESC_CASE("v_shape", NULL, sets, "v_shape.ini:", "big/test.h5", "32x32x3", "16x16x1",
+              "data.test");
+}
+
+static void test_eval_test_set_of_other_classes(void **state)
+{
+    (void)state;
+    make_data("three", 16, 16, 1, 3);
+    char sets[256];
+    snprintf(sets, sizeof sets, "--set data.test=%s/three/test.h5", work);
+    DESC_CASE("v_classes", NULL, sets, "three/test.h5", "3 classes", "has 4", "data.test");
+}
+
+static void test_eval_label_fraction_too_small(void **state)
+{
+    (void)state;
+    char sets[256];
+    snprintf(sets, sizeof sets, "--set data.test=%s/good/test.h5 --set eval.finetune=1 "
+             "--set eval.label_fraction=0.05", work);
+    DESC_CASE("v_frac", NULL, sets, "v_frac.ini:", "eval.label_fraction = 0.05", "3 labelled");
+}
+
+static void test_eval_mi_images_too_few_for_ranks(void **state)
+{
+    (void)state;
+    write_desc("v_mi.ini", "out_v_mi", NULL);
+    expect_bad(run_in(2, "mimae_dist v_mi.ini --set eval.mi_images=3"), "v_mi.ini:",
+               "eval.mi_images = 3", "2 ranks", NULL);
+    assert_false(exists("out_v_mi"));
+}
+
+/* `mimae_dist eval` of another run's checkpoint (another mimae.tau) put in
+ * this run's directory: its metrics would land in this run's results.h5. */
+static void test_eval_checkpoint_of_another_run(void **state)
+{
+    (void)state;
+    copy_run("e_other");
+    sh("cp -p trained_tau/checkpoints/ckpt-0000000004.h5 e_other/checkpoints/");
+    eval_case("e_other", "e_other/results.h5: mimae.tau is 0.07 in the results file but 0.1 in",
+              "ckpt-0000000004.h5");
+}
+
+static void test_eval_command_test_set_of_other_image_shape(void **state)
+{
+    (void)state;
+    make_data("big", 32, 32, 3, 4);
+    copy_run("e_shape");
+    char *before = snapshot("e_shape");
+    expect_bad(run("mimae_dist eval e_shape/checkpoints/ckpt-0000000004.h5 --set "
+                   "data.test=%s/big/test.h5", work), "big/test.h5", "32x32x3", "data.test",
+               NULL);
+    assert_unchanged("e_shape", before);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -883,6 +957,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_results_of_another_config),
         cmocka_unit_test(test_results_metric_wrong_type),
         cmocka_unit_test(test_results_config_not_an_integer),
+        cmocka_unit_test(test_eval_test_set_of_other_image_shape),
+        cmocka_unit_test(test_eval_test_set_of_other_classes),
+        cmocka_unit_test(test_eval_label_fraction_too_small),
+        cmocka_unit_test(test_eval_mi_images_too_few_for_ranks),
+        cmocka_unit_test(test_eval_checkpoint_of_another_run),
+        cmocka_unit_test(test_eval_command_test_set_of_other_image_shape),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

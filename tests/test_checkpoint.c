@@ -400,7 +400,7 @@ static void test_leftovers_are_ignored(void **state)
     assert_int_equal(rc, 1);
     assert_string_equal(found, path);
     assert_string_equal(cap, ""); /* nothing to skip: the leftovers are not candidates */
-    assert_int_equal(checkpoint_prune(dir, 1, err, sizeof err), 0);
+    assert_int_equal(checkpoint_prune(dir, 1, &c, &st, err, sizeof err), 0);
     assert_int_equal(count_entries(dir), 6); /* prune leaves non-checkpoints alone */
     mimae_model_free(a);
     remove_tree(dir);
@@ -426,18 +426,71 @@ static void test_prune_keeps_newest(void **state)
     checkpoint_path(path, sizeof path, dir, 1000);
     assert_string_equal(found, path);
 
-    assert_int_equal(checkpoint_prune(dir, 0, err, sizeof err), -1);
+    const train_state_t at = {1000, 0, 0, SEED};
+    assert_int_equal(checkpoint_prune(dir, 0, &c, &at, err, sizeof err), -1);
     printf("  %s\n", err);
     assert_int_equal(count_entries(dir), 5);
-    assert_int_equal(checkpoint_prune(dir, 2, err, sizeof err), 0);
+    assert_int_equal(checkpoint_prune(dir, 2, &c, &at, err, sizeof err), 0);
     assert_int_equal(count_entries(dir), 2);
     checkpoint_path(path, sizeof path, dir, 1000);
     assert_int_equal(access(path, F_OK), 0);
     checkpoint_path(path, sizeof path, dir, 400);
     assert_int_equal(access(path, F_OK), 0);
-    assert_int_equal(checkpoint_prune(dir, 3, err, sizeof err), 0);
+    assert_int_equal(checkpoint_prune(dir, 3, &c, &at, err, sizeof err), 0);
     assert_int_equal(count_entries(dir), 2);
     mimae_model_free(a);
+    remove_tree(dir);
+}
+
+/* Pruning counts only this run's whole checkpoints (issue 17, class 1): with
+ * keep = 1, junk bytes named for step 9999, another config's valid
+ * checkpoint at step 900 and another seed's at 800 must not push out ckpt-50,
+ * nor may a truncated ckpt-60 (newer than it) or a valid ckpt-70 of this run
+ * beyond the step the run stands at. Only what is older than the newest good
+ * one goes, and with keep larger than the good ones nothing goes. */
+static void test_prune_counts_only_verified_checkpoints_of_the_run(void **state)
+{
+    (void)state;
+    char dir[512], path[1024], err[512];
+    make_tmpdir(dir, sizeof dir, "mimae-ckpt");
+    mimae_config_t c = small_config(), other = c;
+    other.tau = 0.5f;
+    mimae_model_t *a = new_model(&c, 3), *b = new_model(&other, 3);
+    const long ours[] = {10, 20, 50, 60, 70};
+    for (int i = 0; i < 5; i++) {
+        train_state_t st = {ours[i], 0, 0, SEED};
+        a->step = ours[i];
+        checkpoint_path(path, sizeof path, dir, ours[i]);
+        save_or_fail(path, a, &st);
+    }
+    train_state_t st = {900, 0, 0, SEED};
+    b->step = 900;
+    checkpoint_path(path, sizeof path, dir, 900);
+    save_or_fail(path, b, &st);
+    st = (train_state_t){800, 0, 0, SEED + 1};
+    a->step = 800;
+    checkpoint_path(path, sizeof path, dir, 800);
+    save_or_fail(path, a, &st);
+    checkpoint_path(path, sizeof path, dir, 60);
+    assert_int_equal(truncate(path, 2000), 0);
+    checkpoint_path(path, sizeof path, dir, 9999);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 5000; i++) fputc((i * 7919) & 0xff, f);
+    assert_int_equal(fclose(f), 0);
+
+    const train_state_t at = {65, 0, 0, SEED};
+    assert_int_equal(checkpoint_prune(dir, 3, &c, &at, err, sizeof err), 0);
+    assert_int_equal(count_entries(dir), 8); /* 3 good ones up to 65 exist: 10, 20, 50 */
+    assert_int_equal(checkpoint_prune(dir, 1, &c, &at, err, sizeof err), 0);
+    const long left[] = {50, 60, 70, 800, 900, 9999};
+    assert_int_equal(count_entries(dir), 6);
+    for (int i = 0; i < 6; i++) {
+        checkpoint_path(path, sizeof path, dir, left[i]);
+        if (access(path, F_OK)) fail_msg("%s was removed", path);
+    }
+    mimae_model_free(a);
+    mimae_model_free(b);
     remove_tree(dir);
 }
 
@@ -537,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_other_config_is_refused),
         cmocka_unit_test(test_leftovers_are_ignored),
         cmocka_unit_test(test_prune_keeps_newest),
+        cmocka_unit_test(test_prune_counts_only_verified_checkpoints_of_the_run),
         cmocka_unit_test(test_missing_directory),
         cmocka_unit_test(test_failed_save_keeps_old_file),
         cmocka_unit_test(test_not_a_checkpoint),

@@ -1,0 +1,140 @@
+#include "run/run_dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "dist/mpi_check.h"
+#include "experiments/descriptor.h"
+#include "run/exit_status.h"
+
+#define HOLDER_MAX 512
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+/* What a second job says about the holder: the file's record, or the pid the
+ * kernel reports when the holder has not written it yet. */
+static void describe_holder(int fd, char *out, size_t len)
+{
+    char text[HOLDER_MAX] = "";
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    if (n > 0) {
+        text[n] = 0;
+        text[strcspn(text, "\n")] = 0;
+    }
+    if (n > 0 && text[0]) {
+        snprintf(out, len, "%s", text);
+        return;
+    }
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+        snprintf(out, len, "pid %ld (just started)", (long)probe.l_pid);
+    else
+        snprintf(out, len, "another process (just started)");
+}
+
+int run_lock_acquire(run_lock_t *l, const char *run_dir, char *err, size_t errlen)
+{
+    l->fd = -1;
+    if (descriptor_make_out_dir(run_dir, err, errlen)) return EXIT_BAD_INPUT;
+    char path[DESCRIPTOR_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" RUN_LOCK_NAME, run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open the run directory's lock file (%s): %s", path,
+                 strerror(errno), errno == ELOOP ? "it is a symbolic link; remove it"
+                                                 : "set run.out_dir to a writable place");
+        return EXIT_BAD_INPUT;
+    }
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &lock) == 0) {
+        l->fd = fd;
+        return EXIT_OK;
+    }
+    const int e = errno;
+    if (e == EACCES || e == EAGAIN) {
+        char holder[HOLDER_MAX];
+        describe_holder(fd, holder, sizeof holder);
+        close(fd);
+        snprintf(err, errlen, "%s: run directory in use by %s: one job at a time owns a run "
+                 "directory; wait for that job to end or stop it, or set another run.out_dir",
+                 run_dir, holder);
+        return EXIT_BAD_INPUT;
+    }
+    /* no fcntl locks here (some cluster file systems): go on unprotected */
+    fprintf(stderr, "mimae_dist: warning: %s: cannot lock (%s): nothing stops a second job from "
+            "using this run directory at the same time\n", path, strerror(e));
+    l->fd = fd;
+    return EXIT_OK;
+}
+
+int run_lock_take(run_lock_t *l, const char *run_dir, int rank, char *err, size_t errlen)
+{
+    int status = rank == 0 ? run_lock_acquire(l, run_dir, err, errlen) : EXIT_OK;
+    MPI_CHECK(MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    return status;
+}
+
+int run_lock_record_holder(run_lock_t *l, char *err, size_t errlen)
+{
+    if (l->fd < 0) return 0;
+    char host[256] = "?", when[32] = "?", text[HOLDER_MAX];
+    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = 0;
+    const time_t now = time(NULL);
+    struct tm utc;
+    if (gmtime_r(&now, &utc)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    const int n = snprintf(text, sizeof text, "pid %ld on host %s (Slurm job %s, array task %s) "
+                           "since %s\n", (long)getpid(), host, env_or("SLURM_JOB_ID", "none"),
+                           env_or("SLURM_ARRAY_TASK_ID", "none"), when);
+    const size_t len = n < (int)sizeof text ? (size_t)n : sizeof text - 1;
+    if (ftruncate(l->fd, 0) || pwrite(l->fd, text, len, 0) != (ssize_t)len)
+        return snprintf(err, errlen, "cannot record the holder in the run directory's lock "
+                        "file: %s", strerror(errno)), -1;
+    return 0;
+}
+
+void run_lock_release(run_lock_t *l)
+{
+    if (l->fd >= 0) close(l->fd); /* closing drops the lock */
+    l->fd = -1;
+}
+
+int run_stopped_mark(const char *run_dir, long step, const char *what, char *err,
+                     size_t errlen)
+{
+    char path[DESCRIPTOR_PATH_MAX + 16], tmp[DESCRIPTOR_PATH_MAX + 48], text[512];
+    snprintf(path, sizeof path, "%s/" RUN_STOPPED_NAME, run_dir);
+    snprintf(tmp, sizeof tmp, "%s/." RUN_STOPPED_NAME ".tmp-%ld", run_dir, (long)getpid());
+    const int n = snprintf(text, sizeof text, "stopped at step %ld: %s; rerun the same command "
+                           "to resume\n", step, what);
+    const size_t len = n < (int)sizeof text ? (size_t)n : sizeof text - 1;
+    (void)unlink(tmp); /* ours, from this pid: a leftover cannot be another job's */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    const int e = errno;
+    if (fd >= 0 && close(fd)) ok = 0;
+    if (ok && rename(tmp, path) == 0) return 0;
+    snprintf(err, errlen, "%s: cannot write the stop marker: %s", path, strerror(ok ? errno : e));
+    (void)unlink(tmp);
+    return -1;
+}
+
+int run_stopped_clear(const char *run_dir, char *err, size_t errlen)
+{
+    char path[DESCRIPTOR_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" RUN_STOPPED_NAME, run_dir);
+    if (unlink(path) == 0 || errno == ENOENT) return 0;
+    return snprintf(err, errlen, "%s: cannot remove the stop marker of the previous run: %s",
+                    path, strerror(errno)), -1;
+}
