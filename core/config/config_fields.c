@@ -283,6 +283,7 @@ void config_field_format(const config_field_t *f, const void *cfg, char *buf, si
  * (as a float when as_float: strtod, then the cast). */
 void shortest_real(double v, int as_float, char *buf, size_t len)
 {
+    if (!buf || len == 0) return;
     if (!isfinite(v)) {
         snprintf(buf, len, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
         return;
