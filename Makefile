@@ -93,6 +93,8 @@ $(BUILD)/libmimae_experiments.a: $(EXP_OBJ)
 
 $(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(RUN_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
+	@case $@ in *mimae_dist) ! nm $@ | grep -qw bounded_read || \
+	  { echo "layers: mimae_dist (MPI) must not fork readers (io/bounded_read.h)"; rm -f $@; exit 1; };; esac
 
 $(MPI_HELPERS): $(BUILD)/tests/mpi/%: $(BUILD)/tests/mpi/%.o $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
