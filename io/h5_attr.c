@@ -198,6 +198,14 @@ static int known_filter(H5Z_filter_t id)
 
 static int layout_check(hid_t ds, hid_t dcpl, char *why, size_t len)
 {
+    /* compressed or not, what is stored is in the file: a larger size is a
+     * damaged chunk index, which HDF5 would allocate as one chunk */
+    const hsize_t stored = H5Dget_storage_size(ds), have = file_size(ds);
+    if (stored > have) {
+        snprintf(why, len, "%llu bytes stored in a file of %llu", (unsigned long long)stored,
+                 (unsigned long long)have);
+        return -1;
+    }
     const H5D_layout_t layout = H5Pget_layout(dcpl);
     if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) return 0;
     if (layout != H5D_CHUNKED) {

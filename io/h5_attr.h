@@ -98,8 +98,9 @@ int h5_type_is_standard_number(hid_t type);
 /* Whether ds is laid out as mimae (or h5py) writes datasets: compact,
  * contiguous, or chunked in chunks of at most H5_MAX_CHUNK_BYTES, filtered
  * by nothing but deflate, shuffle and Fletcher-32 (not virtual: that reads
- * other files). From the dataset's header alone. 0, or -1 with the reason
- * ("chunks of N bytes", ...) in why. */
+ * other files), storing no more bytes than the file has. From the dataset's
+ * header and chunk index alone. 0, or -1 with the reason ("chunks of N
+ * bytes", ...) in why. */
 int h5_dataset_layout_check(hid_t ds, char *why, size_t len);
 
 #endif
