@@ -25,6 +25,7 @@
 #include "core/config/config_fields.h"
 #include "experiments/descriptor.h"
 #include "io/bounded_read.h"
+#include "io/io_error.h"
 #include "io/io_path.h"
 #include "io/results.h"
 
@@ -421,10 +422,14 @@ static descriptor_t *load_descriptor(const report_t *rp, const run_entry_t *r, c
     return NULL;
 }
 
-/* Whether results_load gets through path (the result is dropped). */
+/* Whether results_load gets through path (the result is dropped). In the
+ * child: its notes on stderr (keys defaulted in older files) are left to
+ * the caller's own load, so they are not printed twice. */
 static int results_probe(const char *path, void *arg, char *err, size_t errlen)
 {
     (void)arg;
+    if (!freopen("/dev/null", "w", stderr)) return io_fail(err, errlen, "%s: /dev/null: %s", path,
+                                                          strerror(errno));
     results_t *res = results_load(path, err, errlen);
     results_free(res);
     return res ? 0 : -1;
