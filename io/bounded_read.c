@@ -119,8 +119,8 @@ int bounded_read(const char *path, bounded_read_fn fn, void *arg, double limit_s
                        "finish reading it, the file is damaged (or slow to read: "
                        "MIMAE_READ_TIMEOUT=SECONDS allows longer)", path, limit_s);
     if (WIFSIGNALED(status) || len == 0)
-        return io_fail(err, errlen, "%s: unreadable (HDF5 crashed reading it: %s): the file is "
-                       "damaged; restore or re-create it", path,
+        return io_fail(err, errlen, "%s: unreadable (HDF5 crashed, %s): the file is damaged; "
+                       "restore or re-create it", path,
                        WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "no answer");
     if (report[0] == 0) return 0;
     return io_fail(err, errlen, "%s", report + 1);
