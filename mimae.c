@@ -9,6 +9,7 @@
 #include "experiments/sweep_cmd.h"
 #include "io/cifar_import.h"
 #include "io/folder_import.h"
+#include "io/bounded_read.h"
 #include "io/idx_import.h"
 #include "io/inspect.h"
 #include "io/synthetic.h"
@@ -55,7 +56,10 @@ static const char *usage_inspect =
     "usage: mimae inspect FILE\n"
     "\n"
     "Prints what a mimae data set, checkpoint or results file holds (a checkpoint's\n"
-    "checksum is verified); other HDF5 files are listed object by object.\n";
+    "checksum is verified); other HDF5 files are listed object by object.\n"
+    "The file is read in a child process: if it crashes the HDF5 library or takes\n"
+    "longer than MIMAE_READ_TIMEOUT seconds (default 10, plus 1 s per 20 MB), one\n"
+    "line says so and the exit status is 2.\n";
 
 static int wants_help(int argc, char **argv)
 {
@@ -162,6 +166,12 @@ static int cmd_data(int argc, char **argv)
     return 0;
 }
 
+static int inspect_to_stdout(const char *path, void *arg, char *err, size_t errlen)
+{
+    (void)arg;
+    return inspect_file(path, stdout, err, errlen);
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -170,7 +180,9 @@ static int cmd_inspect(int argc, char **argv)
     }
     if (argc != 1) return bad_usage("inspect: expected one FILE", usage_inspect);
     char err[1024] = "";
-    if (inspect_file(argv[0], stdout, err, sizeof err)) return fail(err);
+    const double limit = bounded_read_limit(argv[0], err, sizeof err);
+    if (limit < 0 || bounded_read(argv[0], inspect_to_stdout, NULL, limit, err, sizeof err))
+        return fail(err);
     return 0;
 }
 

@@ -24,6 +24,8 @@
 #include "core/config/config.h"
 #include "core/config/config_fields.h"
 #include "experiments/descriptor.h"
+#include "io/bounded_read.h"
+#include "io/io_error.h"
 #include "io/io_path.h"
 #include "io/results.h"
 
@@ -60,6 +62,10 @@ static const char *usage =
     "  report-loss.png                L_rec and L against the step, one line per run\n"
     "  report-<key>.png               top-1 accuracies against each numeric swept key\n"
     "Plots need gnuplot (Debian: gnuplot-nox); --no-plots skips them.\n"
+    "\n"
+    "Each results file is read in a child process: one that crashes the HDF5\n"
+    "library or takes longer than MIMAE_READ_TIMEOUT seconds (default 10, plus 1 s\n"
+    "per 20 MB) is a row marked failed, \"unreadable (...)\", and the report goes on.\n"
     "\n"
     "Exit status: 0 done; 2 bad input (one line on stderr); 1 a file could not be\n"
     "written or gnuplot failed (the other files are written).\n";
@@ -416,6 +422,28 @@ static descriptor_t *load_descriptor(const report_t *rp, const run_entry_t *r, c
     return NULL;
 }
 
+/* Whether results_load gets through path (the result is dropped). In the
+ * child: its notes on stderr (keys defaulted in older files) are left to
+ * the caller's own load, so they are not printed twice. */
+static int results_probe(const char *path, void *arg, char *err, size_t errlen)
+{
+    (void)arg;
+    if (!freopen("/dev/null", "w", stderr)) return io_fail(err, errlen, "%s: /dev/null: %s", path,
+                                                          strerror(errno));
+    results_t *res = results_load(path, err, errlen);
+    results_free(res);
+    return res ? 0 : -1;
+}
+
+/* results_load, once a child process has read the file within the time
+ * bound: a file that crashes or hangs HDF5 costs its row, not the report. */
+static results_t *results_load_bounded(const char *path, char *err, size_t errlen)
+{
+    const double limit = bounded_read_limit(path, err, errlen);
+    if (limit < 0 || bounded_read(path, results_probe, NULL, limit, err, errlen)) return NULL;
+    return results_load(path, err, errlen);
+}
+
 static void load_run(report_t *rp, run_entry_t *r)
 {
     char dirpath[RPATH], path[RPATH], msg[ERRLEN];
@@ -431,7 +459,7 @@ static void load_run(report_t *rp, run_entry_t *r)
         r->status = RUN_MISSING;
         snprintf(r->detail, sizeof r->detail, "no results.h5");
         snprintf(r->brief, sizeof r->brief, "no results.h5");
-    } else if ((r->res = results_load(path, msg, sizeof msg)) == NULL) {
+    } else if ((r->res = results_load_bounded(path, msg, sizeof msg)) == NULL) {
         r->status = RUN_FAILED;
         set_failure(r, path, msg);
     } else {
@@ -1539,6 +1567,7 @@ int report_command(int argc, char **argv)
         }
     }
     if (!sweep_dir) return bad("missing SWEEP_DIR (see mimae report --help)");
+    if (bounded_read_limit(NULL, err, sizeof err) < 0) return bad(err);
     struct stat st;
     if (stat(sweep_dir, &st) != 0) {
         snprintf(err, sizeof err, "%s: %s", sweep_dir, strerror(errno));

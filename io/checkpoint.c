@@ -51,14 +51,15 @@ static void close_id(hid_t id, herr_t (*close_fn)(hid_t))
 static int open_attr(io_file_err_t *c, hid_t loc, const char *name, H5T_class_t cls,
                      const char *what, h5_attr_t *a)
 {
-    switch (h5_attr_open(loc, name, a)) {
+    const h5_attr_status_t st = h5_attr_open(loc, name, a);
+    switch (st) {
     case ATTR_OK: break;
     case ATTR_MISSING:
         return io_file_fail(c, "attribute %s is missing: not a complete %s file (written by "
                             "another program or version?)", name, CHECKPOINT_FORMAT);
-    case ATTR_LOOKUP_FAILED:
-        return io_file_fail(c, "cannot read attribute %s: %s", name, ADVICE_CORRUPT);
-    default: return io_file_fail(c, "cannot open attribute %s: %s", name, ADVICE_CORRUPT);
+    default:
+        return io_file_fail(c, "attribute %s is %s: %s", name, h5_attr_status_text(st),
+                            ADVICE_CORRUPT);
     }
     if (a->cls != cls || a->count != 1) {
         h5_attr_close(a);
@@ -325,8 +326,12 @@ static int read_tensor(io_file_err_t *c, hid_t group, const char *gname, const p
         return io_file_fail(c, "cannot open dataset /%s/%s: " ADVICE_CORRUPT, gname, p->name);
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
     int rc = 0;
-    if (t < 0 || s < 0 || H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != 4) {
+    char why[128];
+    if (t < 0 || s < 0 || H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) != 4 ||
+        !h5_type_is_standard_number(t)) {
         rc = io_file_fail(c, "dataset /%s/%s is not float32: " ADVICE_CORRUPT, gname, p->name);
+    } else if (h5_dataset_layout_check(ds, why, sizeof why)) {
+        rc = io_file_fail(c, "dataset /%s/%s has %s: " ADVICE_CORRUPT, gname, p->name, why);
     } else {
         hsize_t dims[2] = {0, 0};
         int nd = H5Sget_simple_extent_ndims(s);

@@ -495,8 +495,8 @@ static int open_attr(const dataset_t *d, const char *name, h5_attr_t *a, char *e
         return io_fail(err, errlen, "%s: the attribute %s is missing: %s", d->path, name,
                        RECREATE);
     if (st != ATTR_OK)
-        return io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aopen failed): %s",
-                       d->path, name, RECREATE);
+        return io_fail(err, errlen, "%s: the attribute %s is %s: %s", d->path, name,
+                       h5_attr_status_text(st), RECREATE);
     return 0;
 }
 
@@ -581,7 +581,7 @@ static hid_t open_array(dataset_t *d, const char *name, size_t size, H5T_sign_t 
 {
     const char *path = d->path;
     const char *want = size == 1 ? "uint8" : "int32";
-    char tn[32];
+    char tn[32], why[128];
     if (H5Lexists(d->file, name, H5P_DEFAULT) <= 0) {
         io_fail(err, errlen, "%s: /%s is missing: %s", path, name, RECREATE);
         return H5I_INVALID_HID;
@@ -598,9 +598,11 @@ static hid_t open_array(dataset_t *d, const char *name, size_t size, H5T_sign_t 
         io_fail(err, errlen, "%s: cannot inspect /%s (H5Dget_type/H5Dget_space failed): %s",
                 path, name, RECREATE);
     } else if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != size ||
-               H5Tget_sign(type) != sign) {
+               H5Tget_sign(type) != sign || !h5_type_is_standard_number(type)) {
         io_fail(err, errlen, "%s: /%s is %s, expected %s: %s", path, name,
                 type_name(type, tn, sizeof tn), want, RECREATE);
+    } else if (h5_dataset_layout_check(ds, why, sizeof why)) {
+        io_fail(err, errlen, "%s: /%s has %s: %s", path, name, why, RECREATE);
     } else if (H5Sget_simple_extent_ndims(space) != rank) {
         io_fail(err, errlen, "%s: /%s has rank %d, expected %d%s: %s", path, name,
                 H5Sget_simple_extent_ndims(space), rank, rank == 4 ? " (N, H, W, C)" : " (N)",

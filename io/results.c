@@ -415,12 +415,15 @@ static int write_attr_long(io_file_err_t *c, hid_t loc, const char *name, long v
 /* Opens attribute `name` of loc (a single element); -1 with a message. */
 static int open_attr(io_file_err_t *c, hid_t loc, const char *where, const char *name, h5_attr_t *a)
 {
-    switch (h5_attr_open(loc, name, a)) {
+    const h5_attr_status_t st = h5_attr_open(loc, name, a);
+    switch (st) {
     case ATTR_OK: break;
     case ATTR_MISSING:
     case ATTR_LOOKUP_FAILED:
         return io_file_fail(c, "attribute %s%s is missing: " ADVICE_DAMAGED, where, name);
-    default: return io_file_fail(c, "cannot open attribute %s%s: " ADVICE_DAMAGED, where, name);
+    default:
+        return io_file_fail(c, "attribute %s%s is %s: " ADVICE_DAMAGED, where, name,
+                            h5_attr_status_text(st));
     }
     if (a->count != 1) {
         h5_attr_close(a);
@@ -1015,15 +1018,21 @@ static hid_t open_dataset(io_file_err_t *c, hid_t grp, const char *gname, const 
         return -1;
     }
     hid_t t = H5Dget_type(ds), s = H5Dget_space(ds);
-    int ok = t >= 0 && s >= 0 && H5Tget_class(t) == cls &&
+    int ok = t >= 0 && s >= 0 && H5Tget_class(t) == cls && h5_type_is_standard_number(t) &&
              H5Sget_simple_extent_ndims(s) == rank &&
              (rank == 0 || H5Sget_simple_extent_dims(s, dims, NULL) == rank);
     close_id(t, H5Tclose);
     close_id(s, H5Sclose);
+    char why[128];
     if (!ok) {
-        H5Dclose(ds);
         io_file_fail(c, "dataset %s/%s does not have the expected type and rank %d: "
                      ADVICE_DAMAGED, gname, name, rank);
+    } else if (h5_dataset_layout_check(ds, why, sizeof why)) {
+        io_file_fail(c, "dataset %s/%s has %s: " ADVICE_DAMAGED, gname, name, why);
+        ok = 0;
+    }
+    if (!ok) {
+        H5Dclose(ds);
         return -1;
     }
     return ds;

@@ -76,6 +76,34 @@ static void test_results_inputs(void **state)
     assert_true(replay("results", "regressions/results") > 0);
 }
 
+/* The inputs of checks made before HDF5 reads an object end in their own
+ * one-line refusal, not in a later check or a success. */
+static void test_refused_before_reading(void **state)
+{
+    (void)state;
+    char path[1024], err[1024];
+    snprintf(path, sizeof path, "%s/tests/fuzz/regressions/results/variable-string.h5",
+             source_dir);
+    err[0] = 0;
+    assert_null(results_load(path, err, sizeof err));
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "attribute run.name is a variable-length string"));
+
+    snprintf(path, sizeof path, "%s/tests/fuzz/regressions/dataset/labels-chunk-128mib.h5",
+             source_dir);
+    err[0] = 0;
+    assert_null(dataset_open(path, err, sizeof err));
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "/labels has chunks of 134217728 bytes"));
+
+    snprintf(path, sizeof path, "%s/tests/fuzz/regressions/checkpoint/step-int24.h5",
+             source_dir);
+    err[0] = 0;
+    assert_int_equal(checkpoint_verify(path, err, sizeof err), -1);
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "attribute step is of a type mimae never writes"));
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -87,6 +115,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dataset_inputs),
         cmocka_unit_test(test_checkpoint_inputs),
         cmocka_unit_test(test_results_inputs),
+        cmocka_unit_test(test_refused_before_reading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * evaluation is kept (/eval_history) beside the latest (/eval); h5dump
  * opens the file; the reconstruction PNG has the right signature, size and
  * pixels; failed writes leave nothing (and the previous file intact);
- * environment detection. */
+ * strings written fixed-length, variable-length ones read from legacy files
+ * only; environment detection. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -647,6 +648,81 @@ static void test_refusals(void **state)
     remove_tree(dir);
 }
 
+/* Rewrites root string attribute `name` of path as a variable-length one,
+ * as mimae wrote every string before fixed-length ones. */
+static void make_variable(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a);
+    assert_true(a >= 0 && t >= 0 && H5Tis_variable_str(t) == 0);
+    char value[256] = "";
+    assert_true(H5Tget_size(t) < sizeof value);
+    assert_true(H5Aread(a, t, value) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    assert_true(H5Adelete(f, name) >= 0);
+    hid_t vt = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    assert_true(H5Tset_size(vt, H5T_VARIABLE) >= 0 && H5Tset_cset(vt, H5T_CSET_UTF8) >= 0);
+    a = H5Acreate2(f, name, vt, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char *p = value;
+    assert_true(a >= 0 && H5Awrite(a, vt, &p) >= 0);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(vt);
+    assert_true(H5Fclose(f) >= 0);
+}
+
+static herr_t count_string_attrs(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    int *counts = data; /* fixed, variable */
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT), t = H5Aget_type(a);
+    if (a < 0 || t < 0) return -1;
+    if (H5Tget_class(t) == H5T_STRING) counts[H5Tis_variable_str(t) > 0]++;
+    H5Tclose(t);
+    H5Aclose(a);
+    return 0;
+}
+
+/* Strings are written fixed-length (no global heap, whose HDF5 reader
+ * crashes on damaged files); a variable-length one is refused in such a file
+ * and read from a legacy file, whose format attribute is variable-length. */
+static void test_string_types(void **state)
+{
+    (void)state;
+    char dir[512], path[1024], err[512];
+    make_tmpdir(dir, sizeof dir, "mimae-results");
+    snprintf(path, sizeof path, "%s/results.h5", dir);
+    const mimae_config_t cfg = sample_config();
+    results_t *r = results_new(&cfg, NULL);
+    assert_non_null(r);
+    assert_int_equal(results_set_attr(r, "run.name", "n\xc3\xa9" "e"), 0); /* UTF-8 */
+    if (results_write(r, path, err, sizeof err)) fail_msg("%s", err);
+    results_free(r);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    int counts[2] = {0, 0};
+    hsize_t idx = 0;
+    assert_true(H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, count_string_attrs, counts) >= 0);
+    H5Fclose(f);
+    assert_true(counts[0] >= 8); /* format, the enum config fields, env.*, run.name */
+    assert_int_equal(counts[1], 0);
+
+    make_variable(path, "run.name");
+    assert_null(results_load(path, err, sizeof err));
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "attribute run.name is a variable-length string"));
+
+    make_variable(path, "format"); /* now a legacy file */
+    r = results_load(path, err, sizeof err);
+    if (!r) fail_msg("%s", err);
+    assert_string_equal(results_get_attr(r, "run.name"), "n\xc3\xa9" "e");
+    results_free(r);
+    remove_tree(dir);
+}
+
 /* The environment: library versions, host, git commit (overridable). */
 static void test_env_detect(void **state)
 {
@@ -691,6 +767,7 @@ int main(void)
         cmocka_unit_test(test_failed_write_leaves_nothing),
         cmocka_unit_test(test_rewrite_is_atomic),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_string_types),
         cmocka_unit_test(test_env_detect),
     };
     const char *only = getenv("TEST_FILTER"); /* e.g. TEST_FILTER=test_roundtrip */

@@ -5,6 +5,7 @@
  *   tests/fuzz/run.sh builds build/fuzz/make_regressions and the seeds, then
  *   build/fuzz/make_regressions build/fuzz/seeds tests/fuzz/regressions */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,55 @@ int main(int argc, char **argv)
             if (ds < 0 || H5Dset_extent(ds, &n) < 0) die(name);
             H5Dclose(ds);
         }
+    }
+    H5Fclose(f);
+
+    /* A variable-length string attribute in a file whose format attribute is
+     * fixed-length: every string attribute used to be variable-length, read
+     * through HDF5's global heap, where damaged heaps crashed H5HG_read or
+     * looped in its parser (the most frequent failure of the results, data set
+     * and checkpoint targets). h5_attr_open refuses it from the type alone. */
+    f = copy_open("results/results.h5", "results/variable-string.h5", path, sizeof path);
+    {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0) die("string type");
+        const char *name = "damaged";
+        put_attr(f, "run.name", t, t, 0, &name);
+        H5Tclose(t);
+    }
+    H5Fclose(f);
+
+    /* /labels re-created in compressed chunks of 2^25 entries (128 MiB, of
+     * which the file holds ~130 kB), which HDF5 allocates and inflates whole
+     * to read the four labels there are (h5_attr.c: h5_dataset_layout_check,
+     * at most 64 MiB a chunk). */
+    f = copy_open("dataset/gray_train.h5", "dataset/labels-chunk-128mib.h5", path, sizeof path);
+    {
+        const int32_t labels[4] = {0, 1, 2, 3};
+        const hsize_t n = 4, most = H5S_UNLIMITED, chunk = (hsize_t)1 << 25;
+        hid_t space = H5Screate_simple(1, &n, &most), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 1, &chunk) < 0 ||
+            H5Pset_deflate(dcpl, 9) < 0 || H5Ldelete(f, "labels", H5P_DEFAULT) < 0)
+            die("labels chunks");
+        hid_t ds = H5Dcreate2(f, "labels", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) < 0)
+            die("labels");
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(space);
+    }
+    H5Fclose(f);
+
+    /* step as a 24-bit integer, a type no writer makes: HDF5's conversions
+     * of such damaged types are not to be trusted (h5_attr.c:
+     * h5_type_is_standard_number). */
+    f = copy_open("checkpoint/ckpt-1.h5", "checkpoint/step-int24.h5", path, sizeof path);
+    {
+        hid_t t = H5Tcopy(H5T_STD_I32LE);
+        if (t < 0 || H5Tset_precision(t, 24) < 0 || H5Tset_size(t, 3) < 0) die("int24");
+        const long long one = 1;
+        put_attr(f, "step", t, H5T_NATIVE_LLONG, 0, &one);
+        H5Tclose(t);
     }
     H5Fclose(f);
     return 0;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan + UBSan + coverage) into
 # build/fuzz/, writes the HDF5 seed corpus, and runs every target for a
-# bounded time (FUZZ_TIME seconds each, default 60). Exits non-zero when a
-# target crashes or breaks an invariant; the input is then in
+# bounded time (FUZZ_TIME seconds each, default 120; `make fuzz-long`: 300).
+# Exits non-zero when a target crashes or breaks an invariant; the input is then in
 # build/fuzz/crashes/ (replay: build/fuzz/fuzz_<target> FILE; keep it as a
 # regression in tests/fuzz/regressions/<target>/ once fixed).
 #
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(descriptor dataset checkpoint results)
-TIME=${FUZZ_TIME:-60}
+TIME=${FUZZ_TIME:-120}
 RSS=${FUZZ_RSS_MB:-2048}
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
@@ -88,16 +88,25 @@ DICT="$OUT/descriptor.dict"
 # parsing): recorded in $OUT/hdf5-bugs/ and reported, not fatal. Everything
 # else is ours and fails the run.
 crash_site() { # TARGET FILE SECONDS
-    { TMPDIR="$PWD/$OUT/tmp" ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+    local frames first named
+    frames=$({ TMPDIR="$PWD/$OUT/tmp" ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
       LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       timeout 120 "$OUT/fuzz_$1" -timeout="$3" -rss_limit_mb="$RSS" "$2" 2>&1 || true; } |
         grep -E '^ *#[0-9]+ 0x' |
         grep -vE ' in (__interceptor_|__asan|__sanitizer|__ubsan|__lsan|__libc|_start|main$|main |malloc|calloc|realloc|free|mem(cpy|move|set|cmp)|str[a-z]*|fuzzer::|operator|std::)' |
         grep -vE '\((/lib/x86_64-linux-gnu/)?(libc|libpthread|libstdc|ld-linux|linux-vdso)[^)]*\)' |
-        head -n 1 | sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ in ([^ ]+) \(([^)+]*).*/\2 \1/;
-                            s/^ *#[0-9]+ 0x[0-9a-f]+ in ([^ ]+) ([^ ]+).*/\2 \1/;
-                            s/^ *#[0-9]+ 0x[0-9a-f]+ +\(([^)+]*).*/\1 ?/' || true
+        sed -E 's/^ *#[0-9]+ 0x[0-9a-f]+ in ([^ ]+) \(([^)+]*).*/\2 \1/;
+                s/^ *#[0-9]+ 0x[0-9a-f]+ in ([^ ]+) ([^ ]+).*/\2 \1/;
+                s/^ *#[0-9]+ 0x[0-9a-f]+ +\(([^)+]*).*/\1 ?/' || true)
+    first=$(echo "$frames" | head -n 1)
+    # an unnamed frame (HDF5's static functions): name it by the first named
+    # frame of the same library below it (H5HG_read, H5C_protect, ...)
+    if [ "${first##* }" = "?" ]; then
+        named=$(echo "$frames" | grep -F "${first% *} " | grep -v ' ?$' | head -n 1 || true)
+        [ -z "$named" ] || first="${first% *} ${named##* }"
+    fi
+    echo "$first"
 }
 
 status=0
