@@ -105,21 +105,18 @@ static int allocate_buffers(run_t *r, char *err, size_t errlen)
     return train_step_init(&r->step, r->model, MPI_COMM_WORLD, &r->plan, err, errlen);
 }
 
-/* What the deterministic reduction does with several micro-batches a rank:
- * keep each one's activations, or recompute (train.memory_budget_gb). */
-static void say_micro_batches(const run_t *r)
+/* Advice when the deterministic reduction must recompute each micro-batch's
+ * forward (train.memory_budget_gb too small to keep every one's activations):
+ * a third more arithmetic a step. */
+static void warn_recompute(const run_t *r)
 {
     const int k = r->plan.micro_batches;
-    if (k < 2) return;
+    if (k < 2 || r->step.keeps_activations) return;
     const double gib = (double)mimae_model_activation_set_bytes(r->model) / (1u << 30);
-    if (r->step.keeps_activations)
-        fprintf(stderr, "mimae_dist: %d micro-batches of %d images a rank: keeping the "
-                "activations of each (%.2f GiB each)\n", k, r->plan.micro_batch, gib);
-    else
-        fprintf(stderr, "mimae_dist: %d micro-batches of %d images a rank: recomputing each "
-                "forward before its backward, since train.memory_budget_gb = %g does not hold "
-                "%d activation sets of %.2f GiB\n", k, r->plan.micro_batch,
-                r->run->memory_budget_gb, k, gib);
+    fprintf(stderr, "mimae_dist: warning: %d micro-batches of %d images a rank: recomputing each "
+            "forward before its backward, since train.memory_budget_gb = %g does not hold %d "
+            "activation sets of %.2f GiB; raise it to train faster\n", k, r->plan.micro_batch,
+            r->run->memory_budget_gb, k, gib);
 }
 
 static void free_run(run_t *r)
@@ -329,7 +326,6 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     r->plan.memory_budget = (size_t)(r->run->memory_budget_gb * (double)(1ull << 30));
     if (allocate_buffers(r, err, errlen)) return EXIT_FAILURE_INTERNAL;
     if (faults_attach(&r->step, r->model, err, errlen)) return EXIT_BAD_INPUT;
-    if (r->rank == 0) say_micro_batches(r);
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
     snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
     /* What the evaluations will need is checked now, not after training. */
@@ -529,6 +525,7 @@ static int train(run_t *r, char *err, size_t errlen)
     char blas_advice[256]; /* here, not earlier: a run that cannot start says one line */
     if (r->rank == 0 && blas_kernel_mismatch(blas_advice, sizeof blas_advice))
         fprintf(stderr, "mimae_dist: warning: %s\n", blas_advice);
+    if (r->rank == 0) warn_recompute(r);
     const double t_start = MPI_Wtime();
     const long first_step = r->state.step;
     int pending_checkpoint = 0;
