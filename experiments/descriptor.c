@@ -871,7 +871,14 @@ static int check_run_fields(load_state_t *st, long train_images)
 static int derive_schedule(load_state_t *st, long train_images)
 {
     descriptor_t *d = st->d;
-    if (train_images <= 0 || d->model.global_batch <= 0) return 0;
+    const key_ref_t rw = known_key("optim", "warmup_iters"), rt = known_key("optim", "total_iters");
+    if (train_images <= 0 || d->model.global_batch <= 0) {
+        /* The total is not known before the data set is: an explicit
+         * warmup_iters must not be measured against the placeholder. */
+        if (!st->origin[rt.kind][rt.index] && d->model.total_iters < d->model.warmup_iters)
+            d->model.total_iters = d->model.warmup_iters;
+        return 0;
+    }
     long images = train_images;
     if (d->run.train_limit > 0 && d->run.train_limit < images) images = d->run.train_limit;
     long steps = images / d->model.global_batch;
@@ -881,7 +888,6 @@ static int derive_schedule(load_state_t *st, long train_images)
              d->run.train_data[0] ? d->run.train_data : "data.train");
         return -1;
     }
-    const key_ref_t rw = known_key("optim", "warmup_iters"), rt = known_key("optim", "total_iters");
     if (!st->origin[rt.kind][rt.index]) {
         if (d->run.epochs > LONG_MAX / steps) {
             fail(st, "%s: train.epochs = %ld x %ld steps per epoch overflows: lower "

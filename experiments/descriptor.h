@@ -102,8 +102,10 @@ extern const int run_config_field_count;
  *                    batch is an error.
  *                 0  size not known yet: nothing derived (load again with the
  *                    size once data.train is open); data.train is required.
- *                -1  not training (evaluation only): nothing derived and
- *                    data.train may be empty.
+ *                    A total_iters not given stays a placeholder of at least
+ *                    warmup_iters (so an explicit warmup_iters loads).
+ *                -1  not training (evaluation only): nothing derived (the
+ *                    placeholder as for 0) and data.train may be empty.
  *
  * Checks: every key against the range in its table row (run keys with the
  * file line or --set they came from), the limits across keys of

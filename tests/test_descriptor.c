@@ -216,6 +216,27 @@ static void test_schedule_derivation(void **state)
     assert_int_equal(d->model.total_iters, 5000);
     assert_int_equal(d->model.warmup_iters, 7);
 
+    /* An explicit warmup_iters alone wins, and total_iters is still derived
+     * from the epochs; before the size is known (0, -1) it loads too (it
+     * was refused against the placeholder total_iters = 1). */
+    path = write_text("exp.ini", "[data]\ntrain = /d.h5\n[optim]\nwarmup_iters = 100\n");
+    for (long images = -1; images <= 0; images++) {
+        if (descriptor_load(d, path, NULL, 0, images, err, sizeof err)) fail_msg("%s", err);
+        assert_int_equal(d->model.warmup_iters, 100);
+    }
+    if (descriptor_load(d, path, NULL, 0, 60000, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(d->model.warmup_iters, 100);
+    assert_int_equal(d->model.total_iters, 10 * 937);
+    const char *warm_set[] = {"optim.warmup_iters=50", "train.epochs=2"};
+    path = write_text("exp.ini", "[data]\ntrain = /d.h5\n");
+    if (descriptor_load(d, path, warm_set, 2, 6400, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(d->model.warmup_iters, 50);
+    assert_int_equal(d->model.total_iters, 200);
+    /* ... and a warmup longer than the derived schedule is still an error. */
+    const char *too_long[] = {"optim.warmup_iters=500", "train.epochs=2"};
+    assert_int_equal(descriptor_load(d, path, too_long, 2, 6400, err, sizeof err), -1);
+    assert_contains(err, "optim.warmup_iters = 500, total_iters = 200");
+
     /* train_images = 0: nothing derived (the preset's values stay). */
     path = write_text("exp.ini", "[data]\ntrain = /d.h5\n");
     if (descriptor_load(d, path, NULL, 0, 0, err, sizeof err)) fail_msg("%s", err);
