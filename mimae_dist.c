@@ -223,6 +223,8 @@ static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t e
     sweep_t *sweep = malloc(sizeof *sweep);
     if (!sweep) return snprintf(err, errlen, "out of memory"), -1;
     int rc = sweep_parse(&r->desc, sweep, err, errlen);
+    if (rc == 0) rc = sweep_check_overrides(sweep, &r->desc, r->overrides, r->n_overrides, err,
+                                            errlen);
     if (rc == 0 && a->task >= 0 && sweep->n_keys == 0) {
         /* a task of no sweep would silently run in run.out_dir/task-0000 */
         snprintf(err, errlen, "%s: --task %ld given, but the descriptor has no [sweep] section: "

@@ -155,7 +155,8 @@ static int parse_options(int argc, char **argv, options_t *o)
 static int load_sweep(const options_t *o, descriptor_t *d, sweep_t *s, char *err, size_t errlen)
 {
     if (descriptor_load(d, o->descriptor, o->sets, o->n_sets, 0, err, errlen)) return -1;
-    return sweep_parse(d, s, err, errlen);
+    if (sweep_parse(d, s, err, errlen)) return -1;
+    return sweep_check_overrides(s, d, o->sets, o->n_sets, err, errlen);
 }
 
 /* The overrides of task t: the user's, then the task's assignments (as
