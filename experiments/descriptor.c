@@ -1205,7 +1205,7 @@ static void comment_safe(const char *s, char *out, size_t len)
     out[i] = '\0';
 }
 
-int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
+int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen)
 {
     char why[DESCRIPTOR_PATH_MAX], text[DESCRIPTOR_PATH_MAX + 8];
     /* Everything must read back: check the text values first. */
@@ -1213,28 +1213,16 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
         const config_field_t *f = &run_config_fields[i];
         const char *value = (const char *)&d->run + f->offset;
         if (f->type == FIELD_TEXT && check_text(f->key, value, f->size, why, sizeof why)) {
-            snprintf(err, errlen, "%s: cannot write %s.%s = '%s': %s", path, f->section, f->key,
-                     value, why);
+            snprintf(err, errlen, "cannot write %s.%s = '%s': %s", f->section, f->key, value,
+                     why);
             return -1;
         }
     }
     for (int i = 0; i < d->sweep_count; i++)
         if (descriptor_check_sweep_entry(d, i, why, sizeof why)) {
-            snprintf(err, errlen, "%s: cannot write [sweep] %s", path, why);
+            snprintf(err, errlen, "cannot write [sweep] %s", why);
             return -1;
         }
-
-    char tmp[DESCRIPTOR_PATH_MAX + 8];
-    if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
-        snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
-        return -1;
-    }
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
-        return -1;
-    }
     comment_safe(d->path, text, sizeof text);
     fprintf(fp,
             "# mimae effective descriptor: every key with the value in effect.\n"
@@ -1257,6 +1245,28 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
         fprintf(fp, "\n[sweep]\n");
         for (int i = 0; i < d->sweep_count; i++)
             fprintf(fp, "%s = %s\n", d->sweep_keys[i], d->sweep_values[i]);
+    }
+    return 0;
+}
+
+int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
+{
+    char tmp[DESCRIPTOR_PATH_MAX + 8], why[2 * DESCRIPTOR_PATH_MAX];
+    if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
+        snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
+        return -1;
+    }
+    if (descriptor_print(d, fp, why, sizeof why)) {
+        fclose(fp);
+        remove(tmp);
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
     }
     int bad = ferror(fp);
     int saved = errno;

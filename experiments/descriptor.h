@@ -138,6 +138,10 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
  * characters, " ;" or " #"). */
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen);
 
+/* descriptor_write's text to a stream (e.g. open_memstream, to measure it):
+ * 0, or -1 with a message before anything is printed. */
+int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen);
+
 /* [sweep] entries. descriptor_load checks each entry as it reads it (the
  * file's line in the message): the key is `seeds` or a known section.key,
  * not one the sweep decides per task itself (run.out_dir, run.name) nor
