@@ -153,11 +153,11 @@ int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, 
 
 /* Fills env with this process's library versions (mpi_version as the caller
  * has it, e.g. dist_library_version, since io/ makes no MPI calls;
- * openblas_get_config; H5get_libversion), host and
- * git commit (`git rev-parse --short HEAD` in the current directory, "" when
- * that fails; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
- * caller's and are left as they are. Runs git through popen (a fork): call it
- * before MPI_Init or on a rank where forking is safe. */
+ * openblas_get_config; H5get_libversion), host and mimae's git commit as
+ * the Makefile embedded it at build time (`git rev-parse --short HEAD` of
+ * the source tree, "-dirty" when it had changes, "unknown" outside a git
+ * checkout; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
+ * caller's and are left as they are. Runs nothing. */
 void results_env_detect(results_env_t *env, const char *mpi_version);
 
 #endif
