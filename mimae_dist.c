@@ -46,6 +46,7 @@
 #include "run/dist_args.h"
 #include "run/progress.h"
 #include "run/run_dir.h"
+#include "run/run_history.h"
 #include "run/stop_signal.h"
 
 #define ERR_LEN 4096
@@ -383,13 +384,17 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         }
         if (ok && found) ok = reconcile_results(r, err, errlen) == 0;
         if (ok) {
-            char text[64];
+            char text[64], history_note[2 * DESCRIPTOR_PATH_MAX];
             results_set_attr(r->results, "descriptor", a->descriptor);
             results_set_attr(r->results, "run.name", r->run->name);
             snprintf(text, sizeof text, "%ld", r->run->seed);
             results_set_attr(r->results, "train.seed", text);
             results_set_attr(r->results, "train.reduction",
                              r->plan.deterministic ? "deterministic" : "fast");
+            const int changed = run_history_record(r->results, r->state.step, r->run, info->n,
+                                                   history_note, sizeof history_note);
+            if (changed > 0) fprintf(stderr, "mimae_dist: %s\n", history_note);
+            if (changed < 0) snprintf(err, errlen, "%s", history_note), ok = 0;
         }
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
