@@ -7,7 +7,8 @@
  * Layout (format "mimae-results", version 1):
  *   root attributes: format, format_version, "config.<section>.<key>" for
  *     every field of core/config/config_fields.h, any extra string attributes
- *     (descriptor text, task id, swept values), and env.* (ranks, threads,
+ *     (descriptor text, task id, swept values, run_history.NNNN of
+ *     run/run_history.h), and env.* (ranks, threads,
  *     mpi, openblas, hdf5, git_commit, host)
  *   /train/<metric>  float64 (steps), extendible, chunked: step, epoch,
  *     views, L_rec, L_max, L_min, L_q, L, lr, grad_norm, images_per_s,
