@@ -69,7 +69,24 @@ all: $(LIBS) $(PROGRAMS) $(TEST_BIN) $(MPI_HELPERS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(GIT_DEFINE) -c $< -o $@
+
+# mimae's own git commit, recorded in every results file (io/results.c):
+# `git rev-parse --short HEAD` of this source tree ("-dirty" with changes to
+# tracked files), "unknown" when the tree is not a git checkout of its own.
+# The stamp file changes only with the value, so results.o is rebuilt then.
+SRC_DIR    := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+GIT_COMMIT := $(shell cd '$(SRC_DIR)' && [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$$(pwd -P)" ] && \
+                git rev-parse --short HEAD 2>/dev/null && exit 0; echo unknown)
+GIT_COMMIT := $(GIT_COMMIT)$(if $(filter-out unknown,$(GIT_COMMIT)),$(if $(shell cd '$(SRC_DIR)' && \
+                git status --porcelain --untracked-files=no 2>/dev/null | head -n 1),-dirty))
+$(BUILD)/git_commit.txt: FORCE
+	@mkdir -p $(dir $@)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $@
+$(BUILD)/io/results.o: $(BUILD)/git_commit.txt
+$(BUILD)/io/results.o: GIT_DEFINE := -DMIMAE_GIT_COMMIT='"$(GIT_COMMIT)"'
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/core/%.o: CFLAGS := $(BASE_CFLAGS) $(CORE_CFLAGS)
 $(BUILD)/dist/%.o: CFLAGS := $(BASE_CFLAGS) $(DIST_CFLAGS)

@@ -46,6 +46,7 @@
 #include "run/dist_args.h"
 #include "run/progress.h"
 #include "run/run_dir.h"
+#include "run/run_history.h"
 #include "run/stop_signal.h"
 
 #define ERR_LEN 4096
@@ -220,6 +221,8 @@ static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t e
     sweep_t *sweep = malloc(sizeof *sweep);
     if (!sweep) return snprintf(err, errlen, "out of memory"), -1;
     int rc = sweep_parse(&r->desc, sweep, err, errlen);
+    if (rc == 0) rc = sweep_check_overrides(sweep, &r->desc, r->overrides, r->n_overrides, err,
+                                            errlen);
     if (rc == 0 && a->task >= 0 && sweep->n_keys == 0) {
         /* a task of no sweep would silently run in run.out_dir/task-0000 */
         snprintf(err, errlen, "%s: --task %ld given, but the descriptor has no [sweep] section: "
@@ -377,13 +380,17 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         }
         if (ok && found) ok = reconcile_results(r, err, errlen) == 0;
         if (ok) {
-            char text[64];
+            char text[64], history_note[2 * DESCRIPTOR_PATH_MAX];
             results_set_attr(r->results, "descriptor", a->descriptor);
             results_set_attr(r->results, "run.name", r->run->name);
             snprintf(text, sizeof text, "%ld", r->run->seed);
             results_set_attr(r->results, "train.seed", text);
             results_set_attr(r->results, "train.reduction",
                              r->plan.deterministic ? "deterministic" : "fast");
+            const int changed = run_history_record(r->results, r->state.step, r->run, info->n,
+                                                   history_note, sizeof history_note);
+            if (changed > 0) fprintf(stderr, "mimae_dist: %s\n", history_note);
+            if (changed < 0) snprintf(err, errlen, "%s", history_note), ok = 0;
         }
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;

@@ -10,6 +10,7 @@
  * second applies every key in file order. */
 #include "experiments/descriptor.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -225,7 +226,8 @@ static int is_section(const char *name)
     return 0;
 }
 
-/* Levenshtein distance (short ASCII strings; long ones count as far apart). */
+/* Levenshtein distance ignoring case (ENC_DIM is a typo of enc_dim; short
+ * ASCII strings, long ones count as far apart). */
 static int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -237,7 +239,8 @@ static int edit_distance(const char *a, const char *b)
         row[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
             int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
+            const int differ = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int best = diag + differ;
             if (up + 1 < best) best = up + 1;
             if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
             row[j] = best;
@@ -363,6 +366,13 @@ static int check_text(const char *key, const char *value, size_t size, char *why
                  LINE_CHARS_MAX);
         return -1;
     }
+    /* libinih takes a ';' after a blank for a comment, and the writer puts
+     * one after the '=': "key =;x" reads ";x", "key = ;x" reads "". */
+    if (value[0] == ';' || value[0] == '#') {
+        snprintf(why, len, "starts with '%c', which reads as a comment once written as 'key = "
+                 "value': remove it", value[0]);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)value[i];
         if (c < 0x20 || c == 0x7f) {
@@ -407,18 +417,160 @@ fail:
     return -1;
 }
 
-/* Checks a [sweep] entry: "seeds" (shorthand for train.seed) or "section.key"
- * made of letters, digits and '_'. */
-static int sweep_key_ok(const char *key)
+/* ------------------------------------------------------------------------ */
+/* [sweep] entries                                                           */
+
+const char *descriptor_sweep_target(const char *entry)
 {
-    if (strcmp(key, "seeds") == 0) return 1;
-    const char *dot = strchr(key, '.');
-    if (!dot || dot == key || !dot[1] || strchr(dot + 1, '.')) return 0;
-    for (const char *p = key; *p; p++)
-        if (!(*p == '.' || *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9')))
-            return 0;
-    return 1;
+    return strcmp(entry, DESCRIPTOR_SWEEP_SEEDS) == 0 ? "train.seed" : entry;
+}
+
+int descriptor_sweep_split(const char *list, char values[][DESCRIPTOR_SWEEP_VALUE_MAX], int max,
+                           char *why, size_t whylen)
+{
+    int n = 0;
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        const char *a = p, *b = comma ? comma : p + strlen(p);
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        const size_t len = (size_t)(b - a);
+        if (len == 0) {
+            snprintf(why, whylen, "empty value %s: list the values to sweep, separated by ','",
+                     !*list ? "list" : comma ? "before a ','" : "after the last ','");
+            return -1;
+        }
+        if (n == max) {
+            snprintf(why, whylen, "more than %d values: split the sweep", max);
+            return -1;
+        }
+        if (len >= DESCRIPTOR_SWEEP_VALUE_MAX) {
+            snprintf(why, whylen, "value '%.*s...' longer than %d characters: shorten it", 16, a,
+                     DESCRIPTOR_SWEEP_VALUE_MAX - 1);
+            return -1;
+        }
+        memcpy(values[n], a, len);
+        values[n++][len] = '\0';
+        if (!comma) return n;
+        p = comma + 1;
+    }
+}
+
+/* Keys a task cannot take from the [sweep]: the ones every task gets from
+ * the sweep itself, and the preset, which resets the model under the other
+ * keys (the checks of the sweep would not see the model each task runs). */
+static const struct {
+    const char *key, *why;
+} unsweepable[] = {
+    {"run.out_dir", "every task runs in its own run.out_dir/task-NNNN: set the sweep's "
+                    "directory in [run]"},
+    {"run.name", "every task is named <run.name>-taskNNNN: set the sweep's name in [run]"},
+    {"model.preset", "a preset resets every model key before the file's: sweep the model keys "
+                     "themselves, or write one descriptor per preset"},
+};
+
+/* Two values of one key mean the same (numbers by value: 0.5 and 0.50). */
+static int same_value(const config_field_t *f, const void *a, const void *b)
+{
+    if (f->type == FIELD_TEXT)
+        return strcmp((const char *)a + f->offset, (const char *)b + f->offset) == 0;
+    return config_field_get_number(f, a) == config_field_get_number(f, b);
+}
+
+/* Entry i of d's [sweep] against the key tables and entries 0..i-1 (lines:
+ * their file lines, or NULL). On error, why holds the message after
+ * "[sweep] ". */
+static int check_sweep_entry(const descriptor_t *d, int i, const int *lines, char *why,
+                             size_t whylen)
+{
+    const char *entry = d->sweep_keys[i], *list = d->sweep_values[i];
+    const char *target = descriptor_sweep_target(entry);
+    char section[32], key[64];
+    const char *dot = strchr(target, '.');
+    key_ref_t r;
+    if (!dot || dot == target || (size_t)(dot - target) >= sizeof section ||
+        strlen(dot + 1) >= sizeof key || strchr(dot + 1, '.')) {
+        snprintf(why, whylen, "%s: a sweep key must look like section.key (e.g. "
+                 "mimae.mask_ratio = 0.5, 0.75) or be seeds", entry);
+        return -1;
+    }
+    memcpy(section, target, (size_t)(dot - target));
+    section[dot - target] = '\0';
+    snprintf(key, sizeof key, "%s", dot + 1);
+    if (!is_section(section) || strcmp(section, "sweep") == 0 || find_key(section, key, &r)) {
+        snprintf(why, whylen, "%s: unknown key", entry);
+        const char *guess = is_section(section) ? section : suggest_section(section);
+        if (guess && strcmp(guess, "sweep")) unknown_key_hint(why, whylen, guess, key, 0);
+        return -1;
+    }
+    for (size_t k = 0; k < sizeof unsweepable / sizeof unsweepable[0]; k++)
+        if (strcmp(target, unsweepable[k].key) == 0) {
+            snprintf(why, whylen, "%s: cannot be swept: %s", entry, unsweepable[k].why);
+            return -1;
+        }
+    for (int j = 0; j < i; j++) {
+        if (strcmp(descriptor_sweep_target(d->sweep_keys[j]), target)) continue;
+        char where[32] = "";
+        if (lines) snprintf(where, sizeof where, " (first on line %d)", lines[j]);
+        if (strcmp(d->sweep_keys[j], entry) == 0)
+            snprintf(why, whylen, "%s: duplicate key%s: keep one of them", entry, where);
+        else
+            snprintf(why, whylen, "%s: sweeps train.seed, as %s%s does (seeds is its "
+                     "shorthand): keep one of them", entry, d->sweep_keys[j], where);
+        return -1;
+    }
+    /* The list is written back as "entry = list": it must read back. */
+    char tail[256];
+    if (check_text(entry, list, sizeof d->sweep_values[0], tail, sizeof tail)) {
+        snprintf(why, whylen, "%s = '%s': %s", entry, list, tail);
+        return -1;
+    }
+    /* Every value parses for its key, and no two mean the same. */
+    char values[DESCRIPTOR_SWEEP_MAX_VALUES][DESCRIPTOR_SWEEP_VALUE_MAX];
+    const int n = descriptor_sweep_split(list, values, DESCRIPTOR_SWEEP_MAX_VALUES, tail,
+                                         sizeof tail);
+    if (n < 0) {
+        snprintf(why, whylen, "%s = '%s': %s", entry, list, tail);
+        return -1;
+    }
+    descriptor_t *scratch = malloc(2 * sizeof *scratch);
+    if (!scratch) {
+        snprintf(why, whylen, "%s: out of memory", entry);
+        return -1;
+    }
+    const config_field_t *f = ref_field(r);
+    char prefix[sizeof d->sweep_keys[0] + 8];
+    snprintf(prefix, sizeof prefix, "%s%s", strcmp(entry, target) ? entry : "",
+             strcmp(entry, target) ? ": " : "");
+    int rc = 0;
+    for (int a = 0; a < n && rc == 0; a++) {
+        scratch[0] = *d;
+        rc = apply_value(&scratch[0], r, values[a], prefix, why, whylen);
+        for (int b = 0; b < a && rc == 0; b++) {
+            scratch[1] = *d;
+            if (apply_value(&scratch[1], r, values[b], prefix, why, whylen) == 0 &&
+                same_value(f, ref_cbase(&scratch[0], r), ref_cbase(&scratch[1], r))) {
+                if (strcmp(values[a], values[b]) == 0)
+                    snprintf(why, whylen, "%s = '%s': %s is listed twice: keep one", entry, list,
+                             values[a]);
+                else
+                    snprintf(why, whylen, "%s = '%s': %s and %s are the same value, listed "
+                             "twice: keep one", entry, list, values[b], values[a]);
+                rc = -1;
+            }
+        }
+    }
+    free(scratch);
+    return rc;
+}
+
+int descriptor_check_sweep_entry(const descriptor_t *d, int i, char *why, size_t whylen)
+{
+    if (i < 0 || i >= d->sweep_count) {
+        snprintf(why, whylen, "internal: no [sweep] entry %d", i);
+        return -1;
+    }
+    return check_sweep_entry(d, i, NULL, why, whylen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -468,6 +620,8 @@ static char *read_line(char *str, int num, void *stream)
              st->file, st->line);
         return NULL;
     }
+    if (st->line == 1 && stop - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* a UTF-8 byte order mark: the header behind it is checked like any other */
     while (p < stop && (*p == ' ' || *p == '\t')) p++;
     while (stop > p && (stop[-1] == '\r' || stop[-1] == ' ' || stop[-1] == '\t')) stop--;
     size_t n = (size_t)(stop - p);
@@ -538,38 +692,32 @@ static void location(const load_state_t *st, key_ref_t r, char *buf, size_t len)
 static int on_sweep_key(load_state_t *st, const char *key, const char *value)
 {
     descriptor_t *d = st->d;
-    if (!sweep_key_ok(key)) {
-        fail(st, "%s:%d: [sweep] %s: a sweep key must look like section.key (e.g. "
-             "mimae.mask_ratio = 0.5, 0.75)", st->file, st->line, key);
-        return 0;
-    }
-    if (!*value) {
-        fail(st, "%s:%d: sweep.%s = '': empty value: list the values to sweep", st->file,
-             st->line, key);
-        return 0;
-    }
-    for (int i = 0; i < d->sweep_count; i++)
-        if (strcmp(d->sweep_keys[i], key) == 0) {
-            fail(st, "%s:%d: [sweep] %s: duplicate key (first on line %d): keep one of them",
-                 st->file, st->line, key, st->sweep_line[i]);
-            return 0;
-        }
     if (d->sweep_count == DESCRIPTOR_MAX_SWEEP_KEYS) {
         fail(st, "%s:%d: [sweep] %s: more than %d sweep keys: split the sweep", st->file,
              st->line, key, DESCRIPTOR_MAX_SWEEP_KEYS);
         return 0;
     }
-    char why[256];
+    char why[DESCRIPTOR_PATH_MAX];
+    const int i = d->sweep_count;
     if (strlen(key) >= sizeof d->sweep_keys[0]) {
-        snprintf(why, sizeof why, "key longer than %zu characters", sizeof d->sweep_keys[0] - 1);
-    } else if (check_text(key, value, sizeof d->sweep_values[0], why, sizeof why) == 0) {
-        copy_string(d->sweep_keys[d->sweep_count], sizeof d->sweep_keys[0], key);
-        copy_string(d->sweep_values[d->sweep_count], sizeof d->sweep_values[0], value);
-        st->sweep_line[d->sweep_count++] = st->line;
-        return 1;
+        fail(st, "%s:%d: [sweep] %.40s...: key longer than %zu characters: no such key",
+             st->file, st->line, key, sizeof d->sweep_keys[0] - 1);
+        return 0;
     }
-    fail(st, "%s:%d: sweep.%s = '%s': %s", st->file, st->line, key, value, why);
-    return 0;
+    if (strlen(value) >= sizeof d->sweep_values[0]) {
+        fail(st, "%s:%d: [sweep] %s: value list longer than %zu characters: split the sweep",
+             st->file, st->line, key, sizeof d->sweep_values[0] - 1);
+        return 0;
+    }
+    copy_string(d->sweep_keys[i], sizeof d->sweep_keys[0], key);
+    copy_string(d->sweep_values[i], sizeof d->sweep_values[0], value);
+    st->sweep_line[i] = st->line;
+    if (check_sweep_entry(d, i, st->sweep_line, why, sizeof why)) {
+        fail(st, "%s:%d: [sweep] %s", st->file, st->line, why);
+        return 0;
+    }
+    d->sweep_count++;
+    return 1;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -867,11 +1015,42 @@ static int check_run_fields(load_state_t *st, long train_images)
     return 0;
 }
 
+/* A swept key another key overrides would change nothing: optim.warmup_epochs
+ * while optim.warmup_iters is given (file or --set) or swept itself. */
+static int check_sweep_not_ignored(load_state_t *st)
+{
+    const descriptor_t *d = st->d;
+    const key_ref_t rw = known_key("optim", "warmup_iters");
+    for (int i = 0; i < d->sweep_count; i++) {
+        if (strcmp(d->sweep_keys[i], "optim.warmup_epochs")) continue;
+        char given[DESCRIPTOR_PATH_MAX + 48] = "";
+        const int o = st->origin[rw.kind][rw.index];
+        if (o > 0) snprintf(given, sizeof given, "is given on line %d", o);
+        else if (o < 0) snprintf(given, sizeof given, "is given by --set");
+        for (int j = 0; j < d->sweep_count && !given[0]; j++)
+            if (strcmp(d->sweep_keys[j], "optim.warmup_iters") == 0)
+                snprintf(given, sizeof given, "is swept on line %d", st->sweep_line[j]);
+        if (!given[0]) continue;
+        fail(st, "%s:%d: [sweep] optim.warmup_epochs: optim.warmup_iters %s and wins over it, so "
+             "the swept values would change nothing: sweep one of the two and do not set the "
+             "other", st->file, st->sweep_line[i], given);
+        return -1;
+    }
+    return 0;
+}
+
 /* optim.total_iters and warmup_iters from the data set size, unless given. */
 static int derive_schedule(load_state_t *st, long train_images)
 {
     descriptor_t *d = st->d;
-    if (train_images <= 0 || d->model.global_batch <= 0) return 0;
+    const key_ref_t rw = known_key("optim", "warmup_iters"), rt = known_key("optim", "total_iters");
+    if (train_images <= 0 || d->model.global_batch <= 0) {
+        /* The total is not known before the data set is: an explicit
+         * warmup_iters must not be measured against the placeholder. */
+        if (!st->origin[rt.kind][rt.index] && d->model.total_iters < d->model.warmup_iters)
+            d->model.total_iters = d->model.warmup_iters;
+        return 0;
+    }
     long images = train_images;
     if (d->run.train_limit > 0 && d->run.train_limit < images) images = d->run.train_limit;
     long steps = images / d->model.global_batch;
@@ -881,7 +1060,6 @@ static int derive_schedule(load_state_t *st, long train_images)
              d->run.train_data[0] ? d->run.train_data : "data.train");
         return -1;
     }
-    const key_ref_t rw = known_key("optim", "warmup_iters"), rt = known_key("optim", "total_iters");
     if (!st->origin[rt.kind][rt.index]) {
         if (d->run.epochs > LONG_MAX / steps) {
             fail(st, "%s: train.epochs = %ld x %ld steps per epoch overflows: lower "
@@ -987,7 +1165,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
     }
 
     if (check_names(st, path) || check_run_fields(st, train_images) ||
-        derive_schedule(st, train_images))
+        check_sweep_not_ignored(st) || derive_schedule(st, train_images))
         goto done;
     /* sizes first: mimae_config_validate's arithmetic assumes sane ones */
     if (config_check_limits(&d->model, msg, sizeof msg) ||
@@ -1027,39 +1205,24 @@ static void comment_safe(const char *s, char *out, size_t len)
     out[i] = '\0';
 }
 
-int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
+int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen)
 {
-    char why[256], text[DESCRIPTOR_PATH_MAX + 8];
+    char why[DESCRIPTOR_PATH_MAX], text[DESCRIPTOR_PATH_MAX + 8];
     /* Everything must read back: check the text values first. */
     for (int i = 0; i < run_config_field_count; i++) {
         const config_field_t *f = &run_config_fields[i];
         const char *value = (const char *)&d->run + f->offset;
         if (f->type == FIELD_TEXT && check_text(f->key, value, f->size, why, sizeof why)) {
-            snprintf(err, errlen, "%s: cannot write %s.%s = '%s': %s", path, f->section, f->key,
-                     value, why);
+            snprintf(err, errlen, "cannot write %s.%s = '%s': %s", f->section, f->key, value,
+                     why);
             return -1;
         }
     }
     for (int i = 0; i < d->sweep_count; i++)
-        if (!sweep_key_ok(d->sweep_keys[i]) ||
-            check_text(d->sweep_keys[i], d->sweep_values[i], sizeof d->sweep_values[i], why,
-                       sizeof why)) {
-            snprintf(err, errlen, "%s: cannot write sweep.%s = '%s': not a valid sweep entry",
-                     path, d->sweep_keys[i], d->sweep_values[i]);
+        if (descriptor_check_sweep_entry(d, i, why, sizeof why)) {
+            snprintf(err, errlen, "cannot write [sweep] %s", why);
             return -1;
         }
-
-    char tmp[DESCRIPTOR_PATH_MAX + 8];
-    if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
-        snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
-        return -1;
-    }
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
-        return -1;
-    }
     comment_safe(d->path, text, sizeof text);
     fprintf(fp,
             "# mimae effective descriptor: every key with the value in effect.\n"
@@ -1082,6 +1245,28 @@ int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t 
         fprintf(fp, "\n[sweep]\n");
         for (int i = 0; i < d->sweep_count; i++)
             fprintf(fp, "%s = %s\n", d->sweep_keys[i], d->sweep_values[i]);
+    }
+    return 0;
+}
+
+int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
+{
+    char tmp[DESCRIPTOR_PATH_MAX + 8], why[2 * DESCRIPTOR_PATH_MAX];
+    if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
+        snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
+        return -1;
+    }
+    if (descriptor_print(d, fp, why, sizeof why)) {
+        fclose(fp);
+        remove(tmp);
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
     }
     int bad = ferror(fp);
     int saved = errno;

@@ -32,6 +32,9 @@
 
 #define DESCRIPTOR_PATH_MAX 1024
 #define DESCRIPTOR_MAX_SWEEP_KEYS 16
+#define DESCRIPTOR_SWEEP_MAX_VALUES 64 /* values of one [sweep] key */
+#define DESCRIPTOR_SWEEP_VALUE_MAX 64  /* characters of one value, with the NUL */
+#define DESCRIPTOR_SWEEP_SEEDS "seeds" /* [sweep] shorthand of train.seed */
 
 enum { REDUCTION_DETERMINISTIC = 0, REDUCTION_FAST = 1, REDUCTION_AUTO = 2 };
 
@@ -102,8 +105,10 @@ extern const int run_config_field_count;
  *                    batch is an error.
  *                 0  size not known yet: nothing derived (load again with the
  *                    size once data.train is open); data.train is required.
- *                -1  not training (evaluation only): nothing derived and
- *                    data.train may be empty.
+ *                    A total_iters not given stays a placeholder of at least
+ *                    warmup_iters (so an explicit warmup_iters loads).
+ *                -1  not training (evaluation only): nothing derived (the
+ *                    placeholder as for 0) and data.train may be empty.
  *
  * Checks: every key against the range in its table row (run keys with the
  * file line or --set they came from), the limits across keys of
@@ -132,6 +137,34 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
  * for a text value that could not be read back (too long, control
  * characters, " ;" or " #"). */
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen);
+
+/* descriptor_write's text to a stream (e.g. open_memstream, to measure it):
+ * 0, or -1 with a message before anything is printed. */
+int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen);
+
+/* [sweep] entries. descriptor_load checks each entry as it reads it (the
+ * file's line in the message): the key is `seeds` or a known section.key,
+ * not one the sweep decides per task itself (run.out_dir, run.name) nor
+ * model.preset, and not swept twice (seeds is train.seed); the list has no
+ * empty item, at most DESCRIPTOR_SWEEP_MAX_VALUES values, each valid for
+ * the key and no two equal in meaning (0.5 and 0.50); a swept
+ * optim.warmup_epochs needs optim.warmup_iters neither given nor swept
+ * (an explicit warmup_iters wins, the sweep would change nothing). Checks
+ * across the keys of a task are sweep_parse's (experiments/sweep.h). */
+
+/* The key an entry sets: "train.seed" for "seeds", else the entry itself. */
+const char *descriptor_sweep_target(const char *entry);
+
+/* Splits a value list on ',' (blanks around values trimmed) into values;
+ * the count, or -1 with why for an empty value, more than max values or a
+ * value of DESCRIPTOR_SWEEP_VALUE_MAX characters or more. */
+int descriptor_sweep_split(const char *list, char values[][DESCRIPTOR_SWEEP_VALUE_MAX], int max,
+                           char *why, size_t whylen);
+
+/* Entry i of d->sweep_keys/sweep_values against the key tables and the
+ * entries before it, as descriptor_load checks it; 0, or -1 with why (the
+ * message after "[sweep] "). */
+int descriptor_check_sweep_entry(const descriptor_t *d, int i, char *why, size_t whylen);
 
 /* Markdown table of every key: section.key, default, meaning; the README's
  * "Descriptor reference" is this output (tests/test_keys.c checks). 0, or

@@ -4,15 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Trims spaces in place and returns the start. */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t') s++;
-    char *e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
-    return s;
-}
-
 /* Keys vary like nested loops: the last (innermost) fastest. `seeds` is
  * moved to the end when parsing, so it is innermost. */
 int sweep_value_index(const sweep_t *s, long task, int k)
@@ -22,47 +13,18 @@ int sweep_value_index(const sweep_t *s, long task, int k)
     return (int)((task / stride) % s->n_values[k]);
 }
 
-static int add_key(sweep_t *s, const descriptor_t *d, const char *key, const char *list,
-                   char *err, size_t errlen)
+/* Entry i of the [sweep]: checked as descriptor_load checks it (for a
+ * descriptor made some other way), then its values split into s. */
+static int add_key(sweep_t *s, const descriptor_t *d, int i, char *err, size_t errlen)
 {
+    char why[DESCRIPTOR_PATH_MAX];
     const int k = s->n_keys++;
-    snprintf(s->keys[k], sizeof s->keys[k], "%s", strcmp(key, "seeds") == 0 ? "train.seed" : key);
-    char buf[sizeof d->sweep_values[0]];
-    snprintf(buf, sizeof buf, "%s", list);
-    int n = 0;
-    for (char *tok = buf; tok; ) { /* split on ',' keeping empty items, to reject them */
-        char *comma = strchr(tok, ',');
-        if (comma) *comma = 0;
-        char *v = trim(tok);
-        tok = comma ? comma + 1 : NULL;
-        if (!*v) return snprintf(err, errlen, "%s: [sweep] %s: empty value in '%s'", d->path, key, list), -1;
-        if (n == SWEEP_MAX_VALUES)
-            return snprintf(err, errlen, "%s: [sweep] %s: more than %d values", d->path, key,
-                            SWEEP_MAX_VALUES), -1;
-        if (strlen(v) >= SWEEP_VALUE_MAX)
-            return snprintf(err, errlen, "%s: [sweep] %s: value '%s' is too long", d->path, key, v), -1;
-        for (int j = 0; j < n; j++)
-            if (strcmp(s->values[k][j], v) == 0)
-                return snprintf(err, errlen, "%s: [sweep] %s: value %s listed twice", d->path, key, v), -1;
-        snprintf(s->values[k][n++], SWEEP_VALUE_MAX, "%s", v);
-    }
-    if (n == 0) return snprintf(err, errlen, "%s: [sweep] %s: no values", d->path, key), -1;
-    s->n_values[k] = n;
-    /* every value must be one the descriptor accepts for that key */
-    descriptor_t *copy = malloc(sizeof *copy);
-    if (!copy) return snprintf(err, errlen, "out of memory"), -1;
-    int rc = 0;
-    for (int j = 0; j < n && rc == 0; j++) {
-        char assign[SWEEP_ASSIGN_MAX], why[1024];
-        *copy = *d;
-        snprintf(assign, sizeof assign, "%s=%s", s->keys[k], s->values[k][j]);
-        if (descriptor_set(copy, assign, why, sizeof why)) {
-            snprintf(err, errlen, "%s: [sweep] %s: %s", d->path, key, why);
-            rc = -1;
-        }
-    }
-    free(copy);
-    return rc;
+    snprintf(s->keys[k], sizeof s->keys[k], "%s", descriptor_sweep_target(d->sweep_keys[i]));
+    if (descriptor_check_sweep_entry(d, i, why, sizeof why) ||
+        (s->n_values[k] = descriptor_sweep_split(d->sweep_values[i], s->values[k],
+                                                 SWEEP_MAX_VALUES, why, sizeof why)) < 0)
+        return snprintf(err, errlen, "%s: [sweep] %s", d->path, why), -1;
+    return 0;
 }
 
 /* Every task's whole config must be valid too (cross-field rules such as
@@ -100,13 +62,13 @@ int sweep_parse(const descriptor_t *d, sweep_t *s, char *err, size_t errlen)
     memset(s, 0, sizeof *s);
     int seeds = -1;
     for (int i = 0; i < d->sweep_count; i++) {
-        if (strcmp(d->sweep_keys[i], "seeds") == 0) {
+        if (strcmp(d->sweep_keys[i], DESCRIPTOR_SWEEP_SEEDS) == 0) {
             seeds = i;
             continue;
         }
-        if (add_key(s, d, d->sweep_keys[i], d->sweep_values[i], err, errlen)) return -1;
+        if (add_key(s, d, i, err, errlen)) return -1;
     }
-    if (seeds >= 0 && add_key(s, d, "seeds", d->sweep_values[seeds], err, errlen)) return -1;
+    if (seeds >= 0 && add_key(s, d, seeds, err, errlen)) return -1;
     s->tasks = 1;
     for (int k = 0; k < s->n_keys; k++) {
         s->tasks *= s->n_values[k];
@@ -130,4 +92,23 @@ int sweep_task_assignments(const sweep_t *s, const descriptor_t *d, long task,
     snprintf(out[n++], SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX, "run.name=%s-task%04ld",
              d->run.name, task);
     return n;
+}
+
+int sweep_check_overrides(const sweep_t *s, const descriptor_t *d, const char *const *overrides,
+                          int n, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        const char *a = overrides[i], *eq = strchr(a, '=');
+        if (!eq) continue; /* malformed: descriptor_load says so */
+        while (*a == ' ' || *a == '\t') a++;
+        const char *end = eq;
+        while (end > a && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        const size_t len = (size_t)(end - a);
+        for (int k = 0; k < s->n_keys; k++)
+            if (strlen(s->keys[k]) == len && strncmp(s->keys[k], a, len) == 0)
+                return snprintf(err, errlen, "%s: --set %s: %s is swept by the [sweep], whose "
+                                "values every task sets instead: drop the --set or the [sweep] "
+                                "entry", d->path, overrides[i], s->keys[k]), -1;
+    }
+    return 0;
 }

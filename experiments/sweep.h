@@ -13,8 +13,8 @@
 
 #include "experiments/descriptor.h"
 
-#define SWEEP_MAX_VALUES 64
-#define SWEEP_VALUE_MAX 64
+#define SWEEP_MAX_VALUES DESCRIPTOR_SWEEP_MAX_VALUES
+#define SWEEP_VALUE_MAX DESCRIPTOR_SWEEP_VALUE_MAX
 #define SWEEP_MAX_TASKS 100000
 #define SWEEP_ASSIGN_MAX 192
 
@@ -26,10 +26,16 @@ typedef struct {
     long tasks;                                /* 1 when there is no [sweep] */
 } sweep_t;
 
-/* Splits the value lists and checks every value by applying it to a copy of
- * the descriptor (unknown keys and impossible values are rejected here, with
- * the key and value named). */
+/* Splits the value lists (each entry checked as descriptor_load checks it:
+ * descriptor_check_sweep_entry) and checks every task's whole config, with
+ * the task and its values named. */
 int sweep_parse(const descriptor_t *d, sweep_t *s, char *err, size_t errlen);
+
+/* A --set of a swept key would be replaced by every task's value: refused
+ * (0, or -1 with one line naming the override). overrides: the user's
+ * "section.key=value" list, without the task's assignments. */
+int sweep_check_overrides(const sweep_t *s, const descriptor_t *d, const char *const *overrides,
+                          int n, char *err, size_t errlen);
 
 /* The "section.key=value" assignments of task `task` (n_keys of them), in
  * key order, plus run.out_dir and run.name for the task. Returns the count,

@@ -2,6 +2,7 @@
 #include "experiments/sweep_cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_BAD_INPUT = 2 };
 #define TEMPLATE_FILE "slurm/job.sbatch.in" /* in the repository, beside build/ */
 #define TEMPLATE_REL "../" TEMPLATE_FILE
 #define TEMPLATE_ENV "MIMAE_SLURM_TEMPLATE"
+#define SLURM_DEFAULT_MAX_ARRAY_SIZE 1001 /* slurm.conf(5): MaxArraySize */
+#define TASK_FILES_MAX_BYTES (64L << 20)  /* tasks/task-NNNN.ini of one sweep, together */
 
 typedef char assign_t[SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
 
@@ -44,7 +47,9 @@ static const char *usage =
     "        the current directory, logs to run.out_dir/logs/task-NNNN.log, and requeues\n"
     "        itself when stopped by SIGUSR1 after a checkpoint, to resume from it. A\n"
     "        descriptor without a [sweep] is one task, run without --task (with its\n"
-    "        run.out_dir/task-0000 and name given by --set instead).\n"
+    "        run.out_dir/task-0000 and name given by --set instead). Nothing is written\n"
+    "        when the tasks exceed the cluster's MaxArraySize (scontrol show config, else\n"
+    "        Slurm's default 1001) or their files would exceed 64 MiB.\n"
     "\n"
     "  --set section.key=value  override a key of EXP.ini (also passed to every task)\n"
     "  --ranks R                MPI ranks per task (default 1; sbatch --ntasks=R)\n"
@@ -155,7 +160,8 @@ static int parse_options(int argc, char **argv, options_t *o)
 static int load_sweep(const options_t *o, descriptor_t *d, sweep_t *s, char *err, size_t errlen)
 {
     if (descriptor_load(d, o->descriptor, o->sets, o->n_sets, 0, err, errlen)) return -1;
-    return sweep_parse(d, s, err, errlen);
+    if (sweep_parse(d, s, err, errlen)) return -1;
+    return sweep_check_overrides(s, d, o->sets, o->n_sets, err, errlen);
 }
 
 /* The overrides of task t: the user's, then the task's assignments (as
@@ -438,6 +444,29 @@ static long train_images(size_cache_t *cache, int *n_cache, int cap, const char 
     return n;
 }
 
+/* The task files together, estimated from the first (the others differ
+ * in a few values), must stay below TASK_FILES_MAX_BYTES. Returns 0,
+ * EXIT_BAD_INPUT (too big, or task 0 cannot be written) or EXIT_OTHER (out
+ * of memory). */
+static int check_task_files_size(const descriptor_t *first, long tasks, char *err, size_t errlen)
+{
+    char *text = NULL, why[ERR_LEN / 2];
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    if (!fp) return snprintf(err, errlen, "out of memory"), EXIT_OTHER;
+    const int bad = descriptor_print(first, fp, why, sizeof why);
+    const int failed = fclose(fp) != 0;
+    free(text);
+    if (bad) return snprintf(err, errlen, "task 0: %s", why), EXIT_BAD_INPUT;
+    if (failed) return snprintf(err, errlen, "out of memory"), EXIT_OTHER;
+    if ((double)len * (double)tasks <= (double)TASK_FILES_MAX_BYTES) return 0;
+    snprintf(err, errlen, "%s: the %ld task files would take about %.0f MiB (%zu bytes each), "
+             "more than the %ld MiB a sweep may write: split the [sweep] into smaller ones",
+             first->path, tasks, (double)len * (double)tasks / (1 << 20), len,
+             TASK_FILES_MAX_BYTES >> 20);
+    return EXIT_BAD_INPUT;
+}
+
 /* Every task's expanded descriptor, as mimae_dist --task would load it (the
  * schedule derived from the task's data set), written to dir/task-NNNN.ini
  * (dir NULL: only checked). Returns 0, EXIT_BAD_INPUT (a task that cannot
@@ -480,9 +509,10 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
                      "%ld: use a divisor of it", t, d->model.global_batch, o->ranks);
             break;
         }
-        rc = 0;
-        if (!dir) continue;
         d->sweep_count = 0; /* what the task runs: no [sweep] left in it */
+        rc = !dir && t == 0 ? check_task_files_size(d, s->tasks, err, errlen) : 0;
+        if (rc) break;
+        if (!dir) continue;
         snprintf(path, sizeof path, "%s/task-%04ld.ini", dir, t);
         if (descriptor_write(d, path, err, errlen)) rc = EXIT_OTHER;
     }
@@ -494,9 +524,10 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
 
 /* ---- submit: sbatch ---- */
 
-/* Runs argv, its stdout into out (NUL-terminated); returns the exit status,
- * 127 when it cannot be started, -1 on an error here. */
-static int run_capture(char *const *argv, char *out, size_t len)
+/* Runs argv, its stdout into out (NUL-terminated; stderr shown, or dropped
+ * when quiet); returns the exit status, 127 when it cannot be started, -1
+ * on an error here. */
+static int run_capture(char *const *argv, char *out, size_t len, int quiet)
 {
     int fd[2];
     if (pipe(fd)) return -1;
@@ -512,6 +543,11 @@ static int run_capture(char *const *argv, char *out, size_t len)
         close(fd[0]);
         if (dup2(fd[1], STDOUT_FILENO) < 0) _exit(127);
         close(fd[1]);
+        if (quiet) {
+            const int null = open("/dev/null", O_WRONLY);
+            if (null < 0 || dup2(null, STDERR_FILENO) < 0) _exit(127);
+            close(null);
+        }
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -550,6 +586,55 @@ static void print_command(FILE *out, char *const *argv)
     free(t.p);
 }
 
+/* Slurm's MaxArraySize: from `scontrol show config` ("MaxArraySize = N")
+ * when it answers, else Slurm's default; `source` says which. */
+static long max_array_size(char *source, size_t len)
+{
+    enum { OUT = 1 << 18 }; /* the whole configuration is a few tens of kB */
+    char *out = malloc(OUT);
+    char *const argv[] = {"timeout", "20", "scontrol", "show", "config", NULL};
+    long size = -1;
+    if (out && run_capture(argv, out, OUT, 1) == 0) {
+        for (const char *line = out; line && size < 0; line = strchr(line, '\n')) {
+            while (*line == '\n') line++;
+            if (strncmp(line, "MaxArraySize", 12)) continue;
+            const char *eq = strchr(line, '=');
+            char *end = NULL;
+            if (eq && eq < line + strcspn(line, "\n")) size = strtol(eq + 1, &end, 10);
+            if (!end || end == eq + 1 || size < 0) size = -1;
+        }
+    }
+    free(out);
+    if (size >= 0) {
+        snprintf(source, len, "from scontrol show config");
+        return size;
+    }
+    snprintf(source, len, "Slurm's default: scontrol show config did not answer");
+    return SLURM_DEFAULT_MAX_ARRAY_SIZE;
+}
+
+/* An array Slurm would refuse is refused here, before anything is written
+ * (a 10,000-task sweep used to write its task files, then sbatch said no). */
+static int check_array_size(const options_t *o, const descriptor_t *d, const sweep_t *s,
+                            char *err, size_t errlen)
+{
+    char source[128];
+    const long max = max_array_size(source, sizeof source);
+    if (max == 0)
+        return snprintf(err, errlen, "%s: job arrays are disabled on this cluster "
+                        "(MaxArraySize = 0, %s): ask for MaxArraySize in slurm.conf, or run "
+                        "the tasks with mimae_dist --task", d->path, source), -1;
+    if (s->tasks > max)
+        return snprintf(err, errlen, "%s: the sweep has %ld tasks, more than the job array "
+                        "limit MaxArraySize = %ld (%s): split the [sweep] into descriptors of at "
+                        "most %ld tasks", d->path, s->tasks, max, source, max), -1;
+    if (o->limit > max)
+        return snprintf(err, errlen, "--limit %ld: more than the job array limit "
+                        "MaxArraySize = %ld (%s): use at most %ld", o->limit, max, source,
+                        max), -1;
+    return 0;
+}
+
 static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
 {
     char err[ERR_LEN] = "";
@@ -586,7 +671,9 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         plain_path("mimae_dist", dist, err, sizeof err))
         goto fail;
 
-    /* Every task as mimae_dist will load it, before anything is written. */
+    /* The array as Slurm will take it, and every task as mimae_dist will
+     * load it, before anything is written. */
+    if (check_array_size(o, d, s, err, sizeof err)) goto fail;
     snprintf(dir, sizeof dir, "%s/tasks", out_abs);
     snprintf(logs, sizeof logs, "%s/logs", out_abs);
     status = write_task_descriptors(o, desc_abs, d, s, NULL, err, sizeof err);
@@ -686,7 +773,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         goto done;
     }
     char out[4096];
-    int rc = run_capture(argv, out, sizeof out);
+    int rc = run_capture(argv, out, sizeof out, 0);
     if (rc != 0) {
         if (rc == 127) snprintf(err, sizeof err, "cannot run sbatch (not installed, or not on PATH): "
                                 "install Slurm's client commands or submit %s by hand", script);

@@ -20,6 +20,12 @@
  *       directory the sweep was submitted from, and requeues itself when
  *       mimae_dist exits with 3 (stopped by SIGUSR1 after a checkpoint).
  *
+ * Before anything is written, submit refuses an array the cluster would
+ * refuse: more tasks than Slurm's MaxArraySize (from `scontrol show config`
+ * when it answers, else Slurm's default 1001), or a --limit above it; and
+ * task files of more than 64 MiB together (estimated from task 0's). A
+ * --set of a swept key is refused (every task's value would replace it).
+ *
  * mimae_dist is looked for in --bin DIR, else next to the running program
  * (/proc/self/exe); the template is --template FILE, else
  * $MIMAE_SLURM_TEMPLATE, else <program dir>/../slurm/job.sbatch.in (the

@@ -7,7 +7,8 @@
  * Layout (format "mimae-results", version 1):
  *   root attributes: format, format_version, "config.<section>.<key>" for
  *     every field of core/config/config_fields.h, any extra string attributes
- *     (descriptor text, task id, swept values), and env.* (ranks, threads,
+ *     (descriptor text, task id, swept values, run_history.NNNN of
+ *     run/run_history.h), and env.* (ranks, threads,
  *     mpi, openblas, hdf5, git_commit, host)
  *   /train/<metric>  float64 (steps), extendible, chunked: step, epoch,
  *     views, L_rec, L_max, L_min, L_q, L, lr, grad_norm, images_per_s,
@@ -153,11 +154,11 @@ int results_get_reconstructions(const results_t *r, long *step, int *K, int *H, 
 
 /* Fills env with this process's library versions (mpi_version as the caller
  * has it, e.g. dist_library_version, since io/ makes no MPI calls;
- * openblas_get_config; H5get_libversion), host and
- * git commit (`git rev-parse --short HEAD` in the current directory, "" when
- * that fails; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
- * caller's and are left as they are. Runs git through popen (a fork): call it
- * before MPI_Init or on a rank where forking is safe. */
+ * openblas_get_config; H5get_libversion), host and mimae's git commit as
+ * the Makefile embedded it at build time (`git rev-parse --short HEAD` of
+ * the source tree, "-dirty" when it had changes, "unknown" outside a git
+ * checkout; $MIMAE_GIT_COMMIT overrides). ranks and threads are the
+ * caller's and are left as they are. Runs nothing. */
 void results_env_detect(results_env_t *env, const char *mpi_version);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "core/vit/model.h"
 #include "io/checkpoint.h"
+#include "io/results.h"
 #include "io/synthetic.h"
 #include "fs_util.h"
 #include "mpi_run.h"
@@ -886,6 +887,110 @@ static void test_eval_command_test_set_of_other_image_shape(void **state)
     assert_unchanged("e_shape", before);
 }
 
+/* ------------------------------------------------------------------------
+ * Issue 17, classes 10 and 11: reals that underflow, sweeps that would not
+ * mean what they say (refused before anything is written), and two inputs
+ * that are not bad (an explicit warmup_iters alone; a resume with another
+ * data set, which is recorded). */
+
+static void test_desc_tau_underflow(void **state)
+{
+    (void)state; /* trained into a non-finite stop (exit 4) with advice to lower the lr */
+    DESC_CASE("d_tau", "[mimae]\ntau = 1e-40\n", "", "d_tau.ini:21:", "mimae.tau = '1e-40'",
+              "must be >=");
+}
+
+static void test_desc_eps_underflow(void **state)
+{
+    (void)state; /* was reported as "optim.eps = '0'" */
+    DESC_CASE("d_eps", "", "--set optim.eps=1e-46", "d_eps.ini", "optim.eps = '1e-46'",
+              "must be >= 1e-15");
+}
+
+static void test_desc_weight_denormal(void **state)
+{
+    (void)state;
+    DESC_CASE("d_wmax", "[mimae]\nw_max = 1e-42\n", "", "d_wmax.ini:21:", "mimae.w_max = '1e-42'",
+              "too small to be held as a float");
+}
+
+static void test_sweep_seeds_and_train_seed(void **state)
+{
+    (void)state; /* the plan labelled tasks with seeds they did not run */
+    DESC_CASE("d_seeds", "[sweep]\nseeds = 0, 1\ntrain.seed = 2, 3\n", "--task 0",
+              "d_seeds.ini:22:", "train.seed", "seeds");
+}
+
+static void test_sweep_run_name(void **state)
+{
+    (void)state; /* accepted, then every task's own name replaced it */
+    DESC_CASE("d_sname", "[sweep]\nrun.name = a, b\n", "--task 1", "d_sname.ini:21:",
+              "run.name", "cannot be swept");
+}
+
+static void test_sweep_set_of_swept_key(void **state)
+{
+    (void)state; /* the task's value replaced the --set */
+    DESC_CASE("d_sset", "[sweep]\nmimae.tau = 0.1, 0.2\n", "--task 0 --set mimae.tau=0.3",
+              "d_sset.ini", "--set mimae.tau=0.3", "swept");
+}
+
+static void test_sweep_list_starting_with_comment(void **state)
+{
+    (void)state; /* loaded as ';;', written back as a comment: an empty list */
+    DESC_CASE("d_scomm", "[sweep]\nseeds =;;\n", "--task 0", "d_scomm.ini:21:", "seeds = ';;'",
+              "comment");
+}
+
+static void test_desc_warmup_iters_alone_runs(void **state)
+{
+    (void)state; /* was refused: "optim.warmup_iters = 2, total_iters = 1" */
+    write_desc("warm_iters.ini", "out_warm_iters", "[optim]\nwarmup_iters = 2\n");
+    assert_int_equal(run("mimae_dist warm_iters.ini --set train.max_steps=1"), 0);
+    assert_true(exists("out_warm_iters/results.h5"));
+    sh("grep -q '^warmup_iters = 2$' out_warm_iters/descriptor.ini");
+    sh("grep -q '^total_iters = 8$' out_warm_iters/descriptor.ini"); /* 64 images / 8 */
+}
+
+/* A resume with another data.train used to leave no trace: now one line at
+ * the start and a run_history entry per start in the results file. */
+static void test_resume_with_other_data_is_recorded(void **state)
+{
+    (void)state;
+    char err[512], data[128];
+    snprintf(data, sizeof data, "%s/other", work);
+    if (synthetic_generate(data, 64, 16, 16, 1, 4, 7, err, sizeof err)) fail_msg("%s", err);
+    copy_run("h_data");
+    write_desc("h_data.ini", "h_data", NULL);
+    assert_int_equal(run("mimae_dist h_data.ini --set data.train=%s/other/train.h5 "
+                         "--set train.max_steps=6", work), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/stderr.txt", work);
+    char *text = read_text(path);
+    assert_non_null(text);
+    printf("  %s", text);
+    const char *line = strstr(text, "resuming at step 4 with other data");
+    assert_non_null(line);
+    assert_non_null(strstr(line, "other/train.h5 (was "));
+    assert_non_null(strstr(line, "good/train.h5"));
+    assert_non_null(strstr(line, "run_history.0001"));
+    free(text);
+    snprintf(path, sizeof path, "%s/h_data/results.h5", work);
+    results_t *res = results_load(path, err, sizeof err);
+    if (!res) fail_msg("%s", err);
+    const char *first = results_get_attr(res, "run_history.0000");
+    const char *second = results_get_attr(res, "run_history.0001");
+    assert_non_null(first);
+    assert_non_null(second);
+    printf("  run_history.0000: %s\n  run_history.0001: %s\n", first, second);
+    assert_non_null(strstr(first, "step=0\tdata.train="));
+    assert_non_null(strstr(first, "good/train.h5\tdata.train_images=64\tdata.train_bytes="));
+    assert_non_null(strstr(second, "step=4\tdata.train="));
+    assert_non_null(strstr(second, "other/train.h5\tdata.train_images=64"));
+    assert_null(results_get_attr(res, "run_history.0002"));
+    results_free(res);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -963,6 +1068,15 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_eval_mi_images_too_few_for_ranks),
         cmocka_unit_test(test_eval_checkpoint_of_another_run),
         cmocka_unit_test(test_eval_command_test_set_of_other_image_shape),
+        cmocka_unit_test(test_desc_tau_underflow),
+        cmocka_unit_test(test_desc_eps_underflow),
+        cmocka_unit_test(test_desc_weight_denormal),
+        cmocka_unit_test(test_sweep_seeds_and_train_seed),
+        cmocka_unit_test(test_sweep_run_name),
+        cmocka_unit_test(test_sweep_set_of_swept_key),
+        cmocka_unit_test(test_sweep_list_starting_with_comment),
+        cmocka_unit_test(test_desc_warmup_iters_alone_runs),
+        cmocka_unit_test(test_resume_with_other_data_is_recorded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -216,6 +216,27 @@ static void test_schedule_derivation(void **state)
     assert_int_equal(d->model.total_iters, 5000);
     assert_int_equal(d->model.warmup_iters, 7);
 
+    /* An explicit warmup_iters alone wins, and total_iters is still derived
+     * from the epochs; before the size is known (0, -1) it loads too (it
+     * was refused against the placeholder total_iters = 1). */
+    path = write_text("exp.ini", "[data]\ntrain = /d.h5\n[optim]\nwarmup_iters = 100\n");
+    for (long images = -1; images <= 0; images++) {
+        if (descriptor_load(d, path, NULL, 0, images, err, sizeof err)) fail_msg("%s", err);
+        assert_int_equal(d->model.warmup_iters, 100);
+    }
+    if (descriptor_load(d, path, NULL, 0, 60000, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(d->model.warmup_iters, 100);
+    assert_int_equal(d->model.total_iters, 10 * 937);
+    const char *warm_set[] = {"optim.warmup_iters=50", "train.epochs=2"};
+    path = write_text("exp.ini", "[data]\ntrain = /d.h5\n");
+    if (descriptor_load(d, path, warm_set, 2, 6400, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(d->model.warmup_iters, 50);
+    assert_int_equal(d->model.total_iters, 200);
+    /* ... and a warmup longer than the derived schedule is still an error. */
+    const char *too_long[] = {"optim.warmup_iters=500", "train.epochs=2"};
+    assert_int_equal(descriptor_load(d, path, too_long, 2, 6400, err, sizeof err), -1);
+    assert_contains(err, "optim.warmup_iters = 500, total_iters = 200");
+
     /* train_images = 0: nothing derived (the preset's values stay). */
     path = write_text("exp.ini", "[data]\ntrain = /d.h5\n");
     if (descriptor_load(d, path, NULL, 0, 0, err, sizeof err)) fail_msg("%s", err);
@@ -282,7 +303,7 @@ static void test_errors(void **state)
          {"bad.ini: ", "mimae.num_masks"}},
         {"[data]\ntrain = /d.h5\n[model]\npatch = 5\n", NULL, {"bad.ini: ", "model.patch"}},
         {"[data]\ntrain = /d.h5\n[train]\nglobal_batch = 0\n", NULL,
-         {"bad.ini: ", "train.global_batch"}},
+         {"bad.ini:4: train.global_batch = '0': must be >= 1"}},
         {"[data]\ntrain = /d.h5\n[train]\nmicro_batch = 48\n", NULL,
          {"bad.ini: ", "train.micro_batch = 48 does not divide train.global_batch = 64"}},
         {"[data]\ntrain = /d.h5\n[train]\nepochs = 0\n", NULL,
@@ -312,6 +333,26 @@ static void test_errors(void **state)
         {"[data]\ntrain = /d.h5\n", "train.epochs=0",
          {"bad.ini: --set train.epochs = '0': must be >= 1"}},
         {"[data]\ntrain = /d.h5\n", "model.preset=big", {"bad.ini: --set model.preset = 'big'"}},
+        /* Reals that underflow or leave the key's range: named as written,
+         * never as the 0 or denormal they would have become. */
+        {"[data]\ntrain = /d.h5\n[mimae]\ntau = 1e-40\n", NULL,
+         {"bad.ini:4: mimae.tau = '1e-40': must be >= 0.0001", "[0.0001, "}},
+        {"[data]\ntrain = /d.h5\n[optim]\neps = 1e-46\n", NULL,
+         {"bad.ini:4: optim.eps = '1e-46': must be >= 1e-15"}},
+        {"[data]\ntrain = /d.h5\n[mimae]\nw_min = 1e-40\n", NULL,
+         {"bad.ini:4: mimae.w_min = '1e-40': too small to be held as a float", "use 0"}},
+        {"[data]\ntrain = /d.h5\n", "optim.blr=-0.5e-45",
+         {"bad.ini: --set optim.blr = '-0.5e-45'"}},
+        {"[data]\ntrain = /d.h5\n", "optim.blr=1e-45",
+         {"bad.ini: --set optim.blr = '1e-45': too small", "use a magnitude of at least"}},
+        {"[data]\ntrain = /d.h5\n", "optim.min_lr=1e-39",
+         {"bad.ini: --set optim.min_lr = '1e-39': too small to be held as a float"}},
+        {"[data]\ntrain = /d.h5\n[optim]\nwarmup_epochs = 4e-320\n", NULL,
+         {"bad.ini:4: optim.warmup_epochs = '4e-320': too small to be held as a double"}},
+        {"[data]\ntrain = /d.h5\n[eval]\nlabel_smoothing = 1e-400\n", NULL,
+         {"bad.ini:4: eval.label_smoothing = '1e-400': too small to be held as a double"}},
+        {"[data]\ntrain = /d.h5\n[optim]\nbeta2 = 0.999999999\n", NULL,
+         {"bad.ini:4: optim.beta2 = '0.999999999': must be below 1"}},
         {NULL, NULL, {"nonexistent.ini: cannot read the descriptor (No such file"}},
     };
     descriptor_t *d = new_descriptor();
@@ -387,7 +428,7 @@ static void test_write_load_round_trip(void **state)
         "[data]\ntrain = /data/train file.h5\ntest = /data/test.h5\ntrain_limit = 1000\n"
         "[run]\nname = rt-run\ncheckpoint_every = 0\nkeep_checkpoints = 3\nrecon_samples = 0\n"
         "[eval]\nfinetune = true\nknn = 0\nevery_epochs = 2\n"
-        "[sweep]\nmimae.mask_ratio = 0.5, 0.75, 0.9\noptim.blr=1e-4 2e-4\n");
+        "[sweep]\nmimae.mask_ratio = 0.5, 0.75, 0.9\noptim.blr=1e-4 ,2e-4\n");
     const char *sets[] = {"mimae.w_min=0.0123", "run.log_every=3"};
     descriptor_t *a = new_descriptor(), *b = new_descriptor(), *c = new_descriptor();
     char err[2048];
@@ -397,7 +438,7 @@ static void test_write_load_round_trip(void **state)
     assert_int_equal(a->model.warmup_iters, 9);      /* round(0.3 * 31) */
     assert_int_equal(a->sweep_count, 2);
     assert_string_equal(a->sweep_keys[1], "optim.blr");
-    assert_string_equal(a->sweep_values[1], "1e-4 2e-4");
+    assert_string_equal(a->sweep_values[1], "1e-4 ,2e-4"); /* kept as written */
     assert_string_equal(a->run.out_dir, "runs/rt-run");
 
     char out[256];
@@ -453,6 +494,97 @@ static void test_write_load_round_trip(void **state)
     free(c);
 }
 
+/* Whatever the parser accepts reads back from what the writer writes with
+ * the same meaning, and the written text is a fixed point; what could not
+ * be written back is refused when read. Each input is a whole file. */
+static void test_round_trip_table(void **state)
+{
+    (void)state;
+#define TRAIN "[data]\ntrain = /d.h5\n"
+    static const struct {
+        const char *text;
+        int accepted;
+    } cases[] = {
+        /* empty list items: "seeds =;;" loaded as ';;' and was written as
+         * "seeds = ;;", which reads as an empty value (the fuzzer's find) */
+        {TRAIN "[sweep]\nseeds =;;\n", 0},
+        {TRAIN "[sweep]\nseeds = ;\n", 0},
+        {TRAIN "[sweep]\nseeds = 0,,1\n", 0},
+        {TRAIN "[sweep]\nseeds = 0, 1,\n", 0},
+        {TRAIN "[sweep]\nseeds =,0\n", 0},
+        {TRAIN "[sweep]\nmimae.tau =;0.1\n", 0},
+        /* text values that start like a comment */
+        {TRAIN "[data]\ntest =;x.h5\n", 0},
+        {TRAIN "[data]\ntest =#x.h5\n", 0},
+        {TRAIN "[sweep]\ndata.test = a.h5,;b.h5\n", 0},
+        {TRAIN "[sweep]\ndata.test = a.h5, #b.h5\n", 0},
+        /* keys in another case, unknown or unsweepable sweep keys */
+        {TRAIN "[sweep]\nMIMAE.TAU = 0.1, 0.2\n", 0},
+        {TRAIN "[sweep]\nSeeds = 0, 1\n", 0},
+        {TRAIN "[MODEL]\nenc_dim = 96\n", 0},
+        {TRAIN "[model]\nENC_DIM = 96\n", 0},
+        {TRAIN "[sweep]\nsweep.seeds = 0, 1\n", 0},
+        {TRAIN "[sweep]\nrun.out_dir = a, b\n", 0},
+        {TRAIN "[sweep]\nmodel.preset = test-small, vit-b16\n", 0},
+        /* the same thing twice */
+        {TRAIN "[sweep]\nseeds = 0, 1\ntrain.seed = 2, 3\n", 0},
+        {TRAIN "[sweep]\nmimae.tau = 0.1, 0.10\n", 0},
+        {TRAIN "[sweep]\nmodel.enc_dim = 96, +96\n", 0},
+        /* accepted: quotes, separators and comments inside values */
+        {TRAIN "[data]\ntest = \"/q u o.h5\"\n", 1},
+        {TRAIN "[data]\ntest = /a=b:c;d#e.h5\n", 1},
+        {TRAIN "[data]\ntest = /t.h5 ; a comment\n", 1},
+        {TRAIN "[data]\ntest = /t.h5\t;a comment after a tab\n", 1},
+        {TRAIN "[data]\ntest =\n", 1},
+        {TRAIN "[sweep]\nmimae.tau = 0.1 , 2e-1 ; comment\ndata.test = a.h5,b.h5\n", 1},
+        {TRAIN "[sweep]\nseeds=3\n", 1},
+        {"\xEF\xBB\xBF" TRAIN "[eval]\nknn = 0\n", 1},
+        {"\xEF\xBB\xBF[data] junk\ntrain = /d.h5\n", 0},
+        /* numbers in other forms */
+        {TRAIN "[model]\nenc_dim = +96\nenc_heads = 0003\n", 1},
+        {TRAIN "[mimae]\nmask_ratio = 0x1.8p-1\ntau = 7E-2\n", 1},
+        {TRAIN "[eval]\nfinetune = YES\nknn = Off\n", 1},
+        {TRAIN "[optim]\nwarmup_iters = 5\n", 1},
+        /* a value as long as a line allows */
+        {TRAIN "[data]\ntest = /"
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaaaaa\n", 1},
+    };
+#undef TRAIN
+    descriptor_t *a = new_descriptor(), *b = new_descriptor();
+    char err[2048], out[256], out2[256];
+    snprintf(out, sizeof out, "%s/out.ini", dir);
+    snprintf(out2, sizeof out2, "%s/out2.ini", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = write_text("x.ini", cases[i].text);
+        const long images[] = {0, -1, 1000};
+        for (size_t t = 0; t < sizeof images / sizeof images[0]; t++) {
+            err[0] = '\0';
+            const int rc = descriptor_load(a, path, NULL, 0, images[t], err, sizeof err);
+            if (!cases[i].accepted) {
+                if (rc == 0) fail_msg("case %zu was accepted:\n%s", i, cases[i].text);
+                if (strchr(err, '\n')) fail_msg("case %zu: several lines: %s", i, err);
+                if (getenv("SHOW_MESSAGES") && t == 0) print_message("%s\n", err);
+                continue;
+            }
+            if (rc) fail_msg("case %zu: %s", i, err);
+            if (descriptor_write(a, out, err, sizeof err)) fail_msg("case %zu: %s", i, err);
+            if (descriptor_load(b, out, NULL, 0, images[t], err, sizeof err))
+                fail_msg("case %zu: the written file does not load: %s", i, err);
+            snprintf(b->path, sizeof b->path, "%s", a->path);
+            assert_same_descriptor(a, b);
+            /* written again, the text is the same */
+            if (descriptor_write(b, out2, err, sizeof err)) fail_msg("case %zu: %s", i, err);
+            char cmd[600];
+            snprintf(cmd, sizeof cmd, "cmp -s %s %s", out, out2);
+            if (system(cmd) != 0) fail_msg("case %zu: a second write differs", i);
+        }
+    }
+    free(a);
+    free(b);
+}
+
 static void test_reference_lists_every_key(void **state)
 {
     (void)state;
@@ -502,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_schedule_derivation),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_write_load_round_trip),
+        cmocka_unit_test(test_round_trip_table),
         cmocka_unit_test(test_reference_lists_every_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

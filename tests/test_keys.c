@@ -239,7 +239,7 @@ static void test_checkpoint_without_a_key(void **state)
     replace_attribute(path, "config.mimae.tau", -1.0f, NULL);
     assert_int_equal(with_stderr_in(log, read_checkpoint_config, &a), -1);
     printf("  %s\n", a.err);
-    assert_contains(a.err, "mimae.tau = '-1': must be > 0");
+    assert_contains(a.err, "mimae.tau = '-1': must be >= 0.0001");
     mimae_model_free(m);
     remove_tree(dir);
 }

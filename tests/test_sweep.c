@@ -128,6 +128,152 @@ static void test_template_from_any_directory(void **state)
                      "nowhere.in", "MIMAE_SLURM_TEMPLATE", NULL);
 }
 
+/* Sweeps that would not mean what they say are refused when the descriptor
+ * is read, with one line: seeds and a swept train.seed (the plan labelled
+ * tasks with seeds they did not run), keys every task sets itself
+ * (run.out_dir, run.name: accepted and ignored before) or that reset
+ * others (model.preset), a swept warmup_epochs that an explicit
+ * warmup_iters overrides, values that are the same twice. */
+static void test_sweeps_that_mean_something_else(void **state)
+{
+    (void)state;
+    static descriptor_t d;
+    static sweep_t s;
+    char err[1024];
+    const struct { const char *text, *words[3]; } cases[] = {
+        {"seeds = 0, 1\ntrain.seed = 5, 6\n", {"train.seed", "seeds", "keep one"}},
+        {"train.seed = 5, 6\nseeds = 0, 1\n", {"seeds", "train.seed", "keep one"}},
+        {"run.out_dir = /a, /b\n", {"run.out_dir", "cannot be swept", "task-NNNN"}},
+        {"run.name = a, b\n", {"run.name", "cannot be swept", "taskNNNN"}},
+        {"model.preset = fmnist-tiny, test-small\n", {"model.preset", "cannot be swept"}},
+        {"optim.warmup_epochs = 0, 1\noptim.warmup_iters = 3, 4\n",
+         {"optim.warmup_epochs", "optim.warmup_iters is swept on line"}},
+        {"mimae.mask_ratio = 0.75, 7.5e-1\n", {"mimae.mask_ratio", "same value"}},
+        {"seeds = 1, 01\n", {"seeds", "same value"}},
+        {"mimae.Tau = 0.1, 0.2\n", {"mimae.Tau", "did you mean mimae.tau"}},
+        {"data.train = a.h5,,b.h5\n", {"data.train", "empty value"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = 0;
+        const int rc = load(&d, &s, cases[i].text, err, sizeof err);
+        printf("  %s    -> %s\n", cases[i].text, err);
+        assert_int_equal(rc, -1);
+        assert_null(strchr(err, '\n'));
+        for (int w = 0; w < 3 && cases[i].words[w]; w++)
+            if (!strstr(err, cases[i].words[w])) fail_msg("\"%s\" lacks \"%s\"", err, cases[i].words[w]);
+    }
+    /* a warmup_iters given in the file wins over a swept warmup_epochs */
+    char path[300];
+    snprintf(path, sizeof path, "%s/warm.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[optim]\nwarmup_iters = 5\n[sweep]\noptim.warmup_epochs = 0.5, 1\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(descriptor_load(&d, path, NULL, 0, -1, err, sizeof err), -1);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "warm.ini:4: [sweep] optim.warmup_epochs"));
+    assert_non_null(strstr(err, "given on line 2"));
+    const char *warm_set[] = {"optim.warmup_iters=5"};
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[sweep]\noptim.warmup_epochs = 0.5, 1\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(descriptor_load(&d, path, warm_set, 1, -1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "given by --set"));
+    assert_int_equal(descriptor_load(&d, path, NULL, 0, -1, err, sizeof err), 0);
+
+    /* a --set of a swept key: every task's value would replace it */
+    assert_int_equal(load(&d, &s, "seeds = 0, 1\nmimae.tau = 0.1, 0.2\n", err, sizeof err), 0);
+    const char *sets[] = {"mimae.mask_ratio=0.8", " train.seed = 4"};
+    assert_int_equal(sweep_check_overrides(&s, &d, sets, 1, err, sizeof err), 0);
+    assert_int_equal(sweep_check_overrides(&s, &d, sets, 2, err, sizeof err), -1);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "--set  train.seed = 4: train.seed is swept"));
+}
+
+/* A script named `name` in dir/fakebin printing `text` (exit status rc). */
+static void fake_command(const char *name, const char *text, int rc)
+{
+    assert_int_equal(run_shell("mkdir -p %s/fakebin && printf '#!/bin/sh\\necho \"%s\"\\nexit %d\\n' "
+                               "> %s/fakebin/%s && chmod +x %s/fakebin/%s",
+                               dir, text, rc, dir, name, dir, name), 0);
+}
+
+/* A descriptor `name`.ini of the synthetic data set with `sweep` as [sweep]. */
+static void sweep_descriptor(const char *name, const char *sweep)
+{
+    char data[300], err[512], path[400];
+    snprintf(data, sizeof data, "%s/data_arr", dir);
+    snprintf(path, sizeof path, "%s/train.h5", data);
+    if (access(path, R_OK) && synthetic_generate(data, 16, 16, 16, 1, 2, 1, err, sizeof err))
+        fail_msg("%s", err);
+    snprintf(path, sizeof path, "%s/%s.ini", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "[model]\npreset = test-small\nchannels = 1\n[data]\ntrain = data_arr/train.h5\n"
+            "[train]\nglobal_batch = 8\n[run]\nout_dir = runs/%s\n[sweep]\n%s", name, sweep);
+    assert_int_equal(fclose(f), 0);
+}
+
+static int out_dir_exists(const char *name)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/runs/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* `mimae sweep submit` refuses an array the cluster would refuse, and task
+ * files beyond their bound, before writing anything (a 10,000-task sweep
+ * wrote 40 MB of task files, then sbatch refused the array). */
+static void test_submit_checks_the_array_first(void **state)
+{
+    (void)state;
+    const char *submit = "PATH=%s/fakebin:$PATH %s/mimae sweep submit %s.ini --dry-run %s";
+    fake_command("scontrol", "MaxArraySize            = 5", 0);
+    sweep_descriptor("six", "seeds = 0, 1, 2, 3, 4, 5\n");
+    assert_bad_input(dir, run_captured(dir, submit, dir, build_dir, "six", ""), "six.ini",
+                     "6 tasks", "MaxArraySize = 5 (from scontrol show config)", NULL);
+    assert_false(out_dir_exists("six"));
+    sweep_descriptor("five", "seeds = 0, 1, 2, 3, 4\n");
+    assert_bad_input(dir, run_captured(dir, submit, dir, build_dir, "five", "--limit 6"),
+                     "--limit 6", "MaxArraySize = 5", NULL);
+    assert_false(out_dir_exists("five"));
+    assert_int_equal(run_captured(dir, submit, dir, build_dir, "five", "--limit 5"), 0);
+    assert_true(out_dir_exists("five"));
+
+    fake_command("scontrol", "MaxArraySize            = 0", 0);
+    assert_bad_input(dir, run_captured(dir, submit, dir, build_dir, "five", ""),
+                     "job arrays are disabled", "MaxArraySize = 0", NULL);
+
+    /* scontrol without a cluster: Slurm's default, 1001 */
+    fake_command("scontrol", "scontrol: fatal: Could not establish a configuration source", 1);
+    char seeds[400] = "seeds = 0";
+    for (int i = 1; i < 64; i++) snprintf(seeds + strlen(seeds), sizeof seeds - strlen(seeds), ",%d", i);
+    char text[600];
+    snprintf(text, sizeof text, "%s\nrun.log_every = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, "
+             "15, 16\n", seeds);
+    sweep_descriptor("many", text);
+    assert_bad_input(dir, run_captured(dir, submit, dir, build_dir, "many", ""), "1024 tasks",
+                     "MaxArraySize = 1001 (Slurm's default", NULL);
+    assert_false(out_dir_exists("many"));
+
+    /* a cluster that takes 98304 tasks: their files (2 kB each) exceed 64 MiB */
+    fake_command("scontrol", "MaxArraySize            = 4000001", 0);
+    char many[200] = "1";
+    for (int i = 2; i <= 48; i++) snprintf(many + strlen(many), sizeof many - strlen(many), ",%d", i);
+    snprintf(text, sizeof text, "%s\nrun.log_every = %s\nrun.recon_samples = 0, 1, 2, 3, 4, 5, "
+             "6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, "
+             "28, 29, 30, 31\n", seeds, many);
+    sweep_descriptor("huge", text);
+    assert_bad_input(dir, run_captured(dir, submit, dir, build_dir, "huge", ""), "98304 task files",
+                     "64 MiB", NULL);
+    assert_false(out_dir_exists("huge"));
+
+    /* a --set of a swept key is refused too, naming the option */
+    assert_bad_input(dir, run_captured(dir, "%s/mimae sweep plan five.ini --set train.seed=9",
+                                       build_dir), "--set train.seed=9", "swept", NULL);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -150,6 +296,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_expansion_order),
         cmocka_unit_test(test_bad_sweeps),
         cmocka_unit_test(test_template_from_any_directory),
+        cmocka_unit_test(test_sweeps_that_mean_something_else),
+        cmocka_unit_test(test_submit_checks_the_array_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 #include "core/config/config_fields.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -65,7 +66,8 @@ const config_field_t mimae_config_fields[] = {
       "width H of the approximation network Q"),
     F("mimae", "club_contrast", FIELD_ENUM, club_contrast, contrast_names, "masks", RANGE_ANY,
       "CLUB contrast set: masks (same image) or batch"),
-    F("mimae", "tau", FIELD_FLOAT, tau, NULL, "0.07", RANGE_ABOVE(0), "InfoNCE temperature"),
+    F("mimae", "tau", FIELD_FLOAT, tau, NULL, "0.07", RANGE_BETWEEN(1e-4, 1e3),
+      "InfoNCE temperature"),
     F("mimae", "w_rec", FIELD_FLOAT, w_rec, NULL, "1", RANGE_AT_LEAST(0),
       "weight of the reconstruction loss"),
     F("mimae", "w_max", FIELD_FLOAT, w_max, NULL, "0.1", RANGE_AT_LEAST(0),
@@ -80,7 +82,7 @@ const config_field_t mimae_config_fields[] = {
       "AdamW decay (matrices, cls/mask tokens)"),
     F("optim", "beta1", FIELD_FLOAT, beta1, NULL, "0.9", RANGE_BELOW_FROM(0, 1), "AdamW beta1"),
     F("optim", "beta2", FIELD_FLOAT, beta2, NULL, "0.95", RANGE_BELOW_FROM(0, 1), "AdamW beta2"),
-    F("optim", "eps", FIELD_FLOAT, adam_eps, NULL, "1e-8", RANGE_ABOVE(0), "AdamW epsilon"),
+    F("optim", "eps", FIELD_FLOAT, adam_eps, NULL, "1e-8", RANGE_BETWEEN(1e-15, 1), "AdamW epsilon"),
     F_DERIVED("optim", "warmup_iters", FIELD_LONG, warmup_iters, "0", RANGE_AT_LEAST(0),
               "linear warmup iterations" SCHEDULE_DOC, "round(warmup_epochs x steps per epoch)"),
     F_DERIVED("optim", "total_iters", FIELD_LONG, total_iters, "1", RANGE_AT_LEAST(1),
@@ -175,6 +177,22 @@ static int switch_value(const char *s)
     return -1;
 }
 
+/* Range message of a number stored as f's type (v), naming the value as
+ * `text`: as the user wrote it when parsing, the stored value otherwise.
+ * Real bounds are compared in the field's own precision (a float key's
+ * 1e-4 is the float nearest 1e-4). */
+static int check_number(const config_field_t *f, double v, const char *text, char *err,
+                        size_t errlen);
+
+/* Nonzero reals below the smallest normal number of their type: they
+ * become 0 or denormals, which both mean something other than was written
+ * (a temperature of 1e-40 is 0 in practice, and slow in the kernels). */
+static int underflows(const config_field_t *f, double v)
+{
+    if (v == 0.0) return 0;
+    return f->type == FIELD_FLOAT ? fabsf((float)v) < FLT_MIN : fabs(v) < DBL_MIN;
+}
+
 int config_field_parse(const config_field_t *f, void *cfg, const char *value, char *err,
                        size_t errlen)
 {
@@ -186,6 +204,7 @@ int config_field_parse(const config_field_t *f, void *cfg, const char *value, ch
         long v = strtol(value, &end, 10);
         if (end == value || *end || errno || (f->type == FIELD_INT && (v < INT_MIN || v > INT_MAX)))
             goto bad_integer;
+        if (check_number(f, (double)v, value, err, errlen)) return -1;
         if (f->type == FIELD_INT) *FIELD_PTR(int, f, cfg) = (int)v;
         else *FIELD_PTR(long, f, cfg) = v;
         return 0;
@@ -193,9 +212,24 @@ int config_field_parse(const config_field_t *f, void *cfg, const char *value, ch
     case FIELD_FLOAT:
     case FIELD_DOUBLE: {
         double v = strtod(value, &end);
-        if (end == value || *end || errno || !isfinite(v) ||
-            (f->type == FIELD_FLOAT && fabs(v) > 3.0e38))
+        const int range_error = errno == ERANGE; /* overflow, or underflow: checked below */
+        if (end == value || *end || !isfinite(v) || (range_error && fabs(v) >= 1.0) ||
+            (f->type == FIELD_FLOAT && isinf((float)v)))
             goto bad_real;
+        const double stored = f->type == FIELD_FLOAT ? (double)(float)v : v;
+        if (check_number(f, stored, value, err, errlen)) return -1;
+        if (underflows(f, v) || (range_error && v == 0.0)) {
+            char smallest[40];
+            shortest_real(f->type == FIELD_FLOAT ? FLT_MIN : DBL_MIN, f->type == FIELD_FLOAT,
+                          smallest, sizeof smallest);
+            char scratch[64];
+            const int zero_allowed = check_number(f, 0.0, "0", scratch, sizeof scratch) == 0;
+            snprintf(err, errlen, "%s.%s = '%s': too small to be held as a %s (it would be 0 "
+                     "or a denormal): use %sa magnitude of at least %s", f->section, f->key,
+                     value, f->type == FIELD_FLOAT ? "float" : "double",
+                     zero_allowed ? "0 or " : "", smallest);
+            return -1;
+        }
         if (f->type == FIELD_FLOAT) *FIELD_PTR(float, f, cfg) = (float)v;
         else *FIELD_PTR(double, f, cfg) = v;
         return 0;
@@ -327,43 +361,63 @@ const config_field_t *config_fields_first_difference(const config_field_t *field
     return NULL;
 }
 
+/* A bound in the precision of f's values. */
+static double field_precision(const config_field_t *f, double bound)
+{
+    return f->type == FIELD_FLOAT ? (double)(float)bound : bound;
+}
+
+static int check_number(const config_field_t *f, double v, const char *text, char *err,
+                        size_t errlen)
+{
+    const field_range_t *r = &f->range;
+    const double lo = field_precision(f, r->min), hi = field_precision(f, r->max);
+    char bound[40];
+    const char *why = NULL;
+    double limit = 0.0;
+    if ((f->type == FIELD_FLOAT || f->type == FIELD_DOUBLE) && !isfinite(v))
+        why = "must be a finite number";
+    else if (r->min_open ? !(v > lo) : !(v >= lo))
+        why = r->min_open ? "must be >" : "must be >=", limit = r->min;
+    else if (r->max_open ? !(v < hi) : !(v <= hi))
+        why = r->max_open ? "must be below" : "must be at most", limit = r->max;
+    if (!why) return 0;
+    if (isfinite(v)) shortest_real(limit, 0, bound, sizeof bound);
+    else bound[0] = '\0';
+    /* a range bounded on both sides is named whole: "..., in [0, 1)" */
+    char interval[96] = "";
+    if (isfinite(r->min) && isfinite(r->max)) {
+        char lo_text[40], hi_text[40];
+        shortest_real(r->min, 0, lo_text, sizeof lo_text);
+        shortest_real(r->max, 0, hi_text, sizeof hi_text);
+        snprintf(interval, sizeof interval, ", in %c%s, %s%c", r->min_open ? '(' : '[', lo_text,
+                 hi_text, r->max_open ? ')' : ']');
+    }
+    snprintf(err, errlen, "%s.%s = '%s': %s%s%s%s (%s)", f->section, f->key, text, why,
+             bound[0] ? " " : "", bound, interval, f->doc);
+    return -1;
+}
+
 int config_field_check_range(const config_field_t *f, const void *cfg, char *err,
                              size_t errlen)
 {
     if (f->type == FIELD_TEXT) return 0;
     const double v = config_field_get_number(f, cfg);
-    const field_range_t *r = &f->range;
-    char value[64], bound[40];
-    const char *why = NULL;
-    double limit = 0.0;
     if (f->type == FIELD_ENUM) {
         if (v >= 0 && v < enum_count(f)) return 0;
         snprintf(err, errlen, "%s.%s = %d: not one of its values (%s)", f->section, f->key,
                  *FIELD_PTR(const int, f, cfg), f->doc);
         return -1;
     }
-    if ((f->type == FIELD_FLOAT || f->type == FIELD_DOUBLE) && !isfinite(v))
-        why = "must be a finite number";
-    else if (r->min_open ? !(v > r->min) : !(v >= r->min))
-        why = r->min_open ? "must be >" : "must be >=", limit = r->min;
-    else if (r->max_open ? !(v < r->max) : !(v <= r->max))
-        why = r->max_open ? "must be below" : "must be at most", limit = r->max;
-    if (!why) return 0;
+    char value[64];
     config_field_format_short(f, cfg, value, sizeof value);
-    if (isfinite(v)) shortest_real(limit, 0, bound, sizeof bound);
-    else bound[0] = '\0';
-    /* a range bounded on both sides is named whole: "..., in [0, 1)" */
-    char interval[96] = "";
-    if (isfinite(r->min) && isfinite(r->max)) {
-        char lo[40], hi[40];
-        shortest_real(r->min, 0, lo, sizeof lo);
-        shortest_real(r->max, 0, hi, sizeof hi);
-        snprintf(interval, sizeof interval, ", in %c%s, %s%c", r->min_open ? '(' : '[', lo, hi,
-                 r->max_open ? ')' : ']');
+    if (check_number(f, v, value, err, errlen)) return -1;
+    if ((f->type == FIELD_FLOAT || f->type == FIELD_DOUBLE) && underflows(f, v)) {
+        snprintf(err, errlen, "%s.%s = '%s': a denormal number: use 0 or a normal one (%s)",
+                 f->section, f->key, value, f->doc);
+        return -1;
     }
-    snprintf(err, errlen, "%s.%s = '%s': %s%s%s%s (%s)", f->section, f->key, value, why,
-             bound[0] ? " " : "", bound, interval, f->doc);
-    return -1;
+    return 0;
 }
 
 int config_fields_check_ranges(const config_field_t *fields, int count, const void *cfg,

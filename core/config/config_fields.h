@@ -23,8 +23,10 @@ typedef enum {
     FIELD_TEXT    /* char[size], NUL-terminated */
 } field_type_t;
 
-/* Allowed values of a number: min..max, each bound included unless open.
- * Real values must also be finite. */
+/* Allowed values of a number: min..max, each bound included unless open
+ * (a float key's bounds are compared as floats). Real values must also be
+ * finite and, unless 0, normal numbers of their type (no underflow to 0 or
+ * a denormal). */
 typedef struct {
     double min, max;
     unsigned char min_open, max_open;
@@ -59,8 +61,10 @@ extern const int mimae_config_field_count;
 const config_field_t *config_field_find(const config_field_t *fields, int count,
                                         const char *section, const char *key);
 
-/* Parses `value` strictly (whole string, in range of the type, finite) into the
- * struct. On error writes "section.key = 'value': why" and returns -1. */
+/* Parses `value` strictly (whole string, in range of the type, finite, not
+ * underflowing) into the struct and checks it against the row's range. On
+ * error writes "section.key = 'value': why", the value as given, and
+ * returns -1; the struct is unchanged then. */
 int config_field_parse(const config_field_t *f, void *cfg, const char *value, char *err,
                        size_t errlen);
 
@@ -82,7 +86,8 @@ void shortest_real(double v, int as_float, char *buf, size_t len);
 void config_field_format_short(const config_field_t *f, const void *cfg, char *buf, size_t len);
 
 /* 0 when the value is in the row's range (and a known enum, a finite
- * real); else -1 with "section.key = 'value': must be ... (doc)". */
+ * normal or zero real); else -1 with "section.key = 'value': must be ...
+ * (doc)". */
 int config_field_check_range(const config_field_t *f, const void *cfg, char *err,
                              size_t errlen);
 
