@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     int kill_rank;      /* -1: no kill */
@@ -15,9 +16,10 @@ typedef struct {
     char nan_grad[64];  /* "": none */
     int early_signal;   /* signal-before-init: 0 none, SIGTERM or SIGUSR1 */
     char eval_phase[16]; /* eval-signal: "" none, else the phase */
+    long slow_ms;        /* slow-steps: 0 none */
 } fault_t;
 
-static fault_t fault = {-1, 0, -1, 0, "", 0, ""};
+static fault_t fault = {-1, 0, -1, 0, "", 0, "", 0};
 
 static const char *const eval_phases[] = {"features", "probe", "knn", "mi", "finetune"};
 
@@ -50,6 +52,7 @@ int faults_parse(char *err, size_t errlen)
         else if (strcmp(kv, "signal-before-init") == 0 &&
                  (strcmp(v, "TERM") == 0 || strcmp(v, "USR1") == 0))
             fault.early_signal = v[0] == 'T' ? SIGTERM : SIGUSR1, end = (char *)v + strlen(v);
+        else if (strcmp(kv, "slow-steps") == 0) fault.slow_ms = strtol(v, &end, 10);
         else if (strcmp(kv, "eval-signal") == 0 && is_eval_phase(v))
             snprintf(fault.eval_phase, sizeof fault.eval_phase, "%s", v),
                 end = (char *)v + strlen(v);
@@ -58,7 +61,10 @@ int faults_parse(char *err, size_t errlen)
                             "hook: see run/faults.h)", kv, v), -1;
     }
     const int at_step = fault.kill_rank >= 0 || fault.full_disk > 0 || fault.nan_grad[0];
-    if (fault.step < 0 && (at_step || (!fault.early_signal && !fault.eval_phase[0])))
+    if (fault.slow_ms < 0)
+        return snprintf(err, errlen, "MIMAE_FAULT=%s: slow-steps must be >= 0", env), -1;
+    if (fault.step < 0 &&
+        (at_step || (!fault.early_signal && !fault.eval_phase[0] && !fault.slow_ms)))
         return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
     return 0;
 }
@@ -129,6 +135,10 @@ int faults_attach(train_step_t *step, mimae_model_t *m, char *err, size_t errlen
 void faults_at_step(int rank, long step)
 {
     if (fault.kill_rank == rank && !fault.at_checkpoint && step == fault.step) raise(SIGKILL);
+    if (fault.slow_ms > 0) {
+        const struct timespec pause = {fault.slow_ms / 1000, fault.slow_ms % 1000 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
 }
 
 void faults_at_eval_phase(const char *phase, int rank, int ranks)

@@ -20,7 +20,10 @@
  *   eval-signal=features|probe|knn|mi|finetune (no step)
  *       the highest rank raises SIGTERM on itself when an evaluation enters
  *       that phase (the first time in the process): a stop request during
- *       evaluation, which only that rank receives.
+ *       evaluation, which only that rank receives;
+ *   slow-steps=MS (no step)
+ *       every step starts MS milliseconds late: a run of known length that a
+ *       test can signal mid-way however fast the machine is.
  *
  * The trainer calls these at its edges (start, step boundary, checkpoint
  * write) and the step through its gradient hook; nothing else knows of

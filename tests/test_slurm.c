@@ -489,8 +489,12 @@ static void test_requeue_resumes_bitwise(void **state)
     char reference_dir[400];
     snprintf(reference_dir, sizeof reference_dir, "run.out_dir=%s/runs/reference", work_dir);
     long jobs[2];
+    /* 300 steps of at least 20 ms (the fault hook's pause): about 6 s, so the
+     * signal lands mid-run however fast the steps themselves are */
+    setenv("MIMAE_FAULT", "slow-steps=20", 1);
     jobs[0] = submit("requeue", NULL);
     jobs[1] = submit("requeue", reference_dir); /* the same task, undisturbed */
+    unsetenv("MIMAE_FAULT");
 
     /* signal the batch shell once the run has made progress */
     const double t0 = now_s();
