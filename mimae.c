@@ -12,6 +12,7 @@
 #include "io/idx_import.h"
 #include "io/inspect.h"
 #include "io/synthetic.h"
+#include "io/text_escape.h"
 
 #define EXIT_BAD_INPUT 2
 
@@ -69,7 +70,7 @@ static int bad_usage(const char *msg, const char *usage)
 
 static int fail(const char *err)
 {
-    fprintf(stderr, "mimae: %s\n", err);
+    text_eprintf("mimae: %s", err);
     return EXIT_BAD_INPUT;
 }
 
