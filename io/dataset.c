@@ -11,7 +11,6 @@
 #include "io/dataset.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <limits.h>

@@ -1,14 +1,11 @@
 /* HDF5 files built in memory and committed atomically (see h5_atomic.h). */
 #include "io/h5_atomic.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "io/io_path.h"
 
@@ -108,24 +105,6 @@ static int image_length(io_file_err_t *e, const image_t *im, size_t *len)
     return 0;
 }
 
-/* Writes len bytes of the image to the temporary. */
-static int write_all(io_out_t *out, const void *buf, size_t len, io_file_err_t *e)
-{
-    const char *p = buf;
-    size_t left = len;
-    while (left > 0) {
-        size_t chunk = left < ((size_t)1 << 30) ? left : ((size_t)1 << 30);
-        ssize_t w = write(out->fd, p, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            return io_file_fail(e, "writing %s failed after %zu of %zu bytes: %s: the disk may "
-                                "be full or the quota exceeded; free space and retry", out->tmp,
-                                len - left, len, strerror(w < 0 ? errno : EIO));
-        p += w, left -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------------------
  * Writing and opening. */
 
@@ -157,7 +136,7 @@ int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fi
         goto out;
     }
     size_t len = 0;
-    if (image_length(e, &im, &len) || write_all(&out, im.buf, len, e) || io_out_commit(&out, e))
+    if (image_length(e, &im, &len) || io_out_write(&out, im.buf, len, e) || io_out_commit(&out, e))
         goto out;
     H5Pclose(fapl);
     free(im.buf);

@@ -364,27 +364,30 @@ int io_out_commit(io_out_t *out, io_file_err_t *e)
     return sync_dir(out->path, e);
 }
 
-int io_write_file(const char *path, mode_t mode, const void *data, size_t len, io_file_err_t *e)
+int io_out_write(io_out_t *out, const void *data, size_t len, io_file_err_t *e)
 {
-    io_out_t out;
-    if (io_out_open(&out, path, mode, e)) return -1;
     const char *p = data;
     size_t left = len;
     while (left > 0) {
         const size_t chunk = left < ((size_t)1 << 30) ? left : ((size_t)1 << 30);
-        const ssize_t w = write(out.fd, p, chunk);
+        const ssize_t w = write(out->fd, p, chunk);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            const int en = w < 0 ? errno : EIO;
-            io_file_fail(e, "writing %s failed after %zu of %zu bytes: %s: the disk may be full "
-                         "or the quota exceeded; free space and retry", out.tmp, len - left, len,
-                         strerror(en));
-            io_out_abort(&out);
-            return -1;
-        }
+        if (w <= 0)
+            return io_file_fail(e, "writing %s failed after %zu of %zu bytes: %s: the disk may "
+                                "be full or the quota exceeded; free space and retry", out->tmp,
+                                len - left, len, strerror(w < 0 ? errno : EIO));
         p += w, left -= (size_t)w;
     }
-    return io_out_commit(&out, e);
+    return 0;
+}
+
+int io_write_file(const char *path, mode_t mode, const void *data, size_t len, io_file_err_t *e)
+{
+    io_out_t out;
+    if (io_out_open(&out, path, mode, e)) return -1;
+    if (io_out_write(&out, data, len, e) == 0 && io_out_commit(&out, e) == 0) return 0;
+    io_out_abort(&out);
+    return -1;
 }
 
 FILE *io_create_new(const char *path, mode_t mode, io_file_err_t *e)

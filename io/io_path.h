@@ -111,7 +111,11 @@ int io_out_commit(io_out_t *out, io_file_err_t *e);
  * after a failed open or commit, and more than once. */
 void io_out_abort(io_out_t *out);
 
-/* The whole file in one go: io_out_open, write len bytes, io_out_commit. */
+/* write(2) of len bytes to the temporary (not through out->fp). 0, or -1
+ * after io_file_fail (a full disk, say). */
+int io_out_write(io_out_t *out, const void *data, size_t len, io_file_err_t *e);
+
+/* The whole file in one go: io_out_open, io_out_write, io_out_commit. */
 int io_write_file(const char *path, mode_t mode, const void *data, size_t len, io_file_err_t *e);
 
 /* A new file at path for writing (O_CREAT | O_EXCL | O_NOFOLLOW): for work

@@ -4,15 +4,12 @@
  * renamed, so PATH is either the old image or the complete new one. */
 #include "io/png_write.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "io/io_path.h"
 

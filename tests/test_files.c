@@ -156,6 +156,19 @@ static void expect_one_line(const char *log, int status, int want, ...)
     va_end(ap);
 }
 
+/* Exit status `want`, and work/<log> (of several lines) holds `needle`. */
+static void expect_status_saying(const char *log, int status, int want, const char *needle)
+{
+    char *text = read_rel(log);
+    if (!text) fail_msg("%s: no log", log);
+    printf("%s", text);
+    const int said = strstr(text, needle) != NULL;
+    free(text);
+    if (status == -1) fail_msg("the job hung and was killed after %d s", JOB_TIMEOUT_S);
+    if (status != want) fail_msg("exit status %d, expected %d", status, want);
+    if (!said) fail_msg("the output does not say '%s'", needle);
+}
+
 static void assert_file_holds(const char *rel, const char *want)
 {
     char *text = read_rel(rel);
@@ -201,16 +214,9 @@ static void test_fifo_as_data_test(void **state)
     snprintf(set, sizeof set, "data.test=%s/fifo-test.h5", work);
     path_in(desc, sizeof desc, "fifo-test.ini");
     const char *args[] = {"mimae_dist", desc, "--set", set, NULL};
-    const int status = run_job("fifo-test.log", args);
-    /* training may print progress first: the last line is the refusal */
-    char *text = read_rel("fifo-test.log");
-    assert_non_null(text);
-    printf("%s", text);
-    const int said = strstr(text, "fifo-test.h5: is a FIFO") != NULL;
-    free(text);
-    if (status == -1) fail_msg("the job hung on the FIFO and was killed");
-    assert_int_equal(status, 2);
-    assert_true(said);
+    /* training prints progress first: the refusal is among the lines */
+    expect_status_saying("fifo-test.log", run_job("fifo-test.log", args), 2,
+                         "fifo-test.h5: is a FIFO");
 }
 
 static void test_fifo_as_descriptor(void **state)
@@ -524,14 +530,8 @@ static void test_link_at_report_output(void **state)
     write_file("victim-report.txt", "keep");
     make_link("victim-report.txt", "report-out/report.md");
     const char *args[] = {"mimae", "report", run_dir, "--out", out, "--no-plots", NULL};
-    const int status = run_job("report-link.log", args);
-    char *text = read_rel("report-link.log");
-    assert_non_null(text);
-    printf("%s", text);
-    const int said = strstr(text, "report.md: is a symbolic link") != NULL;
-    free(text);
-    assert_int_equal(status, 1);
-    assert_true(said);
+    expect_status_saying("report-link.log", run_job("report-link.log", args), 1,
+                         "report.md: is a symbolic link");
     assert_file_holds("victim-report.txt", "keep");
 }
 
