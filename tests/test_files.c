@@ -160,9 +160,8 @@ static void expect_one_line(const char *log, int status, int want, ...)
 static void expect_status_saying(const char *log, int status, int want, const char *needle)
 {
     char *text = read_rel(log);
-    if (!text) fail_msg("%s: no log", log);
-    printf("%s", text);
-    const int said = strstr(text, needle) != NULL;
+    const int said = text && strstr(text, needle) != NULL;
+    printf("%s", text ? text : "(no log)\n");
     free(text);
     if (status == -1) fail_msg("the job hung and was killed after %d s", JOB_TIMEOUT_S);
     if (status != want) fail_msg("exit status %d, expected %d", status, want);
