@@ -7,12 +7,13 @@
 #include "experiments/descriptor.h"
 #include "experiments/report.h"
 #include "experiments/sweep_cmd.h"
+#include "io/bounded_read.h"
 #include "io/cifar_import.h"
 #include "io/folder_import.h"
-#include "io/bounded_read.h"
 #include "io/idx_import.h"
 #include "io/inspect.h"
 #include "io/synthetic.h"
+#include "io/text_escape.h"
 #include "run/launcher.h"
 
 #define EXIT_BAD_INPUT 2
@@ -76,7 +77,7 @@ static int bad_usage(const char *msg, const char *usage)
 
 static int fail(const char *err)
 {
-    fprintf(stderr, "mimae: %s\n", err);
+    text_eprintf("mimae: %s", err);
     return EXIT_BAD_INPUT;
 }
 

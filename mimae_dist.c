@@ -38,8 +38,10 @@
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
 #include "io/checkpoint.h"
+#include "io/io_error.h"
 #include "io/reader.h"
 #include "io/results.h"
+#include "io/text_escape.h"
 #include "run/eval_record.h"
 #include "run/exit_status.h"
 #include "run/faults.h"
@@ -91,7 +93,7 @@ static void remove_stale_temporaries(const char *dir)
         if (strncmp(e->d_name, "ckpt-", 5) || !strstr(e->d_name, ".h5.tmp-")) continue;
         char path[DESCRIPTOR_PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) == 0) fprintf(stderr, "mimae_dist: removed %s (an unfinished write)\n", path);
+        if (unlink(path) == 0) text_eprintf("mimae_dist: removed %s (an unfinished write)", path);
     }
     if (d) closedir(d);
 }
@@ -402,7 +404,7 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         if (ran) {
             *ran = r->desc;
             ran->sweep_count = 0;
-            ok = descriptor_make_out_dir(r->ckpt_dir, err, errlen) == 0 &&
+            ok = descriptor_make_run_dir(r->run->out_dir, "checkpoints", err, errlen) == 0 &&
                  descriptor_write(ran, effective, err, errlen) == 0;
             free(ran);
         }
@@ -410,10 +412,20 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         ok = ok && run_lock_record_holder(&r->lock, err, errlen) == 0 &&
              run_stopped_clear(r->run->out_dir, err, errlen) == 0;
         if (ok && found)
-            fprintf(stderr, "mimae_dist: resuming from %s (step %ld)\n", path, r->state.step);
+            text_eprintf("mimae_dist: resuming from %s (step %ld)", path, r->state.step);
     }
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
     return EXIT_OK;
+}
+
+/* The exit status of a failed read, the same on every rank: the data set
+ * changed under the run (on any rank) is a failure of the run, exit 1 with
+ * the last checkpoint intact; any other read error is bad input. */
+static int read_failure_status(int read)
+{
+    int changed = read == IO_CHANGED;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &changed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return changed ? EXIT_FAILURE_INTERNAL : EXIT_BAD_INPUT;
 }
 
 /* The indices of the step `state` points at, for this rank. */
@@ -511,7 +523,7 @@ static int state_guard(run_t *r, char *err, size_t errlen)
     if (!err[0]) snprintf(err, errlen, "non-finite training state on another rank");
     char save_err[ERR_LEN];
     if (save_progress(r, 0, save_err, sizeof save_err) && r->rank == 0)
-        fprintf(stderr, "mimae_dist: %s\n", save_err);
+        text_eprintf("mimae_dist: %s", save_err);
     return EXIT_NONFINITE;
 }
 
@@ -542,8 +554,8 @@ static int train(run_t *r, char *err, size_t errlen)
         const uint8_t *raw;
         double wait_s = 0.0;
         const double t0 = MPI_Wtime();
-        int ok = reader_wait(r->reader, &raw, NULL, &wait_s, err, errlen) == 0;
-        if (!dist_all_ok(ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+        const int read = reader_wait(r->reader, &raw, NULL, &wait_s, err, errlen);
+        if (!dist_all_ok(read == 0, MPI_COMM_WORLD)) return read_failure_status(read);
         /* No read in flight: HDF5 writes are safe here. */
         const int evaluate_now = pending_checkpoint && evaluation_due(r) &&
                                  r->state.step > first_step;
@@ -573,7 +585,7 @@ static int train(run_t *r, char *err, size_t errlen)
                            (uint64_t)r->state.epoch, &st, err, errlen)) {
             char save_err[ERR_LEN]; /* keep the history; the last checkpoint stays the newest */
             if (save_progress(r, 0, save_err, sizeof save_err) && r->rank == 0)
-                fprintf(stderr, "mimae_dist: %s\n", save_err);
+                text_eprintf("mimae_dist: %s", save_err);
             return EXIT_NONFINITE;
         }
 
@@ -655,7 +667,7 @@ int main(int argc, char **argv)
      * rank that has a message says it, once. */
     int speaker = err[0] && status != EXIT_OK && status != EXIT_REQUEUE ? r.rank : r.ranks;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &speaker, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (speaker == r.rank) fprintf(stderr, "mimae_dist: %s\n", err);
+    if (speaker == r.rank) text_eprintf("mimae_dist: %s", err);
     free_run(&r);
     MPI_Finalize();
     return status;

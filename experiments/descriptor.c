@@ -22,6 +22,7 @@
 
 #include "core/config/config_limits.h"
 #include "io/io_path.h"
+#include "io/text_escape.h"
 
 /* libinih reads lines into a buffer of INI_MAX_LINE bytes, which must hold the
  * line plus "\r\n\0"; longer lines would be cut. inih also keeps at most
@@ -868,11 +869,10 @@ static int descriptor_defaults(descriptor_t *d, char *err, size_t errlen)
 
 static int read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot read the descriptor (%s)", path, strerror(errno));
-        return -1;
-    }
+    /* a regular file: a FIFO or a device would block or never end */
+    io_file_err_t e = {path, err, errlen, 0};
+    FILE *fp = io_fopen_input(&e, "descriptor", 0);
+    if (!fp) return -1;
     size_t cap = 4096, n = 0;
     char *data = malloc(cap);
     for (;;) {
@@ -1183,6 +1183,8 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
 done:
     free(st);
     free(buf);
+    /* the message quotes the file's lines, keys and values, and --set text */
+    if (rc) text_escape_in_place(err, errlen);
     return rc;
 }
 
@@ -1251,34 +1253,29 @@ int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen)
 
 int descriptor_write(const descriptor_t *d, const char *path, char *err, size_t errlen)
 {
-    char tmp[DESCRIPTOR_PATH_MAX + 8], why[2 * DESCRIPTOR_PATH_MAX];
+    char why[2 * DESCRIPTOR_PATH_MAX];
     if (strlen(path) >= DESCRIPTOR_PATH_MAX) {
         snprintf(err, errlen, "%.64s...: cannot write the descriptor (path too long)", path);
         return -1;
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "w");
+    /* a temporary of our own beside it, renamed into place: never written
+     * through a link planted at the name */
+    char label[DESCRIPTOR_PATH_MAX + 32];
+    snprintf(label, sizeof label, "%s: cannot write the descriptor", path);
+    io_file_err_t e = {label, err, errlen, 0};
+    io_out_t out;
+    if (io_out_open(&out, path, 0644, &e)) return -1;
+    FILE *fp = io_out_stream(&out, &e);
     if (!fp) {
-        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path, strerror(errno));
+        io_out_abort(&out);
         return -1;
     }
     if (descriptor_print(d, fp, why, sizeof why)) {
-        fclose(fp);
-        remove(tmp);
+        io_out_abort(&out);
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
-    int bad = ferror(fp);
-    int saved = errno;
-    if (fclose(fp) != 0 && !bad) bad = 1, saved = errno;
-    if (!bad && rename(tmp, path) != 0) bad = 1, saved = errno;
-    if (bad) {
-        remove(tmp);
-        snprintf(err, errlen, "%s: cannot write the descriptor (%s)", path,
-                 strerror(saved ? saved : EIO));
-        return -1;
-    }
-    return 0;
+    return io_out_commit(&out, &e);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1338,10 +1335,12 @@ int descriptor_print_reference(FILE *out)
 
 int descriptor_make_out_dir(const char *path, char *err, size_t errlen)
 {
+    return descriptor_make_run_dir(path, "", err, errlen);
+}
+
+int descriptor_make_run_dir(const char *out_dir, const char *sub, char *err, size_t errlen)
+{
     char failed[PATH_MAX];
-    if (io_make_dirs(path, failed, sizeof failed) == 0) return 0;
-    const int e = errno;
-    snprintf(err, errlen, "%s: cannot create the directory (%s): set run.out_dir to a writable "
-             "place", failed, strerror(e));
-    return -1;
+    if (io_make_dirs_below(out_dir, sub, failed, sizeof failed) == 0) return 0;
+    return io_make_dirs_fail(failed, "run.out_dir", err, errlen);
 }

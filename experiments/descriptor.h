@@ -175,4 +175,9 @@ int descriptor_print_reference(FILE *out);
  * error names the directory and says to change run.out_dir. */
 int descriptor_make_out_dir(const char *path, char *err, size_t errlen);
 
+/* mkdir -p of out_dir (links in it followed: the user's choice), then of
+ * out_dir/sub, a directory of ours (e.g. "checkpoints"): a symbolic link
+ * planted there is refused with one line, never written through. */
+int descriptor_make_run_dir(const char *out_dir, const char *sub, char *err, size_t errlen);
+
 #endif

@@ -28,6 +28,7 @@
 #include "io/io_error.h"
 #include "io/io_path.h"
 #include "io/results.h"
+#include "io/text_escape.h"
 
 extern char **environ;
 
@@ -78,6 +79,16 @@ static char *dup_str(const char *s)
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
+    return d;
+}
+
+/* A copy fit to print: table cells and headings come from results files,
+ * descriptors and directory names (text_escape.h). */
+static char *dup_shown(const char *s)
+{
+    const size_t n = 4 * strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) text_escape(d, n, s);
     return d;
 }
 
@@ -666,7 +677,7 @@ static void table_free(table_t *t)
 static void table_head(table_t *t, int c, const char *name, int right)
 {
     if (t->oom || c >= t->ncols) return;
-    if (!(t->head[c] = dup_str(name))) t->oom = 1;
+    if (!(t->head[c] = dup_shown(name))) t->oom = 1;
     t->right[c] = right;
 }
 
@@ -692,7 +703,7 @@ static void table_set(table_t *t, int row, int c, const char *text)
     if (t->oom || row < 0 || c >= t->ncols) return;
     char **cell = &t->cells[(size_t)row * t->ncols + c];
     free(*cell);
-    if (!(*cell = dup_str(text))) t->oom = 1;
+    if (!(*cell = dup_shown(text))) t->oom = 1;
 }
 
 static const char *table_cell(const table_t *t, int row, int c)
@@ -1016,31 +1027,12 @@ static void build_group_table(const report_t *rp, const groups_t *gs, table_t *t
 /* ------------------------------------------------------------------------
  * Files. */
 
-/* data -> PATH.tmp-<pid>, fsync, rename onto PATH; on failure nothing. */
+/* data -> a temporary of our own beside PATH (never through a link),
+ * fsync, rename onto PATH; on failure nothing. */
 static int write_atomic(const char *path, const char *data, size_t n, char *err, size_t errlen)
 {
-    char tmp[RPATH];
-    if (fmt_to(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()))
-        return fmt_to(err, errlen, "%s: path too long", path), -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return fmt_to(err, errlen, "%s: cannot create (%s)", tmp, strerror(errno)), -1;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, data + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    int ok = done == n;
-    int saved = errno;
-    if (ok && fsync(fd) != 0) ok = 0, saved = errno;
-    if (close(fd) != 0 && ok) ok = 0, saved = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, saved = errno;
-    if (!ok) {
-        unlink(tmp);
-        return fmt_to(err, errlen, "%s: cannot write (%s)", path, strerror(saved)), -1;
-    }
-    return 0;
+    io_file_err_t e = {path, err, errlen, 0};
+    return io_write_file(path, 0644, data, n, &e);
 }
 
 /* A memory stream for building a file. */
@@ -1088,7 +1080,7 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 typedef struct {
     char file[256];    /* report-....png */
     char title[320];
-    char tmp[RPATH];   /* where gnuplot writes it */
+    char tmp[RPATH];   /* where gnuplot writes it: the private work directory */
 } plot_t;
 
 typedef struct {
@@ -1126,16 +1118,26 @@ static void safe_name(char *dst, size_t len, const char *src)
     dst[i] = 0;
 }
 
-static plot_t *new_plot(plots_t *ps, const char *out_dir, const char *file, const char *title)
+/* gnuplot opens its outputs by name (following links): it writes into the
+ * work directory, ours alone, and make_plots copies each PNG into place. */
+static plot_t *new_plot(plots_t *ps, const char *work, const char *file, const char *title)
 {
     if (ps->n == MAX_PLOTS) return NULL;
     plot_t *p = &ps->p[ps->n];
     if (fmt_to(p->file, sizeof p->file, "%s", file) ||
-        fmt_to(p->tmp, sizeof p->tmp, "%s/%s.tmp-%ld", out_dir, file, (long)getpid()))
+        fmt_to(p->tmp, sizeof p->tmp, "%s/%s", work, file))
         return NULL;
     snprintf(p->title, sizeof p->title, "%s", title);
     ps->n++;
     return p;
+}
+
+/* A new file in the work directory (io_create_new: never an existing file
+ * or a link); NULL on failure (the caller says what could not be written). */
+static FILE *work_file(const char *path)
+{
+    io_file_err_t e = {path, NULL, 0, 0};
+    return io_create_new(path, 0600, &e);
 }
 
 /* The loss curves: L_rec (top) and L (bottom) against the step, one line
@@ -1148,7 +1150,7 @@ static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *
         const run_entry_t *r = &rp->runs[i];
         if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
         if (fmt_to(path, sizeof path, "%s/loss-%d.dat", work, i)) return -1;
-        FILE *f = fopen(path, "w");
+        FILE *f = work_file(path);
         if (!f) return -1;
         const step_metrics_t *s = results_steps(r->res);
         for (long j = 0; j < results_step_count(r->res); j++) {
@@ -1162,7 +1164,7 @@ static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *
         lines++;
     }
     if (lines == 0) return 0;
-    plot_t *p = new_plot(ps, rp->out_dir, "report-loss.png", "Loss curves");
+    plot_t *p = new_plot(ps, work, "report-loss.png", "Loss curves");
     if (!p) return -1;
     const int height = 760 + (lines > 24 ? 14 * (lines - 24) : 0);
     fprintf(gp, "reset\nset terminal pngcairo size 1200,%d noenhanced font 'sans,10'\nset output ",
@@ -1214,7 +1216,7 @@ static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plo
         free(xs);
         return -1;
     }
-    FILE *f = fopen(path, "w");
+    FILE *f = work_file(path);
     if (!f) {
         free(xs);
         return -1;
@@ -1252,7 +1254,7 @@ static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plo
             xs[j] = xs[j - 1];
             xs[j - 1] = t;
         }
-    f = fopen(mpath, "w");
+    f = work_file(mpath);
     if (!f) {
         free(xs);
         return -1;
@@ -1282,7 +1284,7 @@ static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plo
     safe_name(safe, sizeof safe, key);
     snprintf(file, sizeof file, "report-%s.png", safe);
     snprintf(title, sizeof title, "Top-1 accuracy against %s", key);
-    plot_t *p = new_plot(ps, rp->out_dir, file, title);
+    plot_t *p = new_plot(ps, work, file, title);
     if (!p) return -1;
     fputs("reset\nset terminal pngcairo size 900,560 noenhanced font 'sans,10'\nset output ", gp);
     gp_string(gp, p->tmp);
@@ -1334,7 +1336,7 @@ static int run_gnuplot(const char *script, const char *log, char *err, size_t er
     if (posix_spawn_file_actions_init(&fa) != 0)
         return fmt_to(err, errlen, "cannot start gnuplot (out of memory)"), -1;
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     char prog[] = "gnuplot", opt[] = "-d", scr[RPATH];
     snprintf(scr, sizeof scr, "%s", script);
@@ -1376,18 +1378,41 @@ static void remove_dir_files(const char *dir)
     rmdir(dir);
 }
 
-static int has_png_signature(const char *path)
+/* Copies the PNG gnuplot wrote into the work directory to OUT_DIR/file
+ * (io_write_file: a temporary of ours, renamed into place). */
+static int install_plot(const plot_t *p, const char *out_dir, char *err, size_t errlen)
 {
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    unsigned char head[8];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return n == sizeof head && memcmp(head, sig, sizeof sig) == 0;
+    char final[RPATH];
+    if (fmt_to(final, sizeof final, "%s/%s", out_dir, p->file))
+        return fmt_to(err, errlen, "%s/%s: path too long", out_dir, p->file), -1;
+    char why[ERRLEN];
+    io_file_err_t in = {p->tmp, why, sizeof why, 0};
+    FILE *f = io_fopen_input(&in, "PNG", 0);
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    while (f && !ferror(f) && !feof(f)) {
+        if (len == cap) {
+            unsigned char *grown = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+            if (!grown) break;
+            buf = grown;
+        }
+        len += fread(buf + len, 1, cap - len, f);
+    }
+    const int read_ok = f && feof(f) && !ferror(f);
+    if (f) fclose(f);
+    int rc = -1;
+    if (!read_ok || len < sizeof sig || memcmp(buf, sig, sizeof sig) != 0) {
+        fmt_to(err, errlen, "gnuplot wrote no PNG for %s", p->file);
+    } else {
+        io_file_err_t out = {final, err, errlen, 0};
+        rc = io_write_file(final, 0644, buf, len, &out);
+    }
+    free(buf);
+    return rc;
 }
 
-/* Writes the plots; on success ps lists them (renamed into place). */
+/* Writes the plots; on success ps lists them (copied into place). */
 static int make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
 {
     ps->n = 0;
@@ -1399,7 +1424,7 @@ static int make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
                       strerror(errno)), -1;
     int rc = fmt_to(script, sizeof script, "%s/plots.gp", work) |
              fmt_to(log, sizeof log, "%s/gnuplot.log", work);
-    FILE *gp = rc ? NULL : fopen(script, "w");
+    FILE *gp = rc ? NULL : work_file(script);
     if (!gp) {
         remove_dir_files(work);
         return fmt_to(err, errlen, "%s: cannot write the gnuplot script", work), -1;
@@ -1411,22 +1436,8 @@ static int make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
     if (fclose(gp) != 0) rc = -1;
     if (rc) fmt_to(err, errlen, "%s: cannot write the plot data (disk full?)", work);
     else if (ps->n > 0) rc = run_gnuplot(script, log, err, errlen);
-    for (int i = 0; i < ps->n && !rc; i++) {
-        char final[RPATH];
-        if (!has_png_signature(ps->p[i].tmp)) {
-            rc = -1;
-            fmt_to(err, errlen, "gnuplot wrote no PNG for %s", ps->p[i].file);
-        } else if (fmt_to(final, sizeof final, "%s/%s", rp->out_dir, ps->p[i].file) ||
-                   rename(ps->p[i].tmp, final) != 0) {
-            rc = -1;
-            fmt_to(err, errlen, "%s/%s: cannot write (%s)", rp->out_dir, ps->p[i].file,
-                   strerror(errno));
-        }
-    }
-    if (rc) {
-        for (int i = 0; i < ps->n; i++) unlink(ps->p[i].tmp);
-        ps->n = 0;
-    }
+    for (int i = 0; i < ps->n && !rc; i++) rc = install_plot(&ps->p[i], rp->out_dir, err, errlen);
+    if (rc) ps->n = 0;
     remove_dir_files(work);
     return rc;
 }
@@ -1533,7 +1544,7 @@ static void sweep_base_name(const char *dir, char *buf, size_t len)
 
 static int bad(const char *msg)
 {
-    fprintf(stderr, "mimae report: %s\n", msg);
+    text_eprintf("mimae report: %s", msg);
     return EXIT_BAD_INPUT;
 }
 
@@ -1594,7 +1605,7 @@ int report_command(int argc, char **argv)
         int oom = rp.oom;
         report_free(&rp);
         if (oom) {
-            fprintf(stderr, "mimae report: %s\n", err);
+            text_eprintf("mimae report: %s", err);
             return EXIT_WRITE_FAILED;
         }
         return bad(err);
@@ -1638,7 +1649,9 @@ int report_command(int argc, char **argv)
     }
 
     /* stdout */
-    printf("mimae report: %s: ", rp.sweep_dir);
+    char shown_dir[4 * RPATH]; /* command-line paths, as they may be printed */
+    text_escape(shown_dir, sizeof shown_dir, rp.sweep_dir);
+    printf("mimae report: %s: ", shown_dir);
     print_counts(&rp, stdout);
     printf(".%s\n\n", no_keys_note(&rp));
     table_print_text(&text, stdout);
@@ -1668,17 +1681,18 @@ int report_command(int argc, char **argv)
     }
     if (!wrc) wrc = write_markdown(&rp, &md, gs.show ? &gmd : NULL, ps, werr, sizeof werr);
     if (!wrc) {
-        printf("\nwrote %s/report.csv%s, report.md", rp.out_dir,
+        text_escape(shown_dir, sizeof shown_dir, rp.out_dir);
+        printf("\nwrote %s/report.csv%s, report.md", shown_dir,
                gs.show ? ", report-seeds.csv" : "");
         for (int i = 0; i < ps->n; i++) printf(", %s", ps->p[i].file);
         printf("\n");
     }
     fflush(stdout);
     if (wrc) {
-        fprintf(stderr, "mimae report: %s\n", werr);
+        text_eprintf("mimae report: %s", werr);
         status = EXIT_WRITE_FAILED;
     } else if (*plot_err) {
-        fprintf(stderr, "mimae report: %s\n", plot_err);
+        text_eprintf("mimae report: %s", plot_err);
     }
     free(ps);
 

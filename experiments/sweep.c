@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/text_escape.h"
+
 /* Keys vary like nested loops: the last (innermost) fastest. `seeds` is
  * moved to the end when parsing, so it is innermost. */
 int sweep_value_index(const sweep_t *s, long task, int k)
@@ -57,7 +59,7 @@ static int sweep_check_tasks(const sweep_t *s, const descriptor_t *d, char *err,
     return rc;
 }
 
-int sweep_parse(const descriptor_t *d, sweep_t *s, char *err, size_t errlen)
+static int parse_sweep(const descriptor_t *d, sweep_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     int seeds = -1;
@@ -77,6 +79,13 @@ int sweep_parse(const descriptor_t *d, sweep_t *s, char *err, size_t errlen)
                             d->path, SWEEP_MAX_TASKS), -1;
     }
     return sweep_check_tasks(s, d, err, errlen);
+}
+
+int sweep_parse(const descriptor_t *d, sweep_t *s, char *err, size_t errlen)
+{
+    const int rc = parse_sweep(d, s, err, errlen);
+    if (rc) text_escape_in_place(err, errlen); /* it quotes the descriptor's values */
+    return rc;
 }
 
 int sweep_task_assignments(const sweep_t *s, const descriptor_t *d, long task,

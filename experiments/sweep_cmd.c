@@ -16,6 +16,8 @@
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
 #include "io/dataset.h"
+#include "io/io_path.h"
+#include "io/text_escape.h"
 
 enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_BAD_INPUT = 2 };
 
@@ -79,12 +81,12 @@ typedef struct {
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad(const char *fmt, ...)
 {
+    char msg[ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "mimae sweep: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see mimae sweep --help)\n");
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    text_eprintf("mimae sweep: %s (see mimae sweep --help)", msg);
     return EXIT_BAD_INPUT;
 }
 
@@ -257,27 +259,16 @@ static int plain_path(const char *what, const char *p, char *err, size_t errlen)
 static int write_file_atomic(const char *path, const char *text, mode_t mode, char *err,
                              size_t errlen)
 {
-    char tmp[PATH_LEN + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return snprintf(err, errlen, "%s: cannot write (%s)", path, strerror(errno)), -1;
-    int ok = fputs(text, f) >= 0;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (ok) ok = chmod(tmp, mode) == 0 && rename(tmp, path) == 0;
-    if (!ok) {
-        snprintf(err, errlen, "%s: cannot write (%s)", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    io_file_err_t e = {path, err, errlen, 0};
+    return io_write_file(path, mode, text, strlen(text), &e);
 }
 
 static char *read_text(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(err, errlen, "%s: cannot read the job template (%s): give "
-                            "--template FILE", path, strerror(errno)), NULL;
+    char why[ERR_LEN / 2];
+    io_file_err_t e = {path, why, sizeof why, 0};
+    FILE *f = io_fopen_input(&e, "job template", 1);
+    if (!f) return snprintf(err, errlen, "%s: give --template FILE", why), NULL;
     size_t cap = 8192, len = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -731,7 +722,8 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
 
     /* the sweep directory: tasks/, logs/, plan.tsv, sweep.sbatch */
     status = EXIT_OTHER;
-    if (descriptor_make_out_dir(dir, err, sizeof err) || descriptor_make_out_dir(logs, err, sizeof err))
+    if (descriptor_make_run_dir(out_abs, "tasks", err, sizeof err) ||
+        descriptor_make_run_dir(out_abs, "logs", err, sizeof err))
         goto fail;
     status = write_task_descriptors(o, desc_abs, d, s, dir, err, sizeof err);
     if (status) goto fail;
@@ -739,14 +731,13 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     {
         char plan_path[PATH_LEN + 16];
         snprintf(plan_path, sizeof plan_path, "%s/plan.tsv", out_abs);
-        FILE *f = fopen(plan_path, "w");
-        if (!f) {
-            snprintf(err, sizeof err, "%s: cannot write (%s)", plan_path, strerror(errno));
-            goto fail;
-        }
-        print_plan(f, d, s, 1);
-        if (fclose(f)) {
-            snprintf(err, sizeof err, "%s: cannot write (%s)", plan_path, strerror(errno));
+        io_file_err_t pe = {plan_path, err, sizeof err, 0};
+        io_out_t plan;
+        if (io_out_open(&plan, plan_path, 0644, &pe)) goto fail;
+        FILE *f = io_out_stream(&plan, &pe);
+        if (f) print_plan(f, d, s, 1);
+        if (!f || io_out_commit(&plan, &pe)) {
+            io_out_abort(&plan);
             goto fail;
         }
     }
@@ -795,7 +786,8 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         time_t now = time(NULL);
         struct tm tm;
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tm));
-        FILE *f = fopen(log_path, "a");
+        io_file_err_t le = {log_path, NULL, 0, 0};
+        FILE *f = io_open_append(log_path, 0644, &le);
         if (f) { /* a convenience: never a reason to fail after submitting */
             fprintf(f, "%s\tjob %s\tarray %s\t", when, job, array);
             print_command(f, argv);
@@ -805,7 +797,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     status = EXIT_OK;
     goto done;
 fail:
-    fprintf(stderr, "mimae sweep: %s\n", err);
+    text_eprintf("mimae sweep: %s", err);
 done:
     free(tpl);
     free(body.p);
@@ -834,7 +826,7 @@ int sweep_command(int argc, char **argv)
         fprintf(stderr, "mimae sweep: out of memory\n");
         status = EXIT_OTHER;
     } else if (load_sweep(&o, d, s, err, sizeof err)) {
-        fprintf(stderr, "mimae sweep: %s\n", err);
+        text_eprintf("mimae sweep: %s", err);
         status = EXIT_BAD_INPUT;
     } else if (!o.submit) {
         print_plan(stdout, d, s, 0);

@@ -1,7 +1,7 @@
 /* Checkpoints in HDF5 (layout in checkpoint.h).
  *
  * Writing: the file is built in memory and committed atomically by
- * h5_atomic_write (PATH.tmp-<pid>, fsync, rename, directory fsync; any
+ * h5_atomic_write (PATH.tmp-<pid>-<random>, fsync, rename, directory fsync; any
  * failure removes the temporary and leaves PATH as it was). Saving needs
  * memory for one copy of the file (parameters and both moments) on the
  * writing process.
@@ -30,6 +30,7 @@
 #include "io/h5_attr.h"
 #include "io/h5_atomic.h"
 #include "io/io_error.h"
+#include "io/text_escape.h"
 
 #define GROUP_COUNT 3
 static const char *const group_names[GROUP_COUNT] = {"params", "adam_m", "adam_v"};
@@ -637,7 +638,7 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, char *err, s
             size_t pl = strlen(candidate);
             const char *reason = strncmp(why, candidate, pl) == 0 && why[pl] == ':'
                                      ? why + pl + 2 : why;
-            fprintf(stderr, "mimae: skipping %s: %s\n", candidate, reason);
+            text_eprintf("mimae: skipping %s: %s", candidate, reason);
             continue;
         }
         int w = snprintf(path, len, "%s", candidate);

@@ -40,7 +40,7 @@ typedef struct {
     uint64_t seed;
 } train_state_t;
 
-/* Writes PATH.tmp-<pid>, fsyncs it, renames it onto PATH and fsyncs the
+/* Writes PATH.tmp-<pid>-<random>, fsyncs it, renames it onto PATH and fsyncs the
  * directory; on failure the temporary is removed and PATH is as it was.
  * st->step must equal m->step. */
 int checkpoint_save(const char *path, const mimae_model_t *m, const train_state_t *st,

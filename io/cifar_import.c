@@ -41,10 +41,16 @@ static int read_names(const char *dir, char names[CLASSES][DATASET_NAME_MAX], ch
     for (int k = 0; k < CLASSES; k++) snprintf(names[k], DATASET_NAME_MAX, "%s", default_names[k]);
     char *path = io_path_join(dir, "batches.meta.txt");
     if (!path) return io_fail(err, errlen, "%s: out of memory", dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT) { /* optional: the standard names */
         free(path);
         return 0;
+    }
+    io_file_err_t fe = {path, err, errlen, 0};
+    FILE *fp = io_fopen_input(&fe, "class-name list", 0);
+    if (!fp) {
+        free(path);
+        return -1;
     }
     int rc = 0;
     int k = 0;
@@ -75,10 +81,9 @@ static int read_names(const char *dir, char names[CLASSES][DATASET_NAME_MAX], ch
 static int append_batch(dataset_writer_t *w, const char *path, unsigned char *raw,
                         uint8_t *pix, int32_t *labels, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return io_fail(err, errlen, "%s: cannot open (%s): %s", path, strerror(errno),
-                       REDOWNLOAD);
+    io_file_err_t e = {path, err, errlen, 0};
+    FILE *fp = io_fopen_input(&e, "CIFAR-10 batch", 1);
+    if (!fp) return -1;
     long record = 0;
     int rc = 0;
     for (;;) {
@@ -190,7 +195,9 @@ int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t e
                     strerror(errno));
             goto out;
         }
-        if (!S_ISREG(st.st_mode) || st.st_size == 0 || st.st_size % RECORD != 0) {
+        io_file_err_t fe = {files[i], err, errlen, 0};
+        if (io_check_input(&fe, "CIFAR-10 batch", 1, NULL)) goto out;
+        if (st.st_size % RECORD != 0) {
             io_fail(err, errlen, "%s: %lld bytes is not a whole number of %d-byte records "
                     "(1 label + 32x32x3): truncated or not CIFAR-10 binary; %s", files[i],
                     (long long)st.st_size, RECORD, REDOWNLOAD);

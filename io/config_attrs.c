@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "io/h5_attr.h"
+#include "io/text_escape.h"
 
 void config_attr_name(const config_field_t *f, char *buf, size_t len)
 {
@@ -55,7 +56,7 @@ int config_attr_exists_or_default(hid_t loc, const config_field_t *f, mimae_conf
     if (config_field_parse(f, cfg, f->default_value, msg, sizeof msg))
         return io_file_fail(e, "internal: the default of %s: %s: fix the key table", name, msg);
     config_field_format_short(f, cfg, value, sizeof value);
-    fprintf(stderr, "mimae: %s: no attribute %s (written before the key existed): using its "
-            "default %s\n", e->path, name, value);
+    text_eprintf("mimae: %s: no attribute %s (written before the key existed): using its "
+                 "default %s", e->path, name, value);
     return 0;
 }

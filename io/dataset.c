@@ -11,7 +11,6 @@
 #include "io/dataset.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <limits.h>
@@ -21,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/h5_atomic.h"
 #include "io/h5_attr.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
@@ -163,7 +163,8 @@ static int dataset_stats_ok(double mean, double std)
 /* ------------------------------------------------------------------ writer */
 
 struct dataset_writer {
-    char *path, *tmp;
+    char *path;
+    io_out_t out;        /* the temporary, created by HDF5 (H5F_ACC_EXCL) */
     hid_t file, images, labels;
     dataset_info_t info; /* class_names owned; info.n counts the images written */
     size_t image_bytes;
@@ -176,10 +177,10 @@ static void writer_free(dataset_writer_t *w, int remove_tmp)
     h5close(&w->images);
     h5close(&w->labels);
     h5close(&w->file);
-    if (remove_tmp && w->tmp) unlink(w->tmp);
+    if (remove_tmp) io_out_abort(&w->out);
+    else if (w->out.fd >= 0) close(w->out.fd);
     dataset_info_free(&w->info);
     free(w->path);
-    free(w->tmp);
     free(w);
 }
 
@@ -221,42 +222,50 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
         return NULL;
     }
     w->file = w->images = w->labels = H5I_INVALID_HID;
+    w->out.fd = -1;
+    w->out.tmp[0] = '\0';
     w->info = *info;
     w->info.n = 0;
     w->info.class_names = malloc((size_t)info->num_classes * sizeof *info->class_names);
     w->path = strdup(path);
-    w->tmp = malloc(strlen(path) + 32);
-    if (!w->info.class_names || !w->path || !w->tmp) {
+    if (!w->info.class_names || !w->path) {
         io_fail(err, errlen, "%s: out of memory", path);
         writer_free(w, 0);
         return NULL;
     }
     memcpy(w->info.class_names, info->class_names,
            (size_t)info->num_classes * sizeof *info->class_names);
-    sprintf(w->tmp, "%s.tmp-%ld", path, (long)getpid());
     const int h = info->h, wd = info->w, c = info->c;
     w->image_bytes = (size_t)h * (size_t)wd * (size_t)c;
 
-    if (make_parent_dirs(path, err, errlen)) {
+    io_file_err_t e = {path, err, errlen, 0};
+    if (make_parent_dirs(path, err, errlen) || io_out_name(&w->out, w->path, &e)) {
         writer_free(w, 0);
         return NULL;
     }
-    /* Probe with open(2) first, so the message can say why (errno). */
-    int fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        io_fail(err, errlen, "%s: cannot create the temporary file %s (%s): choose a writable "
-                "output directory", path, w->tmp, strerror(errno));
-        writer_free(w, 0);
-        return NULL;
-    }
-    close(fd);
+    /* H5F_ACC_EXCL creates with O_CREAT | O_EXCL: never through a link or
+     * into a file that exists; the descriptor HDF5 writes through is then
+     * adopted, so the commit checks that the name still names that file */
     hid_t fapl = strong_close_fapl();
-    if (fapl >= 0) w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    h5close(&fapl);
-    if (w->file < 0) {
-        io_fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check the "
-                "output directory and free disk space", path, w->tmp);
+    if (fapl >= 0) w->file = H5Fcreate(w->out.tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    void *handle = NULL;
+    struct stat st;
+    const int created = w->file >= 0;
+    if (created && (H5Fget_vfd_handle(w->file, fapl, &handle) < 0 || !handle ||
+                    fstat(*(int *)handle, &st) != 0 || io_out_adopt(&w->out, &st, &e))) {
+        if (!e.failed) io_fail(err, errlen, "%s: cannot find the file HDF5 created (%s): write "
+                               "to a local file system", path, w->out.tmp);
+        h5close(&fapl);
         writer_free(w, 1);
+        return NULL;
+    }
+    h5close(&fapl);
+    if (!created) {
+        io_fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check that "
+                "the output directory exists and is writable, and free disk space", path,
+                w->out.tmp);
+        w->out.tmp[0] = '\0'; /* nothing of ours to remove */
+        writer_free(w, 0);
         return NULL;
     }
 
@@ -273,7 +282,7 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
                                       LABELS_CHUNK * sizeof(int32_t));
     if (w->images < 0 || w->labels < 0) {
         io_fail(err, errlen, "%s: cannot create /%s in %s (H5Dcreate failed): check free disk "
-                "space", path, w->images < 0 ? "images" : "labels", w->tmp);
+                "space", path, w->images < 0 ? "images" : "labels", w->out.tmp);
         writer_free(w, 1);
         return NULL;
     }
@@ -334,7 +343,7 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
         append_rows(w->labels, H5T_NATIVE_INT32, 1, lrow, w->info.n, count, labels) < 0) {
         w->failed = 1;
         return io_fail(err, errlen, "%s: writing images %ld..%ld to %s failed (H5Dwrite): check "
-                       "free disk space", w->path, w->info.n, w->info.n + count - 1, w->tmp);
+                       "free disk space", w->path, w->info.n, w->info.n + count - 1, w->out.tmp);
     }
 
     const int c = w->info.c;
@@ -425,7 +434,7 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
         }
     if ((bad = write_attributes(w, m, s)) != NULL) {
         io_fail(err, errlen, "%s: cannot write the attribute %s to %s (H5Acreate/H5Awrite "
-                "failed): check free disk space", w->path, bad, w->tmp);
+                "failed): check free disk space", w->path, bad, w->out.tmp);
         goto out;
     }
     h5close(&w->images);
@@ -434,35 +443,11 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
     w->file = H5I_INVALID_HID;
     if (st < 0) {
         io_fail(err, errlen, "%s: closing %s failed (H5Fclose): check free disk space",
-                w->path, w->tmp);
+                w->path, w->out.tmp);
         goto out;
     }
-    int fd = open(w->tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        io_fail(err, errlen, "%s: cannot sync %s to disk (%s): check the file system",
-                w->path, w->tmp, strerror(errno));
-        if (fd >= 0) close(fd);
-        goto out;
-    }
-    close(fd);
-    if (rename(w->tmp, w->path) != 0) {
-        io_fail(err, errlen, "%s: cannot rename %s onto it (%s): check the output directory",
-                w->path, w->tmp, strerror(errno));
-        goto out;
-    }
-    /* Make the rename durable too (best effort: not every file system can). */
-    char *slash = strrchr(w->path, '/');
-    const char *dir = ".";
-    if (slash == w->path) dir = "/";
-    else if (slash) {
-        *slash = '\0';
-        dir = w->path;
-    }
-    int dfd = open(dir, O_RDONLY);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
+    io_file_err_t e = {w->path, err, errlen, 0};
+    if (io_out_commit(&w->out, &e)) goto out;
     rc = 0;
 out:
     writer_free(w, rc != 0);
@@ -481,6 +466,8 @@ void dataset_writer_abort(dataset_writer_t *w)
 struct dataset {
     char *path;
     hid_t file, images, space;
+    int fd;              /* HDF5's descriptor of the file (-1: none), for fstat */
+    io_file_id_t id;     /* the file as opened: a read checks it is unchanged */
     dataset_info_t info;
     size_t image_bytes;
     int32_t *labels;
@@ -650,16 +637,14 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
 {
     const char *path = d->path;
     dataset_info_t *in = &d->info;
+    /* a regular file (a FIFO would block HDF5's open for ever), and the file
+     * HDF5 opened; its identity is what dataset_read checks against */
+    io_file_err_t e = {path, err, errlen, 0};
     struct stat st;
-    if (stat(path, &st) != 0)
-        return io_fail(err, errlen, "%s: cannot open the data set (%s): check the path, or "
-                       "create it with `mimae data`", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return io_fail(err, errlen, "%s: is a directory, not a data set file: give "
-                       "DIR/train.h5 or DIR/test.h5 made by `mimae data`", path);
     hid_t fapl = strong_close_fapl();
-    if (fapl >= 0) d->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0) d->file = h5_open_input("data set", fapl, &st, &d->fd, &e);
     h5close(&fapl);
+    if (e.failed) return -1;
     if (d->file < 0) {
         if (H5Fis_hdf5(path) == 0)
             return io_fail(err, errlen, "%s: not an HDF5 file (H5Fopen failed): give a data set "
@@ -668,6 +653,7 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
                        "unreadable, or locked by a writer; on a file system without locks "
                        "set HDF5_USE_FILE_LOCKING=FALSE): check the file or %s", path, RECREATE);
     }
+    io_file_id_of(&st, &d->id);
 
     char format[64];
     if (H5Aexists(d->file, "format") <= 0)
@@ -790,6 +776,7 @@ dataset_t *dataset_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     d->file = d->images = d->space = H5I_INVALID_HID;
+    d->fd = -1;
     if (open_and_validate(d, err, errlen)) {
         dataset_close(d);
         return NULL;
@@ -816,6 +803,13 @@ int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *image
         if (indices[i] < 0 || indices[i] >= in->n)
             return io_fail(err, errlen, "%s: image index %lld (entry %d of the request) is "
                            "outside 0..%ld", d->path, (long long)indices[i], i, in->n - 1);
+    /* A file truncated, grown, rewritten or replaced under us would be read
+     * as zeros or as other images (HDF5 fills what is past the end): checked
+     * before and after the read, so a batch read while it changed is never
+     * returned. HDF5 checked at open that the file holds everything its
+     * header addresses; the same size and identity keep that true. */
+    io_file_err_t e = {d->path, err, errlen, 0};
+    if (io_check_unchanged(&e, d->fd, &d->id)) return IO_CHANGED;
     /* Runs of consecutive indices are read with one hyperslab each. */
     for (int i = 0; i < count;) {
         int run = 1;
@@ -829,6 +823,7 @@ int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *image
                  H5Dread(d->images, H5T_NATIVE_UINT8, ms, d->space, H5P_DEFAULT,
                          images + (size_t)i * d->image_bytes) >= 0;
         h5close(&ms);
+        if (!ok && io_check_unchanged(&e, d->fd, &d->id)) return IO_CHANGED;
         if (!ok)
             return io_fail(err, errlen, "%s: reading /images %lld..%lld failed (H5Dread): the "
                            "file may be damaged; %s", d->path, (long long)indices[i],
@@ -837,7 +832,7 @@ int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *image
             memcpy(labels + i, d->labels + indices[i], (size_t)run * sizeof *labels);
         i += run;
     }
-    return 0;
+    return io_check_unchanged(&e, d->fd, &d->id);
 }
 
 void dataset_close(dataset_t *d)

@@ -50,7 +50,7 @@ typedef struct {
 /* ---- writing ---- */
 typedef struct dataset_writer dataset_writer_t;
 
-/* Creates PATH's temporary sibling PATH.tmp-<pid> (and PATH's missing parent
+/* Creates PATH's temporary sibling PATH.tmp-<pid>-<random> (and PATH's missing parent
  * directories, mkdir -p); info gives name, split, source, h, w, c,
  * num_classes and class_names (copied; n is ignored: images are appended).
  * Strings must fit their fields (source may be empty), 1 <= c <= 4, h and w
@@ -86,7 +86,10 @@ const dataset_info_t *dataset_get_info(const dataset_t *d);
 /* Reads the images with the given indices, in that order, into images
  * (count, h, w, c) and labels (count; may be NULL). Only those images are
  * read (a run of consecutive indices as one hyperslab); every index is
- * checked against [0, n) before anything is read. */
+ * checked against [0, n) before anything is read. IO_CHANGED (io_error.h)
+ * when the file is no longer the one opened (truncated, grown, rewritten in
+ * place or replaced: checked before and after the read), -1 on other
+ * errors. */
 int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *images,
                  int32_t *labels, char *err, size_t errlen);
 /* All labels (n), read once at open. */

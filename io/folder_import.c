@@ -85,9 +85,13 @@ static int list_dir(const char *dir, int dirs, strlist_t *out, char *err, size_t
             rc = io_fail(err, errlen, "%s: cannot stat (%s): fix or remove it", p, strerror(errno));
         else if (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) {
             if (strlist_add(out, e->d_name)) rc = io_fail(err, errlen, "%s: out of memory", dir);
-        } else if (!dirs && S_ISDIR(st.st_mode))
+        } else if (!dirs && S_ISDIR(st.st_mode)) {
             rc = io_fail(err, errlen, "%s: a directory inside a class folder: class folders "
                          "hold image files only; move it", p);
+        } else if (!dirs) { /* a FIFO, device or socket: said, not skipped */
+            io_file_err_t fe = {p, err, errlen, 0};
+            rc = io_check_input(&fe, "image", 1, NULL);
+        }
         free(p);
         errno = 0;
     }
@@ -199,12 +203,12 @@ static uint8_t *load_jpeg(const char *path, FILE *fp, int *w, int *h, char *err,
     return rgb;
 }
 
-static uint8_t *load_png(const char *path, int *w, int *h, char *err, size_t errlen)
+static uint8_t *load_png(const char *path, FILE *fp, int *w, int *h, char *err, size_t errlen)
 {
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) {
+    if (!png_image_begin_read_from_stdio(&im, fp)) {
         io_fail(err, errlen, "%s: cannot decode the PNG (%s): replace or remove the file", path,
                 im.message);
         png_image_free(&im);
@@ -243,12 +247,9 @@ static uint8_t *load_png(const char *path, int *w, int *h, char *err, size_t err
 
 uint8_t *folder_load_rgb(const char *path, int *w, int *h, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        io_fail(err, errlen, "%s: cannot open (%s): fix its permissions or remove it", path,
-                strerror(errno));
-        return NULL;
-    }
+    io_file_err_t e = {path, err, errlen, 0};
+    FILE *fp = io_fopen_input(&e, "image", 1);
+    if (!fp) return NULL;
     unsigned char sig[8] = { 0 };
     size_t got = fread(sig, 1, sizeof sig, fp);
     static const unsigned char png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
@@ -257,7 +258,8 @@ uint8_t *folder_load_rgb(const char *path, int *w, int *h, char *err, size_t err
         rewind(fp);
         img = load_jpeg(path, fp, w, h, err, errlen);
     } else if (got == 8 && memcmp(sig, png_sig, 8) == 0) {
-        img = load_png(path, w, h, err, errlen);
+        rewind(fp);
+        img = load_png(path, fp, w, h, err, errlen);
     } else {
         io_fail(err, errlen, "%s: not a JPEG or PNG file (unknown content): convert or remove "
                 "it", path);

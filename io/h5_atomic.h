@@ -5,21 +5,23 @@
  * handler (and any later close). So HDF5 never writes to disk here: the file
  * is built in memory (core driver, no backing store, its buffer owned through
  * file-image callbacks so no second copy is made), and the finished image is
- * written with write(2) to PATH.tmp-<pid>, fsynced, renamed onto PATH, and the
- * directory fsynced. Disk errors are then ordinary errno failures; the
+ * written with write(2) to an exclusively created temporary beside PATH
+ * (io_out_open: PATH.tmp-<pid>-<random>, never through a link), fsynced,
+ * renamed onto PATH, and the directory fsynced. Disk errors are then ordinary errno failures; the
  * temporary is removed and PATH left as it was. */
 #ifndef MIMAE_IO_H5_ATOMIC_H
 #define MIMAE_IO_H5_ATOMIC_H
 
 #include <hdf5.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "io/io_error.h"
 
 /* Writes the content of the in-memory file; 0, or -1 after io_file_fail. */
 typedef int (*h5_atomic_fill_fn)(hid_t file, const void *arg, io_file_err_t *e);
 
-/* Creates the temporary PATH.tmp-<pid> first (a missing directory or a
+/* Creates the temporary (io_out_open) first (a missing directory or a
  * permission problem fails at once, with errno), then the file in memory
  * (growing by `increment` bytes; creation properties fcpl, or H5P_DEFAULT;
  * 1.8 object headers, which h5py and HDF5 >= 1.8 read and which put large
@@ -28,8 +30,16 @@ typedef int (*h5_atomic_fill_fn)(hid_t file, const void *arg, io_file_err_t *e);
 int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fill_fn fill,
                    const void *arg, io_file_err_t *e);
 
-/* Opens a file read-only, with a message that says why not (`unreadable`
- * when HDF5 cannot read it). No file lock: these files are only ever
+/* Opens e->path read-only through io_check_input (a regular file that is
+ * not empty: a FIFO never reaches HDF5's open), checking that the file HDF5
+ * opened is the one checked (its stat in *st, and HDF5's own descriptor of
+ * it in *fd, -1 when its driver has none; either may be NULL). -1 after
+ * io_file_fail when it is not a regular file or was swapped meanwhile; -1
+ * without a message when HDF5 cannot open it (the caller says why). */
+hid_t h5_open_input(const char *what, hid_t fapl, struct stat *st, int *fd, io_file_err_t *e);
+
+/* Opens a file read-only (h5_open_input), with a message that says why not
+ * (`unreadable` when HDF5 cannot read it). No file lock: these files are only ever
  * replaced whole by rename, and flock fails on some cluster file systems. */
 hid_t h5_atomic_open(const char *path, const char *unreadable, io_file_err_t *e);
 

@@ -64,12 +64,17 @@ static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t m
                     char *err, size_t errlen)
 {
     snprintf(f->path, sizeof f->path, "%s/%s", dir, name);
-    errno = 0;
-    f->gz = gzopen(f->path, "rb");
-    if (!f->gz)
-        return io_fail(err, errlen, "%s: cannot open (%s): install dataset-fashion-mnist or "
-                       "give the directory holding the four IDX .gz files", f->path,
-                       errno ? strerror(errno) : "out of memory");
+    char why[1024];
+    io_file_err_t e = {f->path, why, sizeof why, 0};
+    const int fd = io_open_input(&e, "IDX", 1, NULL);
+    if (fd < 0)
+        return io_fail(err, errlen, "%s: install dataset-fashion-mnist or give the directory "
+                       "holding the four IDX .gz files", why);
+    f->gz = gzdopen(fd, "rb");
+    if (!f->gz) {
+        close(fd);
+        return io_fail(err, errlen, "%s: cannot open (out of memory)", f->path);
+    }
     gzbuffer(f->gz, 1 << 17);
     const int dims = (int)(magic & 0xff);
     unsigned char hdr[16];

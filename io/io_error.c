@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "io/text_escape.h"
+
 int io_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
@@ -10,6 +12,7 @@ int io_fail(char *err, size_t errlen, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        text_escape_in_place(err, errlen);
     }
     return -1;
 }
@@ -27,5 +30,6 @@ int io_file_fail(io_file_err_t *e, const char *fmt, ...)
         vsnprintf(e->err + n, e->errlen - (size_t)n, fmt, ap);
         va_end(ap);
     }
+    text_escape_in_place(e->err, e->errlen);
     return -1;
 }

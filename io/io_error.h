@@ -1,8 +1,15 @@
-/* One-line error messages of the io library. */
+/* One-line error messages of the io library. Every message is escaped
+ * (io/text_escape.h) once formatted: paths and values from files or the
+ * command line reach a terminal as printable text. */
 #ifndef MIMAE_IO_IO_ERROR_H
 #define MIMAE_IO_IO_ERROR_H
 
 #include <stddef.h>
+
+/* The return value of a read that found its input file changed since it
+ * was opened (truncated, grown, rewritten or replaced): the caller's data
+ * would be wrong, which is not the same failure as a bad file (-1). */
+#define IO_CHANGED (-2)
 
 /* Formats the message into err (when err and errlen are given); returns -1. */
 __attribute__((format(printf, 3, 4)))

@@ -1,18 +1,17 @@
 /* PNG grids of images with libpng: 8-bit grey or RGB, rows written one at a
  * time from a single row buffer; libpng errors longjmp back here and become
- * one-line messages. The file is written to PATH.tmp-<pid>, fsynced and
+ * one-line messages. The file is written to PATH.tmp-<pid>-<random>, fsynced and
  * renamed, so PATH is either the old image or the complete new one. */
 #include "io/png_write.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "io/io_path.h"
 
 #define GRID_GAP 2           /* pixels between tiles */
 #define GRID_GAP_VALUE 255   /* gaps are white */
@@ -40,14 +39,6 @@ static uint8_t to_byte(float x)
     if (!(x > 0.0f)) return 0; /* also NaN */
     if (x >= 1.0f) return 255;
     return (uint8_t)(x * 255.0f + 0.5f);
-}
-
-static void dir_of(const char *path, char *out, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(out, len, ".");
-    else if (slash == path) snprintf(out, len, "/");
-    else snprintf(out, len, "%.*s", (int)(slash - path), path);
 }
 
 /* Fills one output row of the grid. */
@@ -86,26 +77,19 @@ int png_write_grid(const char *path, const float *tiles, int rows, int cols, int
                  "zoom or the number of tiles", path, width, height);
         return -1;
     }
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
     uint8_t *row = malloc((size_t)width * (size_t)C);
     if (!row) {
         snprintf(err, errlen, "%s: out of memory for a PNG row of %lld pixels", path, width);
         return -1;
     }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        char dir[4096];
-        dir_of(tmp, dir, sizeof dir);
-        snprintf(err, errlen, "%s: cannot create the temporary file %s: %s: check that the "
-                 "directory %s exists and is writable", path, tmp, strerror(errno), dir);
+    io_file_err_t e = {path, err, errlen, 0};
+    io_out_t out;
+    if (io_out_open(&out, path, 0644, &e)) {
         free(row);
         return -1;
     }
+    FILE *fp = io_out_stream(&out, &e);
+    if (!fp) goto fail_file;
     png_errctx_t ectx = {""};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ectx, png_error_fn,
                                               png_warning_fn);
@@ -135,38 +119,11 @@ int png_write_grid(const char *path, const float *tiles, int rows, int cols, int
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
 
-    if (fflush(fp) || fsync(fileno(fp))) {
-        snprintf(err, errlen, "%s: writing %s failed: %s: the disk may be full; free space and "
-                 "retry", path, tmp, strerror(errno));
-        goto fail_file;
-    }
-    if (fclose(fp)) {
-        fp = NULL;
-        snprintf(err, errlen, "%s: closing %s failed: %s", path, tmp, strerror(errno));
-        goto fail_file;
-    }
-    fp = NULL;
-    if (rename(tmp, path)) {
-        snprintf(err, errlen, "%s: cannot rename %s onto it: %s", path, tmp, strerror(errno));
-        goto fail_file;
-    }
+    if (io_out_commit(&out, &e)) goto fail_file;
     free(row);
-    char dir[4096];
-    dir_of(path, dir, sizeof dir);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        int rc = fsync(dfd), e = errno;
-        close(dfd);
-        if (rc && e != EINVAL && e != EROFS) {
-            snprintf(err, errlen, "%s: written, but fsync of the directory %s failed: %s", path,
-                     dir, strerror(e));
-            return -1;
-        }
-    }
     return 0;
 fail_file:
-    if (fp) fclose(fp);
-    unlink(tmp);
+    io_out_abort(&out);
     free(row);
     return -1;
 }

@@ -21,7 +21,7 @@ struct reader {
     int job_ready;       /* worker: a job is posted */
     int job_done;        /* worker: the posted job finished */
     int quit;
-    int status;          /* 0 or -1 of the last job */
+    int status;          /* dataset_read's result of the last job (0, -1, IO_CHANGED) */
     char err[512];
     pthread_t worker;
     pthread_mutex_t lock;
@@ -135,7 +135,7 @@ int reader_wait(reader_t *r, const uint8_t **images, const int32_t **labels,
     pthread_mutex_unlock(&r->lock);
     r->pending = 0;
     if (wait_seconds) *wait_seconds = now_seconds() - t0;
-    if (st) return -1;
+    if (st) return st; /* -1, or IO_CHANGED: the data set changed under the run */
     *images = r->images[r->slot];
     if (labels) *labels = r->labels[r->slot];
     return 0;

@@ -25,7 +25,9 @@ int reader_start(reader_t *r, const int64_t *indices, int count, char *err, size
 
 /* Waits for the read started last; images (count, H, W, C) and labels stay
  * valid until the read after the next one starts. wait_seconds gets the time
- * spent blocked here (the data-wait metric). */
+ * spent blocked here (the data-wait metric). 0, -1, or IO_CHANGED
+ * (io/io_error.h) when the file changed since it was opened (every read
+ * checks its size and identity: dataset_read). */
 int reader_wait(reader_t *r, const uint8_t **images, const int32_t **labels,
                 double *wait_seconds, char *err, size_t errlen);
 

@@ -124,7 +124,7 @@ int results_set_reconstructions(results_t *r, long step, const float *original,
                                 const float *masked, const float *reconstructed, int K, int H,
                                 int W, int C);
 
-/* Rewrites PATH atomically (PATH.tmp-<pid>, fsync, rename; on failure PATH
+/* Rewrites PATH atomically (PATH.tmp-<pid>-<random>, fsync, rename; on failure PATH
  * is untouched and the temporary removed), then the reconstruction PNG (if
  * any); -1 with a message if either fails. */
 int results_write(const results_t *r, const char *path, char *err, size_t errlen);

@@ -10,6 +10,7 @@
 
 #include "dist/collectives.h"
 #include "io/checkpoint.h"
+#include "io/text_escape.h"
 #include "run/exit_status.h"
 #include "run/run_dir.h"
 
@@ -31,7 +32,7 @@ int eval_record(const mimae_model_t *m, const eval_config_t *cfg, results_t *res
                 const char *ckpt, long step, int rank, char *err, size_t errlen)
 {
     eval_results_t ev;
-    if (rank == 0) fprintf(stderr, "mimae_dist: evaluating %s\n", ckpt);
+    if (rank == 0) text_eprintf("mimae_dist: evaluating %s", ckpt);
     const int rc = evaluate_model(m, cfg, &ev, err, errlen);
     if (rc) return rc;
     if (rank != 0) return 0;

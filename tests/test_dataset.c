@@ -214,12 +214,12 @@ static void test_round_trip(void **state)
         assert_true(fabs(wm[ch] - mean[ch]) < 1e-12);
         assert_true(fabs(ws[ch] - std[ch]) < 1e-12);
     }
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    assert_true(exists(tmp));
+    char sub[300]; /* the writer's temporary: PATH.tmp-<pid>-<random> beside it */
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_true(has_temporary(sub));
     assert_false(exists(path));
     if (dataset_writer_finish(w, NULL, NULL, err, sizeof err)) fail_msg("%s", err);
-    assert_false(exists(tmp));
+    assert_false(has_temporary(sub));
 
     dataset_t *d = dataset_open(path, err, sizeof err);
     if (!d) fail_msg("%s", err);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -555,7 +556,7 @@ static void test_failed_write_leaves_nothing(void **state)
 static void test_rewrite_is_atomic(void **state)
 {
     (void)state;
-    char dir[512], path[1024], tmp[1100], err[512];
+    char dir[512], path[1024], err[512];
     make_tmpdir(dir, sizeof dir, "mimae-results");
     snprintf(path, sizeof path, "%s/results.h5", dir);
     mimae_config_t c = sample_config();
@@ -594,12 +595,17 @@ static void test_rewrite_is_atomic(void **state)
     assert_int_equal(results_step_count(l), 3);
     results_free(l);
 
-    /* the temporary name is taken by a directory: the write cannot start */
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    assert_int_equal(mkdir(tmp, 0755), 0);
-    assert_int_equal(results_write(r, path, err, sizeof err), -1);
+    /* no file can be created (no descriptor left): the write cannot start */
+    struct rlimit files, none;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &files), 0);
+    none = files;
+    none.rlim_cur = 0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    rc = results_write(r, path, err, sizeof err);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &files), 0);
+    assert_int_equal(rc, -1);
     printf("  %s\n", err);
-    assert_int_equal(rmdir(tmp), 0);
+    assert_false(has_temporary(dir));
     l = results_load(path, err, sizeof err);
     if (!l) fail_msg("old file damaged: %s", err);
     assert_int_equal(results_step_count(l), 3);

@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/results.h"
+#include "io/text_escape.h"
 #include "tests/fs_util.h"
 
 /* ------------------------------------------------------------------------
@@ -59,11 +60,18 @@ static void broken(const char *what, const char *detail)
     abort();
 }
 
-/* A rejection must say why, in one line. */
+/* A rejection must say why, in one line, and be fit for a terminal: no
+ * control byte, DEL or invalid UTF-8 from the input may reach it
+ * (io/text_escape.h shows them as \xNN). */
 static void check_message(const char *who, const char *err)
 {
     if (!err[0]) broken(who, "failed without a message");
     if (strchr(err, '\n')) broken(who, err);
+    if (!text_is_printable(err)) {
+        char shown[4 * 4096 + 1];
+        text_escape(shown, sizeof shown, err);
+        broken(who, shown);
+    }
 }
 
 /* ------------------------------------------------------------------------
