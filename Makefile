@@ -21,7 +21,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # them: core/ gets OpenBLAS alone (an #include <mpi.h> or <hdf5.h> there
 # fails), dist/ MPI and BLAS, io/ HDF5 and the image libraries (HDF5's
 # header pulls in mpi.h, so io's freedom from MPI calls is checked on its
-# library instead: layers-check), experiments/ io's and inih.
+# library instead, by the nm check of libmimae_io.a), experiments/ io's and inih.
 , := ,
 pkgflags    = $(shell pkg-config --cflags $(1) 2>/dev/null)
 CORE_CFLAGS := $(call pkgflags,openblas)

@@ -11,6 +11,14 @@
 void __lsan_disable(void) __attribute__((weak));
 void __lsan_enable(void) __attribute__((weak));
 
+/* LeakSanitizer of GCC 12 crashes ("Tracer caught signal 11") walking the
+ * dynamic thread-local storage that Open MPI's loaded components leave in a
+ * process that ran MPI_Init; so it does not scan thread-local storage here.
+ * Nothing of ours keeps an allocation only there (core/kernels/parallel.c
+ * lists its per-thread scratch in a global too). */
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) { return "use_tls=0"; }
+
 static void lsan_pause(int paused)
 {
     if (paused && __lsan_disable) __lsan_disable();

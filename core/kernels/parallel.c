@@ -134,9 +134,27 @@ typedef struct {
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
+/* Every thread's scratch is also listed here, so that it is reachable from
+ * memory a leak checker scans even when it does not scan thread-local
+ * storage (the tests' LeakSanitizer runs with use_tls=0: tests/step_util.c). */
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static scratch_t *scratch_list[4 * PAR_MAX_THREADS];
+
+static void scratch_list_set(scratch_t *from, scratch_t *to)
+{
+    pthread_mutex_lock(&scratch_lock);
+    for (size_t i = 0; i < sizeof scratch_list / sizeof scratch_list[0]; i++)
+        if (scratch_list[i] == from) {
+            scratch_list[i] = to;
+            break;
+        }
+    pthread_mutex_unlock(&scratch_lock);
+}
+
 static void scratch_free(void *p)
 {
     scratch_t *s = p;
+    scratch_list_set(s, NULL);
     free(s->p);
     free(s);
 }
@@ -150,6 +168,7 @@ float *par_scratch(size_t floats)
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s || pthread_setspecific(scratch_key, s)) goto oom;
+        scratch_list_set(NULL, s);
     }
     if (s->floats < floats) {
         void *p = NULL;
