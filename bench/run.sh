@@ -98,14 +98,16 @@ if [ "${BENCH_VITB:-1}" != 0 ]; then
         for (i = 1; i <= n; i++) { p = index(a[i], "="); if (substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1) }
         return ""
     }
+    /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "batch") == 1 && kv($0, "threads") == 1 { ms_b1 = kv($0, "ms") }
     /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "batch") == 8 && kv($0, "reduction") == "fast" {
         if (kv($0, "threads") == 1) { ms1 = kv($0, "ms"); st = kv($0, "state_mib"); an = kv($0, "analytic_mib") }
         if (kv($0, "threads") == 2) ms2 = kv($0, "ms")
     }
-    END { if (ms1 && ms2) printf "ns_img=%.5f ns_s2=%.4f ns_state=%.0f ns_act=%.1f\n", 8000 / ms1, ms1 / ms2, st, (an - st) / 8 }
+    END { if (ms1 && ms2 && ms_b1) printf "ns_img=%.5f ns_img1=%.5f ns_s2=%.4f ns_state=%.0f ns_act=%.1f\n", 8000 / ms1, 1000 / ms_b1, ms1 / ms2, st, (an - st) / 8 }
     ' "$log")"
     if [ -n "${ns_img:-}" ]; then
-        run "$bin/northstar" --img-s "$ns_img" --speedup2 "$ns_s2" --state-mib "$ns_state" \
+        run "$bin/northstar" --img-s "$ns_img" --img-s-batch1 "$ns_img1" --speedup2 "$ns_s2" \
+            --state-mib "$ns_state" \
             --act-mib-per-image "$ns_act"
     fi
 else

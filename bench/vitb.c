@@ -118,11 +118,11 @@ int main(int argc, char **argv)
     const double ms = 1e3 * bench_median(t, o.steps), pk = bench_median(peak, o.steps);
     const double mfu = flops / (ms / 1e3) / 1e9 / pk;
     const double MB = 1024.0 * 1024.0;
-    /* the deterministic sum's buffers: a stack of log2(k) + 2 gradient
-     * vectors and one to receive (dist/tree_sum.c) */
+    /* the deterministic sum's buffers: on one rank, the log2(k) + 1 levels
+     * of the tree's stack that k leaves fill (dist/tree_sum.c) */
     double tree = 0.0;
-    if (plan.deterministic)
-        tree = (log2((double)plan.micro_batches) + 3.0) * bench_param_floats(m);
+    if (plan.deterministic && plan.micro_batches > 1)
+        tree = (log2((double)plan.micro_batches) + 1.0) * bench_param_floats(m);
     const double analytic = (4.0 * bench_param_floats(m) + tree +
                              plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *
                             sizeof(float) / MB;
