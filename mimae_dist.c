@@ -343,6 +343,8 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
      * written; another job holding it: exit 2. */
     const int lock_status = run_lock_take(&r->lock, r->run->out_dir, r->rank, err, errlen);
     if (lock_status != EXIT_OK) return lock_status;
+    const int outputs_ok = r->rank != 0 || run_dir_check_outputs(r->run->out_dir, err, errlen) == 0;
+    if (!dist_all_ok(outputs_ok, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
     /* Resume from the newest valid checkpoint, on any rank count. Nothing is
      * written before the checkpoint and the results file have been checked. */
     int ok = 1;

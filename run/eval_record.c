@@ -97,6 +97,9 @@ int eval_checkpoint_command(const char *checkpoint, const char *const *overrides
     /* results.h5 is rewritten: the run directory must not be in use */
     if ((status = run_lock_take(&lock, run_dir, rank, err, errlen)) != EXIT_OK) goto done;
     status = EXIT_BAD_INPUT;
+    if (!dist_all_ok(rank != 0 || run_dir_check_outputs(run_dir, err, errlen) == 0,
+                     MPI_COMM_WORLD))
+        goto done;
     model = mimae_model_create(&cfg, cfg.global_batch < 32 ? cfg.global_batch : 32, 0, err, errlen);
     if (!dist_all_ok(model != NULL, MPI_COMM_WORLD)) goto done;
     train_state_t st;

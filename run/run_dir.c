@@ -1,10 +1,12 @@
 #include "run/run_dir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,4 +139,49 @@ int run_stopped_clear(const char *run_dir, char *err, size_t errlen)
     if (unlink(path) == 0 || errno == ENOENT) return 0;
     return snprintf(err, errlen, "%s: cannot remove the stop marker of the previous run: %s",
                     path, strerror(errno)), -1;
+}
+
+/* A name the run writes in its directory (or, with in_checkpoints, in
+ * checkpoints/). */
+static int written_by_the_run(const char *name, int in_checkpoints)
+{
+    const size_t n = strlen(name);
+    const int h5 = n > 3 && strcmp(name + n - 3, ".h5") == 0;
+    if (in_checkpoints) return strncmp(name, "ckpt-", 5) == 0 && h5;
+    return strcmp(name, "results.h5") == 0 || strcmp(name, "descriptor.ini") == 0 ||
+           strcmp(name, RUN_STOPPED_NAME) == 0 ||
+           (strncmp(name, "results-recon-", 14) == 0 && n > 4 &&
+            strcmp(name + n - 4, ".png") == 0);
+}
+
+static int check_dir_outputs(const char *dir, int in_checkpoints, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* not made yet: nothing planted */
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!written_by_the_run(e->d_name, in_checkpoints)) continue;
+        char path[DESCRIPTOR_PATH_MAX + 300];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) continue;
+        snprintf(err, errlen, "%s: %s where this run writes a file: remove it (mimae never "
+                 "writes through or over one), or use another run.out_dir", path,
+                 S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                 : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file");
+        rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+int run_dir_check_outputs(const char *run_dir, char *err, size_t errlen)
+{
+    char ckpt_dir[DESCRIPTOR_PATH_MAX + 16];
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s/checkpoints", run_dir);
+    return check_dir_outputs(run_dir, 0, err, errlen) ||
+                   check_dir_outputs(ckpt_dir, 1, err, errlen)
+               ? -1
+               : 0;
 }

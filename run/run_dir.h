@@ -54,4 +54,12 @@ int run_stopped_mark(const char *run_dir, long step, const char *what, char *err
 /* Removes RUN/stopped if it is there; 0 or -1 with a message. */
 int run_stopped_clear(const char *run_dir, char *err, size_t errlen);
 
+/* Rank 0, after taking the lock and before anything is written: every name
+ * the run will write in run_dir (results.h5, descriptor.ini, stopped,
+ * results-recon-*.png) and in run_dir/checkpoints (ckpt-*.h5) that exists
+ * must be a regular file. A symbolic link, FIFO or directory planted there
+ * would otherwise fail the run at its first write there, possibly hours in;
+ * now it is refused at the start. 0, or -1 with one line naming the entry. */
+int run_dir_check_outputs(const char *run_dir, char *err, size_t errlen);
+
 #endif

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,56 @@ static void test_second_job_on_a_run_dir_in_use_exits_2(void **state)
     assert_int_equal(run_to_end("busy", "busy5.log", NULL, newest, NULL, 0), 0);
 }
 
+/* Links and other non-files planted at names a run writes (RUN/results.h5,
+ * a future checkpoint in RUN/checkpoints, RUN/descriptor.ini) are refused
+ * when the run starts: exit 2, one line naming the entry, the link's target
+ * untouched and no checkpoint written (they used to fail the run at its
+ * first write there, after training had started). */
+static void test_planted_outputs_refused_at_start(void **state)
+{
+    (void)state;
+    char target[300], run_dir[300], ckpts[320];
+    snprintf(target, sizeof target, "%s/precious.txt", work);
+    FILE *f = fopen(target, "w");
+    assert_non_null(f);
+    fputs("keep me\n", f);
+    fclose(f);
+    const struct {
+        const char *out, *name;
+        int fifo;
+    } planted[] = {{"plant1", "results.h5", 0},
+                   {"plant2", "checkpoints/ckpt-0000000010.h5", 0},
+                   {"plant3", "descriptor.ini", 0},
+                   {"plant4", "results.h5", 1}};
+    for (size_t i = 0; i < sizeof planted / sizeof planted[0]; i++) {
+        snprintf(run_dir, sizeof run_dir, "%s/%s", work, planted[i].out);
+        snprintf(ckpts, sizeof ckpts, "%s/checkpoints", run_dir);
+        assert_int_equal(mkdir(run_dir, 0777), 0);
+        assert_int_equal(mkdir(ckpts, 0777), 0);
+        char at[400], log[64];
+        snprintf(at, sizeof at, "%s/%s", run_dir, planted[i].name);
+        if (planted[i].fifo) assert_int_equal(mkfifo(at, 0666), 0);
+        else assert_int_equal(symlink(target, at), 0);
+        snprintf(log, sizeof log, "%s.log", planted[i].out);
+        const int status = run_to_end(planted[i].out, log, NULL, NULL, NULL, 2);
+        char *t = text_of(log);
+        assert_non_null(t);
+        printf("  %s", t);
+        int lines = 0;
+        for (const char *c = t; *c; c++) lines += *c == '\n';
+        const int named = strstr(t, planted[i].name) != NULL;
+        free(t);
+        assert_int_equal(status, 2);
+        assert_int_equal(lines, 1);
+        assert_true(named);
+        assert_int_equal(count_entries(ckpts), planted[i].name[0] == 'c' ? 1 : 0);
+    }
+    char *kept = read_text(target);
+    assert_non_null(kept);
+    assert_string_equal(kept, "keep me\n");
+    free(kept);
+}
+
 /* ------------------------------------------------------------------------
  * Classes 3 and 9: evaluation survives preemption; exit statuses. */
 
@@ -414,6 +465,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_junk_named_like_a_newer_checkpoint_is_not_counted),
         cmocka_unit_test(test_second_job_on_a_run_dir_in_use_exits_2),
+        cmocka_unit_test(test_planted_outputs_refused_at_start),
         cmocka_unit_test(test_stop_during_final_evaluation_is_finished_by_the_rerun),
         cmocka_unit_test(test_stop_during_an_epoch_evaluation_and_during_eval_command),
         cmocka_unit_test(test_sigterm_and_sigint_to_the_launcher_exit_3),
