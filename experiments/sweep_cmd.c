@@ -187,27 +187,40 @@ static const char *task_dir(const sweep_t *s, assign_t *assign)
 }
 
 /* The table: header, one row per task, the total. tsv: tab-separated, no total. */
+/* Text from the descriptor as the plan shows it: escaped (text_escape.h),
+ * so a value cannot drive a terminal or split plan.tsv's columns. */
+static const char *shown(char *buf, size_t len, const char *text)
+{
+    text_escape(buf, len, text);
+    return buf;
+}
+
 static void print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int tsv)
 {
     static assign_t assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2];
     int width[DESCRIPTOR_MAX_SWEEP_KEYS];
-    char idx[32];
+    char idx[32], a[4 * DESCRIPTOR_PATH_MAX], b[4 * DESCRIPTOR_PATH_MAX],
+        c[4 * DESCRIPTOR_PATH_MAX];
     snprintf(idx, sizeof idx, "%ld", s->tasks - 1);
     int iw = (int)strlen(idx) > 4 ? (int)strlen(idx) : 4;
     for (int k = 0; k < s->n_keys; k++) {
-        width[k] = (int)strlen(s->keys[k]);
-        for (int j = 0; j < s->n_values[k]; j++)
-            if ((int)strlen(s->values[k][j]) > width[k]) width[k] = (int)strlen(s->values[k][j]);
+        width[k] = (int)strlen(shown(a, sizeof a, s->keys[k]));
+        for (int j = 0; j < s->n_values[k]; j++) {
+            const int w = (int)strlen(shown(a, sizeof a, s->values[k][j]));
+            if (w > width[k]) width[k] = w;
+        }
     }
     if (tsv) {
         fprintf(out, "task");
-        for (int k = 0; k < s->n_keys; k++) fprintf(out, "\t%s", s->keys[k]);
+        for (int k = 0; k < s->n_keys; k++) fprintf(out, "\t%s", shown(a, sizeof a, s->keys[k]));
         fprintf(out, "\tout_dir\n");
     } else {
-        fprintf(out, "sweep %s: %s, %ld task%s in %s\n", d->run.name, d->path, s->tasks,
-                s->tasks == 1 ? "" : "s", d->run.out_dir);
+        fprintf(out, "sweep %s: %s, %ld task%s in %s\n", shown(a, sizeof a, d->run.name),
+                shown(b, sizeof b, d->path), s->tasks, s->tasks == 1 ? "" : "s",
+                shown(c, sizeof c, d->run.out_dir));
         fprintf(out, "%*s", iw, "task");
-        for (int k = 0; k < s->n_keys; k++) fprintf(out, "  %-*s", width[k], s->keys[k]);
+        for (int k = 0; k < s->n_keys; k++)
+            fprintf(out, "  %-*s", width[k], shown(a, sizeof a, s->keys[k]));
         fprintf(out, "  out_dir\n");
     }
     for (long t = 0; t < s->tasks; t++) {
@@ -215,12 +228,12 @@ static void print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int t
         if (tsv) fprintf(out, "%ld", t);
         else fprintf(out, "%*ld", iw, t);
         for (int k = 0; k < s->n_keys; k++) {
-            const char *v = s->values[k][sweep_value_index(s, t, k)];
+            const char *v = shown(a, sizeof a, s->values[k][sweep_value_index(s, t, k)]);
             if (tsv) fprintf(out, "\t%s", v);
             else fprintf(out, "  %-*s", width[k], v);
         }
-        if (tsv) fprintf(out, "\t%s\n", task_dir(s, assign));
-        else fprintf(out, "  %s\n", task_dir(s, assign));
+        if (tsv) fprintf(out, "\t%s\n", shown(a, sizeof a, task_dir(s, assign)));
+        else fprintf(out, "  %s\n", shown(a, sizeof a, task_dir(s, assign)));
     }
     if (!tsv) fprintf(out, "%ld task%s\n", s->tasks, s->tasks == 1 ? "" : "s");
 }

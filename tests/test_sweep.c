@@ -128,6 +128,36 @@ static void test_template_from_any_directory(void **state)
                      "nowhere.in", "MIMAE_SLURM_TEMPLATE", NULL);
 }
 
+/* The plan shows what came from the command line and the descriptor
+ * escaped: a descriptor named with an escape sequence prints as \x1b..., and
+ * no raw control byte reaches the terminal or plan.tsv. */
+static void test_plan_is_printable(void **state)
+{
+    (void)state;
+    char data[300], path[400], err[512];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(path, sizeof path, "%s/train.h5", data);
+    if (access(path, R_OK) && synthetic_generate(data, 16, 16, 16, 1, 2, 1, err, sizeof err))
+        fail_msg("%s", err);
+    snprintf(path, sizeof path, "%s/esc\033[31m.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[model]\npreset = test-small\nchannels = 1\n[data]\ntrain = data/train.h5\n"
+          "[train]\nglobal_batch = 8\n[run]\nname = esc\nout_dir = runs/esc\n[sweep]\n"
+          "mimae.tau = 0.1, 0.2\n",
+          f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(run_captured(dir, "%s/mimae sweep plan 'esc\033[31m.ini'", build_dir), 0);
+    snprintf(path, sizeof path, "%s/stdout.txt", dir);
+    char *out = read_text(path);
+    assert_non_null(out);
+    printf("%s", out);
+    const int escaped = strstr(out, "esc\\x1b[31m.ini") != NULL, raw = strchr(out, 0x1b) != NULL;
+    free(out);
+    assert_true(escaped);
+    assert_false(raw);
+}
+
 /* Sweeps that would not mean what they say are refused when the descriptor
  * is read, with one line: seeds and a swept train.seed (the plan labelled
  * tasks with seeds they did not run), keys every task sets itself
@@ -296,6 +326,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_expansion_order),
         cmocka_unit_test(test_bad_sweeps),
         cmocka_unit_test(test_template_from_any_directory),
+        cmocka_unit_test(test_plan_is_printable),
         cmocka_unit_test(test_sweeps_that_mean_something_else),
         cmocka_unit_test(test_submit_checks_the_array_first),
     };
