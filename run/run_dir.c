@@ -14,6 +14,7 @@
 
 #include "dist/mpi_check.h"
 #include "experiments/descriptor.h"
+#include "io/io_path.h"
 #include "run/exit_status.h"
 
 #define HOLDER_MAX 512
@@ -115,21 +116,14 @@ void run_lock_release(run_lock_t *l)
 int run_stopped_mark(const char *run_dir, long step, const char *what, char *err,
                      size_t errlen)
 {
-    char path[DESCRIPTOR_PATH_MAX + 16], tmp[DESCRIPTOR_PATH_MAX + 48], text[512];
+    char path[DESCRIPTOR_PATH_MAX + 16], label[DESCRIPTOR_PATH_MAX + 64], text[512];
     snprintf(path, sizeof path, "%s/" RUN_STOPPED_NAME, run_dir);
-    snprintf(tmp, sizeof tmp, "%s/." RUN_STOPPED_NAME ".tmp-%ld", run_dir, (long)getpid());
+    snprintf(label, sizeof label, "%s: cannot write the stop marker", path);
     const int n = snprintf(text, sizeof text, "stopped at step %ld: %s; rerun the same command "
                            "to resume\n", step, what);
     const size_t len = n < (int)sizeof text ? (size_t)n : sizeof text - 1;
-    (void)unlink(tmp); /* ours, from this pid: a leftover cannot be another job's */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-    const int e = errno;
-    if (fd >= 0 && close(fd)) ok = 0;
-    if (ok && rename(tmp, path) == 0) return 0;
-    snprintf(err, errlen, "%s: cannot write the stop marker: %s", path, strerror(ok ? errno : e));
-    (void)unlink(tmp);
-    return -1;
+    io_file_err_t e = {label, err, errlen, 0};
+    return io_write_file(path, 0644, text, len, &e);
 }
 
 int run_stopped_clear(const char *run_dir, char *err, size_t errlen)
