@@ -35,11 +35,10 @@ static const param_info_t *worst_gradient(const mimae_model_t *m, double *norm, 
 }
 
 int mimae_check_finite(const mimae_model_t *m, const mimae_losses_t *l, double gnorm,
-                       char *err, size_t errlen)
+                       double qnorm, char *err, size_t errlen)
 {
     const int loss_ok = isfinite(l->rec) && isfinite(l->max) && isfinite(l->min) &&
                         isfinite(l->q);
-    const double qnorm = grad_norm(m->q_grad_mem, m->q_table.total);
     if (loss_ok && gnorm <= MIMAE_GRAD_NORM_LIMIT && qnorm <= MIMAE_GRAD_NORM_LIMIT) return 0;
     double worst_norm;
     int bad, total;
@@ -99,7 +98,7 @@ int mimae_finish_step(mimae_model_t *m, mimae_losses_t *loss, mimae_step_stats_t
     stats->grad_norm = grad_norm(m->grad_mem, m->table.total);
     stats->q_grad_norm = grad_norm(m->q_grad_mem, m->q_table.total);
     stats->lr = 0.0f;
-    int rc = mimae_check_finite(m, loss, stats->grad_norm, err, errlen);
+    int rc = mimae_check_finite(m, loss, stats->grad_norm, stats->q_grad_norm, err, errlen);
     if (rc == 0) stats->lr = mimae_apply_update(m);
     profile_stop(PROFILE_ADAMW, t0);
     return rc;

@@ -20,12 +20,12 @@ typedef struct {
 #define MIMAE_GRAD_NORM_LIMIT 1e19
 
 /* The non-finite guard, after the backward: 0 when every loss term is
- * finite and the model's gradient norm `grad_norm` and Q's are at most
- * MIMAE_GRAD_NORM_LIMIT (so finite); else -1 with a one-line message giving
+ * finite and the model's gradient norm `grad_norm` and Q's `q_grad_norm`
+ * (both computed by the caller once) are at most MIMAE_GRAD_NORM_LIMIT (so finite); else -1 with a one-line message giving
  * the step, every loss term and the worst parameter tensor (the first with a
  * non-finite gradient, else the one with the largest gradient norm). */
 int mimae_check_finite(const mimae_model_t *m, const mimae_losses_t *l, double grad_norm,
-                       char *err, size_t errlen);
+                       double q_grad_norm, char *err, size_t errlen);
 
 /* Every parameter and AdamW moment (model and Q) finite: 0, or -1 naming
  * the first that is not, as /params|adam_m|adam_v/<name>[i]. A pass over
