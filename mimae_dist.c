@@ -546,6 +546,12 @@ static int train(run_t *r, char *err, size_t errlen)
     char blas_advice[256]; /* here, not earlier: a run that cannot start says one line */
     if (r->rank == 0 && blas_kernel_mismatch(blas_advice, sizeof blas_advice))
         fprintf(stderr, "mimae_dist: warning: %s\n", blas_advice);
+    const int oversubscribed = blas_threads_exceed_cpus(blas_advice, sizeof blas_advice);
+    if (!dist_all_ok(!oversubscribed, MPI_COMM_WORLD) && r->rank == 0)
+        fprintf(stderr, "mimae_dist: warning: %s\n",
+                oversubscribed ? blas_advice
+                               : "some ranks may use fewer CPUs than OPENBLAS_NUM_THREADS asks "
+                                 "for (start with mpirun --bind-to none or --map-by slot:PE=N)");
     if (r->rank == 0) warn_recompute(r);
     const double t_start = MPI_Wtime();
     const long first_step = r->state.step;

@@ -1,11 +1,14 @@
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "core/kernels/blas_check.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 
-/* OpenBLAS extension, not declared by every cblas.h. */
+/* OpenBLAS extensions, not declared by every cblas.h. */
 char *openblas_get_corename(void);
+int openblas_get_num_threads(void);
 
 const char *blas_kernel_name(void)
 {
@@ -32,4 +35,27 @@ int blas_kernel_mismatch(char *msg, size_t len)
 #else
     return 0;
 #endif
+}
+
+int blas_threads_exceed_cpus(char *msg, size_t len)
+{
+    if (len) msg[0] = 0;
+    /* OpenBLAS caps its threads at the CPUs of the affinity mask without a
+     * word, so compare what the user asked for with what the process may use. */
+    const char *var = getenv("OPENBLAS_NUM_THREADS") ? "OPENBLAS_NUM_THREADS" : "OMP_NUM_THREADS";
+    const char *text = getenv(var);
+    char *end;
+    const long requested = text ? strtol(text, &end, 10) : 0;
+    if (!text || end == text || requested <= 1) return 0;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0; /* cannot tell */
+    const int cpus = CPU_COUNT(&allowed);
+    if (requested <= cpus) return 0;
+    snprintf(msg, len,
+             "%s=%ld but this process may use %d CPU%s (its affinity; mpirun binds each rank "
+             "to one core unless told otherwise), so OpenBLAS runs %d thread%s; start with "
+             "mpirun --bind-to none or --map-by slot:PE=%ld",
+             var, requested, cpus, cpus == 1 ? "" : "s", openblas_get_num_threads(),
+             openblas_get_num_threads() == 1 ? "" : "s", requested);
+    return 1;
 }

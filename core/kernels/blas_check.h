@@ -18,4 +18,10 @@ const char *blas_kernel_name(void);
  * otherwise (msg then empty). */
 int blas_kernel_mismatch(char *msg, size_t len);
 
+/* 1 and a one-line advice in msg when OPENBLAS_NUM_THREADS (else
+ * OMP_NUM_THREADS) asks for more threads than the CPUs this process may run
+ * on: mpirun binds a rank to one core unless told otherwise, and OpenBLAS
+ * then quietly runs one thread. 0 otherwise. */
+int blas_threads_exceed_cpus(char *msg, size_t len);
+
 #endif
