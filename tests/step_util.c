@@ -34,7 +34,7 @@ static void finalize_mpi(void)
     lsan_pause(0);
 }
 
-static int ensure_mpi(char *err, size_t errlen)
+int step_util_mpi_init(char *err, size_t errlen)
 {
     int initialized = 0;
     MPI_Initialized(&initialized);
@@ -49,7 +49,7 @@ static int ensure_mpi(char *err, size_t errlen)
 
 int single_step_init(train_step_t *s, mimae_model_t *m, char *err, size_t errlen)
 {
-    return ensure_mpi(err, errlen) ? -1 : train_step_init_single(s, m, err, errlen);
+    return step_util_mpi_init(err, errlen) ? -1 : train_step_init_single(s, m, err, errlen);
 }
 
 int single_step_run(train_step_t *s, const float *images, mimae_step_stats_t *stats, char *err,

@@ -9,6 +9,10 @@
 
 #include "dist/train_step.h"
 
+/* MPI_Init as a singleton, once per process (finalised at exit). 0, or -1
+ * with a message. */
+int step_util_mpi_init(char *err, size_t errlen);
+
 /* train_step_init_single after MPI_Init. 0, or -1 with a message. */
 int single_step_init(train_step_t *s, mimae_model_t *m, char *err, size_t errlen);
 
