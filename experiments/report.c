@@ -97,7 +97,9 @@ static int exists(const char *path)
 }
 
 /* "task-NNNN" (4 or more digits, as mimae_dist names task directories)
- * followed by `suffix`: the task number, else -1. */
+ * followed by `suffix`; for a directory (suffix NULL) by nothing, or by
+ * "-" and more (an arm sweep's "task-NNNN-<arm>-seed<S>"): the task
+ * number, else -1. */
 static long task_number(const char *name, const char *suffix)
 {
     if (strncmp(name, "task-", 5) != 0) return -1;
@@ -105,8 +107,24 @@ static long task_number(const char *name, const char *suffix)
     long v = 0;
     int digits = 0;
     while (*p >= '0' && *p <= '9' && digits < 12) v = v * 10 + (*p++ - '0'), digits++;
-    if (digits < 4 || strcmp(p, suffix) != 0) return -1;
-    return v;
+    if (digits < 4) return -1;
+    if (suffix) return strcmp(p, suffix) == 0 ? v : -1;
+    return *p == 0 || (p[0] == '-' && p[1]) ? v : -1;
+}
+
+/* An arm task's directory "task-NNNN-<arm>-seed<S>": its arm and seed (for
+ * a run whose results file does not say); 0, else -1. */
+static int arm_task_dir(const char *dir, char *arm, size_t alen, char *seed, size_t slen)
+{
+    if (task_number(dir, NULL) < 0) return -1;
+    const char *start = strchr(dir + 5, '-'), *s = NULL;
+    for (const char *p = start; p && (p = strstr(p + 1, "-seed")) != NULL;) s = p;
+    if (!start || !s || s == start + 1 || !s[5] || strspn(s + 5, "0123456789") != strlen(s + 5))
+        return -1;
+    if (rpt_fmt(arm, alen, "%.*s", (int)(s - start - 1), start + 1) ||
+        rpt_fmt(seed, slen, "%s", s + 5))
+        return -1;
+    return 0;
 }
 
 void rpt_fmt_exact(char *buf, size_t len, double v) { shortest_real(v, 0, buf, len); }
@@ -255,14 +273,64 @@ static run_entry_t *find_task(report_t *rp, long task)
     return NULL;
 }
 
+/* SWEEP_DIR itself, the tasks by number (then directory name), the others
+ * by name. */
 static int run_order(const void *pa, const void *pb)
 {
     const run_entry_t *a = pa, *b = pb;
     int ga = strcmp(a->dir, ".") == 0 ? 0 : a->task >= 0 ? 1 : 2;
     int gb = strcmp(b->dir, ".") == 0 ? 0 : b->task >= 0 ? 1 : 2;
     if (ga != gb) return ga - gb;
-    if (ga == 1) return a->task < b->task ? -1 : a->task > b->task;
+    if (ga == 1 && a->task != b->task) return a->task < b->task ? -1 : 1;
     return strcmp(a->dir, b->dir);
+}
+
+/* The tasks `mimae sweep submit` expanded (SWEEP_DIR/tasks/task-NNNN.ini)
+ * that have no directory: rows marked missing. */
+static void add_listed_tasks(report_t *rp, const char *tasks_dir)
+{
+    DIR *t = opendir(tasks_dir);
+    struct dirent *te;
+    while (t && (te = readdir(t)) != NULL && !rp->oom) {
+        long id = task_number(te->d_name, ".ini");
+        char tdir[32];
+        if (id < 0 || find_task(rp, id)) continue;
+        snprintf(tdir, sizeof tdir, "task-%04ld", id);
+        add_run(rp, tdir, id);
+    }
+    if (t) closedir(t);
+}
+
+/* plan.tsv's arm column (`task<TAB>arm<TAB>...`, an arm sweep's plan): the
+ * arm of each task, for the tasks that left no results file. A plan that
+ * is absent, unreadable or has no arm column gives none. */
+static void load_plan_arms(report_t *rp)
+{
+    char path[RPATH], why[ERRLEN], line[4096];
+    if (rpt_fmt(path, sizeof path, "%s/plan.tsv", rp->sweep_dir) || !exists(path)) return;
+    io_file_err_t e = {path, why, sizeof why, 0};
+    FILE *f = io_fopen_input(&e, "sweep plan", 0);
+    if (!f) return;
+    int header = 1;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *arm = strchr(line, '\t');
+        if (!arm) break;
+        *arm++ = 0;
+        arm[strcspn(arm, "\t")] = 0;
+        if (header) {
+            if (strcmp(line, "task") != 0 || strcmp(arm, "arm") != 0) break;
+            header = 0;
+            continue;
+        }
+        char *end, key[32];
+        const long task = strtol(line, &end, 10);
+        if (end == line || *end || task < 0 || !*arm) continue;
+        snprintf(key, sizeof key, "%ld", task);
+        kv_set(&rp->plan_arms, key, arm);
+    }
+    fclose(f);
+    if (rp->plan_arms.oom) rp->oom = 1;
 }
 
 /* The run directories under the sweep directory (rules in report.h). */
@@ -273,26 +341,18 @@ static int discover(report_t *rp, char *err, size_t errlen)
     if (!d) return rpt_fmt(err, errlen, "%s: cannot list the directory (%s)", rp->sweep_dir,
                           strerror(errno)), -1;
     struct dirent *e;
+    int has_tasks = 0;
     while ((e = readdir(d)) != NULL && !rp->oom) {
         const char *n = e->d_name;
         if (n[0] == '.') continue;
         if (rpt_fmt(path, sizeof path, "%s/%s", rp->sweep_dir, n) || !is_dir(path)) continue;
-        long task = task_number(n, "");
+        long task = task_number(n, NULL);
         if (task >= 0) {
-            if (!find_task(rp, task)) add_run(rp, n, task);
+            add_run(rp, n, task);
             continue;
         }
-        if (strcmp(n, "tasks") == 0) { /* the expanded descriptors of `mimae sweep submit` */
-            DIR *t = opendir(path);
-            struct dirent *te;
-            while (t && (te = readdir(t)) != NULL && !rp->oom) {
-                long id = task_number(te->d_name, ".ini");
-                char tdir[32];
-                if (id < 0 || find_task(rp, id)) continue;
-                snprintf(tdir, sizeof tdir, "task-%04ld", id);
-                add_run(rp, tdir, id);
-            }
-            if (t) closedir(t);
+        if (strcmp(n, "tasks") == 0) {
+            has_tasks = 1; /* after the directories: a task with one is no placeholder */
             continue;
         }
         char probe[RPATH], probe2[RPATH], probe3[RPATH];
@@ -303,6 +363,9 @@ static int discover(report_t *rp, char *err, size_t errlen)
         if (exists(probe) || exists(probe2) || is_dir(probe3)) add_run(rp, n, -1);
     }
     closedir(d);
+    if (has_tasks && !rpt_fmt(path, sizeof path, "%s/tasks", rp->sweep_dir))
+        add_listed_tasks(rp, path);
+    load_plan_arms(rp);
     if (rp->oom) return rpt_fmt(err, errlen, "out of memory"), -1;
     /* The directory itself: a run when it has results.h5, or (when nothing
      * else is here) a run that left only its descriptor. */
@@ -373,6 +436,28 @@ static results_t *results_load_bounded(const char *path, char *err, size_t errle
     return results_load(path, err, errlen);
 }
 
+/* The results' `status` attribute: running or finished (absent in files
+ * from before it: finished, as the report always took them). */
+static void set_status(run_entry_t *r)
+{
+    const char *s = results_get_attr(r->res, "status");
+    if (!s || strcmp(s, "finished") == 0) {
+        r->status = RUN_FINISHED;
+    } else if (strcmp(s, "running") == 0) {
+        r->status = RUN_RUNNING;
+    } else {
+        r->status = RUN_FAILED;
+        snprintf(r->detail, sizeof r->detail, "status '%.200s' in results.h5 (expected running "
+                 "or finished)", s);
+        snprintf(r->brief, sizeof r->brief, "unknown status");
+    }
+}
+
+int rpt_has_results(const run_entry_t *r)
+{
+    return r->status == RUN_FINISHED || r->status == RUN_RUNNING;
+}
+
 static void load_run(report_t *rp, run_entry_t *r)
 {
     char dirpath[RPATH], path[RPATH], msg[ERRLEN];
@@ -392,7 +477,7 @@ static void load_run(report_t *rp, run_entry_t *r)
         r->status = RUN_FAILED;
         set_failure(r, path, msg);
     } else {
-        r->status = RUN_OK;
+        set_status(r);
     }
     const char *name = r->res ? results_get_attr(r->res, "run.name") : NULL;
     if (name && *name) snprintf(r->name, sizeof r->name, "%s", name);
@@ -433,17 +518,28 @@ static void load_run(report_t *rp, run_entry_t *r)
             continue;
         kv_set(&r->cfg, k, v);
     }
+    /* an arm task whose results do not say (none, or older): its arm from
+     * plan.tsv or its directory's name, its seed from the name */
+    char arm[256], seed[32], task[32];
+    const int named = arm_task_dir(r->dir, arm, sizeof arm, seed, sizeof seed) == 0;
+    snprintf(task, sizeof task, "%ld", r->task);
+    const char *planned = r->task >= 0 ? rpt_kv_get(&rp->plan_arms, task) : NULL;
+    if (!rpt_kv_get(&r->cfg, ARM_KEY) && (planned || named))
+        kv_set(&r->cfg, ARM_KEY, planned ? planned : arm);
+    if (!rpt_kv_get(&r->cfg, SEED_KEY) && named) kv_set(&r->cfg, SEED_KEY, seed);
     if (r->cfg.oom) rp->oom = 1;
 }
 
 /* ------------------------------------------------------------------------
  * Columns. */
 
-/* The keys whose values differ between the runs that have them, in the
- * order first seen; train.seed last whenever a run has it. */
+/* The keys whose values differ between the runs that have them: sweep.arm
+ * first, the others in the order first seen, train.seed last whenever a
+ * run has it. */
 static void pick_keys(report_t *rp)
 {
     strlist_t all = {0};
+    strlist_add(&all, ARM_KEY); /* no run that has it: it does not differ */
     for (int i = 0; i < rp->nruns; i++)
         for (int j = 0; j < rp->runs[i].cfg.n; j++) strlist_add_unique(&all, rp->runs[i].cfg.items[j].key);
     for (int k = 0; k < all.n; k++) {
@@ -528,7 +624,7 @@ static void build_cols(report_t *rp)
 /* A run's value of a column: 0, or -1 when it has none. */
 int rpt_metric_value(const run_entry_t *r, const mcol_t *m, double *v)
 {
-    if (r->status != RUN_OK) return -1;
+    if (!rpt_has_results(r)) return -1;
     const long n = results_step_count(r->res);
     const step_metrics_t *s = results_steps(r->res);
     switch (m->kind) {
@@ -568,7 +664,8 @@ void rpt_fmt_display(char *buf, size_t len, const mcol_t *m, double v)
 
 static const char *status_name(int s)
 {
-    return s == RUN_OK ? "ok" : s == RUN_MISSING ? "missing" : "failed";
+    static const char *const names[] = {"finished", "running", "missing", "failed"};
+    return names[s];
 }
 
 /* csv: full precision, dir/status/detail columns; else rounded, "-" for none. */
@@ -596,7 +693,7 @@ static void build_run_table(const report_t *rp, table_t *t, int csv)
         if (csv) {
             rpt_table_set(t, row, c++, r->dir);
             rpt_table_set(t, row, c++, status_name(r->status));
-            rpt_table_set(t, row, c++, r->status == RUN_OK ? "" : r->detail);
+            rpt_table_set(t, row, c++, rpt_has_results(r) ? "" : r->detail);
         }
         for (int k = 0; k < rp->keys.n; k++) {
             const char *v = rpt_kv_get(&r->cfg, rp->keys.s[k]);
@@ -610,176 +707,8 @@ static void build_run_table(const report_t *rp, table_t *t, int csv)
             rpt_table_set(t, row, c++, buf);
         }
         if (!csv) {
-            if (r->status == RUN_OK) snprintf(buf, sizeof buf, "ok");
+            if (rpt_has_results(r)) snprintf(buf, sizeof buf, "%s", status_name(r->status));
             else snprintf(buf, sizeof buf, "%s: %s", status_name(r->status), r->brief);
-            rpt_table_set(t, row, c++, buf);
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------
- * Mean +- std over seeds. */
-
-typedef struct {
-    int *members; /* run indices with a known configuration */
-    int n, n_ok;
-} group_t;
-
-typedef struct {
-    group_t *g;
-    int n;    /* groups */
-    int show; /* some setting has two runs with results */
-} groups_t;
-
-/* Does run a have the same values as run b for every key but the seed? */
-static int same_setting(const report_t *rp, const run_entry_t *a, const run_entry_t *b)
-{
-    for (int k = 0; k < rp->keys.n; k++) {
-        if (strcmp(rp->keys.s[k], SEED_KEY) == 0) continue;
-        const char *va = rpt_kv_get(&a->cfg, rp->keys.s[k]), *vb = rpt_kv_get(&b->cfg, rp->keys.s[k]);
-        if ((va == NULL) != (vb == NULL) || (va && strcmp(va, vb) != 0)) return 0;
-    }
-    return 1;
-}
-
-/* Groups of runs that differ only by seed (runs without a known
- * configuration are left out); shown when some setting has two runs with
- * results. */
-static int make_groups(const report_t *rp, groups_t *gs)
-{
-    memset(gs, 0, sizeof *gs);
-    if (!rp->has_seed || rp->nruns < 2) return 0;
-    gs->g = calloc((size_t)rp->nruns, sizeof *gs->g);
-    if (!gs->g) return -1;
-    for (int i = 0; i < rp->nruns; i++) {
-        const run_entry_t *r = &rp->runs[i];
-        if (r->cfg.n == 0) continue;
-        int j = 0;
-        while (j < gs->n && !same_setting(rp, &rp->runs[gs->g[j].members[0]], r)) j++;
-        if (j == gs->n) {
-            gs->g[j].members = calloc((size_t)rp->nruns, sizeof *gs->g[j].members);
-            if (!gs->g[j].members) return -1;
-            gs->n++;
-        }
-        group_t *g = &gs->g[j];
-        g->members[g->n++] = i;
-        if (r->status == RUN_OK && ++g->n_ok >= 2) gs->show = 1;
-    }
-    return 0;
-}
-
-static void groups_free(groups_t *gs)
-{
-    for (int i = 0; gs->g && i < gs->n; i++) free(gs->g[i].members);
-    free(gs->g);
-    memset(gs, 0, sizeof *gs);
-}
-
-/* Mean and sample standard deviation of column m over a group's runs that
- * have it; returns how many. */
-static int group_stats(const report_t *rp, const group_t *g, const mcol_t *m, double *mean,
-                       double *sd)
-{
-    double sum = 0, sq = 0;
-    int n = 0;
-    for (int i = 0; i < g->n; i++) {
-        double v;
-        if (rpt_metric_value(&rp->runs[g->members[i]], m, &v) == 0) sum += v, n++;
-    }
-    if (n == 0) return 0;
-    *mean = sum / n;
-    for (int i = 0; i < g->n; i++) {
-        double v;
-        if (rpt_metric_value(&rp->runs[g->members[i]], m, &v) == 0) sq += (v - *mean) * (v - *mean);
-    }
-    *sd = n > 1 ? sqrt(sq / (n - 1)) : NAN;
-    return n;
-}
-
-/* The seeds of a group's runs with results, "0 1 2". */
-static void group_seeds(const report_t *rp, const group_t *g, char *buf, size_t len)
-{
-    buf[0] = 0;
-    for (int i = 0; i < g->n; i++) {
-        const run_entry_t *r = &rp->runs[g->members[i]];
-        const char *s = rpt_kv_get(&r->cfg, SEED_KEY);
-        size_t used = strlen(buf);
-        if (r->status == RUN_OK && s) snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
-    }
-}
-
-/* mode 0: text ("+-"), 1: Markdown ("±"), 2: CSV (mean, std columns). */
-static void build_group_table(const report_t *rp, const groups_t *gs, table_t *t, int mode)
-{
-    const int nkeys = rp->keys.n - 1; /* the seed is last */
-    const int nm = rp->ncols - 1;     /* every column but steps */
-    rpt_table_init(t, nkeys + (mode == 2 ? 3 + 2 * nm : 2 + nm));
-    int c = 0;
-    for (int k = 0; k < nkeys; k++) rpt_table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
-    if (mode == 2) {
-        rpt_table_head(t, c++, "runs_with_results", 1);
-        rpt_table_head(t, c++, "runs", 1);
-    } else {
-        rpt_table_head(t, c++, "n", 1);
-    }
-    rpt_table_head(t, c++, "seeds", 0);
-    char name[160], buf[160], a[64], b[64];
-    for (int m = 1; m < rp->ncols; m++) {
-        if (mode == 2) {
-            snprintf(name, sizeof name, "%s_mean", rp->cols[m].name);
-            rpt_table_head(t, c++, name, 1);
-            snprintf(name, sizeof name, "%s_std", rp->cols[m].name);
-            rpt_table_head(t, c++, name, 1);
-        } else {
-            rpt_table_head(t, c++, rp->cols[m].label, 1);
-        }
-    }
-    for (int gi = 0; gi < gs->n; gi++) {
-        const group_t *g = &gs->g[gi];
-        const run_entry_t *first = &rp->runs[g->members[0]];
-        int row = rpt_table_row(t);
-        if (row < 0) return;
-        c = 0;
-        for (int k = 0; k < nkeys; k++) {
-            const char *v = rpt_kv_get(&first->cfg, rp->keys.s[k]);
-            rpt_table_set(t, row, c++, v ? v : mode == 2 ? "" : "-");
-        }
-        if (mode == 2) {
-            snprintf(buf, sizeof buf, "%d", g->n_ok);
-            rpt_table_set(t, row, c++, buf);
-            snprintf(buf, sizeof buf, "%d", g->n);
-        } else if (g->n_ok == g->n) {
-            snprintf(buf, sizeof buf, "%d", g->n);
-        } else {
-            snprintf(buf, sizeof buf, "%d/%d", g->n_ok, g->n);
-        }
-        rpt_table_set(t, row, c++, buf);
-        group_seeds(rp, g, buf, sizeof buf);
-        rpt_table_set(t, row, c++, mode == 2 || *buf ? buf : "-");
-        for (int m = 1; m < rp->ncols; m++) {
-            const mcol_t *col = &rp->cols[m];
-            double mean = 0, sd = 0;
-            int n = group_stats(rp, g, col, &mean, &sd);
-            if (mode == 2) {
-                if (n) rpt_fmt_exact(buf, sizeof buf, mean);
-                else buf[0] = 0;
-                rpt_table_set(t, row, c++, buf);
-                if (n > 1) rpt_fmt_exact(buf, sizeof buf, sd);
-                else buf[0] = 0;
-                rpt_table_set(t, row, c++, buf);
-                continue;
-            }
-            if (n == 0) {
-                snprintf(buf, sizeof buf, "-");
-            } else {
-                rpt_fmt_display(a, sizeof a, col, mean);
-                if (n == 1) {
-                    snprintf(buf, sizeof buf, "%s", a);
-                } else {
-                    rpt_fmt_display(b, sizeof b, col, sd);
-                    snprintf(buf, sizeof buf, "%s%s%s", a, mode == 1 ? " ± " : "+-", b);
-                }
-            }
             rpt_table_set(t, row, c++, buf);
         }
     }
@@ -837,18 +766,32 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 /* ------------------------------------------------------------------------
  * The report. */
 
-/* "N runs, K with results, M missing, F failed" */
+/* "N runs, K finished, R running, M missing, F failed" */
 static void print_counts(const report_t *rp, FILE *out)
 {
-    int ok = 0, missing = 0, failed = 0;
-    for (int i = 0; i < rp->nruns; i++) {
-        ok += rp->runs[i].status == RUN_OK;
-        missing += rp->runs[i].status == RUN_MISSING;
-        failed += rp->runs[i].status == RUN_FAILED;
+    int count[4] = {0};
+    for (int i = 0; i < rp->nruns; i++) count[rp->runs[i].status]++;
+    fprintf(out, "%d run%s, %d finished", rp->nruns, rp->nruns == 1 ? "" : "s", count[RUN_FINISHED]);
+    for (int s = RUN_RUNNING; s <= RUN_FAILED; s++)
+        if (count[s]) fprintf(out, ", %d %s", count[s], status_name(s));
+}
+
+/* What the differences are, in a line: the baseline, the test, the seeds. */
+static void print_diff_note(const groups_t *gs, FILE *out, int md)
+{
+    int fewest, most;
+    rpt_seed_range(gs, &fewest, &most);
+    char base[4 * 256]; /* a name from the results files, as it may be printed */
+    text_escape(base, sizeof base, gs->g[gs->baseline].arm);
+    if (gs->n < 2) {
+        fprintf(out, "Only one arm (%s): nothing to compare.\n", base);
+        return;
     }
-    fprintf(out, "%d run%s, %d with results", rp->nruns, rp->nruns == 1 ? "" : "s", ok);
-    if (missing) fprintf(out, ", %d missing", missing);
-    if (failed) fprintf(out, ", %d failed", failed);
+    fprintf(out, "Differences to the baseline arm %s, paired by seed: d = arm - %s for each seed "
+            "both finished; paired t, 95 %%: mean d %s t(0.975, n - 1) sd(d) / sqrt(n); * the "
+            "interval excludes 0. ", base, base, md ? "±" : "+-");
+    if (fewest == most) fprintf(out, "n = %d seed%s per arm.\n", most, most == 1 ? "" : "s");
+    else fprintf(out, "n = %d to %d seeds per arm.\n", fewest, most);
 }
 
 static const char *no_keys_note(const report_t *rp)
@@ -856,7 +799,12 @@ static const char *no_keys_note(const report_t *rp)
     return rp->keys.n - rp->has_seed == 0 ? " No configuration key differs between the runs." : "";
 }
 
-static int write_markdown(const report_t *rp, const table_t *runs, const table_t *groups,
+/* The tables of report.md; groups, diffs: NULL when not shown. */
+typedef struct {
+    const table_t *runs, *groups, *diffs;
+} md_tables_t;
+
+static int write_markdown(const report_t *rp, const groups_t *gs, const md_tables_t *tb,
                           const plots_t *ps, char *err, size_t errlen)
 {
     char path[RPATH];
@@ -866,15 +814,31 @@ static int write_markdown(const report_t *rp, const table_t *runs, const table_t
     if (membuf_open(&m)) return rpt_fmt(err, errlen, "out of memory"), -1;
     fprintf(m.f, "# mimae report: %s\n\n`%s`: ", rp->sweep_name, rp->sweep_dir);
     print_counts(rp, m.f);
-    fprintf(m.f, ".%s Loss terms at the last logged step; img/s is the mean over the logged "
-            "steps; the columns between name and steps are the configuration keys that differ "
-            "between the runs, and train.seed.\n\n## Runs\n\n", no_keys_note(rp));
-    rpt_table_print_md(runs, m.f);
-    if (groups) {
+    fprintf(m.f, ".%s\n\n", no_keys_note(rp));
+    if (gs->by_arm) {
+        fputs("## Arms\n\nMean ± sample standard deviation (n - 1) over the finished seeds of "
+              "each arm, in the order of their first task; n is the number of finished seeds (of "
+              "the arm's runs, when some are running, missing or failed). Top-1 and MI "
+              "statistics: the latest evaluation; L_rec: the last logged step.\n\n", m.f);
+        rpt_table_print_md(tb->groups, m.f);
+        fputs("\n## Differences to the baseline\n\n", m.f);
+        print_diff_note(gs, m.f, 1);
+        if (tb->diffs) {
+            fputc('\n', m.f);
+            rpt_table_print_md(tb->diffs, m.f);
+        }
+        fputc('\n', m.f);
+    }
+    fputs("## Runs\n\nLoss terms at the last logged step; img/s is the mean over the logged "
+          "steps; the columns between name and steps are the configuration keys that differ "
+          "between the runs, and train.seed. A running run shows its values so far and is left "
+          "out of every mean.\n\n", m.f);
+    rpt_table_print_md(tb->runs, m.f);
+    if (tb->groups && !gs->by_arm) {
         fputs("\n## Mean ± standard deviation over seeds\n\nSample standard deviation (n - 1) "
-              "over the runs with results of each setting; n is the number of those runs "
-              "(of the setting's runs, when some are missing or failed).\n\n", m.f);
-        rpt_table_print_md(groups, m.f);
+              "over the finished runs of each setting; n is the number of those runs "
+              "(of the setting's runs, when some are running, missing or failed).\n\n", m.f);
+        rpt_table_print_md(tb->groups, m.f);
     }
     if (ps->n) {
         fputs("\n## Plots\n\n", m.f);
@@ -905,6 +869,7 @@ static void report_free(report_t *rp)
         kv_free(&rp->runs[i].cfg);
     }
     free(rp->runs);
+    kv_free(&rp->plan_arms);
     strlist_free(&rp->keys);
     strlist_free(&rp->evals);
     free(rp->numeric);
@@ -942,7 +907,7 @@ static int bad(const char *msg)
 
 int report_command(int argc, char **argv)
 {
-    const char *sweep_dir = NULL, *out_dir = NULL;
+    const char *sweep_dir = NULL, *out_dir = NULL, *baseline = NULL;
     int plots = 1;
     char err[ERRLEN + 256];
     for (int i = 0; i < argc; i++) {
@@ -957,6 +922,9 @@ int report_command(int argc, char **argv)
         if (strcmp(a, "--out") == 0) {
             if (i + 1 >= argc) return bad("--out needs a directory (see mimae report --help)");
             out_dir = argv[++i];
+        } else if (strcmp(a, "--baseline") == 0) {
+            if (i + 1 >= argc) return bad("--baseline needs an arm (see mimae report --help)");
+            baseline = argv[++i];
         } else if (strcmp(a, "--no-plots") == 0) {
             plots = 0;
         } else if (a[0] == '-' && a[1]) {
@@ -1002,41 +970,44 @@ int report_command(int argc, char **argv)
         }
         return bad(err);
     }
-    if (out_dir && mkdir_p(out_dir, err, sizeof err)) {
-        report_free(&rp);
-        return bad(err);
-    }
     for (int i = 0; i < rp.nruns; i++) load_run(&rp, &rp.runs[i]);
     pick_keys(&rp);
     pick_evals(&rp);
     build_cols(&rp);
-
-    table_t text, md, csv, gtext, gmd, gcsv;
-    memset(&gtext, 0, sizeof gtext);
-    memset(&gmd, 0, sizeof gmd);
-    memset(&gcsv, 0, sizeof gcsv);
     groups_t gs = {0};
-    int oom = rp.oom;
-    if (!oom) {
-        build_run_table(&rp, &text, 0);
-        build_run_table(&rp, &md, 0);
-        build_run_table(&rp, &csv, 1);
-        if (make_groups(&rp, &gs)) oom = 1;
-        if (gs.show) {
-            build_group_table(&rp, &gs, &gtext, 0);
-            build_group_table(&rp, &gs, &gmd, 1);
-            build_group_table(&rp, &gs, &gcsv, 2);
-        }
-        oom = oom || text.oom || md.oom || csv.oom || gtext.oom || gmd.oom || gcsv.oom;
-    } else {
-        memset(&text, 0, sizeof text);
-        memset(&md, 0, sizeof md);
-        memset(&csv, 0, sizeof csv);
-    }
-    int status = 0;
-    if (oom) {
+    if (rp.oom || rpt_make_groups(&rp, &gs)) {
+        rpt_groups_free(&gs);
+        report_free(&rp);
         fprintf(stderr, "mimae report: out of memory\n");
-        status = EXIT_WRITE_FAILED;
+        return EXIT_WRITE_FAILED;
+    }
+    /* bad input found by now is refused before anything is written */
+    if ((baseline && rpt_set_baseline(&gs, baseline, err, sizeof err)) ||
+        (out_dir && mkdir_p(out_dir, err, sizeof err))) {
+        rpt_groups_free(&gs);
+        report_free(&rp);
+        return bad(err);
+    }
+
+    /* the runs (report.csv, or report-runs.csv beside an arm sweep's arm
+     * rows), the groups (report-seeds.csv by setting), the differences */
+    table_t text, csv, gtext, gmd, gcsv, diffs;
+    table_t *all[] = {&text, &csv, &gtext, &gmd, &gcsv, &diffs};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) memset(all[i], 0, sizeof *all[i]);
+    build_run_table(&rp, &text, 0);
+    build_run_table(&rp, &csv, 1);
+    if (gs.show) {
+        rpt_build_group_table(&rp, &gs, &gtext, 0);
+        rpt_build_group_table(&rp, &gs, &gmd, 1);
+        if (gs.by_arm) rpt_build_arm_csv(&rp, &gs, &gcsv);
+        else rpt_build_group_table(&rp, &gs, &gcsv, 2);
+    }
+    if (gs.by_arm && gs.n > 1) rpt_build_diff_table(&rp, &gs, &diffs);
+    int status = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->oom) status = EXIT_WRITE_FAILED;
+    if (status) {
+        fprintf(stderr, "mimae report: out of memory\n");
         goto done;
     }
 
@@ -1047,10 +1018,18 @@ int report_command(int argc, char **argv)
     print_counts(&rp, stdout);
     printf(".%s\n\n", no_keys_note(&rp));
     rpt_table_print_text(&text, stdout);
-    printf("(loss terms: the last logged step; img/s: mean over the logged steps)\n");
-    if (gs.show) {
-        fputs("\nmean +- std over seeds (sample std, n - 1; n: runs with results, /all when "
-              "some are missing or failed):\n", stdout);
+    printf("(loss terms: the last logged step; img/s: mean over the logged steps; a running run: "
+           "its values so far, left out of every mean)\n");
+    if (gs.by_arm) {
+        fputs("\nper arm, mean +- std over the finished seeds (sample std, n - 1; n: finished "
+              "seeds, /all when some are running, missing or failed):\n", stdout);
+        rpt_table_print_text(&gtext, stdout);
+        fputc('\n', stdout);
+        print_diff_note(&gs, stdout, 0);
+        if (gs.n > 1) rpt_table_print_text(&diffs, stdout);
+    } else if (gs.show) {
+        fputs("\nmean +- std over seeds (sample std, n - 1; n: finished runs, /all when "
+              "some are running, missing or failed):\n", stdout);
         rpt_table_print_text(&gtext, stdout);
     }
 
@@ -1062,20 +1041,34 @@ int report_command(int argc, char **argv)
         status = EXIT_WRITE_FAILED;
         goto done;
     }
-    if (plots && rpt_make_plots(&rp, ps, plot_err, sizeof plot_err)) status = EXIT_WRITE_FAILED;
-    char werr[ERRLEN + 256] = "";
-    int wrc = write_csv(rp.out_dir, "report.csv", &csv, werr, sizeof werr);
-    if (!wrc && gs.show) {
-        wrc = write_csv(rp.out_dir, "report-seeds.csv", &gcsv, werr, sizeof werr);
-    } else if (!wrc) { /* no longer applies: do not leave an earlier one beside the new tables */
+    if (plots && rpt_make_plots(&rp, &gs, ps, plot_err, sizeof plot_err)) status = EXIT_WRITE_FAILED;
+    /* each CSV this kind of report writes, and the others removed: an
+     * earlier report's must not stand beside the new tables */
+    const struct {
+        const char *file;
+        const table_t *t;
+    } csvs[] = {
+        {"report.csv", gs.by_arm ? &gcsv : &csv},
+        {"report-runs.csv", gs.by_arm ? &csv : NULL},
+        {"report-seeds.csv", gs.show && !gs.by_arm ? &gcsv : NULL},
+    };
+    char werr[ERRLEN + 256] = "", written[256] = "";
+    int wrc = 0;
+    for (size_t i = 0; i < sizeof csvs / sizeof csvs[0] && !wrc; i++) {
         char stale[RPATH];
-        if (!rpt_fmt(stale, sizeof stale, "%s/report-seeds.csv", rp.out_dir)) unlink(stale);
+        if (csvs[i].t) {
+            wrc = write_csv(rp.out_dir, csvs[i].file, csvs[i].t, werr, sizeof werr);
+            size_t used = strlen(written);
+            snprintf(written + used, sizeof written - used, "%s%s", used ? ", " : "", csvs[i].file);
+        } else if (!rpt_fmt(stale, sizeof stale, "%s/%s", rp.out_dir, csvs[i].file)) {
+            unlink(stale);
+        }
     }
-    if (!wrc) wrc = write_markdown(&rp, &md, gs.show ? &gmd : NULL, ps, werr, sizeof werr);
+    const md_tables_t tb = {&text, gs.show ? &gmd : NULL, gs.by_arm && gs.n > 1 ? &diffs : NULL};
+    if (!wrc) wrc = write_markdown(&rp, &gs, &tb, ps, werr, sizeof werr);
     if (!wrc) {
         text_escape(shown_dir, sizeof shown_dir, rp.out_dir);
-        printf("\nwrote %s/report.csv%s, report.md", shown_dir,
-               gs.show ? ", report-seeds.csv" : "");
+        printf("\nwrote %s/%s, report.md", shown_dir, written);
         for (int i = 0; i < ps->n; i++) printf(", %s", ps->p[i].file);
         printf("\n");
     }
@@ -1089,13 +1082,8 @@ int report_command(int argc, char **argv)
     free(ps);
 
 done:
-    rpt_table_free(&text);
-    rpt_table_free(&md);
-    rpt_table_free(&csv);
-    rpt_table_free(&gtext);
-    rpt_table_free(&gmd);
-    rpt_table_free(&gcsv);
-    groups_free(&gs);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rpt_table_free(all[i]);
+    rpt_groups_free(&gs);
     report_free(&rp);
     return status;
 }

@@ -1,7 +1,8 @@
 /* What the parts of `mimae report` share (report.c: finding, loading and the
- * command; report_table.c: tables as text, Markdown and CSV;
- * report_plots.c: gnuplot). Not an interface for anything else: the rules
- * of the report are in experiments/report.h. */
+ * command; report_groups.c: runs grouped by arm or by setting, their means
+ * and the differences between arms; report_table.c: tables as text,
+ * Markdown and CSV; report_plots.c: gnuplot). Not an interface for anything
+ * else: the rules of the report are in experiments/report.h. */
 #ifndef MIMAE_EXPERIMENTS_REPORT_INTERNAL_H
 #define MIMAE_EXPERIMENTS_REPORT_INTERNAL_H
 
@@ -13,6 +14,7 @@
 #define RPATH 4096
 #define ERRLEN 1024
 #define SEED_KEY "train.seed"
+#define ARM_KEY "sweep.arm"
 
 /* snprintf that reports truncation: 0, or -1 when the text did not fit. */
 int rpt_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -42,7 +44,10 @@ typedef struct {
 /* ------------------------------------------------------------------------
  * Runs. */
 
-enum { RUN_OK, RUN_MISSING, RUN_FAILED };
+/* Finished: the results file says so, or predates the `status` attribute.
+ * Running runs show their values so far; every mean, difference and
+ * accuracy plot takes finished runs only. */
+enum { RUN_FINISHED, RUN_RUNNING, RUN_MISSING, RUN_FAILED };
 
 typedef struct {
     char dir[512];       /* relative to the sweep directory; "." for the directory itself */
@@ -52,8 +57,11 @@ typedef struct {
     char brief[160];     /* the same, short */
     char name[256];
     results_t *res;
-    kvlist_t cfg;        /* configuration values as text */
+    kvlist_t cfg;        /* configuration values as text, sweep.arm among them */
 } run_entry_t;
+
+/* The run has a results file that loaded (finished or running). */
+int rpt_has_results(const run_entry_t *r);
 
 /* The columns after name and the swept keys. */
 enum { MC_STEPS, MC_LOSS, MC_EVAL, MC_IMGS };
@@ -74,6 +82,7 @@ typedef struct {
     int *numeric;        /* per key: every value a number */
     int has_seed;        /* train.seed is the last key */
     strlist_t evals;     /* evaluation metric columns */
+    kvlist_t plan_arms;  /* task number -> arm, from plan.tsv */
     mcol_t *cols;
     int ncols;
     int oom;
@@ -106,6 +115,46 @@ void rpt_table_print_md(const table_t *t, FILE *out);
 void rpt_table_print_csv(const table_t *t, FILE *out);
 
 /* ------------------------------------------------------------------------
+ * Groups: the runs of an arm (some run has sweep.arm), else the runs that
+ * differ only by seed. Statistics are over each group's finished runs. */
+
+typedef struct {
+    int *members; /* run indices, in run order */
+    int n, n_ok;  /* runs; finished runs */
+    const char *arm; /* the arm's name (arm groups) */
+} group_t;
+
+typedef struct {
+    group_t *g;
+    int n;         /* groups */
+    int show;      /* arms, or some setting with two finished runs */
+    int by_arm;    /* groups are arms */
+    int baseline;  /* the baseline arm's group, -1 when not by arm */
+    int *metrics;  /* the columns (rp->cols) summarised */
+    int nmetrics;
+} groups_t;
+
+/* 0, or -1 when out of memory. An arm sweep's baseline is its first arm. */
+int rpt_make_groups(const report_t *rp, groups_t *gs);
+void rpt_groups_free(groups_t *gs);
+/* Makes arm `name` the baseline: 0, or -1 with one line in err (not an arm
+ * sweep; no such arm, listing the arms). */
+int rpt_set_baseline(groups_t *gs, const char *name, char *err, size_t errlen);
+/* Column m over group g's finished runs: vals (room for g->n) gets each
+ * run's value, NaN when it has none; returns how many runs. */
+int rpt_group_values(const report_t *rp, const group_t *g, const mcol_t *m, double *vals);
+/* The fewest and most finished runs of an arm group. */
+void rpt_seed_range(const groups_t *gs, int *fewest, int *most);
+
+/* Mean +- std per group: mode 0 text, 1 Markdown, 2 CSV (mean and std
+ * columns; by setting only: arm sweeps write rpt_build_arm_csv). */
+void rpt_build_group_table(const report_t *rp, const groups_t *gs, table_t *t, int mode);
+/* Each other arm's paired difference to the baseline, per metric. */
+void rpt_build_diff_table(const report_t *rp, const groups_t *gs, table_t *t);
+/* report.csv of an arm sweep: one row per arm and metric. */
+void rpt_build_arm_csv(const report_t *rp, const groups_t *gs, table_t *t);
+
+/* ------------------------------------------------------------------------
  * Plots (gnuplot). */
 
 #define MAX_PLOTS 128 /* further key plots are left out */
@@ -122,6 +171,6 @@ typedef struct {
 } plots_t;
 
 /* Writes the plots into rp->out_dir; on success ps lists them. */
-int rpt_make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen);
+int rpt_make_plots(const report_t *rp, const groups_t *gs, plots_t *ps, char *err, size_t errlen);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "experiments/report_internal.h"
+#include "experiments/report_stats.h"
 #include "io/io_path.h"
 
 extern char **environ;
@@ -71,62 +72,215 @@ static FILE *work_file(const char *path)
     return io_create_new(path, 0600, &e);
 }
 
-/* The loss curves: L_rec (top) and L (bottom) against the step, one line
- * per run with logged steps. */
-static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *ps)
+/* One line of a loss plot: its data file <work>/<prefix>-<id>.dat holds
+ * "x L_rec L" rows. */
+typedef struct {
+    int id;
+    const char *name;
+} line_t;
+
+static int line_path(char *path, size_t len, const char *work, const char *prefix, int id)
 {
-    char path[RPATH];
-    int lines = 0;
-    for (int i = 0; i < rp->nruns; i++) {
-        const run_entry_t *r = &rp->runs[i];
-        if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
-        if (rpt_fmt(path, sizeof path, "%s/loss-%d.dat", work, i)) return -1;
-        FILE *f = work_file(path);
-        if (!f) return -1;
-        const step_metrics_t *s = results_steps(r->res);
-        for (long j = 0; j < results_step_count(r->res); j++) {
-            fprintf(f, "%ld ", s[j].step);
-            gp_number(f, s[j].rec);
-            fputc(' ', f);
-            gp_number(f, s[j].total);
-            fputc('\n', f);
-        }
-        if (fclose(f) != 0) return -1;
-        lines++;
-    }
-    if (lines == 0) return 0;
-    plot_t *p = new_plot(ps, work, "report-loss.png", "Loss curves");
+    return rpt_fmt(path, len, "%s/%s-%d.dat", work, prefix, id);
+}
+
+/* The two panels, L_rec (top) and L (bottom), against xlabel, one line each. */
+static int script_loss_panels(const report_t *rp, FILE *gp, const char *work, plots_t *ps,
+                              const char *file, const char *title, const char *xlabel,
+                              const char *prefix, const line_t *lines, int nlines)
+{
+    char path[RPATH], head[RPATH];
+    plot_t *p = new_plot(ps, work, file, title);
     if (!p) return -1;
-    const int height = 760 + (lines > 24 ? 14 * (lines - 24) : 0);
+    const int height = 760 + (nlines > 24 ? 14 * (nlines - 24) : 0);
     fprintf(gp, "reset\nset terminal pngcairo size 1200,%d noenhanced font 'sans,10'\nset output ",
             height);
     gp_string(gp, p->tmp);
     fputs("\nset multiplot layout 2,1 title ", gp);
-    char title[RPATH];
-    snprintf(title, sizeof title, "Loss curves: %s", rp->sweep_dir);
-    gp_string(gp, title);
-    fputs("\nset grid\nset lmargin at screen 0.08\nset rmargin at screen 0.74\n"
-          "set xlabel 'step'\n", gp);
+    snprintf(head, sizeof head, "%s: %s", title, rp->sweep_dir);
+    gp_string(gp, head);
+    fputs("\nset grid\nset lmargin at screen 0.08\nset rmargin at screen 0.74\nset xlabel ", gp);
+    gp_string(gp, xlabel);
+    fputc('\n', gp);
     for (int panel = 0; panel < 2; panel++) {
         fprintf(gp, "set ylabel '%s'\nset title '%s'\n", panel ? "L" : "L_rec",
                 panel ? "total loss L" : "reconstruction loss L_rec");
         if (panel == 0) fputs("set key at screen 0.76, screen 0.93 left top Left reverse\n", gp);
         else fputs("unset key\n", gp);
         fputs("plot", gp);
-        int first = 1;
-        for (int i = 0; i < rp->nruns; i++) {
-            const run_entry_t *r = &rp->runs[i];
-            if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
-            rpt_fmt(path, sizeof path, "%s/loss-%d.dat", work, i);
-            fputs(first ? " " : ", \\\n     ", gp);
+        for (int i = 0; i < nlines; i++) {
+            if (line_path(path, sizeof path, work, prefix, lines[i].id)) return -1;
+            fputs(i ? ", \\\n     " : " ", gp);
             gp_string(gp, path);
             fprintf(gp, " using 1:%d with lines lw 1.5 title ", panel ? 3 : 2);
-            gp_string(gp, r->name);
-            first = 0;
+            gp_string(gp, lines[i].name);
         }
         fputc('\n', gp);
     }
     fputs("unset multiplot\nunset output\n", gp);
+    return 0;
+}
+
+/* A line of a data file: n numbers. */
+static void gp_row(FILE *f, const double *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i) fputc(' ', f);
+        gp_number(f, v[i]);
+    }
+    fputc('\n', f);
+}
+
+/* The loss curves against the step, one line per run with logged steps
+ * (running runs too: how far they are). */
+static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *ps)
+{
+    char path[RPATH];
+    line_t *lines = malloc(((size_t)rp->nruns + 1) * sizeof *lines);
+    if (!lines) return -1;
+    int n = 0, rc = 0;
+    for (int i = 0; i < rp->nruns && !rc; i++) {
+        const run_entry_t *r = &rp->runs[i];
+        if (!rpt_has_results(r) || results_step_count(r->res) < 1) continue;
+        FILE *f = line_path(path, sizeof path, work, "loss", i) ? NULL : work_file(path);
+        if (!f) {
+            rc = -1;
+            break;
+        }
+        const step_metrics_t *s = results_steps(r->res);
+        for (long j = 0; j < results_step_count(r->res); j++)
+            gp_row(f, (const double[]){(double)s[j].step, s[j].rec, s[j].total}, 3);
+        if (fclose(f) != 0) rc = -1;
+        lines[n++] = (line_t){i, r->name};
+    }
+    if (!rc && n > 0)
+        rc = script_loss_panels(rp, gp, work, ps, "report-loss.png", "Loss curves", "step", "loss",
+                                lines, n);
+    free(lines);
+    return rc;
+}
+
+/* An arm's mean L_rec and L over its finished runs, at each count of
+ * masked views that every one of them logged (rows lost to a failed write,
+ * NaN, left out), so arms of equal compute line up; the points written. */
+static long arm_curve(const report_t *rp, const group_t *g, const run_entry_t **runs, long *pos,
+                      FILE *f)
+{
+    int nr = 0;
+    for (int i = 0; i < g->n; i++) {
+        const run_entry_t *r = &rp->runs[g->members[i]];
+        if (r->status == RUN_FINISHED && results_step_count(r->res) > 0) runs[nr++] = r;
+    }
+    if (nr == 0) return 0;
+    for (int k = 0; k < nr; k++) pos[k] = 0;
+    long points = 0;
+    const step_metrics_t *s0 = results_steps(runs[0]->res);
+    for (long j = 0; j < results_step_count(runs[0]->res); j++) {
+        const double views = s0[j].views;
+        double rec = 0, total = 0;
+        int all = isfinite(views);
+        for (int k = 0; k < nr && all; k++) { /* views grow with the step: scan on */
+            const step_metrics_t *s = results_steps(runs[k]->res);
+            const long n = results_step_count(runs[k]->res);
+            while (pos[k] < n && !(s[pos[k]].views >= views)) pos[k]++;
+            all = pos[k] < n && s[pos[k]].views == views && isfinite(s[pos[k]].rec) &&
+                  isfinite(s[pos[k]].total);
+            if (all) rec += s[pos[k]].rec, total += s[pos[k]].total;
+        }
+        if (!all) continue;
+        gp_row(f, (const double[]){views, rec / nr, total / nr}, 3);
+        points++;
+    }
+    return points;
+}
+
+/* The loss curves of the arms against the masked views seen. */
+static int script_arm_loss(const report_t *rp, const groups_t *gs, FILE *gp, const char *work,
+                           plots_t *ps)
+{
+    char path[RPATH];
+    line_t *lines = malloc(((size_t)gs->n + 1) * sizeof *lines);
+    long *pos = malloc(((size_t)rp->nruns + 1) * sizeof *pos);
+    const run_entry_t **runs = malloc(((size_t)rp->nruns + 1) * sizeof *runs);
+    int n = 0, rc = lines && pos && runs ? 0 : -1;
+    for (int gi = 0; gi < gs->n && !rc; gi++) {
+        FILE *f = line_path(path, sizeof path, work, "arm-loss", gi) ? NULL : work_file(path);
+        if (!f) {
+            rc = -1;
+            break;
+        }
+        const long points = arm_curve(rp, &gs->g[gi], runs, pos, f);
+        if (fclose(f) != 0) rc = -1;
+        if (points > 0) lines[n++] = (line_t){gi, gs->g[gi].arm};
+    }
+    if (!rc && n > 0)
+        rc = script_loss_panels(rp, gp, work, ps, "report-arms-loss.png",
+                                "Loss per arm, mean over the finished seeds",
+                                "masked views seen", "arm-loss", lines, n);
+    free(lines);
+    free(pos);
+    free(runs);
+    return rc;
+}
+
+/* Top-1 metric col per arm: the mean over the finished seeds with error
+ * bars of one sample standard deviation (none for one seed), and each
+ * seed's value beside it. */
+static int script_arm_metric(const report_t *rp, const groups_t *gs, int col, FILE *gp,
+                             const char *work, plots_t *ps)
+{
+    const mcol_t *m = &rp->cols[col];
+    char path[RPATH], spath[RPATH];
+    double *vals = malloc(((size_t)rp->nruns + 1) * sizeof *vals);
+    if (!vals || rpt_fmt(path, sizeof path, "%s/arms-%d.dat", work, col) ||
+        rpt_fmt(spath, sizeof spath, "%s/arms-%d-seeds.dat", work, col)) {
+        free(vals);
+        return -1;
+    }
+    FILE *f = work_file(path), *fs = work_file(spath);
+    int points = 0;
+    for (int gi = 0; f && fs && gi < gs->n; gi++) {
+        const int n = rpt_group_values(rp, &gs->g[gi], m, vals);
+        const stat_summary_t s = stat_summarise(vals, n);
+        gp_row(f, (const double[]){gi, s.mean, s.sd}, 3);
+        for (int i = 0; i < n; i++) /* beside the mean, not on it */
+            if (!isnan(vals[i])) gp_row(fs, (const double[]){gi + 0.15, vals[i]}, 2);
+        points += s.n > 0;
+    }
+    free(vals);
+    int rc = (f ? fclose(f) : -1) | (fs ? fclose(fs) : -1);
+    if (rc) return -1;
+    if (points == 0 || ps->n == MAX_PLOTS) return 0;
+
+    char file[256], safe[160], title[320];
+    safe_name(safe, sizeof safe, m->name);
+    snprintf(file, sizeof file, "report-arms-%s.png", safe);
+    snprintf(title, sizeof title, "%s per arm (mean and std over the finished seeds)", m->name);
+    plot_t *p = new_plot(ps, work, file, title);
+    if (!p) return -1;
+    fprintf(gp, "reset\nset terminal pngcairo size %d,560 noenhanced font 'sans,10'\nset output ",
+            700 + (gs->n > 6 ? 60 * (gs->n - 6) : 0));
+    gp_string(gp, p->tmp);
+    fputs("\nset title ", gp);
+    gp_string(gp, title);
+    fputs("\nset ylabel ", gp);
+    gp_string(gp, m->name);
+    fprintf(gp, "\nset grid ytics\nset key outside right top\nset xrange [-0.5:%g]\nset xtics (",
+            gs->n - 0.5);
+    for (int gi = 0; gi < gs->n; gi++) {
+        fputs(gi ? ", " : "", gp);
+        gp_string(gp, gs->g[gi].arm);
+        fprintf(gp, " %d", gi);
+    }
+    /* one seed: no std, so no bar (rather than one drawn from NaN) */
+    fputs(") rotate by -30\nset offsets 0, 0, graph 0.05, graph 0.05\n"
+          "set datafile missing NaN\nplot ", gp);
+    gp_string(gp, path);
+    fputs(" using 1:2:3 with yerrorbars pt 7 ps 1.5 lw 2 lc 1 title 'mean +- std', \\\n     ", gp);
+    gp_string(gp, path);
+    fputs(" using 1:2 with points pt 7 ps 1.5 lc 1 notitle, \\\n     ", gp);
+    gp_string(gp, spath);
+    fputs(" using 1:2 with points pt 6 ps 1 lc 2 title 'seeds'\nunset output\n", gp);
     return 0;
 }
 
@@ -157,7 +311,7 @@ static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plo
         const run_entry_t *r = &rp->runs[i];
         const char *v = rpt_kv_get(&r->cfg, key);
         double x;
-        if (r->status != RUN_OK || !v || rpt_parse_number(v, &x)) continue;
+        if (r->status != RUN_FINISHED || !v || rpt_parse_number(v, &x)) continue;
         int have = 0;
         gp_number(f, x);
         for (int a = 0; a < nacc; a++) {
@@ -199,7 +353,7 @@ static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plo
                 const run_entry_t *r = &rp->runs[i];
                 const char *v = rpt_kv_get(&r->cfg, key);
                 double x, y;
-                if (r->status != RUN_OK || !v || rpt_parse_number(v, &x) || x != xs[j]) continue;
+                if (r->status != RUN_FINISHED || !v || rpt_parse_number(v, &x) || x != xs[j]) continue;
                 if (results_get_eval(r->res, rp->evals.s[acc[a]], &y) == 0 && isfinite(y))
                     sum += y, n++;
             }
@@ -344,7 +498,7 @@ static int install_plot(const plot_t *p, const char *out_dir, char *err, size_t 
 }
 
 /* Writes the plots; on success ps lists them (copied into place). */
-int rpt_make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
+int rpt_make_plots(const report_t *rp, const groups_t *gs, plots_t *ps, char *err, size_t errlen)
 {
     ps->n = 0;
     const char *base = getenv("TMPDIR");
@@ -361,9 +515,16 @@ int rpt_make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
         return rpt_fmt(err, errlen, "%s: cannot write the gnuplot script", work), -1;
     }
     rc = script_loss(rp, gp, work, ps);
-    for (int k = 0; k < rp->keys.n && !rc; k++)
-        if (rp->numeric[k] && strcmp(rp->keys.s[k], SEED_KEY) != 0)
-            rc = script_key(rp, k, gp, work, ps);
+    if (gs->by_arm) { /* what varies is the arm: accuracy and loss per arm */
+        for (int i = 0; i < gs->nmetrics && !rc; i++)
+            if (rpt_is_top1(rp->cols[gs->metrics[i]].name))
+                rc = script_arm_metric(rp, gs, gs->metrics[i], gp, work, ps);
+        if (!rc) rc = script_arm_loss(rp, gs, gp, work, ps);
+    } else {
+        for (int k = 0; k < rp->keys.n && !rc; k++)
+            if (rp->numeric[k] && strcmp(rp->keys.s[k], SEED_KEY) != 0)
+                rc = script_key(rp, k, gp, work, ps);
+    }
     if (fclose(gp) != 0) rc = -1;
     if (rc) rpt_fmt(err, errlen, "%s: cannot write the plot data (disk full?)", work);
     else if (ps->n > 0) rc = run_gnuplot(script, log, err, errlen);
