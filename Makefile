@@ -6,7 +6,8 @@ PKGS      := openblas mpi-c hdf5-openmpi scalapack-openmpi cmocka inih libpng zl
 DEB_PKGS  := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev \
              libhdf5-openmpi-dev hdf5-tools libscalapack-openmpi-dev libcmocka-dev \
              libinih-dev libpng-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist \
-             slurm-wlm gnuplot-nox clang libclang-rt-14-dev python3-h5py python3-matplotlib
+             slurm-wlm gnuplot-nox clang libclang-rt-14-dev python3-h5py python3-matplotlib \
+             libgsl-dev
 # Programs (not libraries) the tests and tools call.
 DEB_TOOLS := slurmctld gnuplot clang
 
@@ -27,14 +28,17 @@ pkgflags    = $(shell pkg-config --cflags $(1) 2>/dev/null)
 CORE_CFLAGS := $(call pkgflags,openblas)
 DIST_CFLAGS := $(call pkgflags,openblas mpi-c)
 IO_CFLAGS   := $(call pkgflags,openblas hdf5-openmpi libpng zlib libjpeg)
-EXP_CFLAGS  := $(call pkgflags,openblas hdf5-openmpi libpng zlib libjpeg inih)
+EXP_CFLAGS  := $(call pkgflags,openblas hdf5-openmpi libpng zlib libjpeg inih gsl)
 
 BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O3 -g -Wall -Wextra -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration \
              -MMD -MP -I. \
              $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(,)undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 CFLAGS    := $(BASE_CFLAGS) $(PKG_CFLAGS)
-LDLIBS    := $(PKG_LIBS) -lm
+# GSL (the report's t quantile) is linked as -lgsl alone, before OpenBLAS:
+# pkg-config's -lgslcblas would bring a second cblas_sgemm, and the one our
+# kernels call must stay OpenBLAS's (test_report_stats checks which is bound).
+LDLIBS    := -lgsl $(PKG_LIBS) -lm
 ifeq ($(SANITIZE),1)
 LDFLAGS   += -fsanitize=address,undefined
 endif
@@ -156,7 +160,7 @@ demo: check-deps
 	@experiments/demo.sh $(BUILD) $(DEMO_DIR)
 
 check-deps:
-	@{ pkg-config --exists $(PKGS) && for t in $(DEB_TOOLS); do command -v $$t >/dev/null || exit 1; done; } \
+	@{ pkg-config --exists $(PKGS) gsl && for t in $(DEB_TOOLS); do command -v $$t >/dev/null || exit 1; done; } \
 	  || $(MAKE) --no-print-directory deps
 
 deps:

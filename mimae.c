@@ -34,8 +34,9 @@ static const char *usage_main =
     "                                           submit it as a Slurm job array\n"
     "  run [-n R] EXP.ini [mimae_dist args]    mpirun -n R mimae_dist ..., exiting with the job's\n"
     "                                           status (SIGTERM/SIGINT: stop with a checkpoint, 3)\n"
-    "  report SWEEP_DIR [--out DIR] [--no-plots]\n"
-    "                                           tables (text, CSV, Markdown) and plots of a sweep\n"
+    "  report SWEEP_DIR [--out DIR] [--no-plots] [--baseline ARM]\n"
+    "                                           tables (text, CSV, Markdown) and plots of a sweep;\n"
+    "                                           arms: mean +- std and paired differences\n"
     "\n"
     "`mimae COMMAND --help` tells more.\n";
 

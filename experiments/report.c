@@ -4,72 +4,88 @@
  * descriptor for the keys results files do not hold), pick the keys whose
  * values differ, build the tables (text, Markdown and CSV cells are built
  * separately: rounded for reading, full precision for the CSV), group the
- * runs that differ only by seed, plot with gnuplot, write the files. */
+ * runs that differ only by seed, plot with gnuplot (report_plots.c), write
+ * the files. Tables are report_table.c's. */
 #include "experiments/report.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/config/config.h"
 #include "core/config/config_fields.h"
 #include "experiments/descriptor.h"
+#include "experiments/report_internal.h"
 #include "io/bounded_read.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
 #include "io/results.h"
 #include "io/text_escape.h"
 
-extern char **environ;
-
 #define EXIT_WRITE_FAILED 1
 #define EXIT_BAD_INPUT 2
-#define RPATH 4096
-#define ERRLEN 1024
-#define SEED_KEY "train.seed"
 
 static const char *usage =
-    "usage: mimae report SWEEP_DIR [--out DIR] [--no-plots]\n"
+    "usage: mimae report SWEEP_DIR [--out DIR] [--no-plots] [--baseline ARM]\n"
     "\n"
     "Summarises the results files of a sweep or of runs side by side:\n"
     "  SWEEP_DIR/results.h5            a single run\n"
     "  SWEEP_DIR/task-NNNN/results.h5  the tasks of a sweep (mimae_dist --task)\n"
+    "  SWEEP_DIR/task-NNNN-<arm>-seed<S>/results.h5  the tasks of an arm sweep\n"
     "  SWEEP_DIR/*/results.h5          runs side by side (e.g. demo/mimae, demo/mae)\n"
     "A task directory without a readable results file, a task listed as\n"
     "SWEEP_DIR/tasks/task-NNNN.ini without a directory, and a directory with\n"
     "descriptor.ini or checkpoints/ but no results.h5 are rows marked missing or\n"
     "failed. Only one level of subdirectories is looked at.\n"
     "\n"
-    "One row per run: name (run.name), the configuration keys that differ between\n"
-    "the runs plus train.seed, steps done, the loss terms of the last logged step\n"
-    "(L, L_rec, L_max, L_min, L_q), the evaluation metrics present\n"
-    "(linear_probe_top1, knn_top1, finetune_top1, mi_*, ...), images/s (mean over\n"
-    "the logged steps), status. Runs that differ only by seed are also shown as\n"
-    "mean +- std over the seeds (sample standard deviation).\n"
+    "One row per run, by task number: name (run.name), the configuration keys that\n"
+    "differ between the runs (sweep.arm first) plus train.seed, steps done, the loss\n"
+    "terms of the last logged step (L, L_rec, L_max, L_min, L_q), the evaluation\n"
+    "metrics present (linear_probe_top1, knn_top1, finetune_top1, mi_*, ...),\n"
+    "images/s (mean over the logged steps), status: finished, running (the\n"
+    "results' status attribute; files without one count as finished), missing or\n"
+    "failed. A running run shows its values so far; every mean, std, difference and\n"
+    "accuracy plot uses finished runs only.\n"
+    "\n"
+    "Arm sweeps (some run has sweep.arm; the arm of a run without results comes from\n"
+    "SWEEP_DIR/plan.tsv or its directory's name): per arm, in the order of their\n"
+    "first task, the number of finished seeds and mean +- sample std (n - 1) of the\n"
+    "top-1 accuracies, the MI statistics (mi_*) and the final L_rec; then for each\n"
+    "other arm and metric the paired difference to the baseline arm over the seeds\n"
+    "both finished, d = arm - baseline, with the 95 % interval mean d +- t(0.975,\n"
+    "n - 1) sd(d) / sqrt(n) (paired t; none below 2 pairs) and * when it excludes 0.\n"
+    "  --baseline ARM   the arm compared against (default: the lowest task's arm;\n"
+    "                   an unknown arm exits 2 naming the arms)\n"
+    "Other sweeps: runs that differ only by seed are also shown as mean +- std over\n"
+    "the seeds (sample standard deviation).\n"
     "\n"
     "Prints the tables and writes, atomically, to DIR (default SWEEP_DIR):\n"
-    "  report.csv, report-seeds.csv   the tables at full precision\n"
-    "  report.md                      the tables and the plots\n"
-    "  report-loss.png                L_rec and L against the step, one line per run\n"
-    "  report-<key>.png               top-1 accuracies against each numeric swept key\n"
+    "  report.csv         one row per run; for an arm sweep one row per arm and\n"
+    "                     metric (arm, metric, n, mean, std, baseline, pairs, diff,\n"
+    "                     lo, hi, excludes_zero), the runs in report-runs.csv\n"
+    "  report-seeds.csv   mean and std per setting (not for arm sweeps)\n"
+    "  report.md          the tables and the plots\n"
+    "  report-loss.png    L_rec and L against the step, one line per run\n"
+    "  report-<key>.png   top-1 accuracies against each numeric swept key; for an\n"
+    "                     arm sweep instead:\n"
+    "  report-arms-<metric>.png  each top-1 accuracy per arm, mean +- std bars and\n"
+    "                     the seeds' values\n"
+    "  report-arms-loss.png      L_rec and L per arm (mean over the finished seeds)\n"
+    "                     against the masked views seen: equal-compute arms line up\n"
     "Plots need gnuplot (Debian: gnuplot-nox); --no-plots skips them.\n"
     "\n"
     "Each results file is read in a child process: one that crashes the HDF5\n"
     "library or takes longer than MIMAE_READ_TIMEOUT seconds (default 10, plus 1 s\n"
     "per 20 MB) is a row marked failed, \"unreadable (...)\", and the report goes on.\n"
     "\n"
-    "Exit status: 0 done; 2 bad input (one line on stderr); 1 a file could not be\n"
-    "written or gnuplot failed (the other files are written).\n";
+    "Exit status: 0 done; 2 bad input (one line on stderr, nothing written); 1 a file\n"
+    "could not be written or gnuplot failed (the other files are written).\n";
 
 /* ------------------------------------------------------------------------
  * Small helpers. */
@@ -82,20 +98,7 @@ static char *dup_str(const char *s)
     return d;
 }
 
-/* A copy fit to print: table cells and headings come from results files,
- * descriptors and directory names (text_escape.h). */
-static char *dup_shown(const char *s)
-{
-    const size_t n = 4 * strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) text_escape(d, n, s);
-    return d;
-}
-
-/* snprintf that reports truncation: 0, or -1 when the text did not fit. */
-static int fmt_to(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fmt_to(char *buf, size_t len, const char *fmt, ...)
+int rpt_fmt(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -117,7 +120,9 @@ static int exists(const char *path)
 }
 
 /* "task-NNNN" (4 or more digits, as mimae_dist names task directories)
- * followed by `suffix`: the task number, else -1. */
+ * followed by `suffix`; for a directory (suffix NULL) by nothing, or by
+ * "-" and more (an arm sweep's "task-NNNN-<arm>-seed<S>"): the task
+ * number, else -1. */
 static long task_number(const char *name, const char *suffix)
 {
     if (strncmp(name, "task-", 5) != 0) return -1;
@@ -125,14 +130,29 @@ static long task_number(const char *name, const char *suffix)
     long v = 0;
     int digits = 0;
     while (*p >= '0' && *p <= '9' && digits < 12) v = v * 10 + (*p++ - '0'), digits++;
-    if (digits < 4 || strcmp(p, suffix) != 0) return -1;
-    return v;
+    if (digits < 4) return -1;
+    if (suffix) return strcmp(p, suffix) == 0 ? v : -1;
+    return *p == 0 || (p[0] == '-' && p[1]) ? v : -1;
 }
 
-static void fmt_exact(char *buf, size_t len, double v) { shortest_real(v, 0, buf, len); }
+/* An arm task's directory "task-NNNN-<arm>-seed<S>": its arm and seed (for
+ * a run whose results file does not say); 0, else -1. */
+static int arm_task_dir(const char *dir, char *arm, size_t alen, char *seed, size_t slen)
+{
+    if (task_number(dir, NULL) < 0) return -1;
+    const char *start = strchr(dir + 5, '-'), *s = NULL;
+    for (const char *p = start; p && (p = strstr(p + 1, "-seed")) != NULL;) s = p;
+    if (!start || !s || s == start + 1 || !s[5] || strspn(s + 5, "0123456789") != strlen(s + 5))
+        return -1;
+    if (rpt_fmt(arm, alen, "%.*s", (int)(s - start - 1), start + 1) ||
+        rpt_fmt(seed, slen, "%s", s + 5))
+        return -1;
+    return 0;
+}
 
-/* A whole string that is a finite number. */
-static int parse_number(const char *s, double *v)
+void rpt_fmt_exact(char *buf, size_t len, double v) { shortest_real(v, 0, buf, len); }
+
+int rpt_parse_number(const char *s, double *v)
 {
     char *end = NULL;
     errno = 0;
@@ -142,28 +162,10 @@ static int parse_number(const char *s, double *v)
     return 0;
 }
 
-/* UTF-8 text width in code points. */
-static int text_width(const char *s)
-{
-    int w = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) w++;
-    return w;
-}
-
 /* ------------------------------------------------------------------------
  * Ordered key -> value text lists. */
 
-typedef struct {
-    char *key, *value;
-} kv_t;
-
-typedef struct {
-    kv_t *items;
-    int n, cap, oom;
-} kvlist_t;
-
-static const char *kv_get(const kvlist_t *l, const char *key)
+const char *rpt_kv_get(const kvlist_t *l, const char *key)
 {
     for (int i = 0; i < l->n; i++)
         if (strcmp(l->items[i].key, key) == 0) return l->items[i].value;
@@ -213,12 +215,6 @@ static void kv_free(kvlist_t *l)
     memset(l, 0, sizeof *l);
 }
 
-/* A growable list of strings. */
-typedef struct {
-    char **s;
-    int n, cap, oom;
-} strlist_t;
-
 static int strlist_find(const strlist_t *l, const char *s)
 {
     for (int i = 0; i < l->n; i++)
@@ -261,43 +257,6 @@ static void strlist_free(strlist_t *l)
 /* ------------------------------------------------------------------------
  * Runs. */
 
-enum { RUN_OK, RUN_MISSING, RUN_FAILED };
-
-typedef struct {
-    char dir[512];       /* relative to the sweep directory; "." for the directory itself */
-    long task;           /* task number, -1 for other runs */
-    int status;
-    char detail[ERRLEN]; /* why missing or failed (without the path) */
-    char brief[160];     /* the same, short */
-    char name[256];
-    results_t *res;
-    kvlist_t cfg;        /* configuration values as text */
-} run_entry_t;
-
-/* The columns after name and the swept keys. */
-enum { MC_STEPS, MC_LOSS, MC_EVAL, MC_IMGS };
-
-typedef struct {
-    const char *name;    /* CSV header and eval name */
-    const char *label;   /* text and Markdown header */
-    int kind, index;
-} mcol_t;
-
-typedef struct {
-    const char *sweep_dir;
-    const char *out_dir;
-    char sweep_name[256];
-    run_entry_t *runs;
-    int nruns, cap;
-    strlist_t keys;      /* swept keys, train.seed last */
-    int *numeric;        /* per key: every value a number */
-    int has_seed;        /* train.seed is the last key */
-    strlist_t evals;     /* evaluation metric columns */
-    mcol_t *cols;
-    int ncols;
-    int oom;
-} report_t;
-
 static const char *const loss_names[5] = {"L", "L_rec", "L_max", "L_min", "L_q"};
 
 static double loss_of(const step_metrics_t *s, int i)
@@ -337,14 +296,64 @@ static run_entry_t *find_task(report_t *rp, long task)
     return NULL;
 }
 
+/* SWEEP_DIR itself, the tasks by number (then directory name), the others
+ * by name. */
 static int run_order(const void *pa, const void *pb)
 {
     const run_entry_t *a = pa, *b = pb;
     int ga = strcmp(a->dir, ".") == 0 ? 0 : a->task >= 0 ? 1 : 2;
     int gb = strcmp(b->dir, ".") == 0 ? 0 : b->task >= 0 ? 1 : 2;
     if (ga != gb) return ga - gb;
-    if (ga == 1) return a->task < b->task ? -1 : a->task > b->task;
+    if (ga == 1 && a->task != b->task) return a->task < b->task ? -1 : 1;
     return strcmp(a->dir, b->dir);
+}
+
+/* The tasks `mimae sweep submit` expanded (SWEEP_DIR/tasks/task-NNNN.ini)
+ * that have no directory: rows marked missing. */
+static void add_listed_tasks(report_t *rp, const char *tasks_dir)
+{
+    DIR *t = opendir(tasks_dir);
+    struct dirent *te;
+    while (t && (te = readdir(t)) != NULL && !rp->oom) {
+        long id = task_number(te->d_name, ".ini");
+        char tdir[32];
+        if (id < 0 || find_task(rp, id)) continue;
+        snprintf(tdir, sizeof tdir, "task-%04ld", id);
+        add_run(rp, tdir, id);
+    }
+    if (t) closedir(t);
+}
+
+/* plan.tsv's arm column (`task<TAB>arm<TAB>...`, an arm sweep's plan): the
+ * arm of each task, for the tasks that left no results file. A plan that
+ * is absent, unreadable or has no arm column gives none. */
+static void load_plan_arms(report_t *rp)
+{
+    char path[RPATH], why[ERRLEN], line[4096];
+    if (rpt_fmt(path, sizeof path, "%s/plan.tsv", rp->sweep_dir) || !exists(path)) return;
+    io_file_err_t e = {path, why, sizeof why, 0};
+    FILE *f = io_fopen_input(&e, "sweep plan", 0);
+    if (!f) return;
+    int header = 1;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *arm = strchr(line, '\t');
+        if (!arm) break;
+        *arm++ = 0;
+        arm[strcspn(arm, "\t")] = 0;
+        if (header) {
+            if (strcmp(line, "task") != 0 || strcmp(arm, "arm") != 0) break;
+            header = 0;
+            continue;
+        }
+        char *end, key[32];
+        const long task = strtol(line, &end, 10);
+        if (end == line || *end || task < 0 || !*arm) continue;
+        snprintf(key, sizeof key, "%ld", task);
+        kv_set(&rp->plan_arms, key, arm);
+    }
+    fclose(f);
+    if (rp->plan_arms.oom) rp->oom = 1;
 }
 
 /* The run directories under the sweep directory (rules in report.h). */
@@ -352,50 +361,45 @@ static int discover(report_t *rp, char *err, size_t errlen)
 {
     char path[RPATH];
     DIR *d = opendir(rp->sweep_dir);
-    if (!d) return fmt_to(err, errlen, "%s: cannot list the directory (%s)", rp->sweep_dir,
+    if (!d) return rpt_fmt(err, errlen, "%s: cannot list the directory (%s)", rp->sweep_dir,
                           strerror(errno)), -1;
     struct dirent *e;
+    int has_tasks = 0;
     while ((e = readdir(d)) != NULL && !rp->oom) {
         const char *n = e->d_name;
         if (n[0] == '.') continue;
-        if (fmt_to(path, sizeof path, "%s/%s", rp->sweep_dir, n) || !is_dir(path)) continue;
-        long task = task_number(n, "");
+        if (rpt_fmt(path, sizeof path, "%s/%s", rp->sweep_dir, n) || !is_dir(path)) continue;
+        long task = task_number(n, NULL);
         if (task >= 0) {
-            if (!find_task(rp, task)) add_run(rp, n, task);
+            add_run(rp, n, task);
             continue;
         }
-        if (strcmp(n, "tasks") == 0) { /* the expanded descriptors of `mimae sweep submit` */
-            DIR *t = opendir(path);
-            struct dirent *te;
-            while (t && (te = readdir(t)) != NULL && !rp->oom) {
-                long id = task_number(te->d_name, ".ini");
-                char tdir[32];
-                if (id < 0 || find_task(rp, id)) continue;
-                snprintf(tdir, sizeof tdir, "task-%04ld", id);
-                add_run(rp, tdir, id);
-            }
-            if (t) closedir(t);
+        if (strcmp(n, "tasks") == 0) {
+            has_tasks = 1; /* after the directories: a task with one is no placeholder */
             continue;
         }
         char probe[RPATH], probe2[RPATH], probe3[RPATH];
-        if (fmt_to(probe, sizeof probe, "%s/results.h5", path) ||
-            fmt_to(probe2, sizeof probe2, "%s/descriptor.ini", path) ||
-            fmt_to(probe3, sizeof probe3, "%s/checkpoints", path))
+        if (rpt_fmt(probe, sizeof probe, "%s/results.h5", path) ||
+            rpt_fmt(probe2, sizeof probe2, "%s/descriptor.ini", path) ||
+            rpt_fmt(probe3, sizeof probe3, "%s/checkpoints", path))
             continue;
         if (exists(probe) || exists(probe2) || is_dir(probe3)) add_run(rp, n, -1);
     }
     closedir(d);
-    if (rp->oom) return fmt_to(err, errlen, "out of memory"), -1;
+    if (has_tasks && !rpt_fmt(path, sizeof path, "%s/tasks", rp->sweep_dir))
+        add_listed_tasks(rp, path);
+    load_plan_arms(rp);
+    if (rp->oom) return rpt_fmt(err, errlen, "out of memory"), -1;
     /* The directory itself: a run when it has results.h5, or (when nothing
      * else is here) a run that left only its descriptor. */
     int self = 0;
-    if (!fmt_to(path, sizeof path, "%s/results.h5", rp->sweep_dir) && exists(path)) self = 1;
+    if (!rpt_fmt(path, sizeof path, "%s/results.h5", rp->sweep_dir) && exists(path)) self = 1;
     if (!self && rp->nruns == 0 &&
-        !fmt_to(path, sizeof path, "%s/descriptor.ini", rp->sweep_dir) && exists(path))
+        !rpt_fmt(path, sizeof path, "%s/descriptor.ini", rp->sweep_dir) && exists(path))
         self = 1;
-    if (self && !add_run(rp, ".", -1)) return fmt_to(err, errlen, "out of memory"), -1;
+    if (self && !add_run(rp, ".", -1)) return rpt_fmt(err, errlen, "out of memory"), -1;
     if (rp->nruns == 0)
-        return fmt_to(err, errlen, "%s: no results files (results.h5, task-NNNN/results.h5 or "
+        return rpt_fmt(err, errlen, "%s: no results files (results.h5, task-NNNN/results.h5 or "
                       "*/results.h5) and no task directories", rp->sweep_dir), -1;
     qsort(rp->runs, (size_t)rp->nruns, sizeof *rp->runs, run_order);
     return 0;
@@ -419,8 +423,8 @@ static descriptor_t *load_descriptor(const report_t *rp, const run_entry_t *r, c
 {
     char cand[2][RPATH];
     int nc = 0;
-    if (!fmt_to(cand[nc], RPATH, "%s/descriptor.ini", dirpath)) nc++;
-    if (r->task >= 0 && !fmt_to(cand[nc], RPATH, "%s/tasks/task-%04ld.ini", rp->sweep_dir, r->task))
+    if (!rpt_fmt(cand[nc], RPATH, "%s/descriptor.ini", dirpath)) nc++;
+    if (r->task >= 0 && !rpt_fmt(cand[nc], RPATH, "%s/tasks/task-%04ld.ini", rp->sweep_dir, r->task))
         nc++;
     descriptor_t *d = malloc(sizeof *d);
     if (!d) return NULL;
@@ -455,13 +459,35 @@ static results_t *results_load_bounded(const char *path, char *err, size_t errle
     return results_load(path, err, errlen);
 }
 
+/* The results' `status` attribute: running or finished (absent in files
+ * from before it: finished, as the report always took them). */
+static void set_status(run_entry_t *r)
+{
+    const char *s = results_get_attr(r->res, "status");
+    if (!s || strcmp(s, "finished") == 0) {
+        r->status = RUN_FINISHED;
+    } else if (strcmp(s, "running") == 0) {
+        r->status = RUN_RUNNING;
+    } else {
+        r->status = RUN_FAILED;
+        snprintf(r->detail, sizeof r->detail, "status '%.200s' in results.h5 (expected running "
+                 "or finished)", s);
+        snprintf(r->brief, sizeof r->brief, "unknown status");
+    }
+}
+
+int rpt_has_results(const run_entry_t *r)
+{
+    return r->status == RUN_FINISHED || r->status == RUN_RUNNING;
+}
+
 static void load_run(report_t *rp, run_entry_t *r)
 {
     char dirpath[RPATH], path[RPATH], msg[ERRLEN];
     const int self = strcmp(r->dir, ".") == 0;
     if (self) snprintf(dirpath, sizeof dirpath, "%s", rp->sweep_dir);
-    else if (fmt_to(dirpath, sizeof dirpath, "%s/%s", rp->sweep_dir, r->dir)) dirpath[0] = 0;
-    if (fmt_to(path, sizeof path, "%s/results.h5", dirpath)) path[0] = 0;
+    else if (rpt_fmt(dirpath, sizeof dirpath, "%s/%s", rp->sweep_dir, r->dir)) dirpath[0] = 0;
+    if (rpt_fmt(path, sizeof path, "%s/results.h5", dirpath)) path[0] = 0;
     if (!is_dir(dirpath)) {
         r->status = RUN_MISSING;
         snprintf(r->detail, sizeof r->detail, "no task directory");
@@ -474,11 +500,11 @@ static void load_run(report_t *rp, run_entry_t *r)
         r->status = RUN_FAILED;
         set_failure(r, path, msg);
     } else {
-        r->status = RUN_OK;
+        set_status(r);
     }
     const char *name = r->res ? results_get_attr(r->res, "run.name") : NULL;
     if (name && *name) snprintf(r->name, sizeof r->name, "%s", name);
-    else fmt_to(r->name, sizeof r->name, "%s", self ? rp->sweep_name : r->dir);
+    else rpt_fmt(r->name, sizeof r->name, "%s", self ? rp->sweep_name : r->dir);
 
     /* Configuration: the results' model config (else the descriptor's), the
      * descriptor's run keys, then the results' extra attributes. */
@@ -511,21 +537,32 @@ static void load_run(report_t *rp, run_entry_t *r)
     for (int i = 0; r->res && i < results_attr_count(r->res); i++) {
         const char *k, *v;
         if (results_attr_at(r->res, i, &k, &v) || !strchr(k, '.') || strncmp(k, "run.", 4) == 0 ||
-            kv_get(&r->cfg, k))
+            rpt_kv_get(&r->cfg, k))
             continue;
         kv_set(&r->cfg, k, v);
     }
+    /* an arm task whose results do not say (none, or older): its arm from
+     * plan.tsv or its directory's name, its seed from the name */
+    char arm[256], seed[32], task[32];
+    const int named = arm_task_dir(r->dir, arm, sizeof arm, seed, sizeof seed) == 0;
+    snprintf(task, sizeof task, "%ld", r->task);
+    const char *planned = r->task >= 0 ? rpt_kv_get(&rp->plan_arms, task) : NULL;
+    if (!rpt_kv_get(&r->cfg, ARM_KEY) && (planned || named))
+        kv_set(&r->cfg, ARM_KEY, planned ? planned : arm);
+    if (!rpt_kv_get(&r->cfg, SEED_KEY) && named) kv_set(&r->cfg, SEED_KEY, seed);
     if (r->cfg.oom) rp->oom = 1;
 }
 
 /* ------------------------------------------------------------------------
  * Columns. */
 
-/* The keys whose values differ between the runs that have them, in the
- * order first seen; train.seed last whenever a run has it. */
+/* The keys whose values differ between the runs that have them: sweep.arm
+ * first, the others in the order first seen, train.seed last whenever a
+ * run has it. */
 static void pick_keys(report_t *rp)
 {
     strlist_t all = {0};
+    strlist_add(&all, ARM_KEY); /* no run that has it: it does not differ */
     for (int i = 0; i < rp->nruns; i++)
         for (int j = 0; j < rp->runs[i].cfg.n; j++) strlist_add_unique(&all, rp->runs[i].cfg.items[j].key);
     for (int k = 0; k < all.n; k++) {
@@ -533,7 +570,7 @@ static void pick_keys(report_t *rp)
         const char *first = NULL;
         int differs = 0;
         for (int i = 0; i < rp->nruns && !differs; i++) {
-            const char *v = kv_get(&rp->runs[i].cfg, all.s[k]);
+            const char *v = rpt_kv_get(&rp->runs[i].cfg, all.s[k]);
             if (!v) continue;
             if (!first) first = v;
             else if (strcmp(first, v) != 0) differs = 1;
@@ -554,15 +591,15 @@ static void pick_keys(report_t *rp)
     for (int k = 0; k < rp->keys.n; k++) {
         int numeric = 1;
         for (int i = 0; i < rp->nruns; i++) {
-            const char *v = kv_get(&rp->runs[i].cfg, rp->keys.s[k]);
+            const char *v = rpt_kv_get(&rp->runs[i].cfg, rp->keys.s[k]);
             double x;
-            if (v && parse_number(v, &x)) numeric = 0;
+            if (v && rpt_parse_number(v, &x)) numeric = 0;
         }
         rp->numeric[k] = numeric;
     }
 }
 
-static int is_top1(const char *name)
+int rpt_is_top1(const char *name)
 {
     size_t n = strlen(name);
     return n > 5 && strcmp(name + n - 5, "_top1") == 0;
@@ -608,9 +645,9 @@ static void build_cols(report_t *rp)
 }
 
 /* A run's value of a column: 0, or -1 when it has none. */
-static int metric_value(const run_entry_t *r, const mcol_t *m, double *v)
+int rpt_metric_value(const run_entry_t *r, const mcol_t *m, double *v)
 {
-    if (r->status != RUN_OK) return -1;
+    if (!rpt_has_results(r)) return -1;
     const long n = results_step_count(r->res);
     const step_metrics_t *s = results_steps(r->res);
     switch (m->kind) {
@@ -636,170 +673,13 @@ static int metric_value(const run_entry_t *r, const mcol_t *m, double *v)
 }
 
 /* Rounded for reading. */
-static void fmt_display(char *buf, size_t len, const mcol_t *m, double v)
+void rpt_fmt_display(char *buf, size_t len, const mcol_t *m, double v)
 {
     if (m->kind == MC_STEPS) snprintf(buf, len, "%.0f", v);
     else if (m->kind == MC_IMGS) snprintf(buf, len, "%.1f", v);
-    else if (m->kind == MC_LOSS || is_top1(m->name) || strncmp(m->name, "mi_", 3) == 0)
+    else if (m->kind == MC_LOSS || rpt_is_top1(m->name) || strncmp(m->name, "mi_", 3) == 0)
         snprintf(buf, len, "%.4f", v);
     else snprintf(buf, len, "%.4g", v);
-}
-
-/* ------------------------------------------------------------------------
- * Tables: cells as text, printed as aligned text, Markdown or CSV. */
-
-typedef struct {
-    int ncols, nrows, cap, oom;
-    char **head;
-    int *right;   /* right-aligned (numbers) */
-    char **cells; /* nrows x ncols; NULL prints as "" */
-} table_t;
-
-static void table_init(table_t *t, int ncols)
-{
-    memset(t, 0, sizeof *t);
-    t->ncols = ncols;
-    t->head = calloc((size_t)ncols, sizeof *t->head);
-    t->right = calloc((size_t)ncols, sizeof *t->right);
-    if (!t->head || !t->right) t->oom = 1;
-}
-
-static void table_free(table_t *t)
-{
-    for (int c = 0; t->head && c < t->ncols; c++) free(t->head[c]);
-    for (long i = 0; t->cells && i < (long)t->nrows * t->ncols; i++) free(t->cells[i]);
-    free(t->head);
-    free(t->right);
-    free(t->cells);
-    memset(t, 0, sizeof *t);
-}
-
-static void table_head(table_t *t, int c, const char *name, int right)
-{
-    if (t->oom || c >= t->ncols) return;
-    if (!(t->head[c] = dup_shown(name))) t->oom = 1;
-    t->right[c] = right;
-}
-
-static int table_row(table_t *t)
-{
-    if (t->oom) return -1;
-    if (t->nrows == t->cap) {
-        int cap = t->cap ? 2 * t->cap : 16;
-        char **grown = realloc(t->cells, (size_t)cap * (size_t)t->ncols * sizeof *grown);
-        if (!grown) {
-            t->oom = 1;
-            return -1;
-        }
-        t->cells = grown;
-        t->cap = cap;
-    }
-    for (int c = 0; c < t->ncols; c++) t->cells[(size_t)t->nrows * t->ncols + c] = NULL;
-    return t->nrows++;
-}
-
-static void table_set(table_t *t, int row, int c, const char *text)
-{
-    if (t->oom || row < 0 || c >= t->ncols) return;
-    char **cell = &t->cells[(size_t)row * t->ncols + c];
-    free(*cell);
-    if (!(*cell = dup_shown(text))) t->oom = 1;
-}
-
-static const char *table_cell(const table_t *t, int row, int c)
-{
-    const char *s = t->cells[(size_t)row * t->ncols + c];
-    return s ? s : "";
-}
-
-static void pad(FILE *out, int n)
-{
-    for (int i = 0; i < n; i++) fputc(' ', out);
-}
-
-static void print_text_row(const table_t *t, FILE *out, const int *w, int row)
-{
-    for (int c = 0; c < t->ncols; c++) {
-        const char *s = row < 0 ? t->head[c] : table_cell(t, row, c);
-        const int gap = w[c] - text_width(s);
-        if (c) fputs("  ", out);
-        if (t->right[c]) pad(out, gap);
-        fputs(s, out);
-        if (!t->right[c] && c + 1 < t->ncols) pad(out, gap);
-    }
-    fputc('\n', out);
-}
-
-static void table_print_text(const table_t *t, FILE *out)
-{
-    int *w = calloc((size_t)t->ncols, sizeof *w);
-    if (!w) return;
-    int total = 0;
-    for (int c = 0; c < t->ncols; c++) {
-        w[c] = text_width(t->head[c]);
-        for (int r = 0; r < t->nrows; r++) {
-            int x = text_width(table_cell(t, r, c));
-            if (x > w[c]) w[c] = x;
-        }
-        total += w[c] + (c ? 2 : 0);
-    }
-    print_text_row(t, out, w, -1);
-    for (int i = 0; i < total; i++) fputc('-', out);
-    fputc('\n', out);
-    for (int r = 0; r < t->nrows; r++) print_text_row(t, out, w, r);
-    free(w);
-}
-
-static void md_text(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '|') fputs("\\|", out);
-        else if (*s == '\n' || *s == '\r') fputc(' ', out);
-        else fputc(*s, out);
-    }
-}
-
-static void table_print_md(const table_t *t, FILE *out)
-{
-    for (int c = 0; c < t->ncols; c++) {
-        fputs(c ? " | " : "| ", out);
-        md_text(out, t->head[c]);
-    }
-    fputs(" |\n", out);
-    for (int c = 0; c < t->ncols; c++) fputs(t->right[c] ? "|---:" : "|:---", out);
-    fputs("|\n", out);
-    for (int r = 0; r < t->nrows; r++) {
-        for (int c = 0; c < t->ncols; c++) {
-            fputs(c ? " | " : "| ", out);
-            md_text(out, table_cell(t, r, c));
-        }
-        fputs(" |\n", out);
-    }
-}
-
-static void csv_field(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
-static void table_print_csv(const table_t *t, FILE *out)
-{
-    for (int r = -1; r < t->nrows; r++) {
-        for (int c = 0; c < t->ncols; c++) {
-            if (c) fputc(',', out);
-            csv_field(out, r < 0 ? t->head[c] : table_cell(t, r, c));
-        }
-        fputc('\n', out);
-    }
 }
 
 /* ------------------------------------------------------------------------
@@ -807,219 +687,52 @@ static void table_print_csv(const table_t *t, FILE *out)
 
 static const char *status_name(int s)
 {
-    return s == RUN_OK ? "ok" : s == RUN_MISSING ? "missing" : "failed";
+    static const char *const names[] = {"finished", "running", "missing", "failed"};
+    return names[s];
 }
 
 /* csv: full precision, dir/status/detail columns; else rounded, "-" for none. */
 static void build_run_table(const report_t *rp, table_t *t, int csv)
 {
     const int ncols = 1 + (csv ? 3 : 1) + rp->keys.n + rp->ncols;
-    table_init(t, ncols);
+    rpt_table_init(t, ncols);
     int c = 0;
-    table_head(t, c++, "name", 0);
+    rpt_table_head(t, c++, "name", 0);
     if (csv) {
-        table_head(t, c++, "dir", 0);
-        table_head(t, c++, "status", 0);
-        table_head(t, c++, "detail", 0);
+        rpt_table_head(t, c++, "dir", 0);
+        rpt_table_head(t, c++, "status", 0);
+        rpt_table_head(t, c++, "detail", 0);
     }
-    for (int k = 0; k < rp->keys.n; k++) table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
-    for (int m = 0; m < rp->ncols; m++) table_head(t, c++, csv ? rp->cols[m].name : rp->cols[m].label, 1);
-    if (!csv) table_head(t, c++, "status", 0);
+    for (int k = 0; k < rp->keys.n; k++) rpt_table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
+    for (int m = 0; m < rp->ncols; m++) rpt_table_head(t, c++, csv ? rp->cols[m].name : rp->cols[m].label, 1);
+    if (!csv) rpt_table_head(t, c++, "status", 0);
     char buf[ERRLEN + 32];
     for (int i = 0; i < rp->nruns; i++) {
         const run_entry_t *r = &rp->runs[i];
-        int row = table_row(t);
+        int row = rpt_table_row(t);
         if (row < 0) return;
         c = 0;
-        table_set(t, row, c++, r->name);
+        rpt_table_set(t, row, c++, r->name);
         if (csv) {
-            table_set(t, row, c++, r->dir);
-            table_set(t, row, c++, status_name(r->status));
-            table_set(t, row, c++, r->status == RUN_OK ? "" : r->detail);
+            rpt_table_set(t, row, c++, r->dir);
+            rpt_table_set(t, row, c++, status_name(r->status));
+            rpt_table_set(t, row, c++, rpt_has_results(r) ? "" : r->detail);
         }
         for (int k = 0; k < rp->keys.n; k++) {
-            const char *v = kv_get(&r->cfg, rp->keys.s[k]);
-            table_set(t, row, c++, v ? v : csv ? "" : "-");
+            const char *v = rpt_kv_get(&r->cfg, rp->keys.s[k]);
+            rpt_table_set(t, row, c++, v ? v : csv ? "" : "-");
         }
         for (int m = 0; m < rp->ncols; m++) {
             double v;
-            if (metric_value(r, &rp->cols[m], &v)) snprintf(buf, sizeof buf, "%s", csv ? "" : "-");
-            else if (csv) fmt_exact(buf, sizeof buf, v);
-            else fmt_display(buf, sizeof buf, &rp->cols[m], v);
-            table_set(t, row, c++, buf);
+            if (rpt_metric_value(r, &rp->cols[m], &v)) snprintf(buf, sizeof buf, "%s", csv ? "" : "-");
+            else if (csv) rpt_fmt_exact(buf, sizeof buf, v);
+            else rpt_fmt_display(buf, sizeof buf, &rp->cols[m], v);
+            rpt_table_set(t, row, c++, buf);
         }
         if (!csv) {
-            if (r->status == RUN_OK) snprintf(buf, sizeof buf, "ok");
+            if (rpt_has_results(r)) snprintf(buf, sizeof buf, "%s", status_name(r->status));
             else snprintf(buf, sizeof buf, "%s: %s", status_name(r->status), r->brief);
-            table_set(t, row, c++, buf);
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------
- * Mean +- std over seeds. */
-
-typedef struct {
-    int *members; /* run indices with a known configuration */
-    int n, n_ok;
-} group_t;
-
-typedef struct {
-    group_t *g;
-    int n;    /* groups */
-    int show; /* some setting has two runs with results */
-} groups_t;
-
-/* Does run a have the same values as run b for every key but the seed? */
-static int same_setting(const report_t *rp, const run_entry_t *a, const run_entry_t *b)
-{
-    for (int k = 0; k < rp->keys.n; k++) {
-        if (strcmp(rp->keys.s[k], SEED_KEY) == 0) continue;
-        const char *va = kv_get(&a->cfg, rp->keys.s[k]), *vb = kv_get(&b->cfg, rp->keys.s[k]);
-        if ((va == NULL) != (vb == NULL) || (va && strcmp(va, vb) != 0)) return 0;
-    }
-    return 1;
-}
-
-/* Groups of runs that differ only by seed (runs without a known
- * configuration are left out); shown when some setting has two runs with
- * results. */
-static int make_groups(const report_t *rp, groups_t *gs)
-{
-    memset(gs, 0, sizeof *gs);
-    if (!rp->has_seed || rp->nruns < 2) return 0;
-    gs->g = calloc((size_t)rp->nruns, sizeof *gs->g);
-    if (!gs->g) return -1;
-    for (int i = 0; i < rp->nruns; i++) {
-        const run_entry_t *r = &rp->runs[i];
-        if (r->cfg.n == 0) continue;
-        int j = 0;
-        while (j < gs->n && !same_setting(rp, &rp->runs[gs->g[j].members[0]], r)) j++;
-        if (j == gs->n) {
-            gs->g[j].members = calloc((size_t)rp->nruns, sizeof *gs->g[j].members);
-            if (!gs->g[j].members) return -1;
-            gs->n++;
-        }
-        group_t *g = &gs->g[j];
-        g->members[g->n++] = i;
-        if (r->status == RUN_OK && ++g->n_ok >= 2) gs->show = 1;
-    }
-    return 0;
-}
-
-static void groups_free(groups_t *gs)
-{
-    for (int i = 0; gs->g && i < gs->n; i++) free(gs->g[i].members);
-    free(gs->g);
-    memset(gs, 0, sizeof *gs);
-}
-
-/* Mean and sample standard deviation of column m over a group's runs that
- * have it; returns how many. */
-static int group_stats(const report_t *rp, const group_t *g, const mcol_t *m, double *mean,
-                       double *sd)
-{
-    double sum = 0, sq = 0;
-    int n = 0;
-    for (int i = 0; i < g->n; i++) {
-        double v;
-        if (metric_value(&rp->runs[g->members[i]], m, &v) == 0) sum += v, n++;
-    }
-    if (n == 0) return 0;
-    *mean = sum / n;
-    for (int i = 0; i < g->n; i++) {
-        double v;
-        if (metric_value(&rp->runs[g->members[i]], m, &v) == 0) sq += (v - *mean) * (v - *mean);
-    }
-    *sd = n > 1 ? sqrt(sq / (n - 1)) : NAN;
-    return n;
-}
-
-/* The seeds of a group's runs with results, "0 1 2". */
-static void group_seeds(const report_t *rp, const group_t *g, char *buf, size_t len)
-{
-    buf[0] = 0;
-    for (int i = 0; i < g->n; i++) {
-        const run_entry_t *r = &rp->runs[g->members[i]];
-        const char *s = kv_get(&r->cfg, SEED_KEY);
-        size_t used = strlen(buf);
-        if (r->status == RUN_OK && s) snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
-    }
-}
-
-/* mode 0: text ("+-"), 1: Markdown ("±"), 2: CSV (mean, std columns). */
-static void build_group_table(const report_t *rp, const groups_t *gs, table_t *t, int mode)
-{
-    const int nkeys = rp->keys.n - 1; /* the seed is last */
-    const int nm = rp->ncols - 1;     /* every column but steps */
-    table_init(t, nkeys + (mode == 2 ? 3 + 2 * nm : 2 + nm));
-    int c = 0;
-    for (int k = 0; k < nkeys; k++) table_head(t, c++, rp->keys.s[k], rp->numeric[k]);
-    if (mode == 2) {
-        table_head(t, c++, "runs_with_results", 1);
-        table_head(t, c++, "runs", 1);
-    } else {
-        table_head(t, c++, "n", 1);
-    }
-    table_head(t, c++, "seeds", 0);
-    char name[160], buf[160], a[64], b[64];
-    for (int m = 1; m < rp->ncols; m++) {
-        if (mode == 2) {
-            snprintf(name, sizeof name, "%s_mean", rp->cols[m].name);
-            table_head(t, c++, name, 1);
-            snprintf(name, sizeof name, "%s_std", rp->cols[m].name);
-            table_head(t, c++, name, 1);
-        } else {
-            table_head(t, c++, rp->cols[m].label, 1);
-        }
-    }
-    for (int gi = 0; gi < gs->n; gi++) {
-        const group_t *g = &gs->g[gi];
-        const run_entry_t *first = &rp->runs[g->members[0]];
-        int row = table_row(t);
-        if (row < 0) return;
-        c = 0;
-        for (int k = 0; k < nkeys; k++) {
-            const char *v = kv_get(&first->cfg, rp->keys.s[k]);
-            table_set(t, row, c++, v ? v : mode == 2 ? "" : "-");
-        }
-        if (mode == 2) {
-            snprintf(buf, sizeof buf, "%d", g->n_ok);
-            table_set(t, row, c++, buf);
-            snprintf(buf, sizeof buf, "%d", g->n);
-        } else if (g->n_ok == g->n) {
-            snprintf(buf, sizeof buf, "%d", g->n);
-        } else {
-            snprintf(buf, sizeof buf, "%d/%d", g->n_ok, g->n);
-        }
-        table_set(t, row, c++, buf);
-        group_seeds(rp, g, buf, sizeof buf);
-        table_set(t, row, c++, mode == 2 || *buf ? buf : "-");
-        for (int m = 1; m < rp->ncols; m++) {
-            const mcol_t *col = &rp->cols[m];
-            double mean = 0, sd = 0;
-            int n = group_stats(rp, g, col, &mean, &sd);
-            if (mode == 2) {
-                if (n) fmt_exact(buf, sizeof buf, mean);
-                else buf[0] = 0;
-                table_set(t, row, c++, buf);
-                if (n > 1) fmt_exact(buf, sizeof buf, sd);
-                else buf[0] = 0;
-                table_set(t, row, c++, buf);
-                continue;
-            }
-            if (n == 0) {
-                snprintf(buf, sizeof buf, "-");
-            } else {
-                fmt_display(a, sizeof a, col, mean);
-                if (n == 1) {
-                    snprintf(buf, sizeof buf, "%s", a);
-                } else {
-                    fmt_display(b, sizeof b, col, sd);
-                    snprintf(buf, sizeof buf, "%s%s%s", a, mode == 1 ? " ± " : "+-", b);
-                }
-            }
-            table_set(t, row, c++, buf);
+            rpt_table_set(t, row, c++, buf);
         }
     }
 }
@@ -1055,7 +768,7 @@ static int membuf_commit(membuf_t *m, const char *path, char *err, size_t errlen
 {
     int rc = fclose(m->f) == 0 ? 0 : -1;
     m->f = NULL;
-    if (rc) fmt_to(err, errlen, "%s: out of memory", path);
+    if (rc) rpt_fmt(err, errlen, "%s: out of memory", path);
     else rc = write_atomic(path, m->buf, m->len, err, errlen);
     free(m->buf);
     m->buf = NULL;
@@ -1068,395 +781,40 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
     if (io_make_dirs(dir, failed, sizeof failed) == 0) return 0;
     const int e = errno;
     if (e == ENOTDIR && strcmp(failed, dir) == 0)
-        return fmt_to(err, errlen, "--out %s: not a directory", dir), -1;
-    return fmt_to(err, errlen, "--out %s: cannot create %s (%s)", dir, failed, strerror(e)), -1;
+        return rpt_fmt(err, errlen, "--out %s: not a directory", dir), -1;
+    return rpt_fmt(err, errlen, "--out %s: cannot create %s (%s)", dir, failed, strerror(e)), -1;
 }
 
-/* ------------------------------------------------------------------------
- * Plots (gnuplot). */
-
-#define MAX_PLOTS 128 /* further key plots are left out */
-
-typedef struct {
-    char file[256];    /* report-....png */
-    char title[320];
-    char tmp[RPATH];   /* where gnuplot writes it: the private work directory */
-} plot_t;
-
-typedef struct {
-    plot_t p[MAX_PLOTS];
-    int n;
-} plots_t;
-
-/* A gnuplot single-quoted string ('' is a quote; no control characters). */
-static void gp_string(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') fputs("''", f);
-        else if ((unsigned char)*s < 0x20) fputc(' ', f);
-        else fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-static void gp_number(FILE *f, double v)
-{
-    if (isfinite(v)) fprintf(f, "%.17g", v);
-    else fputs("NaN", f);
-}
-
-static void safe_name(char *dst, size_t len, const char *src)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < len; i++) {
-        char ch = src[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 ch == '.' || ch == '_' || ch == '-';
-        dst[i] = ok ? ch : '_';
-    }
-    dst[i] = 0;
-}
-
-/* gnuplot opens its outputs by name (following links): it writes into the
- * work directory, ours alone, and make_plots copies each PNG into place. */
-static plot_t *new_plot(plots_t *ps, const char *work, const char *file, const char *title)
-{
-    if (ps->n == MAX_PLOTS) return NULL;
-    plot_t *p = &ps->p[ps->n];
-    if (fmt_to(p->file, sizeof p->file, "%s", file) ||
-        fmt_to(p->tmp, sizeof p->tmp, "%s/%s", work, file))
-        return NULL;
-    snprintf(p->title, sizeof p->title, "%s", title);
-    ps->n++;
-    return p;
-}
-
-/* A new file in the work directory (io_create_new: never an existing file
- * or a link); NULL on failure (the caller says what could not be written). */
-static FILE *work_file(const char *path)
-{
-    io_file_err_t e = {path, NULL, 0, 0};
-    return io_create_new(path, 0600, &e);
-}
-
-/* The loss curves: L_rec (top) and L (bottom) against the step, one line
- * per run with logged steps. */
-static int script_loss(const report_t *rp, FILE *gp, const char *work, plots_t *ps)
-{
-    char path[RPATH];
-    int lines = 0;
-    for (int i = 0; i < rp->nruns; i++) {
-        const run_entry_t *r = &rp->runs[i];
-        if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
-        if (fmt_to(path, sizeof path, "%s/loss-%d.dat", work, i)) return -1;
-        FILE *f = work_file(path);
-        if (!f) return -1;
-        const step_metrics_t *s = results_steps(r->res);
-        for (long j = 0; j < results_step_count(r->res); j++) {
-            fprintf(f, "%ld ", s[j].step);
-            gp_number(f, s[j].rec);
-            fputc(' ', f);
-            gp_number(f, s[j].total);
-            fputc('\n', f);
-        }
-        if (fclose(f) != 0) return -1;
-        lines++;
-    }
-    if (lines == 0) return 0;
-    plot_t *p = new_plot(ps, work, "report-loss.png", "Loss curves");
-    if (!p) return -1;
-    const int height = 760 + (lines > 24 ? 14 * (lines - 24) : 0);
-    fprintf(gp, "reset\nset terminal pngcairo size 1200,%d noenhanced font 'sans,10'\nset output ",
-            height);
-    gp_string(gp, p->tmp);
-    fputs("\nset multiplot layout 2,1 title ", gp);
-    char title[RPATH];
-    snprintf(title, sizeof title, "Loss curves: %s", rp->sweep_dir);
-    gp_string(gp, title);
-    fputs("\nset grid\nset lmargin at screen 0.08\nset rmargin at screen 0.74\n"
-          "set xlabel 'step'\n", gp);
-    for (int panel = 0; panel < 2; panel++) {
-        fprintf(gp, "set ylabel '%s'\nset title '%s'\n", panel ? "L" : "L_rec",
-                panel ? "total loss L" : "reconstruction loss L_rec");
-        if (panel == 0) fputs("set key at screen 0.76, screen 0.93 left top Left reverse\n", gp);
-        else fputs("unset key\n", gp);
-        fputs("plot", gp);
-        int first = 1;
-        for (int i = 0; i < rp->nruns; i++) {
-            const run_entry_t *r = &rp->runs[i];
-            if (r->status != RUN_OK || results_step_count(r->res) < 1) continue;
-            fmt_to(path, sizeof path, "%s/loss-%d.dat", work, i);
-            fputs(first ? " " : ", \\\n     ", gp);
-            gp_string(gp, path);
-            fprintf(gp, " using 1:%d with lines lw 1.5 title ", panel ? 3 : 2);
-            gp_string(gp, r->name);
-            first = 0;
-        }
-        fputc('\n', gp);
-    }
-    fputs("unset multiplot\nunset output\n", gp);
-    return 0;
-}
-
-/* Top-1 accuracies against swept key k: each run as a point, the mean over
- * the runs with the same value as a line. */
-static int script_key(const report_t *rp, int k, FILE *gp, const char *work, plots_t *ps)
-{
-    int acc[3], nacc = 0; /* eval columns plotted */
-    for (int e = 0; e < rp->evals.n; e++)
-        if (is_top1(rp->evals.s[e]) && nacc < 3) acc[nacc++] = e;
-    if (nacc == 0 || ps->n == MAX_PLOTS) return 0;
-    const char *key = rp->keys.s[k];
-    double *xs = malloc((size_t)rp->nruns * sizeof *xs);
-    if (!xs) return -1;
-    char path[RPATH], mpath[RPATH];
-    if (fmt_to(path, sizeof path, "%s/key-%d.dat", work, k) ||
-        fmt_to(mpath, sizeof mpath, "%s/key-%d-mean.dat", work, k)) {
-        free(xs);
-        return -1;
-    }
-    FILE *f = work_file(path);
-    if (!f) {
-        free(xs);
-        return -1;
-    }
-    int nx = 0, points = 0;
-    for (int i = 0; i < rp->nruns; i++) {
-        const run_entry_t *r = &rp->runs[i];
-        const char *v = kv_get(&r->cfg, key);
-        double x;
-        if (r->status != RUN_OK || !v || parse_number(v, &x)) continue;
-        int have = 0;
-        gp_number(f, x);
-        for (int a = 0; a < nacc; a++) {
-            double y = NAN;
-            if (results_get_eval(r->res, rp->evals.s[acc[a]], &y) == 0 && isfinite(y)) have = 1;
-            fputc(' ', f);
-            gp_number(f, y);
-        }
-        fputc('\n', f);
-        if (!have) continue;
-        points++;
-        int seen = 0;
-        for (int j = 0; j < nx; j++) seen |= xs[j] == x;
-        if (!seen) xs[nx++] = x;
-    }
-    int rc = fclose(f) == 0 ? 0 : -1;
-    if (rc || points == 0 || nx < 2) { /* nothing to draw a curve through */
-        free(xs);
-        return rc;
-    }
-    /* means per distinct value, in increasing order */
-    for (int i = 1; i < nx; i++)
-        for (int j = i; j > 0 && xs[j - 1] > xs[j]; j--) {
-            double t = xs[j];
-            xs[j] = xs[j - 1];
-            xs[j - 1] = t;
-        }
-    f = work_file(mpath);
-    if (!f) {
-        free(xs);
-        return -1;
-    }
-    for (int j = 0; j < nx; j++) {
-        gp_number(f, xs[j]);
-        for (int a = 0; a < nacc; a++) {
-            double sum = 0;
-            int n = 0;
-            for (int i = 0; i < rp->nruns; i++) {
-                const run_entry_t *r = &rp->runs[i];
-                const char *v = kv_get(&r->cfg, key);
-                double x, y;
-                if (r->status != RUN_OK || !v || parse_number(v, &x) || x != xs[j]) continue;
-                if (results_get_eval(r->res, rp->evals.s[acc[a]], &y) == 0 && isfinite(y))
-                    sum += y, n++;
-            }
-            fputc(' ', f);
-            gp_number(f, n ? sum / n : NAN);
-        }
-        fputc('\n', f);
-    }
-    free(xs);
-    if (fclose(f) != 0) return -1;
-
-    char file[256], safe[160], title[320];
-    safe_name(safe, sizeof safe, key);
-    snprintf(file, sizeof file, "report-%s.png", safe);
-    snprintf(title, sizeof title, "Top-1 accuracy against %s", key);
-    plot_t *p = new_plot(ps, work, file, title);
-    if (!p) return -1;
-    fputs("reset\nset terminal pngcairo size 900,560 noenhanced font 'sans,10'\nset output ", gp);
-    gp_string(gp, p->tmp);
-    fputs("\nset title ", gp);
-    gp_string(gp, title);
-    fputs("\nset xlabel ", gp);
-    gp_string(gp, key);
-    fputs("\nset ylabel 'top-1 accuracy'\nset grid\nset key outside right top\n"
-          "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\nplot", gp);
-    for (int a = 0; a < nacc; a++) {
-        const char *metric = rp->evals.s[acc[a]];
-        char label[160];
-        fputs(a ? ", \\\n     " : " ", gp);
-        gp_string(gp, path);
-        fprintf(gp, " using 1:%d with points pt 7 ps 1.2 lc %d title ", a + 2, a + 1);
-        snprintf(label, sizeof label, "%s (runs)", metric);
-        gp_string(gp, label);
-        fputs(", \\\n     ", gp);
-        gp_string(gp, mpath);
-        fprintf(gp, " using 1:%d with linespoints lw 2 pt 6 ps 1.5 lc %d title ", a + 2, a + 1);
-        snprintf(label, sizeof label, "%s (mean)", metric);
-        gp_string(gp, label);
-    }
-    fputs("\nunset output\n", gp);
-    return 0;
-}
-
-/* The last non-empty line of a file, whitespace collapsed. */
-static void last_line(const char *path, char *buf, size_t len)
-{
-    buf[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *s = line;
-        while (*s == ' ' || *s == '\t' || *s == '^') s++;
-        size_t n = strcspn(s, "\r\n");
-        s[n] = 0;
-        if (*s) fmt_to(buf, len, "%s", s);
-    }
-    fclose(f);
-}
-
-/* Runs `gnuplot -d SCRIPT` with its output in LOG. */
-static int run_gnuplot(const char *script, const char *log, char *err, size_t errlen)
-{
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        return fmt_to(err, errlen, "cannot start gnuplot (out of memory)"), -1;
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    char prog[] = "gnuplot", opt[] = "-d", scr[RPATH];
-    snprintf(scr, sizeof scr, "%s", script);
-    char *args[] = {prog, opt, scr, NULL};
-    pid_t pid;
-    fflush(NULL);
-    int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, args, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    static const char *missing =
-        "gnuplot not found on PATH: install it (apt-get install gnuplot-nox) or pass "
-        "--no-plots; the tables were written";
-    if (rc == ENOENT) return fmt_to(err, errlen, "%s", missing), -1;
-    if (rc != 0) return fmt_to(err, errlen, "cannot start gnuplot: %s", strerror(rc)), -1;
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return fmt_to(err, errlen, "waiting for gnuplot: %s", strerror(errno)), -1;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) return fmt_to(err, errlen, "%s", missing), -1;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        char why[400];
-        last_line(log, why, sizeof why);
-        if (WIFEXITED(st))
-            return fmt_to(err, errlen, "gnuplot failed (exit status %d): %s", WEXITSTATUS(st),
-                          *why ? why : "no message"), -1;
-        return fmt_to(err, errlen, "gnuplot was killed by signal %d", WTERMSIG(st)), -1;
-    }
-    return 0;
-}
-
-static void remove_dir_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[RPATH];
-    while (d && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            !fmt_to(path, sizeof path, "%s/%s", dir, e->d_name))
-            unlink(path);
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
-/* Copies the PNG gnuplot wrote into the work directory to OUT_DIR/file
- * (io_write_file: a temporary of ours, renamed into place). */
-static int install_plot(const plot_t *p, const char *out_dir, char *err, size_t errlen)
-{
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    char final[RPATH];
-    if (fmt_to(final, sizeof final, "%s/%s", out_dir, p->file))
-        return fmt_to(err, errlen, "%s/%s: path too long", out_dir, p->file), -1;
-    char why[ERRLEN];
-    io_file_err_t in = {p->tmp, why, sizeof why, 0};
-    FILE *f = io_fopen_input(&in, "PNG", 0);
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    while (f && !ferror(f) && !feof(f)) {
-        if (len == cap) {
-            unsigned char *grown = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
-            if (!grown) break;
-            buf = grown;
-        }
-        len += fread(buf + len, 1, cap - len, f);
-    }
-    const int read_ok = f && feof(f) && !ferror(f);
-    if (f) fclose(f);
-    int rc = -1;
-    if (!read_ok || len < sizeof sig || memcmp(buf, sig, sizeof sig) != 0) {
-        fmt_to(err, errlen, "gnuplot wrote no PNG for %s", p->file);
-    } else {
-        io_file_err_t out = {final, err, errlen, 0};
-        rc = io_write_file(final, 0644, buf, len, &out);
-    }
-    free(buf);
-    return rc;
-}
-
-/* Writes the plots; on success ps lists them (copied into place). */
-static int make_plots(const report_t *rp, plots_t *ps, char *err, size_t errlen)
-{
-    ps->n = 0;
-    const char *base = getenv("TMPDIR");
-    char work[RPATH], script[RPATH], log[RPATH];
-    if (fmt_to(work, sizeof work, "%s/mimae-report-XXXXXX", base && *base ? base : "/tmp") ||
-        !mkdtemp(work))
-        return fmt_to(err, errlen, "cannot create a temporary directory for the plots (%s)",
-                      strerror(errno)), -1;
-    int rc = fmt_to(script, sizeof script, "%s/plots.gp", work) |
-             fmt_to(log, sizeof log, "%s/gnuplot.log", work);
-    FILE *gp = rc ? NULL : work_file(script);
-    if (!gp) {
-        remove_dir_files(work);
-        return fmt_to(err, errlen, "%s: cannot write the gnuplot script", work), -1;
-    }
-    rc = script_loss(rp, gp, work, ps);
-    for (int k = 0; k < rp->keys.n && !rc; k++)
-        if (rp->numeric[k] && strcmp(rp->keys.s[k], SEED_KEY) != 0)
-            rc = script_key(rp, k, gp, work, ps);
-    if (fclose(gp) != 0) rc = -1;
-    if (rc) fmt_to(err, errlen, "%s: cannot write the plot data (disk full?)", work);
-    else if (ps->n > 0) rc = run_gnuplot(script, log, err, errlen);
-    for (int i = 0; i < ps->n && !rc; i++) rc = install_plot(&ps->p[i], rp->out_dir, err, errlen);
-    if (rc) ps->n = 0;
-    remove_dir_files(work);
-    return rc;
-}
 
 /* ------------------------------------------------------------------------
  * The report. */
 
-/* "N runs, K with results, M missing, F failed" */
+/* "N runs, K finished, R running, M missing, F failed" */
 static void print_counts(const report_t *rp, FILE *out)
 {
-    int ok = 0, missing = 0, failed = 0;
-    for (int i = 0; i < rp->nruns; i++) {
-        ok += rp->runs[i].status == RUN_OK;
-        missing += rp->runs[i].status == RUN_MISSING;
-        failed += rp->runs[i].status == RUN_FAILED;
+    int count[4] = {0};
+    for (int i = 0; i < rp->nruns; i++) count[rp->runs[i].status]++;
+    fprintf(out, "%d run%s, %d finished", rp->nruns, rp->nruns == 1 ? "" : "s", count[RUN_FINISHED]);
+    for (int s = RUN_RUNNING; s <= RUN_FAILED; s++)
+        if (count[s]) fprintf(out, ", %d %s", count[s], status_name(s));
+}
+
+/* What the differences are, in a line: the baseline, the test, the seeds. */
+static void print_diff_note(const groups_t *gs, FILE *out, int md)
+{
+    int fewest, most;
+    rpt_seed_range(gs, &fewest, &most);
+    char base[4 * 256]; /* a name from the results files, as it may be printed */
+    text_escape(base, sizeof base, gs->g[gs->baseline].arm);
+    if (gs->n < 2) {
+        fprintf(out, "Only one arm (%s): nothing to compare.\n", base);
+        return;
     }
-    fprintf(out, "%d run%s, %d with results", rp->nruns, rp->nruns == 1 ? "" : "s", ok);
-    if (missing) fprintf(out, ", %d missing", missing);
-    if (failed) fprintf(out, ", %d failed", failed);
+    fprintf(out, "Differences to the baseline arm %s, paired by seed: d = arm - %s for each seed "
+            "both finished; paired t, 95 %%: mean d %s t(0.975, n - 1) sd(d) / sqrt(n); * the "
+            "interval excludes 0. ", base, base, md ? "±" : "+-");
+    if (fewest == most) fprintf(out, "n = %d seed%s per arm.\n", most, most == 1 ? "" : "s");
+    else fprintf(out, "n = %d to %d seeds per arm.\n", fewest, most);
 }
 
 static const char *no_keys_note(const report_t *rp)
@@ -1464,25 +822,46 @@ static const char *no_keys_note(const report_t *rp)
     return rp->keys.n - rp->has_seed == 0 ? " No configuration key differs between the runs." : "";
 }
 
-static int write_markdown(const report_t *rp, const table_t *runs, const table_t *groups,
+/* The tables of report.md; groups, diffs: NULL when not shown. */
+typedef struct {
+    const table_t *runs, *groups, *diffs;
+} md_tables_t;
+
+static int write_markdown(const report_t *rp, const groups_t *gs, const md_tables_t *tb,
                           const plots_t *ps, char *err, size_t errlen)
 {
     char path[RPATH];
     membuf_t m;
-    if (fmt_to(path, sizeof path, "%s/report.md", rp->out_dir))
-        return fmt_to(err, errlen, "%s: path too long", rp->out_dir), -1;
-    if (membuf_open(&m)) return fmt_to(err, errlen, "out of memory"), -1;
+    if (rpt_fmt(path, sizeof path, "%s/report.md", rp->out_dir))
+        return rpt_fmt(err, errlen, "%s: path too long", rp->out_dir), -1;
+    if (membuf_open(&m)) return rpt_fmt(err, errlen, "out of memory"), -1;
     fprintf(m.f, "# mimae report: %s\n\n`%s`: ", rp->sweep_name, rp->sweep_dir);
     print_counts(rp, m.f);
-    fprintf(m.f, ".%s Loss terms at the last logged step; img/s is the mean over the logged "
-            "steps; the columns between name and steps are the configuration keys that differ "
-            "between the runs, and train.seed.\n\n## Runs\n\n", no_keys_note(rp));
-    table_print_md(runs, m.f);
-    if (groups) {
+    fprintf(m.f, ".%s\n\n", no_keys_note(rp));
+    if (gs->by_arm) {
+        fputs("## Arms\n\nMean ± sample standard deviation (n - 1) over the finished seeds of "
+              "each arm, in the order of their first task; n is the number of finished seeds (of "
+              "the arm's runs, when some are running, missing or failed). Top-1 and MI "
+              "statistics: the latest evaluation; L_rec: the last logged step.\n\n", m.f);
+        rpt_table_print_md(tb->groups, m.f);
+        fputs("\n## Differences to the baseline\n\n", m.f);
+        print_diff_note(gs, m.f, 1);
+        if (tb->diffs) {
+            fputc('\n', m.f);
+            rpt_table_print_md(tb->diffs, m.f);
+        }
+        fputc('\n', m.f);
+    }
+    fputs("## Runs\n\nLoss terms at the last logged step; img/s is the mean over the logged "
+          "steps; the columns between name and steps are the configuration keys that differ "
+          "between the runs, and train.seed. A running run shows its values so far and is left "
+          "out of every mean.\n\n", m.f);
+    rpt_table_print_md(tb->runs, m.f);
+    if (tb->groups && !gs->by_arm) {
         fputs("\n## Mean ± standard deviation over seeds\n\nSample standard deviation (n - 1) "
-              "over the runs with results of each setting; n is the number of those runs "
-              "(of the setting's runs, when some are missing or failed).\n\n", m.f);
-        table_print_md(groups, m.f);
+              "over the finished runs of each setting; n is the number of those runs "
+              "(of the setting's runs, when some are running, missing or failed).\n\n", m.f);
+        rpt_table_print_md(tb->groups, m.f);
     }
     if (ps->n) {
         fputs("\n## Plots\n\n", m.f);
@@ -1499,10 +878,10 @@ static int write_csv(const char *dir, const char *file, const table_t *t, char *
 {
     char path[RPATH];
     membuf_t m;
-    if (fmt_to(path, sizeof path, "%s/%s", dir, file))
-        return fmt_to(err, errlen, "%s: path too long", dir), -1;
-    if (membuf_open(&m)) return fmt_to(err, errlen, "out of memory"), -1;
-    table_print_csv(t, m.f);
+    if (rpt_fmt(path, sizeof path, "%s/%s", dir, file))
+        return rpt_fmt(err, errlen, "%s: path too long", dir), -1;
+    if (membuf_open(&m)) return rpt_fmt(err, errlen, "out of memory"), -1;
+    rpt_table_print_csv(t, m.f);
     return membuf_commit(&m, path, err, errlen);
 }
 
@@ -1513,6 +892,7 @@ static void report_free(report_t *rp)
         kv_free(&rp->runs[i].cfg);
     }
     free(rp->runs);
+    kv_free(&rp->plan_arms);
     strlist_free(&rp->keys);
     strlist_free(&rp->evals);
     free(rp->numeric);
@@ -1530,7 +910,7 @@ static void strip_slashes(char *path)
 static void sweep_base_name(const char *dir, char *buf, size_t len)
 {
     char tmp[RPATH], cwd[RPATH];
-    fmt_to(tmp, sizeof tmp, "%s", dir);
+    rpt_fmt(tmp, sizeof tmp, "%s", dir);
     size_t n = strlen(tmp);
     while (n > 1 && tmp[n - 1] == '/') tmp[--n] = 0;
     if (n >= 2 && strcmp(tmp + n - 2, "/.") == 0) tmp[n -= 2] = 0;
@@ -1539,7 +919,7 @@ static void sweep_base_name(const char *dir, char *buf, size_t len)
     if ((strcmp(base, ".") == 0 || !*base) && getcwd(cwd, sizeof cwd) && strrchr(cwd, '/') &&
         strrchr(cwd, '/')[1])
         base = strrchr(cwd, '/') + 1;
-    fmt_to(buf, len, "%s", *base ? base : dir);
+    rpt_fmt(buf, len, "%s", *base ? base : dir);
 }
 
 static int bad(const char *msg)
@@ -1550,7 +930,7 @@ static int bad(const char *msg)
 
 int report_command(int argc, char **argv)
 {
-    const char *sweep_dir = NULL, *out_dir = NULL;
+    const char *sweep_dir = NULL, *out_dir = NULL, *baseline = NULL;
     int plots = 1;
     char err[ERRLEN + 256];
     for (int i = 0; i < argc; i++) {
@@ -1565,6 +945,9 @@ int report_command(int argc, char **argv)
         if (strcmp(a, "--out") == 0) {
             if (i + 1 >= argc) return bad("--out needs a directory (see mimae report --help)");
             out_dir = argv[++i];
+        } else if (strcmp(a, "--baseline") == 0) {
+            if (i + 1 >= argc) return bad("--baseline needs an arm (see mimae report --help)");
+            baseline = argv[++i];
         } else if (strcmp(a, "--no-plots") == 0) {
             plots = 0;
         } else if (a[0] == '-' && a[1]) {
@@ -1591,8 +974,8 @@ int report_command(int argc, char **argv)
 
     /* without trailing slashes, for the file names shown */
     char sweep_buf[RPATH], out_buf[RPATH];
-    if (fmt_to(sweep_buf, sizeof sweep_buf, "%s", sweep_dir) ||
-        fmt_to(out_buf, sizeof out_buf, "%s", out_dir ? out_dir : sweep_dir))
+    if (rpt_fmt(sweep_buf, sizeof sweep_buf, "%s", sweep_dir) ||
+        rpt_fmt(out_buf, sizeof out_buf, "%s", out_dir ? out_dir : sweep_dir))
         return bad("path too long");
     strip_slashes(sweep_buf);
     strip_slashes(out_buf);
@@ -1610,41 +993,44 @@ int report_command(int argc, char **argv)
         }
         return bad(err);
     }
-    if (out_dir && mkdir_p(out_dir, err, sizeof err)) {
-        report_free(&rp);
-        return bad(err);
-    }
     for (int i = 0; i < rp.nruns; i++) load_run(&rp, &rp.runs[i]);
     pick_keys(&rp);
     pick_evals(&rp);
     build_cols(&rp);
-
-    table_t text, md, csv, gtext, gmd, gcsv;
-    memset(&gtext, 0, sizeof gtext);
-    memset(&gmd, 0, sizeof gmd);
-    memset(&gcsv, 0, sizeof gcsv);
     groups_t gs = {0};
-    int oom = rp.oom;
-    if (!oom) {
-        build_run_table(&rp, &text, 0);
-        build_run_table(&rp, &md, 0);
-        build_run_table(&rp, &csv, 1);
-        if (make_groups(&rp, &gs)) oom = 1;
-        if (gs.show) {
-            build_group_table(&rp, &gs, &gtext, 0);
-            build_group_table(&rp, &gs, &gmd, 1);
-            build_group_table(&rp, &gs, &gcsv, 2);
-        }
-        oom = oom || text.oom || md.oom || csv.oom || gtext.oom || gmd.oom || gcsv.oom;
-    } else {
-        memset(&text, 0, sizeof text);
-        memset(&md, 0, sizeof md);
-        memset(&csv, 0, sizeof csv);
-    }
-    int status = 0;
-    if (oom) {
+    if (rp.oom || rpt_make_groups(&rp, &gs)) {
+        rpt_groups_free(&gs);
+        report_free(&rp);
         fprintf(stderr, "mimae report: out of memory\n");
-        status = EXIT_WRITE_FAILED;
+        return EXIT_WRITE_FAILED;
+    }
+    /* bad input found by now is refused before anything is written */
+    if ((baseline && rpt_set_baseline(&gs, baseline, err, sizeof err)) ||
+        (out_dir && mkdir_p(out_dir, err, sizeof err))) {
+        rpt_groups_free(&gs);
+        report_free(&rp);
+        return bad(err);
+    }
+
+    /* the runs (report.csv, or report-runs.csv beside an arm sweep's arm
+     * rows), the groups (report-seeds.csv by setting), the differences */
+    table_t text, csv, gtext, gmd, gcsv, diffs;
+    table_t *all[] = {&text, &csv, &gtext, &gmd, &gcsv, &diffs};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) memset(all[i], 0, sizeof *all[i]);
+    build_run_table(&rp, &text, 0);
+    build_run_table(&rp, &csv, 1);
+    if (gs.show) {
+        rpt_build_group_table(&rp, &gs, &gtext, 0);
+        rpt_build_group_table(&rp, &gs, &gmd, 1);
+        if (gs.by_arm) rpt_build_arm_csv(&rp, &gs, &gcsv);
+        else rpt_build_group_table(&rp, &gs, &gcsv, 2);
+    }
+    if (gs.by_arm && gs.n > 1) rpt_build_diff_table(&rp, &gs, &diffs);
+    int status = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->oom) status = EXIT_WRITE_FAILED;
+    if (status) {
+        fprintf(stderr, "mimae report: out of memory\n");
         goto done;
     }
 
@@ -1654,12 +1040,20 @@ int report_command(int argc, char **argv)
     printf("mimae report: %s: ", shown_dir);
     print_counts(&rp, stdout);
     printf(".%s\n\n", no_keys_note(&rp));
-    table_print_text(&text, stdout);
-    printf("(loss terms: the last logged step; img/s: mean over the logged steps)\n");
-    if (gs.show) {
-        fputs("\nmean +- std over seeds (sample std, n - 1; n: runs with results, /all when "
-              "some are missing or failed):\n", stdout);
-        table_print_text(&gtext, stdout);
+    rpt_table_print_text(&text, stdout);
+    printf("(loss terms: the last logged step; img/s: mean over the logged steps; a running run: "
+           "its values so far, left out of every mean)\n");
+    if (gs.by_arm) {
+        fputs("\nper arm, mean +- std over the finished seeds (sample std, n - 1; n: finished "
+              "seeds, /all when some are running, missing or failed):\n", stdout);
+        rpt_table_print_text(&gtext, stdout);
+        fputc('\n', stdout);
+        print_diff_note(&gs, stdout, 0);
+        if (gs.n > 1) rpt_table_print_text(&diffs, stdout);
+    } else if (gs.show) {
+        fputs("\nmean +- std over seeds (sample std, n - 1; n: finished runs, /all when "
+              "some are running, missing or failed):\n", stdout);
+        rpt_table_print_text(&gtext, stdout);
     }
 
     /* files: plots first, so that report.md shows only those written */
@@ -1670,20 +1064,34 @@ int report_command(int argc, char **argv)
         status = EXIT_WRITE_FAILED;
         goto done;
     }
-    if (plots && make_plots(&rp, ps, plot_err, sizeof plot_err)) status = EXIT_WRITE_FAILED;
-    char werr[ERRLEN + 256] = "";
-    int wrc = write_csv(rp.out_dir, "report.csv", &csv, werr, sizeof werr);
-    if (!wrc && gs.show) {
-        wrc = write_csv(rp.out_dir, "report-seeds.csv", &gcsv, werr, sizeof werr);
-    } else if (!wrc) { /* no longer applies: do not leave an earlier one beside the new tables */
+    if (plots && rpt_make_plots(&rp, &gs, ps, plot_err, sizeof plot_err)) status = EXIT_WRITE_FAILED;
+    /* each CSV this kind of report writes, and the others removed: an
+     * earlier report's must not stand beside the new tables */
+    const struct {
+        const char *file;
+        const table_t *t;
+    } csvs[] = {
+        {"report.csv", gs.by_arm ? &gcsv : &csv},
+        {"report-runs.csv", gs.by_arm ? &csv : NULL},
+        {"report-seeds.csv", gs.show && !gs.by_arm ? &gcsv : NULL},
+    };
+    char werr[ERRLEN + 256] = "", written[256] = "";
+    int wrc = 0;
+    for (size_t i = 0; i < sizeof csvs / sizeof csvs[0] && !wrc; i++) {
         char stale[RPATH];
-        if (!fmt_to(stale, sizeof stale, "%s/report-seeds.csv", rp.out_dir)) unlink(stale);
+        if (csvs[i].t) {
+            wrc = write_csv(rp.out_dir, csvs[i].file, csvs[i].t, werr, sizeof werr);
+            size_t used = strlen(written);
+            snprintf(written + used, sizeof written - used, "%s%s", used ? ", " : "", csvs[i].file);
+        } else if (!rpt_fmt(stale, sizeof stale, "%s/%s", rp.out_dir, csvs[i].file)) {
+            unlink(stale);
+        }
     }
-    if (!wrc) wrc = write_markdown(&rp, &md, gs.show ? &gmd : NULL, ps, werr, sizeof werr);
+    const md_tables_t tb = {&text, gs.show ? &gmd : NULL, gs.by_arm && gs.n > 1 ? &diffs : NULL};
+    if (!wrc) wrc = write_markdown(&rp, &gs, &tb, ps, werr, sizeof werr);
     if (!wrc) {
         text_escape(shown_dir, sizeof shown_dir, rp.out_dir);
-        printf("\nwrote %s/report.csv%s, report.md", shown_dir,
-               gs.show ? ", report-seeds.csv" : "");
+        printf("\nwrote %s/%s, report.md", shown_dir, written);
         for (int i = 0; i < ps->n; i++) printf(", %s", ps->p[i].file);
         printf("\n");
     }
@@ -1697,13 +1105,8 @@ int report_command(int argc, char **argv)
     free(ps);
 
 done:
-    table_free(&text);
-    table_free(&md);
-    table_free(&csv);
-    table_free(&gtext);
-    table_free(&gmd);
-    table_free(&gcsv);
-    groups_free(&gs);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rpt_table_free(all[i]);
+    rpt_groups_free(&gs);
     report_free(&rp);
     return status;
 }

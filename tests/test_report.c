@@ -11,7 +11,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,176 +24,10 @@
 #include "io/results.h"
 
 #include "tests/fs_util.h"
+#include "tests/mpi_run.h"
+#include "tests/report_util.h"
 
 static char work[512], sweep[600];
-
-/* ------------------------------------------------------------------------
- * Helpers */
-
-static void path_in(char *buf, size_t len, const char *dir, const char *name)
-{
-    int n = snprintf(buf, len, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= len) fail_msg("path too long: %s/%s", dir, name);
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) fail_msg("cannot write %s", path);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* The whole file as a NUL-terminated string (caller frees); NULL if absent. */
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static int has_png_signature(const char *path)
-{
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    unsigned char head[8];
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
-    return n == sizeof head && memcmp(head, sig, sizeof sig) == 0;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
-/* What report_command printed. */
-typedef struct {
-    int rc;
-    char *out, *err;
-} captured_t;
-
-static void captured_free(captured_t *c)
-{
-    free(c->out);
-    free(c->err);
-}
-
-/* Runs report_command(args...) with stdout and stderr in files. */
-static captured_t run_report(int argc, const char *const *args)
-{
-    char out_path[700], err_path[700];
-    path_in(out_path, sizeof out_path, work, "stdout.txt");
-    path_in(err_path, sizeof err_path, work, "stderr.txt");
-    char *argv[16];
-    assert_true(argc < 16);
-    for (int i = 0; i < argc; i++) argv[i] = (char *)args[i];
-    argv[argc] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(1), saved_err = dup(2);
-    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved_out >= 0 && saved_err >= 0 && fo >= 0 && fe >= 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    close(fo);
-    close(fe);
-    captured_t c;
-    c.rc = report_command(argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, 1);
-    dup2(saved_err, 2);
-    close(saved_out);
-    close(saved_err);
-    c.out = read_text(out_path);
-    c.err = read_text(err_path);
-    assert_non_null(c.out);
-    assert_non_null(c.err);
-    return c;
-}
-
-/* A simple CSV: header + rows, fields split on ',' (the cells checked here
- * hold no quotes or commas). */
-typedef struct {
-    int ncols, nrows;
-    char *cells[32][48]; /* [row][col], row 0 the header */
-} csv_t;
-
-static void csv_load(csv_t *t, const char *path)
-{
-    memset(t, 0, sizeof *t);
-    char *text = read_text(path);
-    if (!text) fail_msg("%s was not written", path);
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        assert_true(t->nrows < 32);
-        int c = 0;
-        char *p = line;
-        for (;;) {
-            char *comma = strchr(p, ',');
-            if (comma) *comma = 0;
-            assert_true(c < 48);
-            t->cells[t->nrows][c++] = strdup(p);
-            if (!comma) break;
-            p = comma + 1;
-        }
-        if (t->nrows == 0) t->ncols = c;
-        else if (c != t->ncols) fail_msg("%s: row %d has %d fields, the header %d", path, t->nrows, c, t->ncols);
-        t->nrows++;
-    }
-    free(text);
-}
-
-static void csv_free(csv_t *t)
-{
-    for (int r = 0; r < 32; r++)
-        for (int c = 0; c < 48; c++) free(t->cells[r][c]);
-}
-
-static int csv_col(const csv_t *t, const char *name)
-{
-    for (int c = 0; c < t->ncols; c++)
-        if (strcmp(t->cells[0][c], name) == 0) return c;
-    fail_msg("no column %s", name);
-    return -1;
-}
-
-/* The row whose column `key` holds `value`. */
-static int csv_row(const csv_t *t, const char *key, const char *value)
-{
-    int c = csv_col(t, key);
-    for (int r = 1; r < t->nrows; r++)
-        if (strcmp(t->cells[r][c], value) == 0) return r;
-    fail_msg("no row with %s = %s", key, value);
-    return -1;
-}
-
-static const char *csv_get(const csv_t *t, int row, const char *col)
-{
-    return t->cells[row][csv_col(t, col)];
-}
-
-static double csv_num(const csv_t *t, int row, const char *col)
-{
-    const char *s = csv_get(t, row, col);
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end) fail_msg("column %s: '%s' is not a number", col, s);
-    return v;
-}
 
 /* ------------------------------------------------------------------------
  * The sweep: tasks 0-2 with results, 3 missing (descriptor only), 4 damaged,
@@ -304,7 +137,7 @@ static void test_tables(void **state)
 {
     (void)state;
     const char *args[] = {sweep};
-    captured_t c = run_report(1, args);
+    captured_t c = run_report(work, 1, args);
     if (c.rc != 0) fail_msg("exit %d: %s", c.rc, c.err);
     assert_string_equal(c.err, "");
 
@@ -329,7 +162,7 @@ static void test_tables(void **state)
         snprintf(name, sizeof name, "ratio-task%04d", k);
         int r = csv_row(&t, "name", name);
         step_metrics_t last = spec_step(k, 2);
-        assert_string_equal(csv_get(&t, r, "status"), "ok");
+        assert_string_equal(csv_get(&t, r, "status"), "finished");
         assert_true(csv_num(&t, r, "mimae.mask_ratio") == specs[k].ratio);
         assert_true(csv_num(&t, r, "train.seed") == specs[k].seed);
         assert_true(csv_num(&t, r, "steps") == 30);
@@ -387,7 +220,7 @@ static void test_tables(void **state)
     assert_non_null(strstr(c.out, "missing: no task directory"));
     assert_non_null(strstr(c.out, "failed: not a readable HDF5 file"));
     assert_non_null(strstr(c.out, "0.7000+-0.1414"));
-    assert_non_null(strstr(c.out, "6 runs, 3 with results, 2 missing, 1 failed"));
+    assert_non_null(strstr(c.out, "6 runs, 3 finished, 2 missing, 1 failed"));
 
     /* Markdown */
     path_in(path, sizeof path, sweep, "report.md");
@@ -417,7 +250,7 @@ static void test_out_dir_no_plots(void **state)
     char out[700], path[800];
     path_in(out, sizeof out, work, "elsewhere/deeper");
     const char *args[] = {"--no-plots", sweep, "--out", out};
-    captured_t c = run_report(4, args);
+    captured_t c = run_report(work, 4, args);
     if (c.rc != 0) fail_msg("exit %d: %s", c.rc, c.err);
     path_in(path, sizeof path, out, "report.csv");
     assert_int_equal(access(path, F_OK), 0);
@@ -440,7 +273,7 @@ static void test_gnuplot_missing(void **state)
     char *saved = old ? strdup(old) : NULL;
     setenv("PATH", "/nonexistent-mimae-test", 1);
     const char *args[] = {sweep, "--out", out};
-    captured_t c = run_report(3, args);
+    captured_t c = run_report(work, 3, args);
     if (saved) setenv("PATH", saved, 1);
     else unsetenv("PATH");
     free(saved);
@@ -457,7 +290,7 @@ static void test_gnuplot_missing(void **state)
 
 static void expect_bad_input(int argc, const char *const *args, const char *words)
 {
-    captured_t c = run_report(argc, args);
+    captured_t c = run_report(work, argc, args);
     assert_int_equal(c.rc, 2);
     if (count_lines(c.err) != 1) fail_msg("expected one line, got: %s", c.err);
     if (!strstr(c.err, words)) fail_msg("expected '%s' in: %s", words, c.err);
@@ -487,7 +320,7 @@ static void test_bad_input(void **state)
     const char *a5[] = {sweep, sweep};
     expect_bad_input(2, a5, "unexpected argument");
     const char *a6[] = {"--help"};
-    captured_t c = run_report(1, a6);
+    captured_t c = run_report(work, 1, a6);
     assert_int_equal(c.rc, 0);
     assert_non_null(strstr(c.out, "usage: mimae report SWEEP_DIR"));
     captured_free(&c);
@@ -510,7 +343,7 @@ static void test_single_and_side_by_side(void **state)
     assert_int_equal(system(cmd), 0);
 
     const char *args[] = {demo, "--no-plots"};
-    captured_t c = run_report(2, args);
+    captured_t c = run_report(work, 2, args);
     if (c.rc != 0) fail_msg("exit %d: %s", c.rc, c.err);
     csv_t t;
     path_in(path, sizeof path, demo, "report.csv");
@@ -523,7 +356,7 @@ static void test_single_and_side_by_side(void **state)
     captured_free(&c);
 
     const char *one[] = {dst, "--no-plots"}; /* the run directory itself */
-    c = run_report(2, one);
+    c = run_report(work, 2, one);
     if (c.rc != 0) fail_msg("exit %d: %s", c.rc, c.err);
     path_in(path, sizeof path, dst, "report.csv");
     csv_load(&t, path);
