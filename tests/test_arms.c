@@ -311,6 +311,29 @@ static void test_view_epochs_resolve_to_epochs(void **state)
         free(text);
         assert_true(shows);
     }
+    /* the shipped example: MI-MAE, the control and MAE at 200 masked views */
+    char shipped[700];
+    snprintf(shipped, sizeof shipped, "%s/../experiments/fmnist_arms.ini", build_dir);
+    if (descriptor_load(&d, shipped, NULL, 0, -1, err, sizeof err) ||
+        sweep_parse(&d, &s, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(s.tasks, 9);
+    const long shipped_epochs[] = {50, 50, 50, 50, 50, 50, 200, 200, 200};
+    for (long t = 0; t < 9; t++) {
+        static descriptor_t task;
+        const int n = sweep_task_assignments(&s, &d, t, assign);
+        const char *list[SWEEP_MAX_ASSIGNMENTS];
+        for (int i = 0; i < n; i++) list[i] = assign[i];
+        if (descriptor_load(&task, shipped, list, n, -1, err, sizeof err)) fail_msg("%s", err);
+        assert_int_equal(task.run.epochs, shipped_epochs[t]);
+        assert_int_equal(task.run.epochs * task.model.num_masks, 200);
+    }
+    if (load_view(&d, "[train]\nview_epochs = 20\n[mimae]\nnum_masks = 2\n[arm mimae]\n"
+                  "[arm mae]\nmimae.num_masks = 1\n[arm five]\ntrain.epochs = 5\n", NULL, 0, err,
+                  sizeof err) ||
+        sweep_parse(&d, &s, err, sizeof err))
+        fail_msg("%s", err);
+
     /* the base written as it is (view_epochs in effect) loads back the same */
     char out[300];
     snprintf(out, sizeof out, "%s/base.ini", work);
