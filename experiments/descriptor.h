@@ -143,7 +143,7 @@ extern const int run_config_field_count;
  * each image is seen through). The file may give one of them, not both; an
  * override of one replaces the other (descriptor_set); a view_epochs in
  * effect sets epochs = view_epochs / num_masks, which must divide
- * (descriptor_resolve_epochs). Arms: see descriptor_check_arms below. */
+ * (descriptor_resolve_epochs). Arms: see "Arms" below. */
 int descriptor_load(descriptor_t *d, const char *path, const char *const *overrides,
                     int n_overrides, long train_images, char *err, size_t errlen);
 
