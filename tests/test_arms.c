@@ -45,6 +45,33 @@ static void write_file(const char *name, const char *text, char *path)
     assert_int_equal(fclose(f), 0);
 }
 
+/* work/name (the files run_captured leaves there, a run's files). */
+static const char *in_work(const char *name)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/%s", work, name);
+    return path;
+}
+
+/* Fails the test unless the file holds every word of the NULL-terminated
+ * list (present) or none of them (!present); show: prints the file first. */
+static void check_words(const char *path, int present, int show, const char *first, ...)
+{
+    char *text = read_text(path);
+    if (!text) fail_msg("%s: cannot read it", path);
+    if (show) printf("%s", text);
+    va_list ap;
+    va_start(ap, first);
+    for (const char *w = first; w; w = va_arg(ap, const char *))
+        if ((strstr(text, w) != NULL) != present) {
+            va_end(ap);
+            free(text);
+            fail_msg("%s %s \"%s\"", path, present ? "lacks" : "holds", w);
+        }
+    va_end(ap);
+    free(text);
+}
+
 /* A descriptor of fmnist-tiny (out_dir /runs/s, name s) followed by text,
  * loaded and expanded; 0, -1 (load) or -2 (sweep) with err. */
 static int load(descriptor_t *d, sweep_t *s, const char *text, char *err, size_t errlen)
@@ -237,6 +264,28 @@ static int load_view(descriptor_t *d, const char *text, const char *const *sets,
     return descriptor_load(d, path, sets, n, -1, err, errlen);
 }
 
+/* The descriptor at path and its sweep, or the test fails. */
+static void load_sweep(descriptor_t *d, sweep_t *s, const char *path)
+{
+    char err[1024];
+    if (descriptor_load(d, path, NULL, 0, -1, err, sizeof err) || sweep_parse(d, s, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+/* Task t of the sweep s of d (read from path), loaded as mimae_dist --task
+ * loads it: the task's assignments as overrides. */
+static void load_task(descriptor_t *task, const char *path, const sweep_t *s,
+                      const descriptor_t *d, long t)
+{
+    static assign_t assign[SWEEP_MAX_ASSIGNMENTS];
+    const char *list[SWEEP_MAX_ASSIGNMENTS];
+    char err[1024];
+    const int n = sweep_task_assignments(s, d, t, assign);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) list[i] = assign[i];
+    if (descriptor_load(task, path, list, n, -1, err, sizeof err)) fail_msg("%s", err);
+}
+
 static void test_view_epochs_resolve_to_epochs(void **state)
 {
     (void)state;
@@ -283,48 +332,31 @@ static void test_view_epochs_resolve_to_epochs(void **state)
     /* arms: an arm's epochs over the base's view_epochs, an arm's num_masks
      * under it; loaded as mimae_dist --task loads a task */
     static sweep_t s;
-    static assign_t assign[SWEEP_MAX_ASSIGNMENTS];
+    static descriptor_t task;
     char path[300];
     write_file("armview.ini", "[mimae]\nnum_masks = 2\n[train]\nview_epochs = 20\n"
                "[run]\nname = av\n[arm mimae]\n[arm mae]\nmimae.num_masks = 1\n"
                "[arm five]\ntrain.epochs = 5\n", path);
-    if (descriptor_load(&d, path, NULL, 0, -1, err, sizeof err) ||
-        sweep_parse(&d, &s, err, sizeof err))
-        fail_msg("%s", err);
+    load_sweep(&d, &s, path);
     const long expect[] = {10, 20, 5};
     for (long t = 0; t < 3; t++) {
-        static descriptor_t task;
-        const int n = sweep_task_assignments(&s, &d, t, assign);
-        const char *list[SWEEP_MAX_ASSIGNMENTS];
-        for (int i = 0; i < n; i++) list[i] = assign[i];
-        if (descriptor_load(&task, path, list, n, -1, err, sizeof err)) fail_msg("%s", err);
+        load_task(&task, path, &s, &d, t);
         assert_int_equal(task.run.epochs, expect[t]);
         /* the task's effective descriptor shows the resolved epochs */
         descriptor_as_run(&task);
-        char out[300], line[64];
-        snprintf(out, sizeof out, "%s/task.ini", work);
-        if (descriptor_write(&task, out, err, sizeof err)) fail_msg("%s", err);
-        char *text = read_text(out);
-        assert_non_null(text);
+        char line[64];
+        if (descriptor_write(&task, in_work("task.ini"), err, sizeof err)) fail_msg("%s", err);
         snprintf(line, sizeof line, "\nepochs = %ld\n", expect[t]);
-        const int shows = strstr(text, line) && strstr(text, "\nview_epochs = 0\n");
-        free(text);
-        assert_true(shows);
+        check_words(in_work("task.ini"), 1, 0, line, "\nview_epochs = 0\n", NULL);
     }
     /* the shipped example: MI-MAE, the control and MAE at 200 masked views */
     char shipped[700];
     snprintf(shipped, sizeof shipped, "%s/../experiments/fmnist_arms.ini", build_dir);
-    if (descriptor_load(&d, shipped, NULL, 0, -1, err, sizeof err) ||
-        sweep_parse(&d, &s, err, sizeof err))
-        fail_msg("%s", err);
+    load_sweep(&d, &s, shipped);
     assert_int_equal(s.tasks, 9);
     const long shipped_epochs[] = {50, 50, 50, 50, 50, 50, 200, 200, 200};
     for (long t = 0; t < 9; t++) {
-        static descriptor_t task;
-        const int n = sweep_task_assignments(&s, &d, t, assign);
-        const char *list[SWEEP_MAX_ASSIGNMENTS];
-        for (int i = 0; i < n; i++) list[i] = assign[i];
-        if (descriptor_load(&task, shipped, list, n, -1, err, sizeof err)) fail_msg("%s", err);
+        load_task(&task, shipped, &s, &d, t);
         assert_int_equal(task.run.epochs, shipped_epochs[t]);
         assert_int_equal(task.run.epochs * task.model.num_masks, 200);
     }
@@ -392,53 +424,25 @@ static void task_results(int task, const char *status)
     results_free(r);
 }
 
-/* stdout.txt of the last run_captured holds every word (NULL-terminated). */
-static void stdout_says(const char *first, ...)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/stdout.txt", work);
-    char *out = read_text(path);
-    assert_non_null(out);
-    printf("%s", out);
-    va_list ap;
-    va_start(ap, first);
-    for (const char *w = first; w; w = va_arg(ap, const char *))
-        if (!strstr(out, w)) {
-            va_end(ap);
-            fail_msg("stdout lacks \"%s\"", w);
-        }
-    va_end(ap);
-    free(out);
-}
-
 static void test_plan_shows_arms(void **state)
 {
     (void)state;
     char path[300];
     write_file("sub.ini", sub_text, path);
     assert_int_equal(run_captured(work, "%s/mimae sweep plan sub.ini", build_dir), 0);
-    stdout_says("task  arm  train.seed  overrides          out_dir",
+    check_words(in_work("stdout.txt"), 1, 1, "task  arm  train.seed  overrides          out_dir",
                 "   4  b    1           mimae.num_masks=1  runs/sub/task-0004-b-seed1",
                 "   0  a    0           (none)             runs/sub/task-0000-a-seed0", "6 tasks",
                 NULL);
     fake_command("scontrol", "MaxArraySize = 1001");
     assert_int_equal(run_captured(work, "PATH=%s/fakebin:$PATH %s/mimae sweep submit sub.ini "
                                   "--dry-run", work, build_dir), 0);
-    snprintf(path, sizeof path, "%s/runs/sub/plan.tsv", work);
-    char *tsv = read_text(path);
-    assert_non_null(tsv);
-    const int ok = strncmp(tsv, "task\tarm\ttrain.seed\toverrides\tout_dir\n", 37) == 0 &&
-                   strstr(tsv, "\n5\tb\t2\tmimae.num_masks=1\truns/sub/task-0005-b-seed2\n");
-    free(tsv);
-    assert_true(ok);
+    check_words(in_work("runs/sub/plan.tsv"), 1, 0, "task\tarm\ttrain.seed\toverrides\tout_dir\n",
+                "\n5\tb\t2\tmimae.num_masks=1\truns/sub/task-0005-b-seed2\n", NULL);
     /* each task file is what the task runs, with its arm applied */
-    snprintf(path, sizeof path, "%s/runs/sub/tasks/task-0003.ini", work);
-    char *ini = read_text(path);
-    assert_non_null(ini);
-    const int applied = strstr(ini, "\nnum_masks = 1\n") && strstr(ini, "out_dir = runs/sub/task-0003-b-seed0") &&
-                        !strstr(ini, "[arm") && !strstr(ini, "[sweep]");
-    free(ini);
-    assert_true(applied);
+    check_words(in_work("runs/sub/tasks/task-0003.ini"), 1, 0, "\nnum_masks = 1\n",
+                "\nout_dir = runs/sub/task-0003-b-seed0\n", NULL);
+    check_words(in_work("runs/sub/tasks/task-0003.ini"), 0, 0, "[arm", "[sweep]", NULL);
 }
 
 /* Tasks 0-2 finished, 3 running by its status, 4 with a damaged results.h5
@@ -458,7 +462,7 @@ static void test_submit_leaves_out_finished_and_running(void **state)
     task_results(3, RESULTS_STATUS_RUNNING);
     task_results(4, NULL);
     assert_int_equal(run_captured(work, submit, work, build_dir, "--dry-run"), 0);
-    stdout_says("3 of 6 finished: 0-2\n", "--array=3-5 ", NULL);
+    check_words(in_work("stdout.txt"), 1, 1, "3 of 6 finished: 0-2\n", "--array=3-5 ", NULL);
     snprintf(path, sizeof path, "%s/stderr.txt", work);
     char *warn = read_text(path);
     assert_non_null(warn);
@@ -482,17 +486,17 @@ static void test_submit_leaves_out_finished_and_running(void **state)
     assert_int_equal(fcntl(fd, F_SETLK, &fl), 0);
     assert_int_equal(run_captured(work, submit, work, build_dir, "--dry-run --limit 2"), 0);
     close(fd); /* the job ends: its lock goes */
-    stdout_says("3 of 6 finished: 0-2\n", "1 of 6 running", ": 5\n", "--array=3-4%2 ", NULL);
+    check_words(in_work("stdout.txt"), 1, 1, "3 of 6 finished: 0-2\n", "1 of 6 running", ": 5\n", "--array=3-4%2 ", NULL);
 
     /* all finished: nothing to do, and sbatch is not run */
     for (int t = 3; t < 6; t++) task_results(t, RESULTS_STATUS_FINISHED);
     assert_int_equal(run_captured(work, submit, work, build_dir, ""), 0);
-    stdout_says("6 of 6 finished: 0-5\n", "nothing to submit", NULL);
+    check_words(in_work("stdout.txt"), 1, 1, "6 of 6 finished: 0-5\n", "nothing to submit", NULL);
     snprintf(path, sizeof path, "%s/sbatch.ran", work);
     assert_int_not_equal(access(path, F_OK), 0);
     /* the user's --array wins */
     assert_int_equal(run_captured(work, submit, work, build_dir, "-- --array=1"), 0);
-    stdout_says("Submitted batch job 4242", NULL);
+    check_words(in_work("stdout.txt"), 1, 1, "Submitted batch job 4242", NULL);
     assert_int_equal(access(path, F_OK), 0);
 }
 
@@ -564,12 +568,8 @@ static void test_results_say_running_then_finished(void **state)
     assert_int_equal(run_task("s2.log", NULL, NULL), 0);
     expect_results(RESULTS_STATUS_FINISHED, 12, "2");
     /* the task directory's descriptor shows the resolved epochs */
-    snprintf(path, sizeof path, "%s/arms/task-0000-mimae-seed5/descriptor.ini", work);
-    char *ini = read_text(path);
-    assert_non_null(ini);
-    const int shows = strstr(ini, "\nepochs = 2\n") && strstr(ini, "\nview_epochs = 0\n");
-    free(ini);
-    assert_true(shows);
+    check_words(in_work("arms/task-0000-mimae-seed5/descriptor.ini"), 1, 0, "\nepochs = 2\n",
+                "\nview_epochs = 0\n", NULL);
 
     const char *longer[] = {"--set", "train.max_steps=0", NULL};
     const int killed = run_task("s3.log", "kill-rank=0,step=14", longer);
