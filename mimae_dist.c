@@ -58,9 +58,10 @@ typedef struct {
     int rank, ranks;
     descriptor_t desc;
     /* the user's --set overrides, then a sweep task's assignments */
-    const char *overrides[DIST_ARGS_MAX_OVERRIDES + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    const char *overrides[DIST_ARGS_MAX_OVERRIDES + SWEEP_MAX_ASSIGNMENTS];
     int n_overrides;
-    char task_assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
+    char task_assign[SWEEP_MAX_ASSIGNMENTS][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
+    char arm[DESCRIPTOR_ARM_NAME_MAX + 1]; /* the task's arm ("": none) */
     mimae_config_t *cfg;     /* desc.model */
     run_config_t *run;       /* desc.run */
     reader_t *reader;
@@ -225,15 +226,15 @@ static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t e
     int rc = sweep_parse(&r->desc, sweep, err, errlen);
     if (rc == 0) rc = sweep_check_overrides(sweep, &r->desc, r->overrides, r->n_overrides, err,
                                             errlen);
-    if (rc == 0 && a->task >= 0 && sweep->n_keys == 0) {
+    if (rc == 0 && a->task >= 0 && !sweep_expands(sweep)) {
         /* a task of no sweep would silently run in run.out_dir/task-0000 */
         snprintf(err, errlen, "%s: --task %ld given, but the descriptor has no [sweep] section: "
                  "drop --task to run it as it is, or add a [sweep]", a->descriptor, a->task);
         rc = -1;
-    } else if (rc == 0 && a->task < 0 && sweep->n_keys > 0) {
-        snprintf(err, errlen, "%s: has a [sweep] of %ld tasks: give --task ID (0..%ld), or "
-                 "submit it with `mimae sweep submit`", a->descriptor, sweep->tasks,
-                 sweep->tasks - 1);
+    } else if (rc == 0 && a->task < 0 && sweep_expands(sweep)) {
+        snprintf(err, errlen, "%s: has a %s of %ld tasks: give --task ID (0..%ld), or "
+                 "submit it with `mimae sweep submit`", a->descriptor,
+                 sweep->n_arms ? "sweep of arms" : "[sweep]", sweep->tasks, sweep->tasks - 1);
         rc = -1;
     } else if (rc == 0 && a->task >= 0) {
         int n = sweep_task_assignments(sweep, &r->desc, a->task, r->task_assign);
@@ -243,6 +244,8 @@ static int resolve_overrides(run_t *r, const dist_args_t *a, char *err, size_t e
             rc = -1;
         }
         for (int i = 0; i < n; i++) r->overrides[r->n_overrides++] = r->task_assign[i];
+        const int arm = n < 0 ? -1 : sweep_arm_index(sweep, a->task);
+        if (arm >= 0) snprintf(r->arm, sizeof r->arm, "%s", r->desc.arms[arm].name);
     }
     free(sweep);
     return rc;
@@ -274,6 +277,28 @@ static int reconcile_results(run_t *r, char *err, size_t errlen)
         fprintf(stderr, "mimae_dist: %s: no training rows for %ld steps between %ld and %ld "
                 "(lost with an earlier failed write): recorded as NaN rows\n", r->results_path,
                 w.missing, w.missing_first, w.missing_last);
+    return 0;
+}
+
+/* What the run is, as its results' root attributes (rank 0): status
+ * running from this start on; sweep.arm only for a task of arms. 0, or -1
+ * out of memory. */
+static int record_run_attributes(run_t *r, const char *descriptor)
+{
+    char seed[32], epochs[32];
+    snprintf(seed, sizeof seed, "%ld", r->run->seed);
+    snprintf(epochs, sizeof epochs, "%ld", r->run->epochs); /* resolved from view_epochs */
+    const char *const attrs[][2] = {
+        {"descriptor", descriptor},
+        {"run.name", r->run->name},
+        {"train.seed", seed},
+        {"train.reduction", r->plan.deterministic ? "deterministic" : "fast"},
+        {"train.epochs", epochs},
+        {"sweep.arm", r->arm},
+        {RESULTS_STATUS, RESULTS_STATUS_RUNNING},
+    };
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+        if (attrs[i][1][0] && results_set_attr(r->results, attrs[i][0], attrs[i][1])) return -1;
     return 0;
 }
 
@@ -332,7 +357,7 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     if (allocate_buffers(r, err, errlen)) return EXIT_FAILURE_INTERNAL;
     if (faults_attach(&r->step, r->model, err, errlen)) return EXIT_BAD_INPUT;
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s/checkpoints", r->run->out_dir);
-    snprintf(r->results_path, sizeof r->results_path, "%s/results.h5", r->run->out_dir);
+    snprintf(r->results_path, sizeof r->results_path, "%s/" RESULTS_FILE_NAME, r->run->out_dir);
     /* What the evaluations will need is checked now, not after training. */
     const eval_config_t ecfg = eval_config_of(r->run);
     if (!dist_all_ok(evaluate_check(r->cfg, &ecfg, r->ranks, err, errlen) == 0, MPI_COMM_WORLD)) {
@@ -384,15 +409,12 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         }
         if (ok && found) ok = reconcile_results(r, err, errlen) == 0;
         if (ok) {
-            char text[64], history_note[2 * DESCRIPTOR_PATH_MAX];
-            results_set_attr(r->results, "descriptor", a->descriptor);
-            results_set_attr(r->results, "run.name", r->run->name);
-            snprintf(text, sizeof text, "%ld", r->run->seed);
-            results_set_attr(r->results, "train.seed", text);
-            results_set_attr(r->results, "train.reduction",
-                             r->plan.deterministic ? "deterministic" : "fast");
-            const int changed = run_history_record(r->results, r->state.step, r->run, info->n,
-                                                   history_note, sizeof history_note);
+            char history_note[2 * DESCRIPTOR_PATH_MAX];
+            ok = record_run_attributes(r, a->descriptor) == 0;
+            if (!ok) snprintf(err, errlen, "out of memory for the results");
+            const int changed = !ok ? 0 : run_history_record(r->results, r->state.step, r->run,
+                                                             info->n, history_note,
+                                                             sizeof history_note);
             if (changed > 0) fprintf(stderr, "mimae_dist: %s\n", history_note);
             if (changed < 0) snprintf(err, errlen, "%s", history_note), ok = 0;
         }
@@ -405,7 +427,7 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         ok = ran != NULL;
         if (ran) {
             *ran = r->desc;
-            ran->sweep_count = 0;
+            descriptor_as_run(ran);
             ok = descriptor_make_run_dir(r->run->out_dir, "checkpoints", err, errlen) == 0 &&
                  descriptor_write(ran, effective, err, errlen) == 0;
             free(ran);
@@ -413,6 +435,10 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         if (ok) remove_stale_temporaries(r->ckpt_dir);
         ok = ok && run_lock_record_holder(&r->lock, err, errlen) == 0 &&
              run_stopped_clear(r->run->out_dir, err, errlen) == 0;
+        /* a file left by an earlier start may say finished: from now on it
+         * says running (sweep submit resubmits what is not finished) */
+        if (ok && access(r->results_path, F_OK) == 0)
+            ok = results_write(r->results, r->results_path, err, errlen) == 0;
         if (ok && found)
             text_eprintf("mimae_dist: resuming from %s (step %ld)", path, r->state.step);
     }
@@ -481,6 +507,13 @@ static int evaluation_pending(const run_t *r)
     return pending;
 }
 
+/* Every step trained and the final evaluation recorded: the results say so
+ * from their next write, the run's last (rank 0). */
+static int mark_finished(run_t *r)
+{
+    return results_set_attr(r->results, RESULTS_STATUS, RESULTS_STATUS_FINISHED);
+}
+
 /* Evaluates the checkpoint of this step (written already) and saves the
  * results with its state: done, or still pending after a stop request
  * (EXIT_REQUEUE: running the job again does it). An exit status. */
@@ -493,7 +526,8 @@ static int evaluate_checkpoint(run_t *r, char *err, size_t errlen)
                                errlen);
     if (rc < 0) return EXIT_FAILURE_INTERNAL; /* its inputs were checked at the start */
     const int ok = rc == EVAL_STOPPED || r->rank != 0 ||
-                   results_set_eval_state(r->results, r->state.step, RESULTS_EVAL_DONE) == 0;
+                   (results_set_eval_state(r->results, r->state.step, RESULTS_EVAL_DONE) == 0 &&
+                    (r->state.step < r->total_steps || mark_finished(r) == 0));
     if (!dist_all_ok(ok, MPI_COMM_WORLD))
         return snprintf(err, errlen, "out of memory recording the evaluation state"),
                EXIT_FAILURE_INTERNAL;
@@ -541,6 +575,9 @@ static int train(run_t *r, char *err, size_t errlen)
     if (r->state.step >= r->total_steps) {
         if (r->rank == 0) fprintf(stderr, "mimae_dist: already at step %ld of %ld\n",
                                   r->state.step, r->total_steps);
+        /* its final evaluation is done (evaluation_pending ran it otherwise) */
+        if (!dist_all_ok(r->rank != 0 || mark_finished(r) == 0, MPI_COMM_WORLD))
+            return snprintf(err, errlen, "out of memory recording the status"), EXIT_FAILURE_INTERNAL;
         return save_progress(r, 0, err, errlen) ? EXIT_FAILURE_INTERNAL : EXIT_OK;
     }
     char blas_advice[256]; /* here, not earlier: a run that cannot start says one line */

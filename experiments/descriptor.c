@@ -84,6 +84,11 @@ const config_field_t run_config_fields[] = {
       "seed of every random stream: init, data order, masks, augmentation"),
     R("train", "epochs", FIELD_LONG, epochs, "10", RANGE_AT_LEAST(1),
       "passes over the training images"),
+    R("train", "view_epochs", FIELD_LONG, view_epochs, "0", RANGE_AT_LEAST(0),
+      "training length in masked-view passes (0: unused): sets train.epochs = view_epochs / "
+      "mimae.num_masks, which must divide it, so runs with other mask counts get equal "
+      "compute; the file gives this or train.epochs, and setting one (arm, --set) replaces "
+      "the other"),
     R("train", "max_steps", FIELD_LONG, max_steps, "0", RANGE_AT_LEAST(0),
       "stop after this many optimiser steps (0: the epochs decide; the schedule is unchanged)"),
     R("train", "micro_batch", FIELD_INT, micro_batch, "0", RANGE_AT_LEAST(0),
@@ -340,6 +345,7 @@ static void section_list(char *buf, size_t len)
 {
     for (int i = 0; section_names[i]; i++)
         append(buf, len, "%s[%s]", i ? ", " : "", section_names[i]);
+    append(buf, len, " or [arm NAME]");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -457,6 +463,54 @@ int descriptor_sweep_split(const char *list, char values[][DESCRIPTOR_SWEEP_VALU
     }
 }
 
+/* A "section.key" of the key tables: 0 with *r; -1 with why = "<shown>:
+ * unknown key (did you mean ...?)"; -2 when it is not shaped section.key
+ * (why untouched: the caller says what the shape should be). */
+static int dotted_key(const char *dotted, const char *shown, key_ref_t *r, char *why,
+                      size_t whylen)
+{
+    char section[32], key[64];
+    const char *dot = strchr(dotted, '.');
+    if (!dot || dot == dotted || (size_t)(dot - dotted) >= sizeof section ||
+        strlen(dot + 1) >= sizeof key || strchr(dot + 1, '.'))
+        return -2;
+    memcpy(section, dotted, (size_t)(dot - dotted));
+    section[dot - dotted] = '\0';
+    snprintf(key, sizeof key, "%s", dot + 1);
+    if (!is_section(section) || strcmp(section, "sweep") == 0 || find_key(section, key, r)) {
+        snprintf(why, whylen, "%s: unknown key", shown);
+        const char *guess = is_section(section) ? section : suggest_section(section);
+        if (guess && strcmp(guess, "sweep")) unknown_key_hint(why, whylen, guess, key, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* The key both spellings of one setting stand for: train.seed for the
+ * [sweep] shorthand seeds, train.epochs for train.view_epochs (epochs x
+ * mimae.num_masks). */
+static const char *setting_of(const char *key)
+{
+    key = descriptor_sweep_target(key);
+    return strcmp(key, "train.view_epochs") == 0 ? "train.epochs" : key;
+}
+
+int descriptor_same_setting(const char *a, const char *b)
+{
+    return strcmp(setting_of(a), setting_of(b)) == 0;
+}
+
+/* With arms, [sweep] lists only seeds: the arms are the variants. */
+static int sweep_entry_beside_arms(const descriptor_t *d, int i, char *why, size_t whylen)
+{
+    if (d->arm_count == 0 || strcmp(descriptor_sweep_target(d->sweep_keys[i]), "train.seed") == 0)
+        return 0;
+    snprintf(why, whylen, "%s: a descriptor with [arm NAME] sections sweeps only seeds: put the "
+             "values into arms (one arm per value, each with its own %s = VALUE line)",
+             d->sweep_keys[i], d->sweep_keys[i]);
+    return -1;
+}
+
 /* Keys a task cannot take from the [sweep]: the ones every task gets from
  * the sweep itself, and the preset, which resets the model under the other
  * keys (the checks of the sweep would not see the model each task runs). */
@@ -486,38 +540,31 @@ static int check_sweep_entry(const descriptor_t *d, int i, const int *lines, cha
 {
     const char *entry = d->sweep_keys[i], *list = d->sweep_values[i];
     const char *target = descriptor_sweep_target(entry);
-    char section[32], key[64];
-    const char *dot = strchr(target, '.');
     key_ref_t r;
-    if (!dot || dot == target || (size_t)(dot - target) >= sizeof section ||
-        strlen(dot + 1) >= sizeof key || strchr(dot + 1, '.')) {
+    const int found = dotted_key(target, entry, &r, why, whylen);
+    if (found == -2)
         snprintf(why, whylen, "%s: a sweep key must look like section.key (e.g. "
                  "mimae.mask_ratio = 0.5, 0.75) or be seeds", entry);
-        return -1;
-    }
-    memcpy(section, target, (size_t)(dot - target));
-    section[dot - target] = '\0';
-    snprintf(key, sizeof key, "%s", dot + 1);
-    if (!is_section(section) || strcmp(section, "sweep") == 0 || find_key(section, key, &r)) {
-        snprintf(why, whylen, "%s: unknown key", entry);
-        const char *guess = is_section(section) ? section : suggest_section(section);
-        if (guess && strcmp(guess, "sweep")) unknown_key_hint(why, whylen, guess, key, 0);
-        return -1;
-    }
+    if (found) return -1;
+    if (sweep_entry_beside_arms(d, i, why, whylen)) return -1;
     for (size_t k = 0; k < sizeof unsweepable / sizeof unsweepable[0]; k++)
         if (strcmp(target, unsweepable[k].key) == 0) {
             snprintf(why, whylen, "%s: cannot be swept: %s", entry, unsweepable[k].why);
             return -1;
         }
     for (int j = 0; j < i; j++) {
-        if (strcmp(descriptor_sweep_target(d->sweep_keys[j]), target)) continue;
+        if (!descriptor_same_setting(d->sweep_keys[j], entry)) continue;
         char where[32] = "";
         if (lines) snprintf(where, sizeof where, " (first on line %d)", lines[j]);
         if (strcmp(d->sweep_keys[j], entry) == 0)
             snprintf(why, whylen, "%s: duplicate key%s: keep one of them", entry, where);
-        else
+        else if (strcmp(target, "train.seed") == 0)
             snprintf(why, whylen, "%s: sweeps train.seed, as %s%s does (seeds is its "
                      "shorthand): keep one of them", entry, d->sweep_keys[j], where);
+        else
+            snprintf(why, whylen, "%s: sweeps the training length, as %s%s does "
+                     "(view_epochs = epochs x mimae.num_masks): keep one of them", entry,
+                     d->sweep_keys[j], where);
         return -1;
     }
     /* The list is written back as "entry = list": it must read back. */
@@ -604,6 +651,57 @@ static void fail(load_state_t *st, const char *fmt, ...)
     va_end(ap);
 }
 
+/* An arm's name: it names the arm's task directories and runs. */
+static int arm_name_ok(const char *name, size_t n)
+{
+    if (n < 1 || n > DESCRIPTOR_ARM_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        const char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The header [arm NAME], its name between a and b: checked, and in the
+ * pass that applies keys the arm starts here. str gets "[arm NAME]". */
+static char *arm_header(load_state_t *st, const char *a, const char *b, char *str, int num)
+{
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    const size_t n = (size_t)(b - a);
+    if (!arm_name_ok(a, n)) {
+        fail(st, "%s:%d: [arm %.*s%s]: an arm's name is 1 to %d letters, digits, '-', '_' or '.' "
+             "(it names the arm's task directories): rename it", st->file, st->line,
+             (int)(n < 48 ? n : 48), a, n < 48 ? "" : "...", DESCRIPTOR_ARM_NAME_MAX);
+        return NULL;
+    }
+    descriptor_t *d = st->d;
+    char name[DESCRIPTOR_ARM_NAME_MAX + 1];
+    memcpy(name, a, n);
+    name[n] = '\0';
+    if (st->pass == 2) {
+        for (int i = 0; i < d->arm_count; i++)
+            if (strcmp(d->arms[i].name, name) == 0) {
+                fail(st, "%s:%d: [arm %s]: a second arm of this name (the first is on line %d): "
+                     "rename one", st->file, st->line, name, d->arms[i].line);
+                return NULL;
+            }
+        if (d->arm_count == DESCRIPTOR_MAX_ARMS) {
+            fail(st, "%s:%d: [arm %s]: more than %d arms: split the descriptor", st->file,
+                 st->line, name, DESCRIPTOR_MAX_ARMS);
+            return NULL;
+        }
+        const int i = d->arm_count++;
+        copy_string(d->arms[i].name, sizeof d->arms[i].name, name);
+        d->arms[i].line = st->line;
+        d->arms[i].first = d->arm_set_count;
+        d->arms[i].count = 0;
+    }
+    snprintf(str, (size_t)num, "[arm %s]", name);
+    return str;
+}
+
 /* The ini_reader: one line per call, line numbers counted, indentation and
  * trailing CR/blanks removed, section headers checked and normalised. */
 static char *read_line(char *str, int num, void *stream)
@@ -651,6 +749,9 @@ static char *read_line(char *str, int num, void *stream)
                      "lines", st->file, st->line, name);
                 return NULL;
             }
+            if (b - a >= 3 && memcmp(a, "arm", 3) == 0 &&
+                (b - a == 3 || a[3] == ' ' || a[3] == '\t'))
+                return arm_header(st, a + 3, b, str, num);
             if (!is_section(name)) {
                 const char *guess = suggest_section(name);
                 char list[160] = "";
@@ -721,6 +822,83 @@ static int on_sweep_key(load_state_t *st, const char *key, const char *value)
     return 1;
 }
 
+/* A line of the arm just started: `section.key = value`, checked as a --set
+ * of the key is, kept as "section.key=value". */
+static int on_arm_key(load_state_t *st, const char *key, const char *value)
+{
+    descriptor_t *d = st->d;
+    char where[DESCRIPTOR_PATH_MAX + 96], why[DESCRIPTOR_PATH_MAX];
+    if (d->arm_count == 0) { /* the reader starts every arm; kept for safety */
+        fail(st, "%s:%d: %s: a key of no arm", st->file, st->line, key);
+        return 0;
+    }
+    const int a = d->arm_count - 1;
+    snprintf(where, sizeof where, "%s:%d: [arm %s] ", st->file, st->line, d->arms[a].name);
+    key_ref_t r;
+    const int found = dotted_key(key, key, &r, why, sizeof why);
+    if (found == -2) {
+        fail(st, "%s%s = '%s': an arm's line names its key with the section (e.g. mimae.w_max = "
+             "0): write section.key = value", where, key, value);
+        return 0;
+    }
+    if (found) {
+        fail(st, "%s%s", where, why);
+        return 0;
+    }
+    for (size_t k = 0; k < sizeof unsweepable / sizeof unsweepable[0]; k++)
+        if (strcmp(key, unsweepable[k].key) == 0) {
+            fail(st, "%s%s: cannot be set in an arm: %s", where, key, unsweepable[k].why);
+            return 0;
+        }
+    if (strcmp(key, "train.seed") == 0) {
+        fail(st, "%s%s: cannot be set in an arm: the seeds come from [sweep] seeds (or [train] "
+             "seed) and name each task (task-NNNN-ARM-seedS): list them there", where, key);
+        return 0;
+    }
+    for (int j = d->arms[a].first; j < d->arms[a].first + d->arms[a].count; j++) {
+        char other[DESCRIPTOR_ARM_SET_MAX];
+        snprintf(other, sizeof other, "%.*s", (int)descriptor_arm_set_key_len(d->arm_sets[j]),
+                 d->arm_sets[j]);
+        if (!descriptor_same_setting(other, key)) continue;
+        if (strcmp(other, key) == 0)
+            fail(st, "%s%s: set twice in the arm (first on line %d): keep one of them", where, key,
+                 d->arm_set_lines[j]);
+        else
+            fail(st, "%s%s: %s on line %d sets the training length already (view_epochs = epochs "
+                 "x mimae.num_masks): keep one of them", where, key, other, d->arm_set_lines[j]);
+        return 0;
+    }
+    if (d->arms[a].count == DESCRIPTOR_ARM_MAX_SETS || d->arm_set_count == DESCRIPTOR_ARMS_MAX_SETS) {
+        fail(st, "%s%s: more than %d overrides %s: split the descriptor", where, key,
+             d->arms[a].count == DESCRIPTOR_ARM_MAX_SETS ? DESCRIPTOR_ARM_MAX_SETS
+                                                         : DESCRIPTOR_ARMS_MAX_SETS,
+             d->arms[a].count == DESCRIPTOR_ARM_MAX_SETS ? "in one arm" : "in all arms together");
+        return 0;
+    }
+    /* written back as "section.key = value": it must read back */
+    if (check_text(key, value, DESCRIPTOR_ARM_SET_MAX - strlen(key) - 1, why, sizeof why)) {
+        fail(st, "%s%s = '%s': %s", where, key, value, why);
+        return 0;
+    }
+    descriptor_t *scratch = malloc(sizeof *scratch);
+    if (!scratch) {
+        fail(st, "%s%s: out of memory", where, key);
+        return 0;
+    }
+    *scratch = *d;
+    const int bad = apply_value(scratch, r, value, where, st->err, st->errlen);
+    free(scratch);
+    if (bad) {
+        st->failed = 1;
+        return 0;
+    }
+    const int i = d->arm_set_count++;
+    snprintf(d->arm_sets[i], sizeof d->arm_sets[i], "%s=%s", key, value);
+    d->arm_set_lines[i] = st->line;
+    d->arms[a].count++;
+    return 1;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     load_state_t *st = user;
@@ -746,6 +924,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
              st->line, name, value, list);
         return 0;
     }
+    if (strncmp(section, "arm ", 4) == 0) return on_arm_key(st, name, value);
     if (!is_section(section)) { /* the reader catches these; kept for safety */
         fail(st, "%s:%d: [%s]: unknown section", st->file, st->line, section);
         return 0;
@@ -839,6 +1018,40 @@ static int resolve_assignment(const char *section, const char *key, const char *
 
 #define SET_VALUE_MAX (DESCRIPTOR_PATH_MAX + 64)
 
+/* An assignment of train.epochs replaces train.view_epochs, the other
+ * spelling of the training length (one of view_epochs replaces epochs when
+ * it is resolved). */
+static void replace_other_spelling(descriptor_t *d, key_ref_t r)
+{
+    if (r.kind == KEY_RUN && ref_field(r)->offset == offsetof(run_config_t, epochs))
+        d->run.view_epochs = 0;
+}
+
+/* epochs = view_epochs / num_masks when view_epochs is in effect. */
+static int resolve_epochs(descriptor_t *d, const char *prefix, char *err, size_t errlen)
+{
+    const long v = d->run.view_epochs;
+    const int n = d->model.num_masks;
+    if (v <= 0 || n < 1) return 0; /* an impossible num_masks: the model's checks say so */
+    if (v % n) {
+        const long lo = v / n * n, hi = lo + n;
+        char near[64];
+        if (lo > 0) snprintf(near, sizeof near, "%ld or %ld", lo, hi);
+        else snprintf(near, sizeof near, "%ld", hi);
+        snprintf(err, errlen, "%strain.view_epochs = %ld is not a multiple of mimae.num_masks = %d "
+                 "(train.epochs = view_epochs / num_masks): use a multiple of %d (%s), or give "
+                 "train.epochs instead", prefix, v, n, n, near);
+        return -1;
+    }
+    d->run.epochs = v / n;
+    return 0;
+}
+
+int descriptor_resolve_epochs(descriptor_t *d, char *err, size_t errlen)
+{
+    return resolve_epochs(d, "", err, errlen);
+}
+
 int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t errlen)
 {
     char section[32], key[64], value[SET_VALUE_MAX];
@@ -849,7 +1062,21 @@ int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t er
         apply_value(d, r, value, "--set ", err, errlen))
         return -1;
     if (is_preset(r)) mimae_config_preset(&d->model, value);
+    replace_other_spelling(d, r);
     return 0;
+}
+
+void descriptor_as_run(descriptor_t *d)
+{
+    d->sweep_count = 0;
+    d->arm_count = 0;
+    d->arm_set_count = 0;
+    d->run.view_epochs = 0; /* epochs holds what it resolved to */
+}
+
+size_t descriptor_arm_set_key_len(const char *set)
+{
+    return strcspn(set, "=");
 }
 
 /* The tables' defaults; the model's are those of the default preset. -1
@@ -998,6 +1225,11 @@ static int check_run_fields(load_state_t *st, long train_images)
         fail(st, "%s%s", loc, msg);
         return -1;
     }
+    location(st, known_key("train", "view_epochs"), loc, sizeof loc);
+    if (resolve_epochs(d, loc, st->err, st->errlen)) {
+        st->failed = 1;
+        return -1;
+    }
     const key_ref_t warmup_iters = known_key("optim", "warmup_iters");
     if (!st->origin[warmup_iters.kind][warmup_iters.index] &&
         d->run.warmup_epochs > (double)d->run.epochs) {
@@ -1036,6 +1268,30 @@ static int check_sweep_not_ignored(load_state_t *st)
              "other", st->file, st->sweep_line[i], given);
         return -1;
     }
+    return 0;
+}
+
+/* What the file says as a whole: one spelling of the training length, and
+ * with arms a [sweep] of seeds only (entries read before the first arm could
+ * not be checked for that as they were read). */
+static int check_file_as_a_whole(load_state_t *st)
+{
+    const descriptor_t *d = st->d;
+    const key_ref_t re = known_key("train", "epochs"), rv = known_key("train", "view_epochs");
+    const int le = st->origin[re.kind][re.index], lv = st->origin[rv.kind][rv.index];
+    if (le > 0 && lv > 0 && d->run.view_epochs > 0) { /* view_epochs = 0: unused */
+        fail(st, "%s:%d: train.%s: train.%s is given too (line %d): they are two spellings of "
+             "one training length (view_epochs = epochs x mimae.num_masks): keep one of them",
+             st->file, le > lv ? le : lv, le > lv ? "epochs" : "view_epochs",
+             le > lv ? "view_epochs" : "epochs", le > lv ? lv : le);
+        return -1;
+    }
+    char why[DESCRIPTOR_PATH_MAX];
+    for (int i = 0; i < d->sweep_count; i++)
+        if (sweep_entry_beside_arms(d, i, why, sizeof why)) {
+            fail(st, "%s:%d: [sweep] %s", st->file, st->sweep_line[i], why);
+            return -1;
+        }
     return 0;
 }
 
@@ -1144,7 +1400,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
         copy_string(d->run.preset, sizeof d->run.preset, name);
     }
 
-    if (parse_text(st, 2)) goto done;
+    if (parse_text(st, 2) || check_file_as_a_whole(st)) goto done;
     st->origin[preset_key.kind][preset_key.index] = preset_origin;
 
     for (int i = 0; i < n_overrides; i++) {
@@ -1162,6 +1418,7 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
             st->failed = 1;
             goto done;
         }
+        replace_other_spelling(d, r);
     }
 
     if (check_names(st, path) || check_run_fields(st, train_images) ||
@@ -1225,6 +1482,23 @@ int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen)
             snprintf(err, errlen, "cannot write [sweep] %s", why);
             return -1;
         }
+    for (int a = 0; a < d->arm_count; a++)
+        if (!arm_name_ok(d->arms[a].name, strlen(d->arms[a].name))) {
+            snprintf(err, errlen, "cannot write [arm %s]: not a name an arm can have",
+                     d->arms[a].name);
+            return -1;
+        }
+    for (int i = 0; i < d->arm_set_count; i++) {
+        const char *set = d->arm_sets[i];
+        const size_t k = descriptor_arm_set_key_len(set);
+        char key[DESCRIPTOR_ARM_SET_MAX];
+        snprintf(key, sizeof key, "%.*s", (int)k, set);
+        if (!set[k] || check_text(key, set + k + 1, sizeof d->arm_sets[i], why, sizeof why)) {
+            snprintf(err, errlen, "cannot write the arm override '%s': %s", set,
+                     set[k] ? why : "not section.key=value");
+            return -1;
+        }
+    }
     comment_safe(d->path, text, sizeof text);
     fprintf(fp,
             "# mimae effective descriptor: every key with the value in effect.\n"
@@ -1240,13 +1514,28 @@ int descriptor_print(const descriptor_t *d, FILE *fp, char *err, size_t errlen)
         const int n = section_keys(sec, keys);
         for (int i = 0; i < n; i++) {
             value_text(d, keys[i], text, sizeof text);
-            fprintf(fp, "%s =%s%s\n", ref_key(keys[i]), text[0] ? " " : "", text);
+            /* a file gives one spelling of the training length: view_epochs
+             * when it is in effect, epochs shown for the reader */
+            const int shown_only = d->run.view_epochs > 0 && keys[i].kind == KEY_RUN &&
+                                   ref_field(keys[i])->offset == offsetof(run_config_t, epochs);
+            fprintf(fp, "%s%s =%s%s%s\n", shown_only ? "; " : "", ref_key(keys[i]),
+                    text[0] ? " " : "", text,
+                    shown_only ? " (view_epochs / mimae.num_masks: a file gives one of the two)"
+                               : "");
         }
     }
     if (d->sweep_count > 0) {
         fprintf(fp, "\n[sweep]\n");
         for (int i = 0; i < d->sweep_count; i++)
             fprintf(fp, "%s = %s\n", d->sweep_keys[i], d->sweep_values[i]);
+    }
+    for (int a = 0; a < d->arm_count; a++) {
+        fprintf(fp, "\n[arm %s]\n", d->arms[a].name);
+        for (int i = d->arms[a].first; i < d->arms[a].first + d->arms[a].count; i++) {
+            const char *set = d->arm_sets[i];
+            const int k = (int)descriptor_arm_set_key_len(set);
+            fprintf(fp, "%.*s = %s\n", k, set, set + k + 1);
+        }
     }
     return 0;
 }

@@ -4,9 +4,13 @@
  * file order, then `--set section.key=value` overrides; unknown sections or
  * keys and impossible values are rejected with one line naming the file,
  * the line, the key and the fix. A [sweep] section is kept as text for the
- * sweep expander (experiments/sweep.h).
+ * sweep expander (experiments/sweep.h), and so are arms: sections
+ * [arm NAME], each a named set of overrides "section.key = value" that the
+ * tasks of that arm apply like --set (checked as a --set of the key is, when
+ * the file is read).
  *
- * Sections: [model] [mimae] [optim] [train] [data] [run] [eval] [sweep].
+ * Sections: [model] [mimae] [optim] [train] [data] [run] [eval] [sweep]
+ * [arm NAME].
  * `descriptor_print_reference` lists every key with its default and meaning.
  *
  * Syntax (libinih): `key = value`, comments on their own line starting with
@@ -35,6 +39,11 @@
 #define DESCRIPTOR_SWEEP_MAX_VALUES 64 /* values of one [sweep] key */
 #define DESCRIPTOR_SWEEP_VALUE_MAX 64  /* characters of one value, with the NUL */
 #define DESCRIPTOR_SWEEP_SEEDS "seeds" /* [sweep] shorthand of train.seed */
+#define DESCRIPTOR_MAX_ARMS 64
+#define DESCRIPTOR_ARM_NAME_MAX 40     /* characters of an arm's name */
+#define DESCRIPTOR_ARM_MAX_SETS 32     /* overrides of one arm */
+#define DESCRIPTOR_ARMS_MAX_SETS 256   /* overrides of all arms together */
+#define DESCRIPTOR_ARM_SET_MAX 200     /* "section.key=value" with the NUL: one line of a file */
 
 enum { REDUCTION_DETERMINISTIC = 0, REDUCTION_FAST = 1, REDUCTION_AUTO = 2 };
 
@@ -48,7 +57,8 @@ typedef struct {
     char out_dir[DESCRIPTOR_PATH_MAX];/* run.out_dir: checkpoints, results, logs */
     char name[128];                   /* run.name: used in file names and reports */
     long seed;                        /* train.seed */
-    long epochs;                      /* train.epochs */
+    long epochs;                      /* train.epochs (resolved from view_epochs when that is set) */
+    long view_epochs;                 /* train.view_epochs: epochs x mimae.num_masks (0 = unused) */
     long max_steps;                   /* train.max_steps: stop early (0 = epochs decide) */
     int micro_batch;                  /* train.micro_batch: images per forward pass */
     int reduction;                    /* train.reduction: deterministic | fast | auto */
@@ -79,6 +89,15 @@ typedef struct {
     int sweep_count;
     char sweep_keys[DESCRIPTOR_MAX_SWEEP_KEYS][96];
     char sweep_values[DESCRIPTOR_MAX_SWEEP_KEYS][512];
+    /* [arm NAME] sections in file order; each arm's overrides are
+     * arm_sets[first .. first + count - 1], "section.key=value" as written */
+    int arm_count, arm_set_count;
+    struct {
+        char name[DESCRIPTOR_ARM_NAME_MAX + 1];
+        int line, first, count; /* line: of its header (0: not from a file) */
+    } arms[DESCRIPTOR_MAX_ARMS];
+    char arm_sets[DESCRIPTOR_ARMS_MAX_SETS][DESCRIPTOR_ARM_SET_MAX];
+    int arm_set_lines[DESCRIPTOR_ARMS_MAX_SETS];
 } descriptor_t;
 
 /* Every key of run_config_t, in the same table form as the model's
@@ -117,7 +136,14 @@ extern const int run_config_field_count;
  * divides the per-rank batch depends on the rank count: the trainer's
  * check); optim.warmup_epochs <= epochs when it is used; run.name non-empty
  * without '/' (default: the file's base name without .ini); run.out_dir
- * non-empty (default runs/<name>). On error *d holds partial values. */
+ * non-empty (default runs/<name>). On error *d holds partial values.
+ *
+ * Training length: train.epochs and train.view_epochs are two spellings of
+ * one quantity (view_epochs = epochs x mimae.num_masks, the masked views
+ * each image is seen through). The file may give one of them, not both; an
+ * override of one replaces the other (descriptor_set); a view_epochs in
+ * effect sets epochs = view_epochs / num_masks, which must divide
+ * (descriptor_resolve_epochs). Arms: see "Arms" below. */
 int descriptor_load(descriptor_t *d, const char *path, const char *const *overrides,
                     int n_overrides, long train_images, char *err, size_t errlen);
 
@@ -125,12 +151,33 @@ int descriptor_load(descriptor_t *d, const char *path, const char *const *overri
  * parts allowed) with the file's strictness for the value itself. It does no
  * checks across fields (combine settings through descriptor_load's
  * overrides, which validates the result) and does not re-derive the
- * schedule. `model.preset` here resets every model field to the preset.
+ * schedule. `model.preset` here resets every model field to the preset;
+ * train.epochs drops train.view_epochs (the other spelling), whose value
+ * descriptor_resolve_epochs turns into epochs.
  * Errors read "--set section.key = 'value': ..."; d is unchanged then. */
 int descriptor_set(descriptor_t *d, const char *assignment, char *err, size_t errlen);
 
+/* train.epochs = train.view_epochs / mimae.num_masks when view_epochs is
+ * set (> 0); 0, or -1 with "train.view_epochs = V is not a multiple of
+ * mimae.num_masks = N ..." when N does not divide it. descriptor_load does
+ * this itself; for a descriptor changed by descriptor_set afterwards. */
+int descriptor_resolve_epochs(descriptor_t *d, char *err, size_t errlen);
+
+/* 1 when the keys a and b ("section.key", or the [sweep] shorthand
+ * "seeds") set the same thing: the same key, seeds and train.seed,
+ * train.epochs and train.view_epochs. An override of one of them replaces
+ * what the other said. */
+int descriptor_same_setting(const char *a, const char *b);
+
+/* What a run ran, for its effective descriptor (RUN/descriptor.ini,
+ * tasks/task-NNNN.ini): no [sweep] and no arms left, and the training
+ * length as the resolved train.epochs (view_epochs dropped). */
+void descriptor_as_run(descriptor_t *d);
+
 /* Writes the effective descriptor (every key, current values, the [sweep]
- * section if any) as INI text, through `path`.tmp renamed to `path`. Real
+ * section and the arms if any) as INI text, through `path`.tmp renamed to
+ * `path`. With train.view_epochs set the epochs line is a comment showing
+ * what it resolved to (the file may set only one of the two). Real
  * numbers get the shortest text that reads back to the same bits, and
  * warmup_iters/total_iters are explicit, so descriptor_load of the file
  * reproduces model and run exactly whatever train_images it is given. Fails
@@ -165,6 +212,20 @@ int descriptor_sweep_split(const char *list, char values[][DESCRIPTOR_SWEEP_VALU
  * entries before it, as descriptor_load checks it; 0, or -1 with why (the
  * message after "[sweep] "). */
 int descriptor_check_sweep_entry(const descriptor_t *d, int i, char *why, size_t whylen);
+
+/* Arms. descriptor_load reads a section [arm NAME] (NAME: 1 to
+ * DESCRIPTOR_ARM_NAME_MAX letters, digits, '-', '_' or '.', unique in the
+ * file) as an arm, and each of its lines `section.key = value` as an
+ * override of its tasks, checked as a --set of the key is (known key,
+ * valid value), with "<file>:<line>: [arm NAME] section.key ..." in the
+ * message. Refused in an arm: keys every task sets itself (run.out_dir,
+ * run.name, train.seed: the seed comes from [sweep] seeds or [train]),
+ * model.preset, a key set twice (train.epochs and train.view_epochs are
+ * one). With arms, [sweep] may list only seeds. Checks across the keys of
+ * an arm's tasks are sweep_parse's. */
+
+/* The key of an arm override "section.key=value": its length before '='. */
+size_t descriptor_arm_set_key_len(const char *set);
 
 /* Markdown table of every key: section.key, default, meaning; the README's
  * "Descriptor reference" is this output (tests/test_keys.c checks). 0, or

@@ -15,8 +15,11 @@
 
 #include "experiments/descriptor.h"
 #include "experiments/sweep.h"
+#include "io/bounded_read.h"
 #include "io/dataset.h"
 #include "io/io_path.h"
+#include "io/lock_file.h"
+#include "io/results.h"
 #include "io/text_escape.h"
 
 enum { EXIT_OK = 0, EXIT_OTHER = 1, EXIT_BAD_INPUT = 2 };
@@ -40,11 +43,19 @@ static const char *usage =
     "\n"
     "plan    prints the tasks of the descriptor's [sweep] (the Cartesian product of its\n"
     "        value lists; the first key slowest, the last fastest, `seeds` innermost):\n"
-    "        index, each swept value, the task's directory run.out_dir/task-NNNN.\n"
+    "        index, each swept value, the task's directory run.out_dir/task-NNNN. With\n"
+    "        [arm NAME] sections the tasks are arms x seeds (arms in file order, seeds\n"
+    "        innermost): index, arm, seed, the arm's overrides and the directory\n"
+    "        run.out_dir/task-NNNN-NAME-seedS.\n"
     "submit  writes the job script run.out_dir/sweep.sbatch (from slurm/job.sbatch.in),\n"
     "        each task's expanded descriptor run.out_dir/tasks/task-NNNN.ini and\n"
-    "        run.out_dir/plan.tsv, then runs\n"
-    "          sbatch --array=0-(n-1)[%L] --signal=B:USR1@120 --requeue [SBATCH_OPTION...]\n"
+    "        run.out_dir/plan.tsv, then submits the tasks not done yet:\n"
+    "          sbatch --array=LIST[%L] --signal=B:USR1@120 --requeue [SBATCH_OPTION...]\n"
+    "        LIST leaves out the tasks whose results.h5 says status = finished and those\n"
+    "        whose run directory a live job holds (its lock), one line each class\n"
+    "        (\"3 of 18 finished: 0-2\"), in compact ranges (3-8,12,15-17); a results.h5\n"
+    "        that cannot be read is not finished (one line says so). Nothing left: says so,\n"
+    "        exits 0 and runs no sbatch. An --array of yours after -- submits what it says.\n"
     "        Each array task runs `srun --mpi=pmix -n R mimae_dist EXP.ini --task ID` in\n"
     "        the current directory, logs to run.out_dir/logs/task-NNNN.log, and requeues\n"
     "        itself when stopped by SIGUSR1 after a checkpoint, to resume from it. A\n"
@@ -59,7 +70,8 @@ static const char *usage =
     "  --bin DIR                where mimae_dist is (default: next to this program)\n"
     "  --template FILE          job template (default: $" TEMPLATE_ENV ", else\n"
     "                           <program dir>/" TEMPLATE_REL ")\n"
-    "  --dry-run                write the files and print the sbatch command, do not run it\n"
+    "  --dry-run                write the files and print the sbatch command (with the array\n"
+    "                           it would submit), do not run it\n"
     "  -- SBATCH_OPTION...      passed to sbatch after ours (they win), e.g. -- --time=2:00:00\n"
     "                           --partition=cpu, or --overcommit to run R ranks on 1 CPU\n"
     "\n"
@@ -178,15 +190,15 @@ static int task_overrides(const options_t *o, const sweep_t *s, const descriptor
     return k < 0 ? -1 : n;
 }
 
-/* ---- plan ---- */
-
-static const char *task_dir(const sweep_t *s, assign_t *assign)
+/* The run directory of a task from its n assignments (run.out_dir=...
+ * comes before run.name, last). */
+static const char *task_dir(assign_t *assign, int n)
 {
-    const char *v = assign[s->n_keys]; /* run.out_dir=... */
-    return strchr(v, '=') + 1;
+    return strchr(assign[n - 2], '=') + 1;
 }
 
-/* The table: header, one row per task, the total. tsv: tab-separated, no total. */
+/* ---- plan ---- */
+
 /* Text from the descriptor as the plan shows it: escaped (text_escape.h),
  * so a value cannot drive a terminal or split plan.tsv's columns. */
 static const char *shown(char *buf, size_t len, const char *text)
@@ -195,47 +207,90 @@ static const char *shown(char *buf, size_t len, const char *text)
     return buf;
 }
 
-static void print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int tsv)
+/* The longest cell, an arm's overrides joined, escaped (4 bytes a byte at most). */
+#define PLAN_JOINED (DESCRIPTOR_ARM_MAX_SETS * (DESCRIPTOR_ARM_SET_MAX + 2))
+enum { PLAN_MAX_COLUMNS = DESCRIPTOR_MAX_SWEEP_KEYS + 4, PLAN_CELL = 4 * PLAN_JOINED + 1 };
+typedef char plan_cell_t[PLAN_CELL];
+
+/* The plan's column heads: task, arm (arms only), each swept key (with arms
+ * the seed, swept or not), the arm's overrides (arms only), out_dir. */
+static int plan_heads(const sweep_t *s, const char **heads)
 {
-    static assign_t assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2];
-    int width[DESCRIPTOR_MAX_SWEEP_KEYS];
-    char idx[32], a[4 * DESCRIPTOR_PATH_MAX], b[4 * DESCRIPTOR_PATH_MAX],
-        c[4 * DESCRIPTOR_PATH_MAX];
-    snprintf(idx, sizeof idx, "%ld", s->tasks - 1);
-    int iw = (int)strlen(idx) > 4 ? (int)strlen(idx) : 4;
-    for (int k = 0; k < s->n_keys; k++) {
-        width[k] = (int)strlen(shown(a, sizeof a, s->keys[k]));
-        for (int j = 0; j < s->n_values[k]; j++) {
-            const int w = (int)strlen(shown(a, sizeof a, s->values[k][j]));
-            if (w > width[k]) width[k] = w;
+    int n = 0;
+    heads[n++] = "task";
+    if (s->n_arms) heads[n++] = "arm";
+    for (int k = 0; k < s->n_keys; k++) heads[n++] = s->keys[k];
+    if (s->n_arms && s->n_keys == 0) heads[n++] = "train.seed";
+    if (s->n_arms) heads[n++] = "overrides";
+    heads[n++] = "out_dir";
+    return n;
+}
+
+/* Task t's cells in plan_heads' order, escaped. */
+static void plan_row(const descriptor_t *d, const sweep_t *s, long t, assign_t *assign,
+                     plan_cell_t *cells)
+{
+    const int n = sweep_task_assignments(s, d, t, assign), a = sweep_arm_index(s, t);
+    int c = 0;
+    snprintf(cells[c++], PLAN_CELL, "%ld", t);
+    if (a >= 0) shown(cells[c++], PLAN_CELL, d->arms[a].name);
+    for (int k = 0; k < s->n_keys; k++)
+        shown(cells[c++], PLAN_CELL, s->values[k][sweep_value_index(s, t, k)]);
+    if (a >= 0 && s->n_keys == 0) snprintf(cells[c++], PLAN_CELL, "%ld", d->run.seed);
+    if (a >= 0) {
+        char joined[PLAN_JOINED] = "";
+        for (int i = 0; i < d->arms[a].count; i++) { /* the arm's own: the first ones */
+            const size_t used = strlen(joined);
+            snprintf(joined + used, sizeof joined - used, "%s%s", i ? ", " : "", assign[i]);
         }
+        shown(cells[c++], PLAN_CELL, joined[0] ? joined : "(none)");
     }
-    if (tsv) {
-        fprintf(out, "task");
-        for (int k = 0; k < s->n_keys; k++) fprintf(out, "\t%s", shown(a, sizeof a, s->keys[k]));
-        fprintf(out, "\tout_dir\n");
-    } else {
+    shown(cells[c++], PLAN_CELL, task_dir(assign, n));
+}
+
+/* The table: header, one row per task, the total. tsv: tab-separated, no
+ * total. 0, or -1 out of memory. */
+static int print_plan(FILE *out, const descriptor_t *d, const sweep_t *s, int tsv)
+{
+    const char *heads[PLAN_MAX_COLUMNS];
+    const int nc = plan_heads(s, heads);
+    assign_t *assign = malloc(sizeof(assign_t) * SWEEP_MAX_ASSIGNMENTS);
+    plan_cell_t *cells = malloc(sizeof(plan_cell_t) * PLAN_MAX_COLUMNS);
+    if (!assign || !cells) {
+        free(assign);
+        free(cells);
+        return -1;
+    }
+    int width[PLAN_MAX_COLUMNS];
+    for (int c = 0; c < nc; c++) width[c] = (int)strlen(shown(cells[0], PLAN_CELL, heads[c]));
+    for (long t = 0; t < s->tasks && !tsv; t++) {
+        plan_row(d, s, t, assign, cells);
+        for (int c = 0; c < nc; c++)
+            if ((int)strlen(cells[c]) > width[c]) width[c] = (int)strlen(cells[c]);
+    }
+    if (!tsv) {
+        char a[4 * DESCRIPTOR_PATH_MAX], b[4 * DESCRIPTOR_PATH_MAX], c[4 * DESCRIPTOR_PATH_MAX];
         fprintf(out, "sweep %s: %s, %ld task%s in %s\n", shown(a, sizeof a, d->run.name),
                 shown(b, sizeof b, d->path), s->tasks, s->tasks == 1 ? "" : "s",
                 shown(c, sizeof c, d->run.out_dir));
-        fprintf(out, "%*s", iw, "task");
-        for (int k = 0; k < s->n_keys; k++)
-            fprintf(out, "  %-*s", width[k], shown(a, sizeof a, s->keys[k]));
-        fprintf(out, "  out_dir\n");
     }
-    for (long t = 0; t < s->tasks; t++) {
-        sweep_task_assignments(s, d, t, assign);
-        if (tsv) fprintf(out, "%ld", t);
-        else fprintf(out, "%*ld", iw, t);
-        for (int k = 0; k < s->n_keys; k++) {
-            const char *v = shown(a, sizeof a, s->values[k][sweep_value_index(s, t, k)]);
-            if (tsv) fprintf(out, "\t%s", v);
-            else fprintf(out, "  %-*s", width[k], v);
+    for (long t = -1; t < s->tasks; t++) { /* -1: the header */
+        if (t < 0)
+            for (int c = 0; c < nc; c++) shown(cells[c], PLAN_CELL, heads[c]);
+        else
+            plan_row(d, s, t, assign, cells);
+        for (int c = 0; c < nc; c++) {
+            if (tsv) fprintf(out, "%s%s", c ? "\t" : "", cells[c]);
+            else if (c == 0) fprintf(out, "%*s", width[0], cells[0]); /* the index, right */
+            else if (c == nc - 1) fprintf(out, "  %s", cells[c]);
+            else fprintf(out, "  %-*s", width[c], cells[c]);
         }
-        if (tsv) fprintf(out, "\t%s\n", shown(a, sizeof a, task_dir(s, assign)));
-        else fprintf(out, "  %s\n", shown(a, sizeof a, task_dir(s, assign)));
+        fputc('\n', out);
     }
     if (!tsv) fprintf(out, "%ld task%s\n", s->tasks, s->tasks == 1 ? "" : "s");
+    free(assign);
+    free(cells);
+    return 0;
 }
 
 /* ---- submit: files ---- */
@@ -481,14 +536,14 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
 {
     enum { CACHE = 16 };
     descriptor_t *d = malloc(sizeof *d);
-    assign_t *assign = malloc(sizeof(assign_t) * (DESCRIPTOR_MAX_SWEEP_KEYS + 2));
+    assign_t *assign = malloc(sizeof(assign_t) * SWEEP_MAX_ASSIGNMENTS);
     size_cache_t *cache = malloc(sizeof *cache * CACHE);
     int n_cache = 0, rc = 0;
     if (!d || !assign || !cache) {
         snprintf(err, errlen, "out of memory");
         rc = EXIT_OTHER;
     }
-    const char *list[MAX_SETS + DESCRIPTOR_MAX_SWEEP_KEYS + 2];
+    const char *list[MAX_SETS + SWEEP_MAX_ASSIGNMENTS];
     char path[PATH_LEN + 96], why[ERR_LEN / 2];
     for (long t = 0; t < s->tasks && rc == 0; t++) {
         const int n = task_overrides(o, s, base, t, assign, list);
@@ -513,7 +568,7 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
                      "%ld: use a divisor of it", t, d->model.global_batch, o->ranks);
             break;
         }
-        d->sweep_count = 0; /* what the task runs: no [sweep] left in it */
+        descriptor_as_run(d); /* what the task runs: no [sweep] or arms left in it */
         rc = !dir && t == 0 ? check_task_files_size(d, s->tasks, err, errlen) : 0;
         if (rc) break;
         if (!dir) continue;
@@ -524,6 +579,91 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
     free(assign);
     free(cache);
     return rc;
+}
+
+/* ---- submit: what is left to do ---- */
+
+/* Whether the user's sbatch options choose the array themselves (they come
+ * after ours, so they win). */
+static int user_array(const options_t *o)
+{
+    for (int i = 0; i < o->n_sbatch_opts; i++) {
+        const char *a = o->sbatch_opts[i];
+        if ((strncmp(a, "--array", 7) == 0 && (a[7] == '=' || a[7] == '\0')) ||
+            strncmp(a, "-a", 2) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+enum { TASK_TODO = 0, TASK_FINISHED = 1, TASK_RUNNING = 2 };
+
+/* What the run directory of task t says: its lock held by a live job
+ * (running), its results.h5 finished, or neither (to do). A results.h5 that
+ * cannot be read (in a child process with a time bound: io/bounded_read.h)
+ * is not finished, said in one line. */
+static unsigned char task_state(const char *dir, long t)
+{
+    char path[PATH_LEN + 32], why[ERR_LEN];
+    snprintf(path, sizeof path, "%s/" LOCK_FILE_RUN_NAME, dir);
+    if (lock_file_probe(path, why, sizeof why, why, sizeof why) == 1) return TASK_RUNNING;
+    snprintf(path, sizeof path, "%s/" RESULTS_FILE_NAME, dir);
+    struct stat st;
+    if (lstat(path, &st) != 0) return TASK_TODO;
+    results_t *res = bounded_results_load(path, why, sizeof why);
+    if (!res) {
+        text_eprintf("mimae sweep: task %ld: %s: not finished, so submitted again", t, why);
+        return TASK_TODO;
+    }
+    const int finished = results_finished(res);
+    results_free(res);
+    return finished ? TASK_FINISHED : TASK_TODO;
+}
+
+/* The tasks t with mark[t] == want as Slurm's compact list: "0-2,5,7-9". */
+static void task_ranges(text_t *out, const unsigned char *mark, long n, unsigned char want)
+{
+    int first = 1;
+    for (long t = 0; t < n; t++) {
+        if (mark[t] != want) continue;
+        long end = t;
+        while (end + 1 < n && mark[end + 1] == want) end++;
+        char range[64];
+        if (end > t) snprintf(range, sizeof range, "%s%ld-%ld", first ? "" : ",", t, end);
+        else snprintf(range, sizeof range, "%s%ld", first ? "" : ",", t);
+        text_str(out, range);
+        first = 0;
+        t = end;
+    }
+}
+
+/* Each task's state into state[]; one line per class not submitted ("3 of
+ * 18 finished: 0-2"). The count left to do, or -1 out of memory. */
+static long classify_tasks(const descriptor_t *d, const sweep_t *s, unsigned char *state)
+{
+    assign_t *assign = malloc(sizeof(assign_t) * SWEEP_MAX_ASSIGNMENTS);
+    if (!assign) return -1;
+    long count[3] = {0, 0, 0};
+    for (long t = 0; t < s->tasks; t++) {
+        const int n = sweep_task_assignments(s, d, t, assign);
+        state[t] = task_state(task_dir(assign, n), t);
+        count[state[t]]++;
+    }
+    free(assign);
+    static const struct {
+        unsigned char state;
+        const char *what;
+    } skipped[] = {{TASK_FINISHED, "finished"},
+                   {TASK_RUNNING, "running (their run directory is locked by a live job)"}};
+    for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
+        if (count[skipped[i].state] == 0) continue;
+        text_t list = {0};
+        task_ranges(&list, state, s->tasks, skipped[i].state);
+        if (list.failed) return free(list.p), -1;
+        printf("%ld of %ld %s: %s\n", count[skipped[i].state], s->tasks, skipped[i].what, list.p);
+        free(list.p);
+    }
+    return count[TASK_TODO];
 }
 
 /* ---- submit: sbatch ---- */
@@ -647,7 +787,9 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     char script[PATH_LEN + 16], logs[PATH_LEN + 16];
     int status = EXIT_BAD_INPUT;
     char *tpl = NULL;
+    unsigned char *state = NULL;
     text_t body = {0}, sets = {0}, q_work = {0}, q_dist = {0}, q_desc = {0}, task_args = {0};
+    text_t array = {0}, opt_array = {0};
 
     /* where things are */
     if ((!o->bin_dir || !o->template_path) && program_dir(exe_dir, sizeof exe_dir, err, sizeof err))
@@ -683,11 +825,41 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     status = write_task_descriptors(o, desc_abs, d, s, NULL, err, sizeof err);
     if (status) goto fail;
 
+    /* What is left to do: tasks whose results say finished, or whose run
+     * directory a live job holds, are not submitted again (unless the
+     * user's own --array chooses). */
+    status = EXIT_OTHER;
+    if (!(state = calloc((size_t)s->tasks, 1))) { /* every task TASK_TODO */
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    if (!user_array(o)) {
+        status = EXIT_BAD_INPUT;
+        if (bounded_read_limit(NULL, err, sizeof err) < 0) goto fail;
+        status = EXIT_OTHER;
+        const long left = classify_tasks(d, s, state);
+        if (left < 0) {
+            snprintf(err, sizeof err, "out of memory");
+            goto fail;
+        }
+        if (left == 0) {
+            printf("nothing to submit: every task is finished or running\n");
+            status = EXIT_OK;
+            goto done;
+        }
+    }
+
     /* the job script, in memory */
     status = EXIT_BAD_INPUT;
-    char array[64], ranks[32], tasks[32], job_name[sizeof d->run.name];
-    if (o->limit > 0) snprintf(array, sizeof array, "0-%ld%%%ld", s->tasks - 1, o->limit);
-    else snprintf(array, sizeof array, "0-%ld", s->tasks - 1);
+    char ranks[32], tasks[32], job_name[sizeof d->run.name];
+    task_ranges(&array, state, s->tasks, TASK_TODO);
+    if (o->limit > 0) {
+        char limit[32];
+        snprintf(limit, sizeof limit, "%%%ld", o->limit);
+        text_str(&array, limit);
+    }
+    text_str(&opt_array, "--array=");
+    text_str(&opt_array, array.p ? array.p : "");
     snprintf(ranks, sizeof ranks, "%ld", o->ranks);
     snprintf(tasks, sizeof tasks, "%ld", s->tasks);
     snprintf(job_name, sizeof job_name, "%s", d->run.name);
@@ -702,7 +874,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
      * without --task (it refuses --task there), so the job gets that task's
      * directory and name as --set options, after the user's as --task
      * would order them: the same run in run.out_dir/task-0000. */
-    if (s->n_keys > 0) {
+    if (sweep_expands(s)) {
         text_str(&task_args, " --task \"$task\"");
     } else {
         assign_t single[2]; /* run.out_dir and run.name: no swept keys */
@@ -718,13 +890,14 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     snprintf(script, sizeof script, "%s/sweep.sbatch", out_abs);
     const field_t fields[] = {
         {"SWEEP_NAME", job_name}, {"JOB_NAME", job_name},  {"TASKS", tasks},
-        {"ARRAY", array},         {"RANKS", ranks},        {"DESCRIPTOR", desc_abs},
+        {"ARRAY", array.p},       {"RANKS", ranks},        {"DESCRIPTOR", desc_abs},
         {"DESCRIPTOR_Q", q_desc.p}, {"MIMAE_DIST", dist},  {"MIMAE_DIST_Q", q_dist.p},
         {"WORKDIR", cwd},         {"WORKDIR_Q", q_work.p}, {"OUT_DIR", out_abs},
         {"LOG_DIR", logs},        {"SCRIPT", script},      {"SET_ARGS", sets.p ? sets.p : ""},
         {"TASK_ARGS", task_args.p ? task_args.p : ""},
     };
-    if (sets.failed || q_work.failed || q_dist.failed || q_desc.failed || task_args.failed) {
+    if (sets.failed || q_work.failed || q_dist.failed || q_desc.failed || task_args.failed ||
+        array.failed || opt_array.failed) {
         snprintf(err, sizeof err, "out of memory");
         status = EXIT_OTHER;
         goto fail;
@@ -748,7 +921,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         io_out_t plan;
         if (io_out_open(&plan, plan_path, 0644, &pe)) goto fail;
         FILE *f = io_out_stream(&plan, &pe);
-        if (f) print_plan(f, d, s, 1);
+        if (f && print_plan(f, d, s, 1)) snprintf(err, sizeof err, "out of memory"), f = NULL;
         if (!f || io_out_commit(&plan, &pe)) {
             io_out_abort(&plan);
             goto fail;
@@ -757,13 +930,11 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     if (write_file_atomic(script, body.p, 0755, err, sizeof err)) goto fail;
 
     /* sbatch */
-    char opt_array[80];
-    snprintf(opt_array, sizeof opt_array, "--array=%s", array);
     char *argv[MAX_SBATCH_OPTS + 8];
     int n = 0;
     argv[n++] = "sbatch";
     argv[n++] = "--parsable";
-    argv[n++] = opt_array;
+    argv[n++] = opt_array.p;
     argv[n++] = "--signal=B:USR1@120";
     argv[n++] = "--requeue";
     for (int i = 0; i < o->n_sbatch_opts; i++) argv[n++] = o->sbatch_opts[i];
@@ -802,7 +973,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
         io_file_err_t le = {log_path, NULL, 0, 0};
         FILE *f = io_open_append(log_path, 0644, &le);
         if (f) { /* a convenience: never a reason to fail after submitting */
-            fprintf(f, "%s\tjob %s\tarray %s\t", when, job, array);
+            fprintf(f, "%s\tjob %s\tarray %s\t", when, job, array.p);
             print_command(f, argv);
             fclose(f);
         }
@@ -819,6 +990,9 @@ done:
     free(q_dist.p);
     free(q_desc.p);
     free(task_args.p);
+    free(array.p);
+    free(opt_array.p);
+    free(state);
     return status;
 }
 
@@ -842,7 +1016,10 @@ int sweep_command(int argc, char **argv)
         text_eprintf("mimae sweep: %s", err);
         status = EXIT_BAD_INPUT;
     } else if (!o.submit) {
-        print_plan(stdout, d, s, 0);
+        if (print_plan(stdout, d, s, 0)) {
+            fprintf(stderr, "mimae sweep: out of memory\n");
+            status = EXIT_OTHER;
+        }
         fflush(stdout);
     } else {
         status = submit(&o, d, s);

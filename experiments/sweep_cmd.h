@@ -3,7 +3,9 @@
  *
  *   mimae sweep plan EXP.ini [--set section.key=value]...
  *       prints the task table (index, each swept key's value, the task's
- *       output directory run.out_dir/task-NNNN) and the total
+ *       output directory run.out_dir/task-NNNN) and the total; for arms
+ *       (experiments/sweep.h) index, arm, seed, the arm's overrides and
+ *       run.out_dir/task-NNNN-<arm>-seed<S>
  *   mimae sweep submit EXP.ini [--ranks R] [--limit L] [--set section.key=value]...
  *                      [--bin DIR] [--template FILE] [--dry-run] [-- SBATCH_OPTION...]
  *       writes into the sweep directory (run.out_dir of the descriptor):
@@ -13,9 +15,16 @@
  *         plan.tsv              the task table, tab-separated, with a header line
  *         logs/                 one log per task (task-NNNN.log, appended across requeues)
  *         submissions.log       one line per submitted job array
- *       then runs `sbatch --parsable --array=0-(n-1)[%L] --signal=B:USR1@120
+ *       then runs `sbatch --parsable --array=LIST[%L] --signal=B:USR1@120
  *       --requeue [SBATCH_OPTION...] sweep.sbatch` and prints
- *       "Submitted batch job ID". Each array task runs `srun --mpi=pmix -n R
+ *       "Submitted batch job ID". LIST (compact ranges, 3-8,12) leaves out
+ *       the tasks whose results.h5 says status = finished and those whose
+ *       run directory lock a live job holds, one line per class left out
+ *       ("3 of 18 finished: 0-2"); a results.h5 that cannot be read (in a
+ *       child with a time bound, io/bounded_read.h) is not finished, said in
+ *       one line. Nothing left: a line says so, nothing is written, no sbatch,
+ *       status 0. An --array among the SBATCH_OPTIONs skips the selection
+ *       (it wins over ours). Each array task runs `srun --mpi=pmix -n R
  *       mimae_dist EXP.ini --task $SLURM_ARRAY_TASK_ID [--set ...]` from the
  *       directory the sweep was submitted from, and requeues itself when
  *       mimae_dist exits with 3 (stopped by SIGUSR1 after a checkpoint).

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "io/results.h"
+
 /* Reads path; 0, or -1 with a one-line message in err. */
 typedef int (*bounded_read_fn)(const char *path, void *arg, char *err, size_t errlen);
 
@@ -29,5 +31,10 @@ double bounded_read_limit(const char *path, char *err, size_t errlen);
  * child has shown the file can be read. */
 int bounded_read(const char *path, bounded_read_fn fn, void *arg, double limit_s, char *err,
                  size_t errlen);
+
+/* A results file (io/results.h) read in the caller once a child has read
+ * it whole within bounded_read_limit's time: a file that crashes or hangs
+ * HDF5 costs one message. NULL with one line naming the file. */
+results_t *bounded_results_load(const char *path, char *err, size_t errlen);
 
 #endif

@@ -332,6 +332,12 @@ const char *results_get_attr(const results_t *r, const char *key)
     return NULL;
 }
 
+int results_finished(const results_t *r)
+{
+    const char *status = results_get_attr(r, RESULTS_STATUS);
+    return status && strcmp(status, RESULTS_STATUS_FINISHED) == 0;
+}
+
 int results_attr_count(const results_t *r) { return r ? r->nattrs : 0; }
 
 int results_attr_at(const results_t *r, int i, const char **key, const char **value)

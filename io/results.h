@@ -9,7 +9,14 @@
  *     every field of core/config/config_fields.h, any extra string attributes
  *     (descriptor text, task id, swept values, run_history.NNNN of
  *     run/run_history.h), and env.* (ranks, threads,
- *     mpi, openblas, hdf5, git_commit, host)
+ *     mpi, openblas, hdf5, git_commit, host). mimae_dist's extra ones:
+ *     descriptor, run.name, train.seed, train.reduction (resolved: fast or
+ *     deterministic), train.epochs (resolved from train.view_epochs when
+ *     that was given), sweep.arm (the arm of a task of an arms descriptor,
+ *     experiments/sweep.h), and status: "running" from the start of every
+ *     run or resume (the file is rewritten then), "finished" once every step
+ *     is trained and the final evaluation is recorded (the last write of a
+ *     successful run); absent in files from before it (not known finished).
  *   /train/<metric>  float64 (steps), extendible, chunked: step, epoch,
  *     views, L_rec, L_max, L_min, L_q, L, lr, grad_norm, images_per_s,
  *     data_wait_s
@@ -43,6 +50,10 @@
 
 #define RESULTS_FORMAT "mimae-results"
 #define RESULTS_FORMAT_VERSION 1
+#define RESULTS_FILE_NAME "results.h5" /* in a run directory */
+#define RESULTS_STATUS "status"        /* root attribute: */
+#define RESULTS_STATUS_RUNNING "running"
+#define RESULTS_STATUS_FINISHED "finished"
 
 typedef struct {
     long step;
@@ -134,6 +145,8 @@ long results_step_count(const results_t *r);
 const step_metrics_t *results_steps(const results_t *r);
 const mimae_config_t *results_config(const results_t *r);
 const char *results_get_attr(const results_t *r, const char *key); /* NULL if absent */
+/* 1 when the status attribute says finished, else 0. */
+int results_finished(const results_t *r);
 int results_get_eval(const results_t *r, const char *name, double *value); /* 0 if found */
 const results_env_t *results_env(const results_t *r);
 /* Extra attributes and evaluation metrics in the order they were first set

@@ -15,6 +15,7 @@
 #include "dist/mpi_check.h"
 #include "experiments/descriptor.h"
 #include "io/io_path.h"
+#include "io/lock_file.h"
 #include "run/exit_status.h"
 
 #define HOLDER_MAX 512
@@ -23,27 +24,6 @@ static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
-}
-
-/* What a second job says about the holder: the file's record, or the pid the
- * kernel reports when the holder has not written it yet. */
-static void describe_holder(int fd, char *out, size_t len)
-{
-    char text[HOLDER_MAX] = "";
-    ssize_t n = pread(fd, text, sizeof text - 1, 0);
-    if (n > 0) {
-        text[n] = 0;
-        text[strcspn(text, "\n")] = 0;
-    }
-    if (n > 0 && text[0]) {
-        snprintf(out, len, "%s", text);
-        return;
-    }
-    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
-        snprintf(out, len, "pid %ld (just started)", (long)probe.l_pid);
-    else
-        snprintf(out, len, "another process (just started)");
 }
 
 int run_lock_acquire(run_lock_t *l, const char *run_dir, char *err, size_t errlen)
@@ -67,7 +47,7 @@ int run_lock_acquire(run_lock_t *l, const char *run_dir, char *err, size_t errle
     const int e = errno;
     if (e == EACCES || e == EAGAIN) {
         char holder[HOLDER_MAX];
-        describe_holder(fd, holder, sizeof holder);
+        lock_file_holder(fd, holder, sizeof holder);
         close(fd);
         snprintf(err, errlen, "%s: run directory in use by %s: one job at a time owns a run "
                  "directory; wait for that job to end or stop it, or set another run.out_dir",

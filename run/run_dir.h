@@ -21,7 +21,9 @@
 
 #include <stddef.h>
 
-#define RUN_LOCK_NAME ".lock"
+#include "io/lock_file.h"
+
+#define RUN_LOCK_NAME LOCK_FILE_RUN_NAME
 #define RUN_STOPPED_NAME "stopped"
 
 typedef struct {

@@ -110,6 +110,15 @@ static void compare_descriptors(const descriptor_t *a, const descriptor_t *b)
         if (strcmp(a->sweep_keys[i], b->sweep_keys[i]) ||
             strcmp(a->sweep_values[i], b->sweep_values[i]))
             broken("descriptor_write + descriptor_load changed a sweep entry", a->sweep_keys[i]);
+    if (a->arm_count != b->arm_count || a->arm_set_count != b->arm_set_count)
+        broken("descriptor_write + descriptor_load changed the arms", NULL);
+    for (int i = 0; i < a->arm_count; i++)
+        if (strcmp(a->arms[i].name, b->arms[i].name) || a->arms[i].first != b->arms[i].first ||
+            a->arms[i].count != b->arms[i].count)
+            broken("descriptor_write + descriptor_load changed an arm", a->arms[i].name);
+    for (int i = 0; i < a->arm_set_count; i++)
+        if (strcmp(a->arm_sets[i], b->arm_sets[i]))
+            broken("descriptor_write + descriptor_load changed an arm's override", a->arm_sets[i]);
 }
 
 int fuzz_descriptor_one(const uint8_t *data, size_t size)
@@ -132,17 +141,21 @@ int fuzz_descriptor_one(const uint8_t *data, size_t size)
         if (descriptor_load(&back, out, NULL, 0, train_images[t], err, sizeof err))
             broken("a written descriptor does not load", err);
         compare_descriptors(&d, &back);
-        if (d.sweep_count > 0 && sweep_parse(&d, &sweep, err, sizeof err) == 0) {
+        const int expands = d.sweep_count > 0 || d.arm_count > 0;
+        if (expands && sweep_parse(&d, &sweep, err, sizeof err) == 0) {
             if (sweep.tasks < 1 || sweep.tasks > SWEEP_MAX_TASKS)
                 broken("sweep_parse: task count out of range", NULL);
-            char assign[DESCRIPTOR_MAX_SWEEP_KEYS + 2][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
+            static char assign[SWEEP_MAX_ASSIGNMENTS][SWEEP_ASSIGN_MAX + DESCRIPTOR_PATH_MAX];
             const long tasks[2] = {0, sweep.tasks - 1};
-            for (int k = 0; k < 2; k++)
-                if (sweep_task_assignments(&sweep, &d, tasks[k], assign) != sweep.n_keys + 2)
+            for (int k = 0; k < 2; k++) {
+                const int arm = sweep_arm_index(&sweep, tasks[k]);
+                if (sweep_task_assignments(&sweep, &d, tasks[k], assign) !=
+                    sweep.n_keys + 2 + (arm >= 0 ? d.arms[arm].count : 0))
                     broken("sweep_task_assignments: wrong count", NULL);
+            }
             if (sweep_task_assignments(&sweep, &d, sweep.tasks, assign) != -1)
                 broken("sweep_task_assignments accepts a task out of range", NULL);
-        } else if (d.sweep_count > 0) {
+        } else if (expands) {
             check_message("sweep_parse", err);
         }
     }
