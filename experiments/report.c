@@ -437,28 +437,6 @@ static descriptor_t *load_descriptor(const report_t *rp, const run_entry_t *r, c
     return NULL;
 }
 
-/* Whether results_load gets through path (the result is dropped). In the
- * child: its notes on stderr (keys defaulted in older files) are left to
- * the caller's own load, so they are not printed twice. */
-static int results_probe(const char *path, void *arg, char *err, size_t errlen)
-{
-    (void)arg;
-    if (!freopen("/dev/null", "w", stderr)) return io_fail(err, errlen, "%s: /dev/null: %s", path,
-                                                          strerror(errno));
-    results_t *res = results_load(path, err, errlen);
-    results_free(res);
-    return res ? 0 : -1;
-}
-
-/* results_load, once a child process has read the file within the time
- * bound: a file that crashes or hangs HDF5 costs its row, not the report. */
-static results_t *results_load_bounded(const char *path, char *err, size_t errlen)
-{
-    const double limit = bounded_read_limit(path, err, errlen);
-    if (limit < 0 || bounded_read(path, results_probe, NULL, limit, err, errlen)) return NULL;
-    return results_load(path, err, errlen);
-}
-
 /* The results' `status` attribute: running or finished (absent in files
  * from before it: finished, as the report always took them). */
 static void set_status(run_entry_t *r)
@@ -496,7 +474,7 @@ static void load_run(report_t *rp, run_entry_t *r)
         r->status = RUN_MISSING;
         snprintf(r->detail, sizeof r->detail, "no results.h5");
         snprintf(r->brief, sizeof r->brief, "no results.h5");
-    } else if ((r->res = results_load_bounded(path, msg, sizeof msg)) == NULL) {
+    } else if ((r->res = bounded_results_load(path, msg, sizeof msg)) == NULL) {
         r->status = RUN_FAILED;
         set_failure(r, path, msg);
     } else {
