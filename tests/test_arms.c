@@ -349,16 +349,28 @@ static void test_view_epochs_resolve_to_epochs(void **state)
         snprintf(line, sizeof line, "\nepochs = %ld\n", expect[t]);
         check_words(in_work("task.ini"), 1, 0, line, "\nview_epochs = 0\n", NULL);
     }
-    /* the shipped example: MI-MAE, the control and MAE at 200 masked views */
+    /* the shipped ablation: six arms x 3 seeds, every arm 20 masked views an
+     * image except MAE at equal passes (5 epochs, as the 4-mask arms) */
     char shipped[700];
-    snprintf(shipped, sizeof shipped, "%s/../experiments/fmnist_arms.ini", build_dir);
+    snprintf(shipped, sizeof shipped, "%s/../experiments/fmnist_ablation.ini", build_dir);
     load_sweep(&d, &s, shipped);
-    assert_int_equal(s.tasks, 9);
-    const long shipped_epochs[] = {50, 50, 50, 50, 50, 50, 200, 200, 200};
-    for (long t = 0; t < 9; t++) {
+    assert_int_equal(s.tasks, 18);
+    static const struct { const char *arm; long epochs, masks; float w_max, w_min; } arms[] = {
+        {"mae-equal-passes", 5, 1, 0, 0}, {"mae-equal-compute", 20, 1, 0, 0},
+        {"control", 5, 4, 0, 0},          {"infonce", 5, 4, 0.1f, 0},
+        {"club", 5, 4, 0, 0.01f},         {"mimae", 5, 4, 0.1f, 0.01f},
+    };
+    for (long t = 0; t < 18; t++) {
         load_task(&task, shipped, &s, &d, t);
-        assert_int_equal(task.run.epochs, shipped_epochs[t]);
-        assert_int_equal(task.run.epochs * task.model.num_masks, 200);
+        const long a = t / 3;
+        char dir[128];
+        snprintf(dir, sizeof dir, "task-%04ld-%s-seed%ld", t, arms[a].arm, t % 3);
+        assert_non_null(strstr(task.run.out_dir, dir));
+        assert_int_equal(task.run.seed, t % 3);
+        assert_int_equal(task.run.epochs, arms[a].epochs);
+        assert_int_equal(task.model.num_masks, arms[a].masks);
+        assert_true(task.model.w_max == arms[a].w_max);
+        assert_true(task.model.w_min == arms[a].w_min);
     }
     if (load_view(&d, "[train]\nview_epochs = 20\n[mimae]\nnum_masks = 2\n[arm mimae]\n"
                   "[arm mae]\nmimae.num_masks = 1\n[arm five]\ntrain.epochs = 5\n", NULL, 0, err,
