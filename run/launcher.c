@@ -24,7 +24,9 @@ const char *const launcher_usage =
     "Runs `mpirun -n RANKS [OPTION]... mimae_dist ...` (RANKS default 1) and exits with\n"
     "its status: SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 to this process reach the ranks as a\n"
     "stop request (everything saved, exit status 3), which mpirun signalled directly\n"
-    "cannot pass on (it exits 1).\n";
+    "cannot pass on (it exits 1). When OPENBLAS_NUM_THREADS (else OMP_NUM_THREADS) asks\n"
+    "for more than one thread a rank and no --mpi option binds or maps the ranks, it adds\n"
+    "--bind-to none: mpirun would bind each rank to one core and the threads share it.\n";
 
 static volatile sig_atomic_t child = 0, stop_pending = 0;
 
@@ -64,6 +66,22 @@ static void start_child(char **argv)
     _exit(EXIT_FAILURE_INTERNAL);
 }
 
+/* More than one BLAS thread a rank asked for, and nothing the user gave
+ * mpirun places the ranks: then unbind them, or mpirun's default binding to
+ * one core leaves OpenBLAS one thread (it caps its threads at the CPUs a
+ * process may use). */
+static int wants_unbound_ranks(const char *const *mpi_options, int n)
+{
+    const char *threads = getenv("OPENBLAS_NUM_THREADS");
+    if (!threads) threads = getenv("OMP_NUM_THREADS");
+    if (!threads || atol(threads) <= 1) return 0;
+    for (int m = 0; m < n; m++)
+        if (strstr(mpi_options[m], "bind-to") || strstr(mpi_options[m], "map-by") ||
+            strstr(mpi_options[m], "cpus-per-proc") || strstr(mpi_options[m], "rankfile"))
+            return 0;
+    return 1;
+}
+
 int launcher_command(int argc, char **argv)
 {
     const char *ranks = "1", *mpi_options[MAX_MPI_OPTIONS];
@@ -99,7 +117,8 @@ int launcher_command(int argc, char **argv)
         fprintf(stderr, "mimae: run: no mimae_dist next to this mimae: build it (make)\n");
         return EXIT_FAILURE_INTERNAL;
     }
-    const int n_args = 4 + n_mpi + (argc - i) + 1;
+    const int unbind = wants_unbound_ranks(mpi_options, n_mpi);
+    const int n_args = 4 + 2 * unbind + n_mpi + (argc - i) + 1;
     char **args = malloc((size_t)n_args * sizeof *args);
     if (!args) {
         fprintf(stderr, "mimae: run: out of memory\n");
@@ -107,6 +126,7 @@ int launcher_command(int argc, char **argv)
     }
     int k = 0;
     args[k++] = "mpirun", args[k++] = "-n", args[k++] = (char *)ranks;
+    if (unbind) args[k++] = "--bind-to", args[k++] = "none";
     for (int m = 0; m < n_mpi; m++) args[k++] = (char *)mpi_options[m];
     args[k++] = dist;
     for (int m = i; m < argc; m++) args[k++] = argv[m];
