@@ -116,11 +116,11 @@ static void warn_recompute(const run_t *r)
 {
     const int k = r->plan.micro_batches;
     if (k < 2 || r->step.keeps_activations) return;
-    const double gib = (double)mimae_model_activation_set_bytes(r->model) / (1u << 30);
+    const double gib = (double)mimae_model_activation_bytes(r->model) / (1u << 30);
     fprintf(stderr, "mimae_dist: warning: %d micro-batches of %d images a rank: recomputing each "
-            "forward before its backward, since train.memory_budget_gb = %g does not hold %d "
-            "activation sets of %.2f GiB; raise it to train faster\n", k, r->plan.micro_batch,
-            r->run->memory_budget_gb, k, gib);
+            "forward before its backward, since train.memory_budget_gb = %g does not hold the "
+            "activations of %d micro-batches (%.2f GiB each); raise it to train faster\n", k,
+            r->plan.micro_batch, r->run->memory_budget_gb, k, gib);
 }
 
 static void free_run(run_t *r)

@@ -7,8 +7,9 @@
  *
  * Threads: OPENBLAS_NUM_THREADS (mimae's pool follows it). The step is
  * train_step_run on MPI_COMM_SELF with the per-rank batch B split as
- * mimae_dist splits it (deterministic: up to 8 micro-batches, each one's
- * activations kept). Prints ms/step (median of K after W), MFU against the
+ * mimae_dist splits it (deterministic: up to 8 micro-batches, run as one
+ * forward and backward; the line says whether their products ran whole or
+ * per micro-batch, core/kernels/micro_batches.h). Prints ms/step (median of K after W), MFU against the
  * cblas_sgemm peak measured around every step in this process (the larger
  * of the two readings), peak RSS against the analytic bytes (bench_util.h:
  * parameters, gradients, moments, the activations of every kept
@@ -118,20 +119,31 @@ int main(int argc, char **argv)
     const double ms = 1e3 * bench_median(t, o.steps), pk = bench_median(peak, o.steps);
     const double mfu = flops / (ms / 1e3) / 1e9 / pk;
     const double MB = 1024.0 * 1024.0;
-    /* the deterministic sum's buffers: on one rank, the log2(k) + 1 levels
-     * of the tree's stack that k leaves fill (dist/tree_sum.c) */
+    /* the deterministic sum's buffers: the gradient vector the backward
+     * writes as the rank's leaf of the tree (dist/tree_sum.c), and with k
+     * micro-batches the log2(k) + 1 partial sums of the largest weight and
+     * its bias (core/kernels/micro_batches.c) */
     double tree = 0.0;
-    if (plan.deterministic && plan.micro_batches > 1)
-        tree = (log2((double)plan.micro_batches) + 1.0) * bench_param_floats(m);
+    if (plan.deterministic) tree = bench_param_floats(m);
+    if (plan.deterministic && plan.micro_batches > 1) {
+        double largest = 0.0;
+        for (int i = 0; i < m->table.count; i++)
+            if (m->table.info[i].count > largest) largest = (double)m->table.info[i].count;
+        tree += (log2((double)plan.micro_batches) + 1.0) * 2.0 * largest;
+    }
     const double analytic = (4.0 * bench_param_floats(m) + tree +
                              plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *
                             sizeof(float) / MB;
     const double rss = bench_peak_rss_kb() / 1024.0;
     const char *method = o.masks == 1 ? "MAE" : "MI-MAE";
-    printf("vitb %s batch %d %s, %d thread(s), %d micro-batch(es) of %d: %.0f ms/step, "
+    int shapes;
+    const int whole = mimae_model_whole_products(m, &shapes);
+    printf("vitb %s batch %d %s, %d thread(s), %d micro-batch(es) of %d, %d of %d product "
+           "shapes whole: %.0f ms/step, "
            "%.3f img/s, %.1f GFLOP/step, %.1f GFLOP/s = %.1f%% of the sgemm peak %.1f; "
            "peak RSS %.0f MiB / analytic %.0f MiB = %.2f\n",
-           method, o.batch, o.reduction, threads, plan.micro_batches, plan.micro_batch, ms,
+           method, o.batch, o.reduction, threads, plan.micro_batches, plan.micro_batch,
+           whole, shapes, ms,
            o.batch / (ms / 1e3), flops / 1e9, flops / (ms / 1e3) / 1e9, 100 * mfu, pk, rss,
            analytic, rss / analytic);
     printf("RESULT vitb method=%s batch=%d reduction=%s threads=%d ms=%.1f img_s=%.4f "

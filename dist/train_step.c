@@ -71,16 +71,22 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
     s->dz = malloc(rank_rows * D * sizeof(float));
     int failed = !s->cand_u || !s->cand_z || !s->dcand || !s->dcand_total || !s->mu_save ||
                  !s->lv_save || !s->du || !s->dz;
+    /* Every micro-batch's activations kept, or (under a memory budget that
+     * cannot hold them) one micro-batch's, each forward run again before its
+     * backward. */
     const int k = plan->micro_batches;
     s->keeps_activations = k == 1 || plan->memory_budget == 0 ||
                            mimae_model_state_bytes(model) +
-                                   (size_t)k * mimae_model_activation_set_bytes(model) <=
+                                   (size_t)k * mimae_model_activation_bytes(model) <=
                                plan->memory_budget;
     if (!failed && k > 1 && s->keeps_activations &&
-        mimae_model_reserve_activation_sets(model, k, err, errlen))
+        mimae_model_hold_micro_batches(model, k, err, errlen))
         return -1;
+    s->shape = mimae_step_shape(model);
+    /* kept: one backward a step forms the rank's subtree itself */
+    const int leaves = s->keeps_activations ? 1 : k;
     if (!failed && plan->deterministic)
-        failed = tree_sum_init(&s->grad_tree, s->shape.grad_floats, plan->micro_batches) ||
+        failed = tree_sum_init(&s->grad_tree, s->shape.grad_floats, leaves) ||
                  tree_sum_init(&s->dcand_tree, GN * (E + D), plan->micro_batches);
     else if (!failed) /* buckets of ~4 MiB: big enough for bandwidth, small enough to overlap */
         failed = grad_reduce_init(&s->fast, mimae_gradients(model), 1u << 20,
@@ -143,31 +149,33 @@ static void meet_before_collective(train_step_t *s)
     s->timing.imbalance_s += MPI_Wtime() - t0;
 }
 
-/* Forward of micro-batch j (its masks, unless the caller set them), into
- * its own activation set when the step keeps them. */
-static void forward_micro_batch(train_step_t *s, int j, const float *images,
-                                const int64_t *indices, uint64_t seed, uint64_t epoch)
+/* The forward of the images the model holds from micro-batch j on: all the
+ * rank's (j = 0) when it keeps every micro-batch's activations, else
+ * micro-batch j's. Their masks follow from indices unless the caller set
+ * them. */
+static void forward_from(train_step_t *s, int j, const float *images, const int64_t *indices,
+                         uint64_t seed, uint64_t epoch)
 {
     const double t0 = MPI_Wtime();
-    if (s->keeps_activations && s->plan.micro_batches > 1) mimae_model_use_activation_set(s->model, j);
-    const size_t mb = (size_t)s->plan.micro_batch;
-    if (indices) mimae_sample_masks(s->model, seed, epoch, (const uint64_t *)(indices + j * mb));
-    mimae_forward(s->model, images + j * mb * s->shape.image_floats);
+    const size_t first = (size_t)j * s->plan.micro_batch;
+    if (indices) mimae_sample_masks(s->model, seed, epoch, (const uint64_t *)(indices + first));
+    mimae_forward(s->model, images + first * s->shape.image_floats);
     s->timing.forward_s += MPI_Wtime() - t0;
 }
 
-/* Micro-batch j's features into the candidate arrays at its global rows. */
+/* The features of that forward into the candidate arrays at their global
+ * rows, and their mu and logvar into this rank's rows. */
 static void keep_features(train_step_t *s, int j)
 {
     const size_t E = s->shape.feature_dim, D = s->shape.latent_dim;
-    const size_t rows = (size_t)s->plan.micro_batch * s->shape.masks;
-    const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
-                       s->shape.masks;
+    const size_t rows = (size_t)s->shape.images * s->shape.masks;
+    const size_t mine = (size_t)j * s->plan.micro_batch * s->shape.masks;
+    const size_t row = (size_t)s->rank * s->plan.per_rank * s->shape.masks + mine;
     const mimae_features_t f = mimae_features(s->model);
     memcpy(s->cand_u + row * E, f.u, rows * E * sizeof(float));
     memcpy(s->cand_z + row * D, f.z, rows * D * sizeof(float));
-    memcpy(s->mu_save + (size_t)j * rows * D, f.mu, rows * D * sizeof(float));
-    memcpy(s->lv_save + (size_t)j * rows * D, f.logvar, rows * D * sizeof(float));
+    memcpy(s->mu_save + mine * D, f.mu, rows * D * sizeof(float));
+    memcpy(s->lv_save + mine * D, f.logvar, rows * D * sizeof(float));
 }
 
 /* Every rank's features gathered into cand_u/cand_z. */
@@ -191,23 +199,47 @@ static void mi_losses(train_step_t *s, int j, mimae_losses_t *part)
     memset(s->dcand, 0, GN * (s->shape.feature_dim + D) * sizeof(float));
     mimae_batch_mi_losses(s->model, s->cand_u, s->cand_z, s->mu_save + (size_t)j * rows * D,
                           s->lv_save + (size_t)j * rows * D, s->plan.global_batch, first_image,
-                          s->dcand, s->dcand + GN * s->shape.feature_dim, part);
+                          s->plan.micro_batch, s->dcand, s->dcand + GN * s->shape.feature_dim,
+                          part);
 }
 
-/* The deterministic path: features of every micro-batch, gathered; the
- * MI-term gradients summed over micro-batches in tree order; then each
- * micro-batch's backward, its gradient pushed onto the tree. */
-static void run_deterministic(train_step_t *s, const float *images, const int64_t *indices,
-                              uint64_t seed, uint64_t epoch, mimae_losses_t *loss)
+/* The backward of the images the model holds from micro-batch j on, from
+ * the summed MI-term gradients of their rows, written straight into the
+ * gradient tree's next leaf. */
+static void backward_into_tree(train_step_t *s, int j, mimae_losses_t *loss)
 {
     mimae_model_t *m = s->model;
-    const int k = s->plan.micro_batches;
     const size_t E = s->shape.feature_dim, D = s->shape.latent_dim;
     const size_t GN = (size_t)s->plan.global_batch * s->shape.masks;
     mimae_losses_t part;
+    mimae_local_losses(m, s->plan.global_batch, &part);
+    loss->rec += part.rec;
+    loss->q += part.q;
+    const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
+                       s->shape.masks;
+    mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
+    double t0 = MPI_Wtime();
+    mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
+    s->timing.backward_s += MPI_Wtime() - t0;
+    t0 = MPI_Wtime();
+    tree_sum_add_leaf(&s->grad_tree);
+    if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
+}
 
-    for (int j = 0; j < k; j++) {
-        forward_micro_batch(s, j, images, indices, seed, epoch);
+/* The deterministic path: the features of every micro-batch, gathered; the
+ * MI-term gradients summed over micro-batches in tree order; then the
+ * gradient, each micro-batch's in the same tree. With every micro-batch's
+ * activations kept, one forward and one backward cover them all (the model
+ * sums the micro-batches' parameter gradients itself); otherwise each
+ * micro-batch's forward runs again before its own backward. */
+static void run_deterministic(train_step_t *s, const float *images, const int64_t *indices,
+                              uint64_t seed, uint64_t epoch, mimae_losses_t *loss)
+{
+    const int k = s->plan.micro_batches, passes = s->keeps_activations ? 1 : k;
+    mimae_losses_t part;
+
+    for (int j = 0; j < passes; j++) {
+        forward_from(s, j, images, indices, seed, epoch);
         keep_features(s, j);
     }
     gather_features(s);
@@ -224,30 +256,14 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
     comm_done(s, t0);
 
     tree_sum_reset(&s->grad_tree);
-    for (int j = 0; j < k; j++) {
-        if (k > 1 && s->keeps_activations)
-            mimae_model_use_activation_set(m, j);
-        else if (k > 1) /* the budget holds one micro-batch's activations: recompute */
-            forward_micro_batch(s, j, images, indices, seed, epoch);
-        mimae_local_losses(m, s->plan.global_batch, &part);
-        loss->rec += part.rec;
-        loss->q += part.q;
-        const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
-                           s->shape.masks;
-        /* the backward writes straight into the tree's next leaf */
-        mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
-        t0 = MPI_Wtime();
-        mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
-        s->timing.backward_s += MPI_Wtime() - t0;
-        t0 = MPI_Wtime();
-        tree_sum_add_leaf(&s->grad_tree);
-        if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);
+    for (int j = 0; j < passes; j++) {
+        if (passes > 1) forward_from(s, j, images, indices, seed, epoch);
+        backward_into_tree(s, j, loss);
     }
-    mimae_model_use_gradient_block(m, NULL);
-    if (k > 1 && s->keeps_activations) mimae_model_use_activation_set(m, 0);
+    mimae_model_use_gradient_block(s->model, NULL);
     meet_before_collective(s);
     t0 = MPI_Wtime();
-    tree_sum_finish(&s->grad_tree, mimae_gradients(m), s->comm);
+    tree_sum_finish(&s->grad_tree, mimae_gradients(s->model), s->comm);
     comm_done(s, t0);
 }
 
@@ -262,7 +278,7 @@ static void run_fast(train_step_t *s, const float *images, const int64_t *indice
     const size_t rows = (size_t)s->plan.per_rank * s->shape.masks;
     const size_t GN = (size_t)s->plan.global_batch * s->shape.masks;
 
-    forward_micro_batch(s, 0, images, indices, seed, epoch);
+    forward_from(s, 0, images, indices, seed, epoch);
     keep_features(s, 0);
     gather_features(s);
     mi_losses(s, 0, loss);

@@ -12,10 +12,13 @@
  *
  * Two reductions: deterministic (micro-batches summed in a fixed tree,
  * dist/tree_sum.h: bitwise the same on any rank count; a rank holding more
- * than one micro-batch keeps each one's activations from the forward to its
- * backward, or, when plan.memory_budget forbids that, recomputes each
- * forward before its backward) and fast (one micro-batch per rank, gradients allreduced in buckets while
- * the backward runs, dist/grad_reduce.h).
+ * than one micro-batch runs them as one forward and one backward, the model
+ * summing their parameter gradients in the same tree, core/kernels/
+ * micro_batches.h, or, when plan.memory_budget cannot hold their
+ * activations, runs each micro-batch's forward twice, before the gradients
+ * are gathered and before its own backward) and fast (one micro-batch per
+ * rank, gradients allreduced in buckets while the backward runs,
+ * dist/grad_reduce.h).
  *
  * The step sees the model only through objective.h's functions and
  * mimae_step_shape / mimae_features / mimae_gradients. Nothing is allocated
@@ -71,7 +74,8 @@ typedef struct {
     int rank;
     step_plan_t plan;
     mimae_step_shape_t shape;
-    int keeps_activations;      /* 1: one activation set per micro-batch; 0: recompute */
+    int keeps_activations;      /* 1: the model holds all the rank's micro-batches; 0: one,
+                                   each forward recomputed */
     float *cand_u, *cand_z;     /* (G*N, E), (G*N, D) gathered features */
     float *dcand, *dcand_total; /* (G*N*(E+D)) one vector: u part, then z part */
     float *mu_save, *lv_save;   /* (per_rank*N, D) */
@@ -83,10 +87,10 @@ typedef struct {
     void *gradient_hook_ctx;
 } train_step_t;
 
-/* Buffers for the plan on comm; model is sized for plan->micro_batch images.
- * With several micro-batches per rank (deterministic), the model gets one
- * activation set per micro-batch when plan->memory_budget allows. 0, or -1
- * with a message (out of memory). */
+/* Buffers for the plan on comm; model is created for plan->micro_batch
+ * images. With several micro-batches per rank (deterministic), the model is
+ * made to hold all of them (mimae_model_hold_micro_batches) when
+ * plan->memory_budget allows. 0, or -1 with a message (out of memory). */
 int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
                     const step_plan_t *plan, char *err, size_t errlen);
 void train_step_free(train_step_t *s);

@@ -10,36 +10,20 @@ int tree_sum_init(tree_sum_t *t, size_t n, int leaves)
 {
     memset(t, 0, sizeof *t);
     t->n = n;
-    int levels = 2;
-    while ((1 << (levels - 2)) < leaves) levels++;
-    t->levels = levels;
-    t->partial = calloc((size_t)levels, sizeof *t->partial);
-    t->level = calloc((size_t)levels, sizeof *t->level);
     t->incoming = malloc((n ? n : 1) * sizeof(float));
-    if (!t->partial || !t->level || !t->incoming) return -1;
-    for (int i = 0; i < levels; i++)
-        if (!(t->partial[i] = malloc((n ? n : 1) * sizeof(float)))) return -1;
-    return 0;
+    return !t->incoming || pairwise_sum_init(&t->local, n, leaves) ? -1 : 0;
 }
 
 void tree_sum_free(tree_sum_t *t)
 {
-    for (int i = 0; t->partial && i < t->levels; i++) free(t->partial[i]);
-    free(t->partial);
-    free(t->level);
+    pairwise_sum_free(&t->local);
     free(t->incoming);
     memset(t, 0, sizeof *t);
 }
 
-void tree_sum_reset(tree_sum_t *t) { t->depth = 0; }
+void tree_sum_reset(tree_sum_t *t) { pairwise_sum_reset(&t->local, t->n); }
 
-/* left += right, element by element: the one addition of the tree. */
-static void add_into(float *left, const float *right, size_t n)
-{
-    for (size_t i = 0; i < n; i++) left[i] += right[i];
-}
-
-float *tree_sum_leaf(tree_sum_t *t) { return t->partial[t->depth]; }
+float *tree_sum_leaf(tree_sum_t *t) { return pairwise_sum_leaf(&t->local); }
 
 void tree_sum_push(tree_sum_t *t, const float *leaf)
 {
@@ -47,16 +31,7 @@ void tree_sum_push(tree_sum_t *t, const float *leaf)
     tree_sum_add_leaf(t);
 }
 
-void tree_sum_add_leaf(tree_sum_t *t)
-{
-    t->level[t->depth++] = 0;
-    /* Binary-counter merging: two subtrees of the same height become one. */
-    while (t->depth >= 2 && t->level[t->depth - 1] == t->level[t->depth - 2]) {
-        add_into(t->partial[t->depth - 2], t->partial[t->depth - 1], t->n);
-        t->level[t->depth - 2]++;
-        t->depth--;
-    }
-}
+void tree_sum_add_leaf(tree_sum_t *t) { pairwise_sum_add_leaf(&t->local); }
 
 /* Sends or receives n floats in pieces MPI's int counts can carry. */
 static void send_floats(const float *buf, size_t n, int peer, MPI_Comm comm)
@@ -82,7 +57,7 @@ void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm)
     int rank, ranks;
     MPI_CHECK(MPI_Comm_rank(comm, &rank));
     MPI_CHECK(MPI_Comm_size(comm, &ranks));
-    float *mine = t->partial[0]; /* a complete subtree: depth is 1 for 2^k leaves */
+    float *mine = pairwise_sum_total(&t->local); /* a complete subtree: 2^k leaves */
     for (int step = 1; step < ranks; step <<= 1) {
         if (rank % (2 * step) == step) {
             send_floats(mine, t->n, rank - step, comm);
@@ -90,7 +65,7 @@ void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm)
         }
         if (rank % (2 * step) == 0 && rank + step < ranks) {
             recv_floats(t->incoming, t->n, rank + step, comm);
-            add_into(mine, t->incoming, t->n);
+            pairwise_sum_add_into(mine, t->incoming, t->n);
         }
     }
     if (rank == 0) memcpy(out, mine, t->n * sizeof(float));

@@ -9,13 +9,12 @@
 #include <mpi.h>
 #include <stddef.h>
 
+#include "core/kernels/pairwise_sum.h"
+
 typedef struct {
-    size_t n;        /* floats per vector */
-    int levels;      /* capacity of the partial-sum stack */
-    float **partial; /* stack of partial sums */
-    int *level;      /* tree level of each stack entry */
-    int depth;       /* entries on the stack */
-    float *incoming; /* receive buffer for the cross-rank levels */
+    size_t n;             /* floats per vector */
+    pairwise_sum_t local; /* this rank's subtree */
+    float *incoming;      /* receive buffer for the cross-rank levels */
 } tree_sum_t;
 
 /* For up to `leaves` pushes per round. -1 when out of memory. */

@@ -300,7 +300,7 @@ typedef struct {
 static double linear_loss(void *p)
 {
     linear_ctx_t *c = p;
-    linear_forward(c->out, c->x, c->w, c->b, c->T, c->in, c->out_dim);
+    linear_forward(c->out, c->x, c->w, c->b, c->T, c->in, c->out_dim, NULL);
     return dot(c->out, c->r, (size_t)c->T * c->out_dim);
 }
 
@@ -317,8 +317,8 @@ static void test_linear(void **state)
     fill_normal(&r, c.r, (size_t)T * out, 0.0f, 1.0f);
     float *dx = fbuf((size_t)T * in), *dw = fbuf((size_t)out * in), *db = fbuf(out);
     for (int i = 0; i < T * in; i++) dx[i] = 123.0f; /* must be overwritten */
-    linear_forward(c.out, c.x, c.w, c.b, T, in, out);
-    linear_backward(dx, dw, db, c.r, c.x, c.w, T, in, out);
+    linear_forward(c.out, c.x, c.w, c.b, T, in, out, NULL);
+    linear_backward(dx, dw, db, c.r, c.x, c.w, T, in, out, NULL);
 
     objective_t o = {linear_loss, NULL, &c, 0};
     fd_check("linear dx", &o, c.x, dx, (size_t)T * in, 1e-2f, FD_BOUND, &r, FD_SAMPLES);
@@ -330,7 +330,7 @@ static void test_linear(void **state)
     memcpy(dw2, dw, sizeof(float) * out * in);
     memcpy(db2, db, sizeof(float) * out);
     for (int i = 0; i < T * in; i++) dx2[i] = -7.0f;
-    linear_backward(dx2, dw2, db2, c.r, c.x, c.w, T, in, out);
+    linear_backward(dx2, dw2, db2, c.r, c.x, c.w, T, in, out, NULL);
     for (int i = 0; i < out * in; i++) dw[i] *= 2.0f;
     for (int i = 0; i < out; i++) db[i] *= 2.0f;
     check_bound("linear dW accumulates (2 calls = 2x)", "max rel diff",
@@ -342,7 +342,7 @@ static void test_linear(void **state)
 
     /* No bias: the output is the biased one minus b; dinp/dbias NULL skip them. */
     float *nob = fbuf((size_t)T * out);
-    linear_forward(nob, c.x, c.w, NULL, T, in, out);
+    linear_forward(nob, c.x, c.w, NULL, T, in, out, NULL);
     double worst = 0.0;
     for (int t = 0; t < T; t++)
         for (int j = 0; j < out; j++) {
@@ -351,7 +351,7 @@ static void test_linear(void **state)
         }
     check_bound("linear without bias = with bias - b", "max abs diff", worst, 1e-5);
     float *dw3 = fbuf((size_t)out * in);
-    linear_backward(NULL, dw3, NULL, c.r, c.x, c.w, T, in, out);
+    linear_backward(NULL, dw3, NULL, c.r, c.x, c.w, T, in, out, NULL);
     for (int i = 0; i < out * in; i++) dw3[i] *= 2.0f;
     check_bound("linear dW with dinp = dbias = NULL", "max rel diff",
                 max_rel_diff(dw3, dw, (size_t)out * in), 1e-6);
@@ -390,7 +390,7 @@ static void test_layernorm(void **state)
     for (size_t i = 0; i < n; i++) dx[i] = pre_x;
     for (int i = 0; i < C; i++) dw[i] = pre_w, db[i] = pre_b;
     layernorm_forward(c.out, c.mean, c.rstd, c.x, c.w, c.b, T, C);
-    layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, T, C);
+    layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, T, C, NULL);
     for (size_t i = 0; i < n; i++) dx[i] -= pre_x;
     for (int i = 0; i < C; i++) dw[i] -= pre_w, db[i] -= pre_b;
 
@@ -609,7 +609,7 @@ static void test_vit_block(void **state)
     const int fan_in[BLOCK_TENSORS] = {0, 0, C, 0, C, 0, 0, 0, C, 0, hidden, 0};
     block_ctx_t c;
     memset(&c, 0, sizeof c);
-    c.d = (block_dims_t){S, T, C, heads, hidden};
+    c.d = (block_dims_t){S, T, C, heads, hidden, NULL};
     c.x = fbuf(R * C);
     c.r = fbuf(R * C);
     block_acts_t *a = &c.a;
@@ -666,7 +666,7 @@ typedef struct {
 static double mlp_loss(void *p)
 {
     mlp_ctx_t *c = p;
-    mlp_forward(&c->m, c->out, c->pre, c->post, c->x, c->R);
+    mlp_forward(&c->m, c->out, c->pre, c->post, c->x, c->R, NULL);
     return dot(c->out, c->r, (size_t)c->R * c->m.out);
 }
 
@@ -697,7 +697,7 @@ static void check_mlp(activation_t act, const char *name, rng_t *r)
     float *dx = fbuf((size_t)R * in), *dh = fbuf((size_t)R * hidden);
     for (int i = 0; i < R * in; i++) dx[i] = 5.0f; /* must be overwritten */
     mlp_loss(&c);
-    mlp_backward(&c.m, &g, dx, dh, c.r, c.x, c.pre, c.post, R);
+    mlp_backward(&c.m, &g, dx, dh, c.r, c.x, c.pre, c.post, R, NULL);
 
     objective_t o = {mlp_loss, mlp_kinks, &c, 0};
     const float eps = act == ACT_RELU ? 1e-3f : 1e-2f;
@@ -800,8 +800,8 @@ static void check_tokens(const token_layout_t *t, int which, const char *name, r
     case 1:
         for (size_t i = 0; i < xn; i++) dx[i] = 42.0f;     /* overwritten */
         for (int i = 0; i < D; i++) dx2[i] = pre;         /* accumulated */
-        if (which == 0) tokens_encoder_backward(dx, dx2, c.r, S, V, D);
-        else tokens_decoder_backward(dx, dx2, c.r, t->token_of, S, L, V, D);
+        if (which == 0) tokens_encoder_backward(dx, dx2, c.r, S, V, D, NULL);
+        else tokens_decoder_backward(dx, dx2, c.r, t->token_of, S, L, V, D, NULL);
         for (int i = 0; i < D; i++) dx2[i] -= pre;
         break;
     case 2:

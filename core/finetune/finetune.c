@@ -87,7 +87,7 @@ static void head_forward(finetune_t *ft, const float *images, int n)
 {
     const int D = ft->m->cfg.enc_dim;
     full_encoder_forward(ft->fe, images, n, ft->features);
-    linear_forward(ft->logits, ft->features, ft->head.w, ft->head.b, n, D, ft->classes);
+    linear_forward(ft->logits, ft->features, ft->head.w, ft->head.b, n, D, ft->classes, NULL);
 }
 
 static int argmax(const float *x, int n)
@@ -119,7 +119,7 @@ double finetune_grads(finetune_t *ft, const float *images, const int32_t *labels
     memset(m->grad_mem, 0, m->table.total * sizeof(float));
     memset(ft->head_grad_mem, 0, ft->head_table.total * sizeof(float));
     linear_backward(ft->dfeatures, ft->head_grads.w, ft->head_grads.b, ft->logits, ft->features,
-                    ft->head.w, n, D, K);
+                    ft->head.w, n, D, K, NULL);
     full_encoder_backward(ft->fe, ft->dfeatures, n);
     *correct = right;
     return loss / Bg;

@@ -123,21 +123,40 @@ VM_CLONES static void backward_params(float *dweight, float *dbias, const float 
     }
 }
 
-static void backward_thread(void *ctx, int th, int n)
+static void backward_rows_thread(void *ctx, int th, int n)
 {
     const ln_job_t *j = ctx;
     int lo, hi;
     par_range(j->T, 16, th, n, &lo, &hi);
     backward_rows(j->dinp, j->dout, j->inp, j->weight, j->mean, j->rstd, lo, hi, j->C);
+}
+
+static void backward_params_thread(void *ctx, int th, int n)
+{
+    const ln_job_t *j = ctx;
+    int lo, hi;
     par_range(j->C, 16, th, n, &lo, &hi);
     backward_params(j->dweight, j->dbias, j->dout, j->inp, j->mean, j->rstd, j->T, j->C, lo, hi);
 }
 
+static int threads_for(int T, int C) { return (size_t)T * C >= 32768 ? par_threads() : 1; }
+
+/* The parameters' share of rows [t0, t0 + T) (a micro_batches callback). */
+static void params_of_rows(void *ctx, int t0, int T, float *dweight, float *dbias)
+{
+    const ln_job_t *all = ctx;
+    const size_t C = (size_t)all->C;
+    ln_job_t j = {NULL, all->mean + t0, all->rstd + t0, NULL, dweight, dbias,
+                  all->inp + t0 * C, NULL, NULL, all->dout + t0 * C, T, all->C};
+    par_run(backward_params_thread, &j, threads_for(T, all->C));
+}
+
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
-                        const float *rstd, int T, int C)
+                        const float *rstd, int T, int C, micro_batches_t *mb)
 {
     ln_job_t j = {NULL, (float *)mean, (float *)rstd, dinp, dweight, dbias,
                   inp, weight, NULL, dout, T, C};
-    par_run(backward_thread, &j, (size_t)T * C >= 32768 ? par_threads() : 1);
+    par_run(backward_rows_thread, &j, threads_for(T, C));
+    micro_batches_grads(mb, T, dweight, (size_t)C, dbias, (size_t)C, params_of_rows, &j);
 }

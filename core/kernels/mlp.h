@@ -4,6 +4,7 @@
 #define MIMAE_KERNELS_MLP_H
 
 #include "core/kernels/activation.h"
+#include "core/kernels/micro_batches.h"
 
 typedef struct {
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
@@ -15,12 +16,15 @@ typedef struct {
     float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
 } mlp_grads_t;
 
-/* pre [R*hidden] (before the activation) and post [R*hidden] are kept. */
-void mlp_forward(const mlp_t *m, float *out, float *pre, float *post, const float *x, int R);
+/* pre [R*hidden] (before the activation) and post [R*hidden] are kept; the
+ * R rows hold the micro-batches mb (NULL: one). */
+void mlp_forward(const mlp_t *m, float *out, float *pre, float *post, const float *x, int R,
+                 const micro_batches_t *mb);
 
-/* dhidden [R*hidden] is scratch; dx is overwritten (NULL: not needed). */
+/* dhidden [R*hidden] is scratch; dx is overwritten (NULL: not needed); the
+ * parameter gradients accumulate summed over the micro-batches mb hold (linear.h). */
 void mlp_backward(const mlp_t *m, mlp_grads_t *g, float *dx, float *dhidden,
                   const float *dout, const float *x, const float *pre, const float *post,
-                  int R);
+                  int R, micro_batches_t *mb);
 
 #endif

@@ -100,7 +100,7 @@ void mimae_forward(mimae_model_t *m, const float *images)
     tokens_pool_forward(a->z, a->enc.h, S, V, D, c->pool);
     if (c->proj_hidden > 0) {
         mlp_t proj = projector_mlp(m);
-        mlp_forward(&proj, a->g, a->proj_pre, a->proj_post, a->z, S);
+        mlp_forward(&proj, a->g, a->proj_pre, a->proj_post, a->z, S, a->micro_batches);
     } else {
         memcpy(a->g, a->z, (size_t)S * D * sizeof(float));
     }
@@ -108,11 +108,11 @@ void mimae_forward(mimae_model_t *m, const float *images)
 
     /* Q: a Gaussian over z given each mask's visible pixels */
     const q_params_t *q = &m->q;
-    linear_forward(a->qe, a->vis_pix, q->embed_w, q->embed_b, S * V, P, H);
+    linear_forward(a->qe, a->vis_pix, q->embed_w, q->embed_b, S * V, P, H, a->micro_batches);
     tokens_summary_forward(a->qs, a->qe, a->pos_q, m->vis_patch, S, V, H);
     mlp_t mu_head = q_head_mlp(m, 0), lv_head = q_head_mlp(m, 1);
-    mlp_forward(&mu_head, a->mu, a->mu_pre, a->mu_post, a->qs, S);
-    mlp_forward(&lv_head, a->lv, a->lv_pre, a->lv_post, a->qs, S);
+    mlp_forward(&mu_head, a->mu, a->mu_pre, a->mu_post, a->qs, S, a->micro_batches);
+    mlp_forward(&lv_head, a->lv, a->lv_pre, a->lv_post, a->qs, S, a->micro_batches);
     for (size_t i = 0; i < (size_t)S * D; i++) a->lv[i] = tanhf(a->lv[i]);
     profile_stop(PROFILE_HEADS, t0);
 }
@@ -146,10 +146,10 @@ void mimae_mi_losses(const mimae_config_t *c, const mimae_dims_t *d, const float
 }
 
 void mimae_batch_mi_losses(mimae_model_t *m, const float *cand_u, const float *cand_z,
-                           const float *mu, const float *logvar, int Bg, int offset,
+                           const float *mu, const float *logvar, int Bg, int offset, int B,
                            float *dcand_u, float *dcand_z, mimae_losses_t *out)
 {
-    mimae_mi_losses(&m->cfg, &m->dims, cand_u, cand_z, mu, logvar, Bg, offset, m->batch, dcand_u,
+    mimae_mi_losses(&m->cfg, &m->dims, cand_u, cand_z, mu, logvar, Bg, offset, B, dcand_u,
                     dcand_z, m->acts.mi_scratch, out);
 }
 
@@ -162,8 +162,8 @@ void mimae_losses(mimae_model_t *m, const float *cand_u, const float *cand_z, in
                   int offset, float *dcand_u, float *dcand_z, mimae_losses_t *out)
 {
     mimae_local_losses(m, Bg, out);
-    mimae_batch_mi_losses(m, cand_u, cand_z, m->acts.mu, m->acts.lv, Bg, offset, dcand_u,
-                          dcand_z, out);
+    mimae_batch_mi_losses(m, cand_u, cand_z, m->acts.mu, m->acts.lv, Bg, offset, m->batch,
+                          dcand_u, dcand_z, out);
     mimae_losses_total(&m->cfg, out);
 }
 
@@ -178,12 +178,14 @@ static void q_backward(mimae_model_t *m)
     mlp_t mu_head = q_head_mlp(m, 0), lv_head = q_head_mlp(m, 1);
     mlp_grads_t mu_g = {g->mu_fc1_w, g->mu_fc1_b, g->mu_fc2_w, g->mu_fc2_b};
     mlp_grads_t lv_g = {g->lv_fc1_w, g->lv_fc1_b, g->lv_fc2_w, g->lv_fc2_b};
-    mlp_backward(&mu_head, &mu_g, a->dqs, a->dq_hidden, a->dmu, a->qs, a->mu_pre, a->mu_post, S);
+    mlp_backward(&mu_head, &mu_g, a->dqs, a->dq_hidden, a->dmu, a->qs, a->mu_pre, a->mu_post, S,
+                 a->micro_batches);
     mlp_backward(&lv_head, &lv_g, a->dqs_lv, a->dq_hidden, a->dlv, a->qs, a->lv_pre,
-                 a->lv_post, S);
+                 a->lv_post, S, a->micro_batches);
     for (size_t i = 0; i < (size_t)S * H; i++) a->dqs[i] += a->dqs_lv[i];
     tokens_summary_backward(a->dqe, a->dqs, S, V, H);
-    linear_backward(NULL, g->embed_w, g->embed_b, a->dqe, a->vis_pix, m->q.embed_w, S * V, P, H);
+    linear_backward(NULL, g->embed_w, g->embed_b, a->dqe, a->vis_pix, m->q.embed_w, S * V, P, H,
+                    a->micro_batches);
 }
 
 void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
@@ -210,7 +212,8 @@ void mimae_backward(mimae_model_t *m, const float *du, const float *dz)
     if (c->proj_hidden > 0) {
         mlp_t proj = projector_mlp(m);
         mlp_grads_t pg = {g->proj_fc1_w, g->proj_fc1_b, g->proj_fc2_w, g->proj_fc2_b};
-        mlp_backward(&proj, &pg, tmp, a->dproj_hidden, a->dg, a->z, a->proj_pre, a->proj_post, S);
+        mlp_backward(&proj, &pg, tmp, a->dproj_hidden, a->dg, a->z, a->proj_pre, a->proj_post, S,
+                     a->micro_batches);
         static const char *const projector[] = {"projector."};
         grads_ready_report(&m->ready, projector, 1);
     } else {

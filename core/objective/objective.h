@@ -46,11 +46,11 @@ void mimae_mi_losses(const mimae_config_t *cfg, const mimae_dims_t *dims, const 
                      int offset, int B, float *dcand_u, float *dcand_z, float *scratch,
                      mimae_losses_t *out);
 
-/* mimae_mi_losses for this model's micro-batch of m->batch images (their
- * own mu and logvar from the last forward are given explicitly, as a step
- * may have saved them), with the model's scratch. */
+/* mimae_mi_losses for B <= m->batch of this model's images (their own mu
+ * and logvar from the last forward are given explicitly, as a step may
+ * have saved them), with the model's scratch. */
 void mimae_batch_mi_losses(mimae_model_t *m, const float *cand_u, const float *cand_z,
-                           const float *mu, const float *logvar, int Bg, int offset,
+                           const float *mu, const float *logvar, int Bg, int offset, int B,
                            float *dcand_u, float *dcand_z, mimae_losses_t *out);
 
 /* out->total from the terms and the weights. */

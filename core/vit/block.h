@@ -4,10 +4,12 @@
 #define MIMAE_VIT_BLOCK_H
 
 #include "core/kernels/arena.h"
+#include "core/kernels/micro_batches.h"
 #include "core/vit/params.h"
 
 typedef struct {
     int S, T, C, heads, hidden;
+    micro_batches_t *micro_batches; /* what the S sequences hold (NULL: one micro-batch) */
 } block_dims_t;
 
 /* What the forward keeps for the backward; sizes in brackets (R = S*T). */
@@ -36,7 +38,7 @@ void vit_block_forward(block_acts_t *a, const block_params_t *p, const float *x,
                        const block_dims_t *d);
 
 /* On entry dx holds d(out); on return it holds d(x). Parameter gradients
- * accumulate into g. */
+ * accumulate into g, per micro-batch of d->micro_batches. */
 void vit_block_backward(float *dx, block_params_t *g, const block_params_t *p,
                         const block_acts_t *a, const float *x, block_scratch_t *s,
                         const block_dims_t *d);

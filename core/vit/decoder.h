@@ -16,6 +16,7 @@
 
 typedef struct {
     int S;                         /* sequences */
+    micro_batches_t *micro_batches; /* what they hold (NULL: one micro-batch) */
     float *y;                      /* (S*Te, Dd) embedded latents */
     float *x0;                     /* (S*Td, Dd) block input */
     block_acts_t *blocks;          /* dec_depth blocks (array owned by the creator) */

@@ -10,7 +10,8 @@
 
 static block_dims_t encoder_block_dims(const mimae_config_t *c, const encoder_acts_t *a)
 {
-    return (block_dims_t){a->S, a->V + 1, c->enc_dim, c->enc_heads, c->mlp_ratio * c->enc_dim};
+    return (block_dims_t){a->S, a->V + 1, c->enc_dim, c->enc_heads, c->mlp_ratio * c->enc_dim,
+                          a->micro_batches};
 }
 
 void encoder_acts_layout(arena_t *ar, encoder_acts_t *a, const mimae_config_t *c, int S, int V)
@@ -37,7 +38,8 @@ void encoder_forward(const vit_view_t *e, encoder_acts_t *a, const float *patch_
     const mimae_config_t *c = e->cfg;
     const model_params_t *p = e->params;
     const int S = a->S, V = a->V, D = c->enc_dim;
-    PROFILED(PROFILE_EMBED, linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, patch_floats(c), D));
+    PROFILED(PROFILE_EMBED, linear_forward(a->emb, patch_vecs, p->patch_w, p->patch_b, S * V, patch_floats(c), D,
+                                           a->micro_batches));
     PROFILED(PROFILE_TOKENS, tokens_encoder_forward(a->x0, a->emb, p->cls_token, e->pos, positions, S, V, D));
     const block_dims_t bd = encoder_block_dims(c, a);
     const float *x = a->x0;
@@ -58,7 +60,7 @@ void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
     const size_t R = (size_t)S * (V + 1);
     memset(a->dres, 0, R * D * sizeof(float));
     PROFILED(PROFILE_LAYERNORM, layernorm_backward(a->dres, g->norm_w, g->norm_b, dh, a->blocks[depth - 1].out, p->norm_w,
-                       a->h_mean, a->h_rstd, (int)R, D));
+                       a->h_mean, a->h_rstd, (int)R, D, a->micro_batches));
     static const char *const final_norm[] = {"norm."};
     grads_ready_report(e->ready, final_norm, 1);
     const block_dims_t bd = encoder_block_dims(c, a);
@@ -70,9 +72,10 @@ void encoder_backward(const vit_view_t *e, encoder_acts_t *a, const float *dh,
         const char *const names[] = {block};
         grads_ready_report(e->ready, names, 1);
     }
-    PROFILED(PROFILE_TOKENS, tokens_encoder_backward(a->demb, g->cls_token, a->dres, S, V, D));
+    PROFILED(PROFILE_TOKENS, tokens_encoder_backward(a->demb, g->cls_token, a->dres, S, V, D,
+                                                     a->micro_batches));
     PROFILED(PROFILE_EMBED, linear_backward(NULL, g->patch_w, g->patch_b, a->demb, patch_vecs, p->patch_w, S * V,
-                    patch_floats(c), D));
+                    patch_floats(c), D, a->micro_batches));
     static const char *const embedding[] = {"patch_embed.", "cls_token"};
     grads_ready_report(e->ready, embedding, 2);
 }

@@ -17,6 +17,7 @@
 /* The encoder's tensors for S sequences of V patch tokens (+ cls). */
 typedef struct {
     int S, V;                   /* sequences, patch tokens per sequence */
+    micro_batches_t *micro_batches; /* what the S sequences hold (NULL: one micro-batch) */
     float *emb;                 /* (S*V, D) embedded patches */
     float *x0;                  /* (S*(V+1), D) block input */
     block_acts_t *blocks;       /* enc_depth blocks (array owned by the creator) */

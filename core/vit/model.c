@@ -8,13 +8,6 @@
 #include "core/vit/init.h"
 #include "core/vit/posembed.h"
 
-/* One micro-batch's activations and masks. */
-struct activation_set {
-    activations_t acts;
-    float *mem;
-    int *ints; /* perm, vis_patch, token_of */
-};
-
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Lays out a's tensors in base (NULL: only counts); returns the floats. */
@@ -84,50 +77,42 @@ static size_t mask_ints(const mimae_model_t *m)
     return B * m->dims.L + S * m->dims.V + S * m->dims.L;
 }
 
-/* Allocates and lays out one activation set (set 0 also sizes the sets:
- * m->act_floats); its position tables are set 0's (pos_from: NULL for set 0,
- * which computes them). */
-static int activation_set_init(mimae_model_t *m, struct activation_set *set,
-                               const activations_t *pos_from)
+/* Allocates and lays out the activations and masks of m->batch images, and
+ * computes the position tables in them. */
+static int activations_init(mimae_model_t *m)
 {
     const mimae_config_t *c = &m->cfg;
-    activations_t *a = &set->acts;
+    activations_t *a = &m->acts;
     a->enc.blocks = calloc((size_t)c->enc_depth, sizeof *a->enc.blocks);
     a->dec.blocks = calloc((size_t)c->dec_depth, sizeof *a->dec.blocks);
     if (!a->enc.blocks || !a->dec.blocks) return -1;
-    if (!pos_from) m->act_floats = activations_layout(m, a, NULL);
-    set->mem = block_alloc(m->act_floats);
-    set->ints = calloc(mask_ints(m), sizeof(int));
-    if (!set->mem || !set->ints) return -1;
-    activations_layout(m, a, set->mem);
+    m->act_floats = activations_layout(m, a, NULL);
+    m->act_mem = block_alloc(m->act_floats);
+    m->int_mem = calloc(mask_ints(m), sizeof(int));
+    if (!m->act_mem || !m->int_mem) return -1;
+    activations_layout(m, a, m->act_mem);
+    /* the encoder's, the decoder's and the heads' rows all hold the same micro-batches */
+    a->micro_batches = m->micro_batches.count > 1 ? &m->micro_batches : NULL;
+    a->enc.micro_batches = a->dec.micro_batches = a->micro_batches;
+    const size_t B = (size_t)m->batch, S = B * c->num_masks;
+    m->perm = m->int_mem;
+    m->vis_patch = m->perm + B * m->dims.L;
+    m->token_of = m->vis_patch + S * m->dims.V;
     const mimae_dims_t *d = &m->dims;
-    if (pos_from) {
-        a->pos_enc = pos_from->pos_enc, a->pos_dec = pos_from->pos_dec, a->pos_q = pos_from->pos_q;
-    } else {
-        posembed_2d_sincos(a->pos_enc, c->enc_dim, d->grid_h, d->grid_w, 1);
-        posembed_2d_sincos(a->pos_dec, c->dec_dim, d->grid_h, d->grid_w, 1);
-        posembed_2d_sincos(a->pos_q, c->q_hidden, d->grid_h, d->grid_w, 0);
-    }
+    posembed_2d_sincos(a->pos_enc, c->enc_dim, d->grid_h, d->grid_w, 1);
+    posembed_2d_sincos(a->pos_dec, c->dec_dim, d->grid_h, d->grid_w, 1);
+    posembed_2d_sincos(a->pos_q, c->q_hidden, d->grid_h, d->grid_w, 0);
     return 0;
 }
 
-static void activation_set_free(struct activation_set *set)
+static void activations_free(mimae_model_t *m)
 {
-    free(set->acts.enc.blocks);
-    free(set->acts.dec.blocks);
-    free(set->mem);
-    free(set->ints);
-}
-
-void mimae_model_use_activation_set(mimae_model_t *m, int j)
-{
-    const size_t B = (size_t)m->batch, S = B * m->cfg.num_masks;
-    struct activation_set *set = &m->sets[j];
-    m->acts = set->acts;
-    m->perm = set->ints;
-    m->vis_patch = m->perm + B * m->dims.L;
-    m->token_of = m->vis_patch + S * m->dims.V;
-    m->current_set = j;
+    free(m->acts.enc.blocks);
+    free(m->acts.dec.blocks);
+    free(m->act_mem);
+    free(m->int_mem);
+    memset(&m->acts, 0, sizeof m->acts);
+    m->act_mem = NULL, m->int_mem = NULL;
 }
 
 size_t mimae_model_state_bytes(const mimae_model_t *m)
@@ -135,30 +120,83 @@ size_t mimae_model_state_bytes(const mimae_model_t *m)
     return 4 * (m->table.total + m->q_table.total) * sizeof(float);
 }
 
-size_t mimae_model_activation_set_bytes(const mimae_model_t *m)
+size_t mimae_model_activation_bytes(const mimae_model_t *m)
 {
     return m->act_floats * sizeof(float) + mask_ints(m) * sizeof(int);
 }
 
-int mimae_model_reserve_activation_sets(mimae_model_t *m, int sets, char *err, size_t errlen)
+/* The most floats one parameter-gradient reduction takes: the largest
+ * tensor with its bias, bounded by twice the largest tensor. */
+static size_t largest_reduction(const mimae_model_t *m)
 {
-    if (sets <= m->set_count) return 0;
-    struct activation_set *grown = realloc(m->sets, (size_t)sets * sizeof *grown);
-    if (!grown) return snprintf(err, errlen, "out of memory for %d activation sets", sets), -1;
-    m->sets = grown;
-    while (m->set_count < sets) {
-        struct activation_set *set = &m->sets[m->set_count];
-        memset(set, 0, sizeof *set);
-        if (activation_set_init(m, set, &m->sets[0].acts)) {
-            activation_set_free(set);
-            return snprintf(err, errlen, "out of memory keeping the activations of %d "
-                            "micro-batches (%.1f GiB each): set train.memory_budget_gb or "
-                            "lower train.micro_batch", sets,
-                            (double)mimae_model_activation_set_bytes(m) / (1u << 30)), -1;
-        }
-        m->set_count++;
+    size_t most = 0;
+    for (int i = 0; i < m->table.count; i++)
+        if (m->table.info[i].count > most) most = m->table.info[i].count;
+    for (int i = 0; i < m->q_table.count; i++)
+        if (m->q_table.info[i].count > most) most = m->q_table.info[i].count;
+    return 2 * most;
+}
+
+/* The product shapes of a forward and backward (d input) of one
+ * micro-batch of B images, into shapes (room for MICRO_BATCHES_MAX_SHAPES); returns the count. */
+static int product_shapes(const mimae_model_t *m, int B, product_shape_t *shapes)
+{
+    const mimae_config_t *c = &m->cfg;
+    const mimae_dims_t *d = &m->dims;
+    const int S = B * c->num_masks, D = c->enc_dim, Dd = c->dec_dim, H = c->q_hidden;
+    const int V = d->V, P = d->P, Te = d->enc_tokens, Td = d->dec_tokens;
+    int n = 0;
+    /* y = x W^T (N out, K in) and dx = dy W (N in, K out), for each linear layer */
+#define LINEAR(rows, in, out)                                                                  \
+    do {                                                                                       \
+        shapes[n++] = (product_shape_t){(rows), (out), (in), CblasTrans};                      \
+        shapes[n++] = (product_shape_t){(rows), (in), (out), CblasNoTrans};                    \
+    } while (0)
+    LINEAR(S * V, P, D);                          /* patch embedding (its dx is not formed) */
+    LINEAR(S * Te, D, 3 * D);                     /* encoder blocks */
+    LINEAR(S * Te, D, D);
+    LINEAR(S * Te, D, c->mlp_ratio * D);
+    LINEAR(S * Te, c->mlp_ratio * D, D);
+    LINEAR(S * Te, D, Dd);                        /* decoder embedding */
+    LINEAR(S * Td, Dd, 3 * Dd);                   /* decoder blocks */
+    LINEAR(S * Td, Dd, Dd);
+    LINEAR(S * Td, Dd, c->mlp_ratio * Dd);
+    LINEAR(S * Td, c->mlp_ratio * Dd, Dd);
+    LINEAR(S * Td, Dd, P);                        /* decoder prediction */
+    if (c->proj_hidden > 0) {                     /* projector */
+        LINEAR(S, D, c->proj_hidden);
+        LINEAR(S, c->proj_hidden, d->proj_dim);
     }
+    LINEAR(S * V, P, H);                          /* Q's embedding and heads */
+    LINEAR(S, H, H);
+    LINEAR(S, H, D);
+#undef LINEAR
+    return n;
+}
+
+int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *err,
+                                   size_t errlen)
+{
+    if (micro_batches <= 1) return 0;
+    const int micro_batch = m->batch;
+    activations_free(m);
+    micro_batches_free(&m->micro_batches);
+    m->batch = micro_batch * micro_batches;
+    product_shape_t shapes[MICRO_BATCHES_MAX_SHAPES];
+    const int n_shapes = product_shapes(m, micro_batch, shapes);
+    if (micro_batches_init(&m->micro_batches, micro_batches, largest_reduction(m)) ||
+        activations_init(m) || micro_batches_probe(&m->micro_batches, shapes, n_shapes))
+        return snprintf(err, errlen, "out of memory keeping the activations of %d "
+                        "micro-batches of %d images (%.1f GiB): set train.memory_budget_gb or "
+                        "lower train.micro_batch", micro_batches, micro_batch,
+                        (double)mimae_model_activation_bytes(m) / (1u << 30)), -1;
     return 0;
+}
+
+int mimae_model_whole_products(const mimae_model_t *m, int *shapes)
+{
+    *shapes = m->micro_batches.n_probed;
+    return m->micro_batches.n_whole;
 }
 
 mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t seed,
@@ -198,13 +236,7 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
     param_table_bind(&m->q_table, m->q_param_mem);
     param_table_bind(&m->q_grad_table, m->q_grad_mem);
 
-    m->sets = calloc(1, sizeof *m->sets);
-    if (!m->sets) goto oom;
-    m->set_count = 1;
-    if (activation_set_init(m, &m->sets[0], NULL)) goto oom;
-    m->act_mem = m->sets[0].mem;
-    m->int_mem = m->sets[0].ints;
-    mimae_model_use_activation_set(m, 0);
+    if (activations_init(m)) goto oom;
     mimae_listen_grads(m, NULL, NULL);
     params_init_mae(&m->table, m->param_mem, seed);
     /* Q's stream differs from the model's: same tensor numbers, other seed. */
@@ -227,8 +259,8 @@ void mimae_model_free(mimae_model_t *m)
     free(m->q_param_mem);
     free(m->q_m_mem);
     free(m->q_v_mem);
-    for (int i = 0; i < m->set_count; i++) activation_set_free(&m->sets[i]);
-    free(m->sets);
+    activations_free(m);
+    micro_batches_free(&m->micro_batches);
     param_table_free(&m->table);
     param_table_free(&m->grad_table);
     param_table_free(&m->q_table);

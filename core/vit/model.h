@@ -1,9 +1,10 @@
 /* The MI-MAE model of one process: parameters, gradients and AdamW moments of
  * the encoder/decoder/projector and of Q, and every activation of a
- * micro-batch, each in one block sized once from the config (llm.c manner).
- * Nothing here allocates after mimae_model_create.
+ * forward (one or several micro-batches), each in one block sized once from the
+ * config (llm.c manner). Nothing here allocates after mimae_model_create and
+ * mimae_model_hold_micro_batches.
  *
- * Shapes: B images per micro-batch, N masks, S = B*N sequences (s = b*N + k),
+ * Shapes: B images per forward, N masks, S = B*N sequences (s = b*N + k),
  * V visible patches, Te = V+1 encoder tokens, L patches, Td = L+1 decoder
  * tokens, P pixels per patch, D/Dd encoder/decoder width, E feature width. */
 #ifndef MIMAE_VIT_MODEL_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/config/config.h"
+#include "core/kernels/micro_batches.h"
 #include "core/vit/block.h"
 #include "core/vit/decoder.h"
 #include "core/vit/encoder.h"
@@ -43,6 +45,7 @@ typedef struct {
     float *du, *dg, *dz, *dproj_hidden;
     float *dmu, *dlv, *dq_hidden, *dqs, *dqs_lv, *dqe;
     block_scratch_t scratch;    /* sized for the wider of encoder and decoder */
+    micro_batches_t *micro_batches; /* what the rows hold (NULL: one micro-batch) */
     float *mi_scratch;          /* InfoNCE logits (B, global_batch), mask uniforms (L) */
     /* fixed tables */
     float *pos_enc, *pos_dec, *pos_q;
@@ -51,7 +54,7 @@ typedef struct {
 typedef struct {
     mimae_config_t cfg;
     mimae_dims_t dims;
-    int batch;                  /* B: images per micro-batch on this process */
+    int batch;                  /* B: images per forward on this process */
     /* encoder, decoder, projector */
     param_table_t table, grad_table;
     model_params_t params, grads;
@@ -63,14 +66,13 @@ typedef struct {
                                    table.total: all gradients form one vector */
     float *own_grad_mem;        /* the model's gradient block; grad_mem is it unless a
                                    step lends another (mimae_model_use_gradient_block) */
-    /* activations of the current micro-batch: one of the activation sets */
+    /* activations of the B images of a forward and backward */
     activations_t acts;
-    float *act_mem;             /* set 0's block */
-    size_t act_floats;          /* floats of one set's block */
+    float *act_mem;             /* their block */
+    size_t act_floats;          /* floats of act_mem */
     int *perm, *vis_patch, *token_of; /* (B, L), (S, V), (S, L) */
-    int *int_mem;               /* set 0's masks */
-    struct activation_set *sets; /* set_count sets; acts and the masks are sets[current]'s */
-    int set_count, current_set;
+    int *int_mem;               /* the masks' block */
+    micro_batches_t micro_batches; /* what the B images hold (count 0 or 1: one) */
     long step;                  /* optimiser updates done */
     grads_ready_t ready, q_ready; /* where the backward reports finished gradients */
 } mimae_model_t;
@@ -81,22 +83,27 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
                                   char *err, size_t errlen);
 void mimae_model_free(mimae_model_t *m);
 
-/* Activation sets: a model holds the activations of one micro-batch; a
- * step over several micro-batches per process can keep each one's (forward
- * all, then backward each) instead of recomputing the forward. Sets are
- * allocated here, never in a step; `sets` counts set 0. 0, or -1 (out of
- * memory, with the bytes asked for in err). */
-int mimae_model_reserve_activation_sets(mimae_model_t *m, int sets, char *err, size_t errlen);
+/* Makes a model created for micro-batches of B images hold k of them at
+ * once: its activations are regrown for k*B images (m->batch becomes k*B),
+ * and its backward forms every parameter gradient per micro-batch and sums
+ * them in the deterministic tree (core/kernels/micro_batches.h), so one
+ * forward and one backward over the k*B images give bitwise what k
+ * micro-batches summed by dist/tree_sum give. k must be a power of two.
+ * Allocates; never call it in a step. 0, or -1 (out of memory, with the
+ * bytes in err; the model then has no activations and must be freed). */
+int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *err,
+                                   size_t errlen);
+
+/* How many of the model's product shapes (*shapes of them, 0 with one
+ * micro-batch) run once over all its rows rather than once per micro-batch
+ * (this BLAS gave other bits run whole: micro_batches.h). */
+int mimae_model_whole_products(const mimae_model_t *m, int *shapes);
 
 /* Bytes of the parameters, gradients and AdamW moments (model and Q). */
 size_t mimae_model_state_bytes(const mimae_model_t *m);
 
-/* Bytes of one activation set (what each further set costs). */
-size_t mimae_model_activation_set_bytes(const mimae_model_t *m);
-
-/* Makes set j (0 <= j < set_count) the one the forward, losses and backward
- * use. */
-void mimae_model_use_activation_set(mimae_model_t *m, int j);
+/* Bytes of the activations and masks of the model's m->batch images. */
+size_t mimae_model_activation_bytes(const mimae_model_t *m);
 
 /* Points the gradient vector (model then Q) at block (grad_floats of
  * mimae_step_shape), or back at the model's own with NULL: a step that sums

@@ -39,14 +39,29 @@ void tokens_encoder_forward(float *x0, const float *emb, const float *cls, const
     }
 }
 
-void tokens_encoder_backward(float *demb, float *dcls, const float *dx0, int S, int V, int D)
+typedef struct {
+    const float *dx; /* token gradients (S*T, D) */
+    const int *token_of;
+    int T, L, D;
+} token_grads_t;
+
+/* dcls += the cls rows' gradients of sequences [s0, s0 + S). */
+static void cls_grads(void *ctx, int s0, int S, float *dcls, float *unused)
+{
+    (void)unused;
+    const token_grads_t *t = ctx;
+    for (int s = s0; s < s0 + S; s++) row_add(dcls, t->dx + (size_t)s * t->T * t->D, t->D);
+}
+
+void tokens_encoder_backward(float *demb, float *dcls, const float *dx0, int S, int V, int D,
+                             micro_batches_t *mb)
 {
     const int T = V + 1;
-    for (int s = 0; s < S; s++) {
-        const float *seq = dx0 + (size_t)s * T * D;
-        row_add(dcls, seq, D);
-        memcpy(demb + (size_t)s * V * D, seq + D, (size_t)V * D * sizeof(float));
-    }
+    for (int s = 0; s < S; s++)
+        memcpy(demb + (size_t)s * V * D, dx0 + ((size_t)s * T + 1) * D,
+               (size_t)V * D * sizeof(float));
+    token_grads_t t = {dx0, NULL, T, 0, D};
+    micro_batches_grads(mb, S, dcls, (size_t)D, NULL, 0, cls_grads, &t);
 }
 
 void tokens_decoder_forward(float *xd, const float *y, const float *mask_token,
@@ -65,8 +80,22 @@ void tokens_decoder_forward(float *xd, const float *y, const float *mask_token,
     }
 }
 
+/* dmask_token += the masked positions' gradients of sequences [s0, s0 + S). */
+static void mask_token_grads(void *ctx, int s0, int S, float *dmask_token, float *unused)
+{
+    (void)unused;
+    const token_grads_t *t = ctx;
+    for (int s = s0; s < s0 + S; s++) {
+        const float *seq = t->dx + (size_t)s * t->T * t->D;
+        for (int l = 0; l < t->L; l++)
+            if (t->token_of[(size_t)s * t->L + l] < 0)
+                row_add(dmask_token, seq + (size_t)(1 + l) * t->D, t->D);
+    }
+}
+
 void tokens_decoder_backward(float *dy, float *dmask_token, const float *dxd,
-                             const int *token_of, int S, int L, int V, int Dd)
+                             const int *token_of, int S, int L, int V, int Dd,
+                             micro_batches_t *mb)
 {
     const int Te = V + 1, Td = L + 1;
     for (int s = 0; s < S; s++) {
@@ -75,13 +104,13 @@ void tokens_decoder_backward(float *dy, float *dmask_token, const float *dxd,
         memcpy(dys, seq, (size_t)Dd * sizeof(float));
         for (int l = 0; l < L; l++) {
             int i = token_of[(size_t)s * L + l];
-            const float *g = seq + (size_t)(1 + l) * Dd;
             if (i >= 0)
-                memcpy(dys + (size_t)(1 + i) * Dd, g, (size_t)Dd * sizeof(float));
-            else
-                row_add(dmask_token, g, Dd);
+                memcpy(dys + (size_t)(1 + i) * Dd, seq + (size_t)(1 + l) * Dd,
+                       (size_t)Dd * sizeof(float));
         }
     }
+    token_grads_t t = {dxd, token_of, Td, L, Dd};
+    micro_batches_grads(mb, S, dmask_token, (size_t)Dd, NULL, 0, mask_token_grads, &t);
 }
 
 void tokens_pool_forward(float *z, const float *h, int S, int V, int D, int pool)
