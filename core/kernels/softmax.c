@@ -5,15 +5,13 @@
 
 #include "core/kernels/vecmath.h"
 
-/* The exponentials vectorise (vm_exp); sums run in index order. */
+/* The exponentials vectorise (vm_exp), and so does the sum (vm_sum). */
 VM_CLONES_FMA static void softmax_row(float *row, int n)
 {
     float maxv = row[0];
     for (int i = 1; i < n; i++) maxv = row[i] > maxv ? row[i] : maxv;
     for (int i = 0; i < n; i++) row[i] = vm_exp(row[i] - maxv);
-    float sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += row[i];
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / vm_sum(row, n);
     for (int i = 0; i < n; i++) row[i] *= inv;
 }
 
@@ -22,17 +20,17 @@ void softmax_rows(float *x, int rows, int n, int ld)
     for (int r = 0; r < rows; r++) softmax_row(x + (size_t)r * ld, n);
 }
 
+VM_CLONES static void softmax_row_backward(float *dl, const float *p, const float *dp, int n)
+{
+    const float dot = vm_dot(p, dp, n);
+    for (int i = 0; i < n; i++) dl[i] = p[i] * (dp[i] - dot);
+}
+
 void softmax_rows_backward(float *dlogits, const float *p, const float *dp, int rows, int n,
                            int ld)
 {
-    for (int r = 0; r < rows; r++) {
-        const float *pr = p + (size_t)r * ld;
-        const float *dpr = dp + (size_t)r * ld;
-        float *dl = dlogits + (size_t)r * ld;
-        float dot = 0.0f;
-        for (int i = 0; i < n; i++) dot += pr[i] * dpr[i];
-        for (int i = 0; i < n; i++) dl[i] = pr[i] * (dpr[i] - dot);
-    }
+    for (int r = 0; r < rows; r++)
+        softmax_row_backward(dlogits + (size_t)r * ld, p + (size_t)r * ld, dp + (size_t)r * ld, n);
 }
 
 double logsumexp_row(const float *x, int n)

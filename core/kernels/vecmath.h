@@ -5,7 +5,8 @@
  * VM_CLONES the code has no fused multiply-adds (ISO C mode contracts
  * nothing) and no reassociation, so each version gives bit-identical
  * results; VM_CLONES_FMA trades that for speed. Nothing reassociates sums:
- * results never depend on vector width or thread count. */
+ * results never depend on vector width or thread count (vm_sum and vm_dot
+ * fix their order themselves). */
 #ifndef MIMAE_KERNELS_VECMATH_H
 #define MIMAE_KERNELS_VECMATH_H
 
@@ -53,6 +54,39 @@ static inline float vm_exp_inrange(float x)
 }
 
 /* e^x, the argument clamped to [-87, 88] (written as max/min selects). */
+/* Sums in 8 interleaved lanes, added in a fixed tree, then the tail in
+ * order: 8 independent chains (a sum in index order waits on each add) that
+ * vectorise, with the same bits at any vector width. */
+#define VM_LANES 8
+
+static inline float vm_tree8(const float *a)
+{
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static inline float vm_sum(const float *x, int n)
+{
+    float acc[VM_LANES] = {0};
+    const int nv = n / VM_LANES * VM_LANES;
+    for (int i = 0; i < nv; i += VM_LANES)
+        for (int l = 0; l < VM_LANES; l++) acc[l] += x[i + l];
+    float s = vm_tree8(acc);
+    for (int i = nv; i < n; i++) s += x[i];
+    return s;
+}
+
+/* sum of a[i] * b[i] in vm_sum's order. */
+static inline float vm_dot(const float *a, const float *b, int n)
+{
+    float acc[VM_LANES] = {0};
+    const int nv = n / VM_LANES * VM_LANES;
+    for (int i = 0; i < nv; i += VM_LANES)
+        for (int l = 0; l < VM_LANES; l++) acc[l] += a[i + l] * b[i + l];
+    float s = vm_tree8(acc);
+    for (int i = nv; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
 static inline float vm_exp(float x)
 {
     x = x > -87.0f ? x : -87.0f;
