@@ -183,15 +183,17 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
 {
     mimae_model_t *m = r->model;
     const dataset_info_t *info = reader_info(r->reader);
-    const int K = r->run->recon_samples < r->plan.micro_batch ? r->run->recon_samples : r->plan.micro_batch;
+    /* one forward of the images the model holds (a micro-batch, or all the rank's) */
+    const int B = m->batch;
+    const int K = r->run->recon_samples < B ? r->run->recon_samples : B;
     if (K <= 0) return 0;
-    int64_t idx[r->plan.micro_batch];
-    for (int i = 0; i < r->plan.micro_batch; i++) idx[i] = i % r->n_images;
+    int64_t idx[B];
+    for (int i = 0; i < B; i++) idx[i] = i % r->n_images;
     const uint8_t *raw;
-    if (reader_start(r->reader, idx, r->plan.micro_batch, err, errlen) ||
+    if (reader_start(r->reader, idx, B, err, errlen) ||
         reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
         return -1;
-    for (int i = 0; i < r->plan.micro_batch; i++)
+    for (int i = 0; i < B; i++)
         augment_normalise(raw + (size_t)i * r->image_floats, info->h, info->w, info->c, r->mean,
                           r->std, r->images + (size_t)i * r->image_floats);
     mimae_sample_masks(m, (uint64_t)r->state.seed, 0, (const uint64_t *)idx);
