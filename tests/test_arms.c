@@ -310,6 +310,12 @@ static void test_view_epochs_resolve_to_epochs(void **state)
     assert_non_null(strstr(err, "view.ini:2: train.view_epochs = 20 is not a multiple of "
                                 "mimae.num_masks = 3"));
     assert_non_null(strstr(err, "use a multiple of 3 (18 or 21), or give train.epochs"));
+    /* at the top of the range there is no multiple above it to offer (the
+     * sum that would give it overflows a long) */
+    assert_int_equal(load_view(&d, "[train]\nview_epochs = 9223372036854775807\n", NULL, 0, err,
+                               sizeof err), -1);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "use a multiple of 4 (9223372036854775804), or give train.epochs"));
     assert_int_equal(load_view(&d, "[train]\nepochs = 5\nview_epochs = 20\n", NULL, 0, err,
                                sizeof err), -1);
     printf("  -> %s\n", err);
