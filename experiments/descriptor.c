@@ -1034,10 +1034,11 @@ static int resolve_epochs(descriptor_t *d, const char *prefix, char *err, size_t
     const int n = d->model.num_masks;
     if (v <= 0 || n < 1) return 0; /* an impossible num_masks: the model's checks say so */
     if (v % n) {
-        const long lo = v / n * n, hi = lo + n;
+        const long lo = v / n * n;
         char near[64];
-        if (lo > 0) snprintf(near, sizeof near, "%ld or %ld", lo, hi);
-        else snprintf(near, sizeof near, "%ld", hi);
+        if (lo > LONG_MAX - n) snprintf(near, sizeof near, "%ld", lo); /* none above it */
+        else if (lo > 0) snprintf(near, sizeof near, "%ld or %ld", lo, lo + n);
+        else snprintf(near, sizeof near, "%ld", lo + n);
         snprintf(err, errlen, "%strain.view_epochs = %ld is not a multiple of mimae.num_masks = %d "
                  "(train.epochs = view_epochs / num_masks): use a multiple of %d (%s), or give "
                  "train.epochs instead", prefix, v, n, n, near);

@@ -819,7 +819,8 @@ static int write_markdown(const report_t *rp, const groups_t *gs, const md_table
     if (gs->by_arm) {
         fputs("## Arms\n\nMean ± sample standard deviation (n - 1) over the finished seeds of "
               "each arm, in the order of their first task; n is the number of finished seeds (of "
-              "the arm's runs, when some are running, missing or failed). Top-1 and MI "
+              "the arm's runs, when some are running, missing or failed), and (n=K) after a "
+              "mean the number of them with a finite value of that metric when fewer. Top-1 and MI "
               "statistics: the latest evaluation; L_rec: the last logged step.\n\n", m.f);
         rpt_table_print_md(tb->groups, m.f);
         fputs("\n## Differences to the baseline\n\n", m.f);
@@ -838,7 +839,8 @@ static int write_markdown(const report_t *rp, const groups_t *gs, const md_table
     if (tb->groups && !gs->by_arm) {
         fputs("\n## Mean ± standard deviation over seeds\n\nSample standard deviation (n - 1) "
               "over the finished runs of each setting; n is the number of those runs "
-              "(of the setting's runs, when some are running, missing or failed).\n\n", m.f);
+              "(of the setting's runs, when some are running, missing or failed), and (n=K) "
+              "after a mean the number of them with a finite value when fewer.\n\n", m.f);
         rpt_table_print_md(tb->groups, m.f);
     }
     if (ps->n) {

@@ -189,21 +189,21 @@ static void set_exact(table_t *t, int row, int c, double v)
     rpt_table_set(t, row, c, buf);
 }
 
-/* "0.7000 ± 0.1414" (text: "+-"); the mean alone for one value, "-" for none. */
-static void fmt_mean_sd(char *buf, size_t len, const mcol_t *col, stat_summary_t s, int md)
+/* "0.7000 ± 0.1414" (text: "+-"); the mean alone for one value, "-" for
+ * none; " (n=2)" after it when fewer values than the group's `runs`
+ * finished runs (some have no value, or one that is not finite). */
+static void fmt_mean_sd(char *buf, size_t len, const mcol_t *col, stat_summary_t s, int md,
+                        int runs)
 {
-    char a[64], b[64];
+    char a[64], b[64] = "", n[32] = "";
     if (s.n == 0) {
         snprintf(buf, len, "-");
         return;
     }
     rpt_fmt_display(a, sizeof a, col, s.mean);
-    if (s.n == 1) {
-        snprintf(buf, len, "%s", a);
-        return;
-    }
-    rpt_fmt_display(b, sizeof b, col, s.sd);
-    snprintf(buf, len, "%s%s%s", a, md ? " ± " : "+-", b);
+    if (s.n > 1) rpt_fmt_display(b, sizeof b, col, s.sd);
+    if (s.n < runs) snprintf(n, sizeof n, " (n=%d)", s.n);
+    snprintf(buf, len, "%s%s%s%s", a, s.n > 1 ? (md ? " ± " : "+-") : "", b, n);
 }
 
 void rpt_build_group_table(const report_t *rp, const groups_t *gs, table_t *t, int mode)
@@ -261,7 +261,7 @@ void rpt_build_group_table(const report_t *rp, const groups_t *gs, table_t *t, i
             const mcol_t *col = &rp->cols[gs->metrics[i]];
             const stat_summary_t s = stat_summarise(vals, rpt_group_values(rp, g, col, vals));
             if (mode != 2) {
-                fmt_mean_sd(buf, sizeof buf, col, s, mode == 1);
+                fmt_mean_sd(buf, sizeof buf, col, s, mode == 1, g->n_ok);
                 rpt_table_set(t, row, c++, buf);
                 continue;
             }

@@ -5,8 +5,8 @@
 
 #include <gsl/gsl_cdf.h>
 
-/* Value i of the sample: a[i], or a[i] - b[i] when b is given (NaN when
- * either is NaN). */
+/* Value i of the sample: a[i], or a[i] - b[i] when b is given (not finite
+ * when either is not). */
 static double value_at(const double *a, const double *b, int i)
 {
     return b ? a[i] - b[i] : a[i];
@@ -20,7 +20,7 @@ static stat_summary_t summarise(const double *a, const double *b, int n)
     double sum = 0;
     for (int i = 0; i < n; i++) {
         const double v = value_at(a, b, i);
-        if (!isnan(v)) sum += v, s.n++;
+        if (isfinite(v)) sum += v, s.n++;
     }
     if (s.n == 0) return s;
     s.mean = sum / s.n;
@@ -28,7 +28,7 @@ static stat_summary_t summarise(const double *a, const double *b, int n)
     double sq = 0;
     for (int i = 0; i < n; i++) {
         const double v = value_at(a, b, i);
-        if (!isnan(v)) sq += (v - s.mean) * (v - s.mean);
+        if (isfinite(v)) sq += (v - s.mean) * (v - s.mean);
     }
     s.sd = sqrt(sq / (s.n - 1));
     return s;

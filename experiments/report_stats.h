@@ -1,14 +1,15 @@
 /* The statistics of `mimae report` over seeds: mean, sample standard
  * deviation (n - 1) and the paired-difference interval of Student's t.
  *
- * A NaN is a value a run does not have (a metric it did not evaluate): it
- * is left out of a sample, and a pair with a NaN on either side drops that
+ * A value that is not finite is one a run does not have (NaN: a metric it
+ * did not evaluate; +-Inf: none a mean or a difference could hold): it is
+ * left out of a sample, and a pair with one on either side drops that
  * seed. The t quantile is GSL's (gsl_cdf_tdist_Pinv). */
 #ifndef MIMAE_EXPERIMENTS_REPORT_STATS_H
 #define MIMAE_EXPERIMENTS_REPORT_STATS_H
 
 typedef struct {
-    int n;       /* values that are not NaN */
+    int n;       /* values that are finite */
     double mean; /* NaN when n == 0 */
     double sd;   /* sample standard deviation (n - 1); NaN when n < 2 */
 } stat_summary_t;

@@ -54,7 +54,8 @@ static const char *usage =
     "        LIST leaves out the tasks whose results.h5 says status = finished and those\n"
     "        whose run directory a live job holds (its lock), one line each class\n"
     "        (\"3 of 18 finished: 0-2\"), in compact ranges (3-8,12,15-17); a results.h5\n"
-    "        that cannot be read is not finished (one line says so). Nothing left: says so,\n"
+    "        that cannot be read, is a link or is another run's (a config or seed not the\n"
+    "        task's) is not finished (one line says so). Nothing left: says so,\n"
     "        exits 0 and runs no sbatch. An --array of yours after -- submits what it says.\n"
     "        Each array task runs `srun --mpi=pmix -n R mimae_dist EXP.ini --task ID` in\n"
     "        the current directory, logs to run.out_dir/logs/task-NNNN.log, and requeues\n"
@@ -526,13 +527,21 @@ static int check_task_files_size(const descriptor_t *first, long tasks, char *er
     return EXIT_BAD_INPUT;
 }
 
+/* What a task runs as its results file records it: the model config (the
+ * schedule derived from its data set) and the seed. */
+typedef struct {
+    mimae_config_t model;
+    long seed;
+} task_run_t;
+
 /* Every task's expanded descriptor, as mimae_dist --task would load it (the
  * schedule derived from the task's data set), written to dir/task-NNNN.ini
- * (dir NULL: only checked). Returns 0, EXIT_BAD_INPUT (a task that cannot
- * run) or EXIT_OTHER (a write failed, out of memory). */
+ * (dir NULL: only checked), and into runs[t] when runs is not NULL. Returns
+ * 0, EXIT_BAD_INPUT (a task that cannot run) or EXIT_OTHER (a write failed,
+ * out of memory). */
 static int write_task_descriptors(const options_t *o, const char *desc_path,
                                   const descriptor_t *base, const sweep_t *s, const char *dir,
-                                  char *err, size_t errlen)
+                                  task_run_t *runs, char *err, size_t errlen)
 {
     enum { CACHE = 16 };
     descriptor_t *d = malloc(sizeof *d);
@@ -569,6 +578,7 @@ static int write_task_descriptors(const options_t *o, const char *desc_path,
             break;
         }
         descriptor_as_run(d); /* what the task runs: no [sweep] or arms left in it */
+        if (runs) runs[t] = (task_run_t){d->model, d->run.seed};
         rc = !dir && t == 0 ? check_task_files_size(d, s->tasks, err, errlen) : 0;
         if (rc) break;
         if (!dir) continue;
@@ -598,11 +608,39 @@ static int user_array(const options_t *o)
 
 enum { TASK_TODO = 0, TASK_FINISHED = 1, TASK_RUNNING = 2 };
 
+/* Whether the results at path are task t's own, finished: status finished,
+ * and the config and seed the task runs with (a file the task would refuse
+ * to resume from is another run's). 0 with a line saying why not. */
+static int own_finished_results(const results_t *res, const char *path, long t,
+                                const task_run_t *want)
+{
+    char why[ERR_LEN], other[64];
+    if (!results_finished(res)) return 0;
+    snprintf(other, sizeof other, "task %ld", t);
+    if (results_check_config(res, path, &want->model, other, "another run's results", why,
+                             sizeof why)) {
+        text_eprintf("mimae sweep: task %ld: %s: not finished, so submitted again (move the "
+                     "directory away to keep those results)", t, why);
+        return 0;
+    }
+    const char *seed = results_get_attr(res, "train.seed");
+    char *end = NULL;
+    const long v = seed ? strtol(seed, &end, 10) : want->seed;
+    if (seed && (end == seed || *end || v != want->seed)) {
+        text_eprintf("mimae sweep: task %ld: %s: train.seed is %s in the results file but %ld in "
+                     "task %ld: another run's results, not finished, so submitted again (move the "
+                     "directory away to keep those results)", t, path, seed, want->seed, t);
+        return 0;
+    }
+    return 1;
+}
+
 /* What the run directory of task t says: its lock held by a live job
- * (running), its results.h5 finished, or neither (to do). A results.h5 that
- * cannot be read (in a child process with a time bound: io/bounded_read.h)
- * is not finished, said in one line. */
-static unsigned char task_state(const char *dir, long t)
+ * (running), its results.h5 the task's own and finished, or neither (to
+ * do). A results.h5 that is not a regular file (the task refuses it), cannot
+ * be read (in a child process with a time bound: io/bounded_read.h) or is
+ * another run's is not finished, said in one line. */
+static unsigned char task_state(const char *dir, long t, const task_run_t *want)
 {
     char path[PATH_LEN + 32], why[ERR_LEN];
     snprintf(path, sizeof path, "%s/" LOCK_FILE_RUN_NAME, dir);
@@ -610,12 +648,19 @@ static unsigned char task_state(const char *dir, long t)
     snprintf(path, sizeof path, "%s/" RESULTS_FILE_NAME, dir);
     struct stat st;
     if (lstat(path, &st) != 0) return TASK_TODO;
+    if (!S_ISREG(st.st_mode)) {
+        text_eprintf("mimae sweep: task %ld: %s: %s, not a regular file (the task refuses it: "
+                     "remove it): not finished, so submitted again", t, path,
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file");
+        return TASK_TODO;
+    }
     results_t *res = bounded_results_load(path, why, sizeof why);
     if (!res) {
         text_eprintf("mimae sweep: task %ld: %s: not finished, so submitted again", t, why);
         return TASK_TODO;
     }
-    const int finished = results_finished(res);
+    const int finished = own_finished_results(res, path, t, want);
     results_free(res);
     return finished ? TASK_FINISHED : TASK_TODO;
 }
@@ -637,16 +682,18 @@ static void task_ranges(text_t *out, const unsigned char *mark, long n, unsigned
     }
 }
 
-/* Each task's state into state[]; one line per class not submitted ("3 of
- * 18 finished: 0-2"). The count left to do, or -1 out of memory. */
-static long classify_tasks(const descriptor_t *d, const sweep_t *s, unsigned char *state)
+/* Each task's state into state[] (runs: what each runs); one line per class
+ * not submitted ("3 of 18 finished: 0-2"). The count left to do, or -1 out
+ * of memory. */
+static long classify_tasks(const descriptor_t *d, const sweep_t *s, const task_run_t *runs,
+                           unsigned char *state)
 {
     assign_t *assign = malloc(sizeof(assign_t) * SWEEP_MAX_ASSIGNMENTS);
     if (!assign) return -1;
     long count[3] = {0, 0, 0};
     for (long t = 0; t < s->tasks; t++) {
         const int n = sweep_task_assignments(s, d, t, assign);
-        state[t] = task_state(task_dir(assign, n), t);
+        state[t] = task_state(task_dir(assign, n), t, &runs[t]);
         count[state[t]]++;
     }
     free(assign);
@@ -788,6 +835,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     int status = EXIT_BAD_INPUT;
     char *tpl = NULL;
     unsigned char *state = NULL;
+    task_run_t *runs = NULL;
     text_t body = {0}, sets = {0}, q_work = {0}, q_dist = {0}, q_desc = {0}, task_args = {0};
     text_t array = {0}, opt_array = {0};
 
@@ -822,22 +870,27 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     if (check_array_size(o, d, s, err, sizeof err)) goto fail;
     snprintf(dir, sizeof dir, "%s/tasks", out_abs);
     snprintf(logs, sizeof logs, "%s/logs", out_abs);
-    status = write_task_descriptors(o, desc_abs, d, s, NULL, err, sizeof err);
+    status = EXIT_OTHER;
+    if (!user_array(o) && !(runs = malloc((size_t)s->tasks * sizeof *runs))) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    status = write_task_descriptors(o, desc_abs, d, s, NULL, runs, err, sizeof err);
     if (status) goto fail;
 
-    /* What is left to do: tasks whose results say finished, or whose run
-     * directory a live job holds, are not submitted again (unless the
+    /* What is left to do: tasks whose own results say finished, or whose
+     * run directory a live job holds, are not submitted again (unless the
      * user's own --array chooses). */
     status = EXIT_OTHER;
     if (!(state = calloc((size_t)s->tasks, 1))) { /* every task TASK_TODO */
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    if (!user_array(o)) {
+    if (runs) {
         status = EXIT_BAD_INPUT;
         if (bounded_read_limit(NULL, err, sizeof err) < 0) goto fail;
         status = EXIT_OTHER;
-        const long left = classify_tasks(d, s, state);
+        const long left = classify_tasks(d, s, runs, state);
         if (left < 0) {
             snprintf(err, sizeof err, "out of memory");
             goto fail;
@@ -911,7 +964,7 @@ static int submit(const options_t *o, const descriptor_t *d, const sweep_t *s)
     if (descriptor_make_run_dir(out_abs, "tasks", err, sizeof err) ||
         descriptor_make_run_dir(out_abs, "logs", err, sizeof err))
         goto fail;
-    status = write_task_descriptors(o, desc_abs, d, s, dir, err, sizeof err);
+    status = write_task_descriptors(o, desc_abs, d, s, dir, NULL, err, sizeof err);
     if (status) goto fail;
     status = EXIT_OTHER;
     {
@@ -993,6 +1046,7 @@ done:
     free(array.p);
     free(opt_array.p);
     free(state);
+    free(runs);
     return status;
 }
 

@@ -21,8 +21,9 @@
  *       the tasks whose results.h5 says status = finished and those whose
  *       run directory lock a live job holds, one line per class left out
  *       ("3 of 18 finished: 0-2"); a results.h5 that cannot be read (in a
- *       child with a time bound, io/bounded_read.h) is not finished, said in
- *       one line. Nothing left: a line says so, nothing is written, no sbatch,
+ *       child with a time bound, io/bounded_read.h), is not a regular file
+ *       or is another run's (its config or seed not the task's) is not
+ *       finished, said in one line. Nothing left: a line says so, nothing is written, no sbatch,
  *       status 0. An --array among the SBATCH_OPTIONs skips the selection
  *       (it wins over ours). Each array task runs `srun --mpi=pmix -n R
  *       mimae_dist EXP.ini --task $SLURM_ARRAY_TASK_ID [--set ...]` from the

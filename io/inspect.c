@@ -106,6 +106,8 @@ static int inspect_results(const char *path, FILE *out, char *err, size_t errlen
     if (!r) return -1;
     long n = results_step_count(r);
     fprintf(out, "%s: mimae results, %ld logged steps\n", shown(path).s, n);
+    const char *status = results_get_attr(r, RESULTS_STATUS); /* absent in older files */
+    if (status) fprintf(out, "  status %s\n", shown(status).s);
     if (n > 0) {
         const step_metrics_t *s = &results_steps(r)[n - 1];
         fprintf(out, "  last step %ld (epoch %.2f, %.0f views): L %.4f L_rec %.4f L_max %.4f "

@@ -310,6 +310,12 @@ static void test_view_epochs_resolve_to_epochs(void **state)
     assert_non_null(strstr(err, "view.ini:2: train.view_epochs = 20 is not a multiple of "
                                 "mimae.num_masks = 3"));
     assert_non_null(strstr(err, "use a multiple of 3 (18 or 21), or give train.epochs"));
+    /* at the top of the range there is no multiple above it to offer (the
+     * sum that would give it overflows a long) */
+    assert_int_equal(load_view(&d, "[train]\nview_epochs = 9223372036854775807\n", NULL, 0, err,
+                               sizeof err), -1);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "use a multiple of 4 (9223372036854775804), or give train.epochs"));
     assert_int_equal(load_view(&d, "[train]\nepochs = 5\nview_epochs = 20\n", NULL, 0, err,
                                sizeof err), -1);
     printf("  -> %s\n", err);
@@ -411,10 +417,13 @@ static const char *const sub_dirs[6] = {"task-0000-a-seed0", "task-0001-a-seed1"
                                         "task-0002-a-seed2", "task-0003-b-seed0",
                                         "task-0004-b-seed1", "task-0005-b-seed2"};
 
-/* runs/sub/<task dir>/results.h5 saying status (NULL: not an HDF5 file). */
-static void task_results(int task, const char *status)
+/* runs/sub/<task dir>/results.h5 of task `task` saying status (NULL: not
+ * an HDF5 file), with the model config and seed of task `as_task` (task
+ * itself: its own results; another: a file of another run), read from
+ * runs/sub/tasks/task-NNNN.ini (a submit writes it). */
+static void task_results_as(int task, int as_task, const char *status)
 {
-    char dir[300], path[400], err[1024];
+    char dir[300], path[400], err[1024], seed[32];
     snprintf(dir, sizeof dir, "%s/runs/sub/%s", work, sub_dirs[task]);
     assert_int_equal(run_shell("mkdir -p %s && rm -f %s/results.h5", dir, dir), 0);
     snprintf(path, sizeof path, "%s/results.h5", dir);
@@ -425,15 +434,34 @@ static void task_results(int task, const char *status)
         assert_int_equal(fclose(f), 0);
         return;
     }
-    mimae_config_t cfg;
-    assert_int_equal(mimae_config_preset(&cfg, "test-small"), 0);
+    static descriptor_t d;
+    char ini[300];
+    snprintf(ini, sizeof ini, "%s/runs/sub/tasks/task-%04d.ini", work, as_task);
+    if (descriptor_load(&d, ini, NULL, 0, -1, err, sizeof err)) fail_msg("%s", err);
     results_env_t env;
     memset(&env, 0, sizeof env);
-    results_t *r = results_new(&cfg, &env);
+    results_t *r = results_new(&d.model, &env);
     assert_non_null(r);
+    snprintf(seed, sizeof seed, "%ld", d.run.seed);
+    assert_int_equal(results_set_attr(r, "train.seed", seed), 0);
     assert_int_equal(results_set_attr(r, RESULTS_STATUS, status), 0);
     if (results_write(r, path, err, sizeof err)) fail_msg("%s", err);
     results_free(r);
+}
+
+static void task_results(int task, const char *status) { task_results_as(task, task, status); }
+
+/* What the last run_captured printed on stderr (shown), and its lines. */
+static char *captured_stderr(int *lines)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/stderr.txt", work);
+    char *text = read_text(path);
+    assert_non_null(text);
+    printf("%s", text);
+    *lines = 0;
+    for (const char *c = text; *c; c++) *lines += *c == '\n';
+    return text;
 }
 
 static void test_plan_shows_arms(void **state)
@@ -470,17 +498,16 @@ static void test_submit_leaves_out_finished_and_running(void **state)
     fake_command("scontrol", "MaxArraySize = 1001");
     fake_command("sbatch", "4242");
     const char *submit = "PATH=%s/fakebin:$PATH %s/mimae sweep submit sub.ini %s";
+    assert_int_equal(run_shell("rm -rf %s/runs/sub", work), 0);
+    assert_int_equal(run_captured(work, submit, work, build_dir, "--dry-run"), 0); /* tasks/ */
+    check_words(in_work("stdout.txt"), 1, 1, "--array=0-5 ", NULL);
     for (int t = 0; t < 3; t++) task_results(t, RESULTS_STATUS_FINISHED);
     task_results(3, RESULTS_STATUS_RUNNING);
     task_results(4, NULL);
     assert_int_equal(run_captured(work, submit, work, build_dir, "--dry-run"), 0);
     check_words(in_work("stdout.txt"), 1, 1, "3 of 6 finished: 0-2\n", "--array=3-5 ", NULL);
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    char *warn = read_text(path);
-    assert_non_null(warn);
-    printf("%s", warn);
-    int lines = 0;
-    for (const char *c = warn; *c; c++) lines += *c == '\n';
+    int lines;
+    char *warn = captured_stderr(&lines);
     const int says = strstr(warn, "task 4:") && strstr(warn, "task-0004-b-seed1/results.h5") &&
                      strstr(warn, "not finished");
     free(warn);
@@ -510,6 +537,41 @@ static void test_submit_leaves_out_finished_and_running(void **state)
     assert_int_equal(run_captured(work, submit, work, build_dir, "-- --array=1"), 0);
     check_words(in_work("stdout.txt"), 1, 1, "Submitted batch job 4242", NULL);
     assert_int_equal(access(path, F_OK), 0);
+}
+
+/* Only a task's own finished results count: a results.h5 that is a link
+ * (the task would refuse it), one of another arm's configuration and one of
+ * another seed (the task would refuse to resume either) say finished, but
+ * the tasks are submitted, one line each naming the file and why. */
+static void test_submit_counts_only_a_tasks_own_results(void **state)
+{
+    (void)state;
+    char path[300], other[300];
+    write_file("sub.ini", sub_text, path);
+    fake_command("scontrol", "MaxArraySize = 1001");
+    const char *submit = "PATH=%s/fakebin:$PATH %s/mimae sweep submit sub.ini --dry-run";
+    assert_int_equal(run_shell("rm -rf %s/runs/sub", work), 0);
+    assert_int_equal(run_captured(work, submit, work, build_dir), 0); /* tasks/ */
+    for (int t = 0; t < 6; t++) task_results(t, RESULTS_STATUS_FINISHED);
+    /* task 1's results.h5: a link to a file that is task 1's in every value */
+    snprintf(other, sizeof other, "%s/elsewhere.h5", work);
+    snprintf(path, sizeof path, "%s/runs/sub/%s/results.h5", work, sub_dirs[1]);
+    assert_int_equal(rename(path, other), 0);
+    assert_int_equal(symlink(other, path), 0);
+    task_results_as(3, 0, RESULTS_STATUS_FINISHED); /* arm a's (4 masks) in arm b's task */
+    task_results_as(4, 3, RESULTS_STATUS_FINISHED); /* arm b, seed 0 in seed 1's task */
+    assert_int_equal(run_captured(work, submit, work, build_dir), 0);
+    check_words(in_work("stdout.txt"), 1, 1, "3 of 6 finished: 0,2,5\n", "--array=1,3-4 ", NULL);
+    int lines;
+    char *warn = captured_stderr(&lines);
+    const char *t1 = strstr(warn, "task 1:"), *t3 = strstr(warn, "task 3:"),
+               *t4 = strstr(warn, "task 4:");
+    const int says = t1 && strstr(t1, "task-0001-a-seed1/results.h5") &&
+                     strstr(t1, "symbolic link") && t3 && strstr(t3, "mimae.num_masks") &&
+                     t4 && strstr(t4, "train.seed") && strstr(warn, "not finished");
+    free(warn);
+    assert_int_equal(lines, 3);
+    assert_true(says);
 }
 
 /* ------------------------------------------------------------------------
@@ -617,6 +679,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_view_epochs_resolve_to_epochs),
         cmocka_unit_test(test_plan_shows_arms),
         cmocka_unit_test(test_submit_leaves_out_finished_and_running),
+        cmocka_unit_test(test_submit_counts_only_a_tasks_own_results),
         cmocka_unit_test(test_results_say_running_then_finished),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

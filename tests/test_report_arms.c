@@ -310,10 +310,13 @@ static void test_arm_tables(void **state)
     expect_in(c.out, "[-0.0525, -0.0475]  *", "stdout");
     expect_in(c.out, "none: one paired seed", "stdout");
     expect_in(c.out, "none: no paired seed", "stdout");
+    /* a mean over fewer seeds than the arm finished says over how many */
+    expect_in(c.out, "0.9100+-0.0283 (n=2)", "stdout");
     char *md = read_file_in(sweep, "report.md");
     expect_in(md, "## Arms", "report.md");
     expect_in(md, "| mae | 1/3 | 0 | 0.7800 |", "report.md");
     expect_in(md, "| mimae | 3 | 0 1 2 | 0.8200 ± 0.0200 |", "report.md");
+    expect_in(md, "| 0.9100 ± 0.0283 (n=2) |", "report.md"); /* control's fine-tuning */
     expect_in(md, line, "report.md");
     expect_in(md, "| control | L_rec | 3 | +0.0500 | [+0.0252, +0.0748] | * |", "report.md");
     expect_in(md, "| control | knn_top1 | 3 | 0.0000 | [-0.0248, +0.0248] |  |", "report.md");

@@ -46,6 +46,17 @@ static void test_summary(void **state)
     assert_close(s.mean, 2.0, 0);
     assert_close(s.sd, sqrt(2.0), 1e-15);
 
+    /* an infinite value is none either (a damaged or degenerate metric):
+     * {1, Inf, 3} is {1, 3}, and -Inf alone leaves nothing */
+    const double z[] = {1.0, INFINITY, 3.0, -INFINITY};
+    s = stat_summarise(z, 3);
+    assert_int_equal(s.n, 2);
+    assert_close(s.mean, 2.0, 0);
+    assert_close(s.sd, sqrt(2.0), 1e-15);
+    s = stat_summarise(z + 3, 1);
+    assert_int_equal(s.n, 0);
+    assert_true(isnan(s.mean));
+
     /* one value: the mean, no standard deviation */
     s = stat_summarise(x + 2, 1);
     assert_int_equal(s.n, 1);
@@ -124,6 +135,13 @@ static void test_paired_missing_values(void **state)
     assert_close(p.t, T_975_1, 1e-9);
     assert_close(p.half, 19.059307, 1e-6);
     assert_false(p.excludes_zero);
+
+    /* so does an infinite value: the pairs of {2, Inf, 7} - {1, 1, -Inf} leave
+     * d = {1}: no interval from inf - inf or inf - 1 */
+    const double ai[] = {2.0, INFINITY, 7.0}, bi[] = {1.0, 1.0, -INFINITY};
+    p = stat_paired_diff(ai, bi, 3, 0.95);
+    assert_int_equal(p.n, 1);
+    assert_close(p.mean, 1.0, 0);
 
     /* one pair: the difference, no interval */
     p = stat_paired_diff(a, b, 2, 0.95);
