@@ -67,7 +67,8 @@ typedef struct {
     reader_t *reader;
     long n_images;           /* training images used */
     step_plan_t plan;        /* the global batch over ranks and micro-batches */
-    size_t image_floats;     /* H*W*C */
+    size_t image_floats;     /* the model's img_h * img_w * channels */
+    size_t image_bytes;      /* a stored image's H*W*C (at least the model's) */
     mimae_model_t *model;
     sampler_t sampler;
     float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
@@ -139,15 +140,16 @@ static void augment_batch(run_t *r, const uint8_t *raw)
 {
     const dataset_info_t *info = reader_info(r->reader);
     augment_params_t aug = augment_defaults();
+    const int oh = r->cfg->img_h, ow = r->cfg->img_w;
     for (int i = 0; i < r->plan.per_rank; i++) {
-        const uint8_t *src = raw + (size_t)i * r->image_floats;
+        const uint8_t *src = raw + (size_t)i * r->image_bytes;
         float *dst = r->images + (size_t)i * r->image_floats;
         if (r->run->augment)
-            augment_image(src, info->h, info->w, info->c, &aug, r->mean, r->std,
+            augment_image(src, info->h, info->w, info->c, oh, ow, &aug, r->mean, r->std,
                           (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
                           (uint64_t)r->indices[i], dst);
         else
-            augment_normalise(src, info->h, info->w, info->c, r->mean, r->std, dst);
+            augment_centre(src, info->h, info->w, info->c, oh, ow, r->mean, r->std, dst);
     }
 }
 
@@ -194,8 +196,9 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
         reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
         return -1;
     for (int i = 0; i < B; i++)
-        augment_normalise(raw + (size_t)i * r->image_floats, info->h, info->w, info->c, r->mean,
-                          r->std, r->images + (size_t)i * r->image_floats);
+        augment_centre(raw + (size_t)i * r->image_bytes, info->h, info->w, info->c,
+                       r->cfg->img_h, r->cfg->img_w, r->mean, r->std,
+                       r->images + (size_t)i * r->image_floats);
     mimae_sample_masks(m, (uint64_t)r->state.seed, 0, (const uint64_t *)idx);
     mimae_forward(m, r->images);
     const size_t n = r->image_floats;
@@ -206,7 +209,7 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
         mimae_reconstruct(m, i, 0, r->mean, r->std, orig + i * n, masked + i * n, recon + i * n,
                           scratch);
     int rc = results_set_reconstructions(r->results, r->state.step, orig, masked, recon, K,
-                                         info->h, info->w, info->c);
+                                         r->cfg->img_h, r->cfg->img_w, info->c);
     free(buf);
     if (rc) snprintf(err, errlen, "out of memory storing reconstructions");
     return rc;
@@ -328,10 +331,12 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     if (r->run->train_limit > 0 && r->run->train_limit < r->n_images)
         r->n_images = r->run->train_limit;
     if (load_descriptor(r, a->descriptor, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
-    if (info->h != r->cfg->img_h || info->w != r->cfg->img_w || info->c != r->cfg->channels) {
-        snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d: set "
-                 "model.img_h/img_w/channels or use another data set", r->run->train_data,
-                 info->h, info->w, info->c, r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
+    /* images stored larger than the model's are cropped to it (augment.h) */
+    if (info->h < r->cfg->img_h || info->w < r->cfg->img_w || info->c != r->cfg->channels) {
+        snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d (or larger "
+                 "images of its channels, which are cropped): set model.img_h/img_w/channels or "
+                 "use another data set", r->run->train_data, info->h, info->w, info->c,
+                 r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
         return EXIT_BAD_INPUT;
     }
     if (r->n_images < r->plan.global_batch) {
@@ -344,7 +349,8 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         r->mean[ch] = (float)info->mean[ch];
         r->std[ch] = (float)info->std[ch];
     }
-    r->image_floats = (size_t)info->h * info->w * info->c;
+    r->image_floats = (size_t)r->cfg->img_h * r->cfg->img_w * info->c;
+    r->image_bytes = (size_t)info->h * info->w * info->c;
     if (sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
         snprintf(err, errlen, "out of memory for the data order of %ld images", r->n_images);
         return EXIT_FAILURE_INTERNAL;

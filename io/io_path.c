@@ -364,6 +364,59 @@ int io_out_commit(io_out_t *out, io_file_err_t *e)
     return sync_dir(out->path, e);
 }
 
+int io_out_park(io_out_t *out, io_pending_t *p, io_file_err_t *e)
+{
+    p->path = p->tmp = NULL;
+    int en = 0;
+    if (out->fp && (fflush(out->fp) != 0 || ferror(out->fp))) en = errno ? errno : EIO;
+    if (!en && fsync(out->fd) != 0) en = errno;
+    if (!en && fstat(out->fd, &p->st) != 0) en = errno;
+    const int closed = out->fp ? fclose(out->fp) : close(out->fd);
+    out->fp = NULL;
+    out->fd = -1;
+    if (!en && closed != 0) en = errno;
+    if (en) {
+        io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
+                     "quota exceeded; free space and retry", out->tmp, strerror(en));
+        io_out_abort(out);
+        return -1;
+    }
+    p->path = strdup(out->path);
+    p->tmp = strdup(out->tmp);
+    if (!p->path || !p->tmp) {
+        io_file_fail(e, "out of memory");
+        io_pending_free(p);
+        io_out_abort(out);
+        return -1;
+    }
+    out->tmp[0] = '\0'; /* p owns it now */
+    return 0;
+}
+
+int io_pending_commit(io_pending_t *p, io_file_err_t *e)
+{
+    if (!p->tmp) return io_file_fail(e, "internal error: nothing to commit");
+    io_out_t out;
+    out_init(&out, p->path);
+    if (snprintf(out.tmp, sizeof out.tmp, "%s", p->tmp) >= (int)sizeof out.tmp)
+        return io_file_fail(e, "path too long for a temporary beside it: use a shorter path");
+    free(p->tmp);
+    p->tmp = NULL; /* from here on out owns it: removed on failure */
+    if (io_out_adopt(&out, &p->st, e)) {
+        if (out.fd >= 0) close(out.fd);
+        return -1; /* not the file written: not ours to remove */
+    }
+    return io_out_commit(&out, e);
+}
+
+void io_pending_free(io_pending_t *p)
+{
+    if (p->tmp) unlink(p->tmp);
+    free(p->tmp);
+    free(p->path);
+    p->tmp = p->path = NULL;
+}
+
 int io_out_write(io_out_t *out, const void *data, size_t len, io_file_err_t *e)
 {
     const char *p = data;

@@ -111,6 +111,29 @@ int io_out_commit(io_out_t *out, io_file_err_t *e);
  * after a failed open or commit, and more than once. */
 void io_out_abort(io_out_t *out);
 
+/* A temporary written completely but not renamed yet, for outputs that must
+ * appear together (a sharded data set: every shard, then its index) or not
+ * at all. Holds no descriptor, so a rank may park many. */
+typedef struct {
+    char *path;         /* the final name (owned) */
+    char *tmp;          /* the temporary (owned); NULL once committed or removed */
+    struct stat st;     /* the temporary as written: committed only if still that file */
+} io_pending_t;
+
+/* Flushes, fsyncs and closes out's temporary and keeps it under its name in
+ * p (out is done with). On failure (a full disk) the temporary is removed:
+ * 0, or -1 after io_file_fail. */
+int io_out_park(io_out_t *out, io_pending_t *p, io_file_err_t *e);
+
+/* Renames a parked temporary onto its final name (as io_out_commit: it must
+ * still be the file written; the directory is fsynced). On failure the
+ * temporary is removed. 0, or -1 after io_file_fail. */
+int io_pending_commit(io_pending_t *p, io_file_err_t *e);
+
+/* Removes a parked temporary that was not committed; frees p's names. Safe
+ * on a zeroed p and after a commit (then only the names are freed). */
+void io_pending_free(io_pending_t *p);
+
 /* write(2) of len bytes to the temporary (not through out->fp). 0, or -1
  * after io_file_fail (a full disk, say). */
 int io_out_write(io_out_t *out, const void *data, size_t len, io_file_err_t *e);

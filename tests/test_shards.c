@@ -1,0 +1,646 @@
+/* Sharded data sets (io/dataset.h, io/data_import.h, `mimae data ... --shards
+ * K`): a sharded import reads exactly as the single file of the same data,
+ * on 1 and on 3 MPI ranks; every shard is checked at open and while read;
+ * bad shards and indexes are refused with one line naming the file; a
+ * failed, interrupted or refused import leaves nothing, and keeps the data
+ * set it would have replaced. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <hdf5.h>
+#include <png.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/dataset.h"
+#include "io/io_error.h"
+#include "io/results.h"
+#include "io/synthetic.h"
+#include "tests/fs_util.h"
+#include "tests/image_util.h"
+#include "tests/mpi_run.h"
+
+#define N 300    /* training images of the synthetic sets */
+#define SIDE 16
+#define CLASSES 4
+#define SEED 3
+#define K 5      /* shards */
+
+static char build_dir[512], work[256];
+static char err[2048];
+
+/* ------------------------------------------------------------ helpers */
+
+static void path_in(char *buf, size_t len, const char *rel)
+{
+    snprintf(buf, len, "%s/%s", work, rel);
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (run_shell("cd %s && %s", work, cmd) != 0) fail_msg("failed: %s", cmd);
+}
+
+/* `BUILD/<args>` in the work directory (under mpirun -q -n R when ranks >
+ * 0), output in work/stdout.txt and work/stderr.txt; the exit status. */
+static int run_in(int ranks, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run_in(int ranks, const char *fmt, ...)
+{
+    char args[2048], mpi[96] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    if (ranks > 0) snprintf(mpi, sizeof mpi, "mpirun -q -n %d --oversubscribe ", ranks);
+    return run_captured(work, "%s%s/%s", mpi, build_dir, args);
+}
+
+/* A synthetic data set in work/rel (shards 0: single files). */
+static void synthetic(const char *rel, int side, int classes, int shards)
+{
+    char out[512];
+    path_in(out, sizeof out, rel);
+    const import_opts_t opts = {shards, NULL};
+    if (synthetic_generate_opts(out, N, side, side, 1, classes, SEED, &opts, err, sizeof err))
+        fail_msg("%s", err);
+}
+
+static dataset_t *open_ok(const char *rel)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    dataset_t *d = dataset_open(path, err, sizeof err);
+    if (!d) fail_msg("%s", err);
+    return d;
+}
+
+/* dataset_open of work/rel fails with a message holding each word. */
+static void expect_open_fails(const char *rel, ...)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    err[0] = '\0';
+    dataset_t *d = dataset_open(path, err, sizeof err);
+    printf("  %s\n", err);
+    if (d) {
+        dataset_close(d);
+        fail_msg("%s opened", rel);
+    }
+    va_list ap;
+    va_start(ap, rel);
+    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
+        if (!strstr(err, w)) {
+            va_end(ap);
+            fail_msg("the message does not say '%s'", w);
+        }
+    va_end(ap);
+}
+
+/* The name of shard i of work/<dir>/<split>.h5 (as its index lists it). */
+static void shard_name(const char *dir, const char *split, int i, char *out, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/%s.h5", work, dir, split);
+    char **names = NULL;
+    const int k = dataset_index_shards(path, &names);
+    if (i >= k) fail_msg("%s lists %d shards, not %d", path, k, i + 1);
+    snprintf(out, len, "%s/%s", dir, names[i]);
+    free(names);
+}
+
+/* Everything a reader sees of two data sets is the same: description,
+ * statistics (bit for bit), labels and every image, read in a scattered
+ * order that crosses shards. */
+static void assert_same_data(const char *rel_a, const char *rel_b)
+{
+    dataset_t *a = open_ok(rel_a), *b = open_ok(rel_b);
+    const dataset_info_t *x = dataset_get_info(a), *y = dataset_get_info(b);
+    assert_string_equal(x->name, y->name);
+    assert_string_equal(x->split, y->split);
+    assert_string_equal(x->source, y->source);
+    assert_int_equal(x->n, y->n);
+    assert_int_equal(x->h, y->h);
+    assert_int_equal(x->w, y->w);
+    assert_int_equal(x->c, y->c);
+    assert_int_equal(x->num_classes, y->num_classes);
+    assert_memory_equal(x->class_names, y->class_names,
+                        (size_t)x->num_classes * sizeof *x->class_names);
+    assert_memory_equal(x->mean, y->mean, (size_t)x->c * sizeof x->mean[0]);
+    assert_memory_equal(x->std, y->std, (size_t)x->c * sizeof x->std[0]);
+    assert_memory_equal(dataset_labels(a), dataset_labels(b), (size_t)x->n * sizeof(int32_t));
+    const size_t bytes = (size_t)x->h * x->w * x->c;
+    enum { BATCH = 37 };
+    int64_t idx[BATCH];
+    uint8_t *pa = malloc(BATCH * bytes), *pb = malloc(BATCH * bytes);
+    int32_t la[BATCH], lb[BATCH];
+    assert_non_null(pa);
+    assert_non_null(pb);
+    for (long start = 0; start < x->n; start += BATCH) {
+        int count = 0;
+        /* runs of two consecutive images, then jumps: shard ends inside runs */
+        for (long i = start; i < x->n && count < BATCH; i++, count++)
+            idx[count] = (i * 7 + (i & 1 ? 0 : 3)) % x->n;
+        if (dataset_read(a, idx, count, pa, la, err, sizeof err) ||
+            dataset_read(b, idx, count, pb, lb, err, sizeof err))
+            fail_msg("%s", err);
+        assert_memory_equal(pa, pb, (size_t)count * bytes);
+        assert_memory_equal(la, lb, (size_t)count * sizeof la[0]);
+    }
+    free(pa);
+    free(pb);
+    dataset_close(a);
+    dataset_close(b);
+}
+
+/* A class-folder tree of JPEG and PNG images of varied sizes under
+ * work/rel: classes a, b, c with `per_class` training images each and 7
+ * validation images each. */
+static void image_tree(const char *rel, int per_class)
+{
+    static const char *const classes[3] = {"a", "b", "c"};
+    uint8_t px[40 * 40 * 3];
+    for (int split = 0; split < 2; split++)
+        for (int k = 0; k < 3; k++) {
+            sh("mkdir -p %s/%s/%s", rel, split ? "val" : "train", classes[k]);
+            const int count = split ? 7 : per_class;
+            for (int i = 0; i < count; i++) {
+                const int w = 12 + (i * 5 + k) % 28, h = 12 + (i * 3 + 2 * k) % 28;
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                        for (int ch = 0; ch < 3; ch++)
+                            px[(y * w + x) * 3 + ch] =
+                                (uint8_t)(x * (3 + k) + y * (5 + ch) + i * 11 + split * 50);
+                char path[600];
+                snprintf(path, sizeof path, "%s/%s/%s/%s/%03d.%s", work, rel,
+                         split ? "val" : "train", classes[k], i, i % 3 ? "jpg" : "png");
+                if (i % 3) write_jpeg(path, w, h, 3, px);
+                else write_png(path, w, h, PNG_FORMAT_RGB, px);
+            }
+        }
+}
+
+/* Nothing of a data set under work/rel: no index, shard or temporary. */
+static void assert_no_data(const char *rel)
+{
+    char dir[512];
+    path_in(dir, sizeof dir, rel);
+    if (count_entries(dir) != 0) {
+        run_shell("ls -la %s", dir);
+        fail_msg("%s: %d entries left, expected none", rel, count_entries(dir));
+    }
+}
+
+/* Sets attribute `name` of an HDF5 file to a string. */
+static void set_string(const char *rel, const char *name, const char *value)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_true(H5Adelete(f, name) >= 0);
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    H5Tset_size(type, strlen(value) + 1);
+    hid_t a = H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0 && H5Awrite(a, type, value) >= 0);
+    H5Aclose(a), H5Sclose(space), H5Tclose(type), H5Fclose(f);
+}
+
+/* Reads the string attribute `name` of an HDF5 file into out. */
+static void get_string(const char *rel, const char *name, char *out, size_t len)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT), type = H5Aget_type(a);
+    char buf[256] = "";
+    assert_true(H5Tget_size(type) < sizeof buf && H5Aread(a, type, buf) >= 0);
+    snprintf(out, len, "%s", buf);
+    H5Tclose(type), H5Aclose(a), H5Fclose(f);
+}
+
+/* mimae_dist on a short descriptor training on work/<data>: exit 2 and one
+ * line on stderr holding each word (NULL-terminated), run directory not
+ * made. */
+static void expect_training_refused(const char *data, ...)
+{
+    char desc[512];
+    path_in(desc, sizeof desc, "refused.ini");
+    FILE *f = fopen(desc, "w");
+    assert_non_null(f);
+    fprintf(f, "[model]\npreset = test-small\nchannels = 1\n[data]\ntrain = %s/%s\n"
+               "[train]\nglobal_batch = 8\nmicro_batch = 4\nmax_steps = 2\n"
+               "[run]\nout_dir = %s/refused_run\n", work, data, work);
+    assert_int_equal(fclose(f), 0);
+    const int status = run_in(0, "mimae_dist %s", desc);
+    char path[600];
+    snprintf(path, sizeof path, "%s/stderr.txt", work);
+    char *text = read_text(path);
+    printf("  %s", text ? text : "(no stderr)\n");
+    int lines = 0;
+    for (const char *c = text ? text : ""; *c; c++) lines += *c == '\n';
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", text ? text : "");
+    free(text);
+    if (status != 2 || lines != 1) fail_msg("status %d with %d lines, expected 2 and 1", status, lines);
+    va_list ap;
+    va_start(ap, data);
+    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
+        if (!strstr(copy, w)) {
+            va_end(ap);
+            fail_msg("the message does not name '%s'", w);
+        }
+    va_end(ap);
+    path_in(path, sizeof path, "refused_run");
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    make_tmpdir(work, sizeof work, "mimae-shards");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return remove_tree(work);
+}
+
+/* ------------------------------------------------------------ reading */
+
+static void test_sharded_reads_as_the_single_file(void **state)
+{
+    (void)state;
+    synthetic("one", SIDE, CLASSES, 0);
+    synthetic("sharded", SIDE, CLASSES, K);
+    assert_same_data("one/train.h5", "sharded/train.h5");
+    assert_same_data("one/test.h5", "sharded/test.h5");
+    dataset_t *d = open_ok("sharded/train.h5");
+    assert_int_equal(dataset_get_info(d)->shards, K);
+    dataset_close(d);
+    /* the directory moved whole reads the same (shards named relative) */
+    sh("mv sharded moved");
+    assert_same_data("one/train.h5", "moved/train.h5");
+}
+
+/* With few descriptors a process keeps a few shards open and reopens the
+ * others, each still the file checked at open. */
+static void test_sharded_reads_with_few_open_files(void **state)
+{
+    (void)state;
+    synthetic("one", SIDE, CLASSES, 0);
+    synthetic("many", SIDE, CLASSES, 12);
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 40; /* a quarter: 10 shards open at most */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_same_data("one/train.h5", "many/train.h5");
+    /* a closed shard replaced meanwhile is not read */
+    dataset_t *d = open_ok("many/train.h5");
+    char s11[300];
+    shard_name("many", "train", 11, s11, sizeof s11);
+    sh("cp %s copy.h5 && mv copy.h5 %s", s11, s11);
+    uint8_t img[SIDE * SIDE];
+    const int64_t last = N - 1, first = 0;
+    assert_int_equal(dataset_read(d, &first, 1, img, NULL, err, sizeof err), 0);
+    assert_int_equal(dataset_read(d, &last, 1, img, NULL, err, sizeof err), IO_CHANGED);
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, s11));
+    dataset_close(d);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
+/* Every shard read, and the index, are checked before and after each read. */
+static void test_changed_shard_or_index_is_detected(void **state)
+{
+    (void)state;
+    synthetic("sharded", SIDE, CLASSES, K);
+    char s2[300];
+    shard_name("sharded", "train", 2, s2, sizeof s2);
+    dataset_t *d = open_ok("sharded/train.h5");
+    uint8_t img[2 * SIDE * SIDE];
+    const int64_t in0[2] = {0, 1}, in2[2] = {2 * N / K, 2 * N / K + 1};
+    assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), 0);
+    sh("printf x >> %s", s2); /* grown */
+    assert_int_equal(dataset_read(d, in0, 2, img, NULL, err, sizeof err), 0); /* not read */
+    assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), IO_CHANGED);
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, s2));
+    assert_non_null(strstr(err, "changed while the run read it"));
+    dataset_close(d);
+
+    synthetic("again", SIDE, CLASSES, K);
+    d = open_ok("again/train.h5");
+    sh("touch -d '2001-01-01' again/train.h5"); /* the index rewritten in place */
+    assert_int_equal(dataset_read(d, in0, 2, img, NULL, err, sizeof err), IO_CHANGED);
+    assert_non_null(strstr(err, "again/train.h5"));
+    dataset_close(d);
+}
+
+/* Training and evaluation read a sharded set of images stored larger than
+ * the model's (20x20 for 16x16): crops for training, the centre for
+ * evaluation; the same run on the single file gives the same results. */
+static void test_training_on_sharded_larger_images(void **state)
+{
+    (void)state;
+    char one[512], sharded[512];
+    path_in(one, sizeof one, "one");
+    path_in(sharded, sizeof sharded, "sharded");
+    const import_opts_t opts = {K, NULL};
+    if (synthetic_generate_opts(one, 96, 20, 20, 1, CLASSES, SEED, NULL, err, sizeof err) ||
+        synthetic_generate_opts(sharded, 96, 20, 20, 1, CLASSES, SEED, &opts, err, sizeof err))
+        fail_msg("%s", err);
+    for (int s = 0; s < 2; s++) {
+        char desc[512];
+        path_in(desc, sizeof desc, s ? "sharded.ini" : "one.ini");
+        FILE *f = fopen(desc, "w");
+        assert_non_null(f);
+        const char *data = s ? "sharded" : "one";
+        fprintf(f, "[model]\npreset = test-small\nchannels = 1\n"
+                   "[data]\ntrain = %s/%s/train.h5\ntest = %s/%s/test.h5\n"
+                   "[train]\nglobal_batch = 8\nmicro_batch = 4\nmax_steps = 3\nseed = 1\n"
+                   "[run]\nout_dir = %s/run_%s\nrecon_samples = 2\n[eval]\nmi_images = 8\n"
+                   "knn_k = 3\n", work, data, work, data, work, data);
+        assert_int_equal(fclose(f), 0);
+        if (run_in(2, "mimae_dist %s", desc) != 0) {
+            run_shell("tail -5 %s/stderr.txt", work);
+            fail_msg("training on %s failed", data);
+        }
+    }
+    /* the same losses and evaluations, bit for bit */
+    results_t *res[2];
+    for (int s = 0; s < 2; s++) {
+        char path[512];
+        path_in(path, sizeof path, s ? "run_sharded/results.h5" : "run_one/results.h5");
+        if (!(res[s] = results_load(path, err, sizeof err))) fail_msg("%s", err);
+    }
+    assert_int_equal(results_step_count(res[0]), 3);
+    assert_int_equal(results_step_count(res[1]), 3);
+    for (long i = 0; i < 3; i++) {
+        assert_true(results_steps(res[0])[i].total == results_steps(res[1])[i].total);
+        assert_true(results_steps(res[0])[i].rec == results_steps(res[1])[i].rec);
+    }
+    double a = -1, b = -2;
+    assert_int_equal(results_get_eval(res[0], "knn_top1", &a), 0);
+    assert_int_equal(results_get_eval(res[1], "knn_top1", &b), 0);
+    assert_true(a == b);
+    results_free(res[0]);
+    results_free(res[1]);
+}
+
+/* ------------------------------------------------------------ bad shards */
+
+static void test_missing_or_truncated_shard_is_refused(void **state)
+{
+    (void)state;
+    synthetic("gone", SIDE, CLASSES, K);
+    char s3[300];
+    shard_name("gone", "train", 3, s3, sizeof s3);
+    sh("rm %s", s3);
+    expect_open_fails("gone/train.h5", s3, "is not there", "import it again", NULL);
+    expect_training_refused("gone/train.h5", s3, "is not there", NULL);
+
+    synthetic("cut", SIDE, CLASSES, K);
+    char s1[300];
+    shard_name("cut", "train", 1, s1, sizeof s1);
+    sh("truncate -s 20000 %s", s1);
+    expect_open_fails("cut/train.h5", s1, "truncated", NULL);
+    expect_training_refused("cut/train.h5", s1, "truncated", NULL);
+}
+
+static void test_index_naming_absent_shards_is_refused(void **state)
+{
+    (void)state;
+    synthetic("named", SIDE, CLASSES, K);
+    char path[512];
+    path_in(path, sizeof path, "named/train.h5");
+    /* the shard list rewritten: entry 1 names a file that is not there */
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
+    const size_t len = H5Tget_size(type);
+    char *names = calloc(K, len);
+    assert_true(H5Aread(a, type, names) >= 0);
+    snprintf(names + len, len, "train-not-there.h5");
+    assert_true(H5Awrite(a, type, names) >= 0);
+    H5Tclose(type), H5Aclose(a), H5Fclose(f);
+    expect_open_fails("named/train.h5", "train-not-there.h5", "is not there", NULL);
+    expect_training_refused("named/train.h5", "train-not-there.h5", "is not there", NULL);
+    /* one outside the index's directory */
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
+    snprintf(names + len, len, "../train.h5");
+    assert_true(H5Awrite(a, type, names) >= 0);
+    H5Tclose(type), H5Aclose(a), H5Fclose(f);
+    free(names);
+    expect_open_fails("named/train.h5", "../train.h5", "not a file in the index's directory",
+                      NULL);
+}
+
+/* A shard of another import in place of one of ours: refused, even with
+ * the import id made to match, when its image size or classes differ. */
+static void test_shards_of_other_imports_are_refused(void **state)
+{
+    (void)state;
+    synthetic("ours", SIDE, CLASSES, K);
+    synthetic("small", 8, CLASSES, K);
+    synthetic("fewer", SIDE, 3, K);
+    char ours[300], small[300], fewer[300], id[64];
+    shard_name("ours", "train", 2, ours, sizeof ours);
+    shard_name("small", "train", 2, small, sizeof small);
+    shard_name("fewer", "train", 2, fewer, sizeof fewer);
+    get_string("ours/train.h5", "import_id", id, sizeof id);
+
+    sh("cp %s %s", small, ours);
+    expect_open_fails("ours/train.h5", ours, "different imports", NULL);
+    set_string(ours, "import_id", id);
+    expect_open_fails("ours/train.h5", ours, "different image sizes", "8x8x1", NULL);
+    expect_training_refused("ours/train.h5", ours, "different image sizes", NULL);
+
+    sh("cp %s %s", fewer, ours);
+    set_string(ours, "import_id", id);
+    expect_open_fails("ours/train.h5", ours, "other classes", NULL);
+    expect_training_refused("ours/train.h5", ours, "other classes", NULL);
+
+    /* a shard given where the data set is expected */
+    expect_open_fails(ours, "one shard of a sharded data set", "give its index", NULL);
+}
+
+/* ------------------------------------------------------------ importing */
+
+/* The same folder imported as single files, as shards by one process and as
+ * shards by 3 MPI ranks: the same images, labels and attributes. */
+static void test_import_on_1_and_3_ranks_is_identical(void **state)
+{
+    (void)state;
+    image_tree("tree", 40);
+    assert_int_equal(run_in(0, "mimae data folder tree one --size 12"), 0);
+    assert_int_equal(run_in(0, "mimae data folder tree k1 --size 12 --shards 4"), 0);
+    assert_int_equal(run_in(3, "mimae data folder tree k3 --size 12 --shards 4"), 0);
+    char *out = NULL, path[512];
+    path_in(path, sizeof path, "stdout.txt");
+    out = read_text(path);
+    printf("%s", out ? out : "");
+    /* progress lines of rank 0 only, and the stored resolution said */
+    assert_non_null(out && strstr(out, "import train: 120 images"));
+    assert_non_null(strstr(out, "training crops at random"));
+    free(out);
+    for (int s = 0; s < 2; s++) {
+        const char *split = s ? "test" : "train";
+        char a[64], b[64], c[64];
+        snprintf(a, sizeof a, "one/%s.h5", split);
+        snprintf(b, sizeof b, "k1/%s.h5", split);
+        snprintf(c, sizeof c, "k3/%s.h5", split);
+        assert_same_data(a, b);
+        assert_same_data(b, c);
+    }
+    /* 4 shards and an index per split, nothing else */
+    path_in(path, sizeof path, "k3");
+    assert_int_equal(count_entries(path), 10);
+    assert_false(has_temporary(path));
+}
+
+/* A bad image in the last shard, found by rank 2 of 3 after the others wrote
+ * theirs: one line naming it, exit 2, and nothing left; the data set the
+ * import would have replaced stays as it was. */
+static void test_failed_parallel_import_leaves_nothing(void **state)
+{
+    (void)state;
+    image_tree("tree", 20);
+    sh("printf 'not a jpeg' > tree/train/c/019.jpg");
+    assert_int_equal(run_in(3, "mimae data folder tree fresh --size 12 --shards 3"), 2);
+    assert_bad_input(work, 2, "tree/train/c/019.jpg", "convert or remove it", NULL);
+    assert_no_data("fresh");
+
+    /* over an earlier import of the good tree */
+    sh("rm -r tree && mkdir kept");
+    image_tree("tree", 20);
+    assert_int_equal(run_in(3, "mimae data folder tree kept --size 12 --shards 3"), 0);
+    assert_int_equal(run_in(0, "mimae data folder tree copy --size 12 --shards 3"), 0);
+    sh("printf 'not a jpeg' > tree/train/c/019.jpg");
+    assert_int_equal(run_in(3, "mimae data folder tree kept --size 12 --shards 3"), 2);
+    char path[512];
+    path_in(path, sizeof path, "kept");
+    assert_int_equal(count_entries(path), 8);
+    assert_same_data("copy/train.h5", "kept/train.h5");
+    assert_same_data("copy/test.h5", "kept/test.h5");
+}
+
+/* A finished import replaces an earlier one: only the new shards are left. */
+static void test_new_import_removes_the_old_shards(void **state)
+{
+    (void)state;
+    synthetic("over", SIDE, CLASSES, K);
+    synthetic("over", SIDE, CLASSES, 3);
+    char path[512];
+    path_in(path, sizeof path, "over");
+    assert_int_equal(count_entries(path), 2 + 2 * 3);
+    synthetic("over", SIDE, CLASSES, 0);
+    assert_int_equal(count_entries(path), 2);
+    synthetic("one", SIDE, CLASSES, 0);
+    assert_same_data("one/train.h5", "over/train.h5");
+}
+
+/* SIGINT or SIGTERM during an import: exit 1, one line, nothing left. */
+static void test_interrupted_import_leaves_nothing(void **state)
+{
+    (void)state;
+    char prog[600], out[512], log[512];
+    snprintf(prog, sizeof prog, "%s/mimae", build_dir);
+    path_in(out, sizeof out, "big");
+    path_in(log, sizeof log, "big.log");
+    const int signals[2] = {SIGINT, SIGTERM};
+    for (int s = 0; s < 2; s++) {
+        const char *argv[] = {prog, "data", "synthetic", out, "--n", "200000", "--size",
+                              "32x32x3", "--shards", "4", NULL};
+        const pid_t pid = run_start(argv, log, NULL);
+        assert_true(pid > 0);
+        /* until the first shard is being written */
+        for (int i = 0; i < 5000 && (access(out, F_OK) || !has_temporary(out)); i++) sleep_ms(2);
+        assert_true(access(out, F_OK) == 0 && has_temporary(out));
+        kill(pid, signals[s]);
+        const int status = run_wait(pid, 60);
+        char *text = read_text(log);
+        printf("  %s", text ? text : "(no log)\n");
+        assert_int_equal(status, 1);
+        assert_non_null(text && strstr(text, "interrupted by a signal"));
+        free(text);
+        assert_no_data("big");
+    }
+}
+
+/* A full disk (the file size limit) during a sharded import: exit 1, one
+ * line, nothing left. */
+static void test_full_disk_during_import_leaves_nothing(void **state)
+{
+    (void)state;
+    file_size_limit_t lim;
+    file_size_limit_set(&lim, 40000); /* a shard of 60 images of 16x16 needs more */
+    const int status = run_in(0, "mimae data synthetic full --n %d --size 16x16x1 --shards 5", N);
+    file_size_limit_restore(&lim);
+    char path[512];
+    path_in(path, sizeof path, "stderr.txt");
+    char *text = read_text(path);
+    printf("  %s", text ? text : "(no stderr)\n");
+    assert_int_equal(status, 1);
+    assert_non_null(text && strstr(text, "full"));
+    free(text);
+    assert_no_data("full");
+}
+
+static void test_bad_shard_requests_are_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(run_in(0, "mimae data synthetic few --n 40 --shards 50"), 2);
+    assert_bad_input(work, 2, "few/train.h5", "--shards 50", "give at most 40", NULL);
+    assert_int_equal(run_in(0, "mimae data synthetic few --n 40 --shards 0"), 2);
+    assert_bad_input(work, 2, "--shards 0", "positive", NULL);
+    assert_int_equal(run_in(2, "mimae data synthetic few --n 40"), 2);
+    assert_bad_input(work, 2, "2 MPI ranks", "--shards K", NULL);
+    assert_no_data("few");
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sharded_reads_as_the_single_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharded_reads_with_few_open_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changed_shard_or_index_is_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_training_on_sharded_larger_images, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_or_truncated_shard_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_index_naming_absent_shards_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shards_of_other_imports_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_on_1_and_3_ranks_is_identical, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_parallel_import_leaves_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_new_import_removes_the_old_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_during_import_leaves_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_shard_requests_are_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
