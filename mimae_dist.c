@@ -42,6 +42,7 @@
 #include "io/reader.h"
 #include "io/results.h"
 #include "io/text_escape.h"
+#include "run/data_stage.h"
 #include "run/eval_record.h"
 #include "run/exit_status.h"
 #include "run/faults.h"
@@ -70,7 +71,10 @@ typedef struct {
     size_t image_floats;     /* the model's img_h * img_w * channels */
     size_t image_bytes;      /* a stored image's H*W*C (at least the model's) */
     mimae_model_t *model;
-    sampler_t sampler;
+    sampler_t sampler;       /* data.sampling = global */
+    shard_sampler_t shard_sampler; /* data.sampling = shard-local */
+    int shard_local;
+    char train_path[DESCRIPTOR_PATH_MAX + 64]; /* data.train, or its staged copy */
     float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
     /* step buffers */
     int64_t *indices;        /* per_rank */
@@ -129,6 +133,7 @@ static void free_run(run_t *r)
     if (r->reader) reader_free(r->reader);
     mimae_model_free(r->model);
     sampler_free(&r->sampler);
+    shard_sampler_free(&r->shard_sampler);
     free(r->indices);
     free(r->images);
     train_step_free(&r->step);
@@ -190,7 +195,9 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
     const int K = r->run->recon_samples < B ? r->run->recon_samples : B;
     if (K <= 0) return 0;
     int64_t idx[B];
-    for (int i = 0; i < B; i++) idx[i] = i % r->n_images;
+    /* the first images, of shard 0 (rank 0's own) when the ranks read their shards */
+    const long first = r->shard_local ? reader_shard_images(r->reader)[0] : r->n_images;
+    for (int i = 0; i < B; i++) idx[i] = i % first;
     const uint8_t *raw;
     if (reader_start(r->reader, idx, B, err, errlen) ||
         reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
@@ -300,11 +307,64 @@ static int record_run_attributes(run_t *r, const char *descriptor)
         {"train.reduction", r->plan.deterministic ? "deterministic" : "fast"},
         {"train.epochs", epochs},
         {"sweep.arm", r->arm},
+        {"data.sampling", r->shard_local ? "shard-local" : "global"},
+        {"data.stage_dir", r->run->stage_dir},
         {RESULTS_STATUS, RESULTS_STATUS_RUNNING},
     };
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         if (attrs[i][1][0] && results_set_attr(r->results, attrs[i][0], attrs[i][1])) return -1;
     return 0;
+}
+
+/* The training data: staged to data.stage_dir first when set, opened whole
+ * (global sampling) or only this rank's shards (shard-local), and the
+ * images an epoch uses (r->n_images: data.train_limit, or what the ranks'
+ * shards fill in whole steps). An exit status. */
+static int open_training_data(run_t *r, const char *descriptor, char *err, size_t errlen)
+{
+    const run_config_t *run = r->run;
+    r->shard_local = run->sampling == SAMPLING_SHARD_LOCAL;
+    const char *refusal = NULL;
+    if (run->stage_dir[0] && !r->shard_local)
+        refusal = "data.stage_dir is set with data.sampling = global, where every rank reads "
+                  "every shard: set data.sampling = shard-local, or leave data.stage_dir empty";
+    else if (r->shard_local && run->train_limit > 0)
+        refusal = "data.train_limit needs data.sampling = global (shard-local reads whole "
+                  "shards): leave data.train_limit at 0, or sample globally";
+    if (refusal) {
+        snprintf(err, errlen, "%s: %s", descriptor, refusal);
+        return EXIT_BAD_INPUT;
+    }
+    snprintf(r->train_path, sizeof r->train_path, "%s", run->train_data);
+    if (run->stage_dir[0]) {
+        const int st = data_stage(run->train_data, run->stage_dir, r->rank, r->ranks,
+                                  r->train_path, sizeof r->train_path, err, errlen);
+        if (st != EXIT_OK) return st;
+        if (r->rank == 0) text_eprintf("mimae_dist: training from %s (data.stage_dir)", r->train_path);
+    }
+    r->reader = r->shard_local ? reader_create_shards(r->train_path, r->plan.per_rank, r->rank,
+                                                      r->ranks, err, errlen)
+                               : reader_create(r->train_path, r->plan.per_rank, err, errlen);
+    if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    const dataset_info_t *info = reader_info(r->reader);
+    r->n_images = info->n;
+    if (run->train_limit > 0 && run->train_limit < r->n_images) r->n_images = run->train_limit;
+    if (!r->shard_local) return EXIT_OK;
+    if (!info->shards) {
+        snprintf(err, errlen, "%s: data.sampling = shard-local needs a sharded data set: import it "
+                 "with --shards K (a multiple of the ranks), or sample globally", r->train_path);
+        return EXIT_BAD_INPUT;
+    }
+    if (shard_sampler_init(&r->shard_sampler, reader_shard_images(r->reader), info->shards,
+                           r->rank, r->ranks, r->plan.per_rank, (uint64_t)run->seed)) {
+        snprintf(err, errlen, "%s: the %d shards give some of the %d ranks fewer images than "
+                 "their share of one global batch (%d): lower train.global_batch or use more "
+                 "data", r->train_path, info->shards, r->ranks, r->plan.per_rank);
+        return EXIT_BAD_INPUT;
+    }
+    /* whole steps of every rank: the schedule counts these */
+    r->n_images = r->shard_sampler.steps * r->plan.global_batch;
+    return EXIT_OK;
 }
 
 /* Everything before the first step; returns an exit status (EXIT_OK to go on). */
@@ -324,12 +384,9 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         prefix_message(err, errlen, a->descriptor); /* as its other messages do */
         return EXIT_BAD_INPUT;
     }
-    r->reader = reader_create(r->run->train_data, r->plan.per_rank, err, errlen);
-    if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    const int status = open_training_data(r, a->descriptor, err, errlen);
+    if (status != EXIT_OK) return status;
     const dataset_info_t *info = reader_info(r->reader);
-    r->n_images = info->n;
-    if (r->run->train_limit > 0 && r->run->train_limit < r->n_images)
-        r->n_images = r->run->train_limit;
     if (load_descriptor(r, a->descriptor, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
     /* images stored larger than the model's are cropped to it (augment.h) */
     if (info->h < r->cfg->img_h || info->w < r->cfg->img_w || info->c != r->cfg->channels) {
@@ -351,11 +408,13 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     }
     r->image_floats = (size_t)r->cfg->img_h * r->cfg->img_w * info->c;
     r->image_bytes = (size_t)info->h * info->w * info->c;
-    if (sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
+    if (!r->shard_local &&
+        sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
         snprintf(err, errlen, "out of memory for the data order of %ld images", r->n_images);
         return EXIT_FAILURE_INTERNAL;
     }
-    r->steps_per_epoch = sampler_steps_per_epoch(&r->sampler);
+    r->steps_per_epoch = r->shard_local ? r->shard_sampler.steps
+                                        : sampler_steps_per_epoch(&r->sampler);
     r->total_steps = r->run->epochs * r->steps_per_epoch;
     if (r->run->max_steps > 0 && r->run->max_steps < r->total_steps) r->total_steps = r->run->max_steps;
 
@@ -467,7 +526,8 @@ static int read_failure_status(int read)
 /* The indices of the step `state` points at, for this rank. */
 static void step_indices(run_t *r, const train_state_t *st, int64_t *out)
 {
-    sampler_slice(&r->sampler, st->epoch, st->epoch_step, r->rank, r->ranks, out);
+    if (r->shard_local) shard_sampler_slice(&r->shard_sampler, st->epoch, st->epoch_step, out);
+    else sampler_slice(&r->sampler, st->epoch, st->epoch_step, r->rank, r->ranks, out);
 }
 
 static void advance(train_state_t *st, long steps_per_epoch)

@@ -444,7 +444,7 @@ int data_import(const char *out_dir, const import_split_t *splits, int n,
         char file[64];
         snprintf(file, sizeof file, "%s.h5", splits[s].info.split);
         char *path = io_path_join(out_dir, file);
-        if (path) nold[s] = dataset_index_shards(path, &old[s]);
+        if (path) nold[s] = dataset_index_shards(path, &old[s], NULL);
         free(path);
     }
 

@@ -671,10 +671,11 @@ int dataset_index_write(const char *path, const dataset_info_t *info, const char
     return h5_atomic_write_v110(path, increment, fill_index, &a, &e) ? IO_WRITE_FAILED : 0;
 }
 
-int dataset_index_shards(const char *path, char ***names)
+int dataset_index_shards(const char *path, char ***names, char *import_id)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     *names = NULL;
+    if (import_id) import_id[0] = '\0';
     struct stat st;
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     io_file_err_t e = {path, NULL, 0, 0};
@@ -688,6 +689,13 @@ int dataset_index_shards(const char *path, char ***names)
         if (a.cls == H5T_STRING && a.rank == 1 && a.count >= 1 &&
             a.count <= DATASET_MAX_SHARDS && h5_attr_read_strings(&a, names) == ATTR_OK)
             n = (int)a.count;
+        h5_attr_close(&a);
+    }
+    char id[64] = "";
+    if (n && import_id && h5_attr_open(f, DS_ATTR_IMPORT_ID, &a) == ATTR_OK) {
+        if (a.cls == H5T_STRING && a.count == 1 && h5_attr_read_string(&a, id, sizeof id) == ATTR_OK &&
+            strlen(id) == DATASET_IMPORT_ID_LEN)
+            memcpy(import_id, id, DATASET_IMPORT_ID_LEN + 1);
         h5_attr_close(&a);
     }
     ds_h5close(&f);

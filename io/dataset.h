@@ -155,10 +155,11 @@ int dataset_index_write(const char *path, const dataset_info_t *info, const char
                         char *err, size_t errlen);
 
 /* The shard names an index at path lists (*names: one malloc'd block, freed
- * with free). Their count; 0 when there is no readable index there (a single
- * file, nothing, damage): for removing the shards of an import replaced by
- * another one. */
-int dataset_index_shards(const char *path, char ***names);
+ * with free) and its import id (into import_id, DATASET_IMPORT_ID_LEN + 1
+ * bytes, unless NULL). Their count; 0 when there is no readable index there
+ * (a single file, nothing, damage): for removing the shards of an import
+ * replaced by another one, and for staging. */
+int dataset_index_shards(const char *path, char ***names, char *import_id);
 
 /* ---- reading ---- */
 typedef struct dataset dataset_t;
@@ -171,7 +172,15 @@ typedef struct dataset dataset_t;
  * most a quarter of the process's file limit (RLIMIT_NOFILE) of shards
  * stay open; others are reopened when read (and must be the file checked). */
 dataset_t *dataset_open(const char *path, char *err, size_t errlen);
+/* dataset_open of a sharded set for rank `rank` of `ranks` (data.sampling =
+ * shard-local): only the shards s with s % ranks == rank are opened, checked
+ * and readable, the others are counted from the index alone (their labels
+ * read as -1). The shard count must be a multiple of ranks; a single file is
+ * refused when ranks > 1. ranks 1: dataset_open. */
+dataset_t *dataset_open_shards(const char *path, int rank, int ranks, char *err, size_t errlen);
 const dataset_info_t *dataset_get_info(const dataset_t *d);
+/* The images of each shard (info->shards of them), NULL for a single file. */
+const long *dataset_shard_images(const dataset_t *d);
 /* Reads the images with the given indices, in that order, into images
  * (count, h, w, c) and labels (count; may be NULL). Only those images are
  * read (a run of consecutive indices as one hyperslab); every index is

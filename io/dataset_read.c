@@ -35,6 +35,7 @@ typedef struct {
     long first, n;             /* its images in the split: [first, first + n) */
     unsigned long used;        /* the read that used it last (closing the least recent) */
     unsigned long checked;     /* the read that checked it last */
+    int absent;                /* another rank's shard: not opened, not readable here */
 } part_t;
 
 struct dataset {
@@ -50,6 +51,8 @@ struct dataset {
     io_file_id_t index_id;
     int open_parts, max_open;  /* shards open now, and at most */
     unsigned long reads;       /* dataset_read calls so far */
+    int rank, ranks;           /* this reader takes the shards s with s % ranks == rank */
+    long *shard_images;        /* an index's image count of each shard */
 };
 
 /* Opens attribute `name` of file; -1 with a message. */
@@ -435,8 +438,10 @@ static int validate_single(dataset_t *d, char *err, size_t errlen)
 }
 
 /* Shard i, opened: it is the shard the index lists there (position, import,
- * classes, image size of shard 0), its arrays hold what the index says. */
-static int validate_shard(dataset_t *d, int i, const char *import_id, char *err, size_t errlen)
+ * classes, the image size of shard `ref`, the first one checked), its arrays
+ * hold what the index says. */
+static int validate_shard(dataset_t *d, int i, int ref, const char *import_id, char *err,
+                          size_t errlen)
 {
     part_t *p = &d->parts[i];
     dataset_info_t *in = &d->info;
@@ -471,7 +476,7 @@ static int validate_shard(dataset_t *d, int i, const char *import_id, char *err,
     hsize_t idims[4];
     int32_t *labels = d->labels + p->first;
     if (open_arrays(p, p->n, idims, &labels, err, errlen)) return -1;
-    if (i == 0) {
+    if (i == ref) {
         in->h = (int)idims[1];
         in->w = (int)idims[2];
         in->c = (int)idims[3];
@@ -479,10 +484,10 @@ static int validate_shard(dataset_t *d, int i, const char *import_id, char *err,
     } else if (idims[1] != (hsize_t)in->h || idims[2] != (hsize_t)in->w ||
                idims[3] != (hsize_t)in->c) {
         snprintf(why, sizeof why, "%dx%dx%d", in->h, in->w, in->c);
-        return io_fail(err, errlen, "%s: holds images of %llux%llux%llu, shard 0 of %s holds %s: "
-                       "shards of different image sizes; import the data set again", path,
+        return io_fail(err, errlen, "%s: holds images of %llux%llux%llu, shard %d of %s holds "
+                       "%s: shards of different image sizes; import the data set again", path,
                        (unsigned long long)idims[1], (unsigned long long)idims[2],
-                       (unsigned long long)idims[3], d->path, why);
+                       (unsigned long long)idims[3], ref, d->path, why);
     }
     if (check_labels(p, labels, in->num_classes, err, errlen)) return -1;
     if (open_images_with_cache(p, d->image_bytes) < 0)
@@ -516,6 +521,7 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
                      errlen))
         goto out;
     if (!(counts = malloc((size_t)k * sizeof *counts)) ||
+        !(d->shard_images = malloc((size_t)k * sizeof *d->shard_images)) ||
         !(d->parts = calloc((size_t)k, sizeof *d->parts))) {
         io_fail(err, errlen, "%s: out of memory for %d shards", path, k);
         goto out;
@@ -532,6 +538,13 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
             goto out;
         }
         total += counts[i];
+        d->shard_images[i] = (long)counts[i];
+    }
+    if (d->ranks > 1 && k % d->ranks != 0) {
+        io_fail(err, errlen, "%s: %d shards do not spread evenly over %d ranks (data.sampling = "
+                "shard-local): import it with a multiple of the ranks as --shards, or run on a "
+                "divisor of %d ranks", path, k, d->ranks, k);
+        goto out;
     }
     in->n = (long)total;
     in->shards = k;
@@ -550,12 +563,18 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
         p->fd = -1;
     }
     d->nparts = k;
+    int ref = -1; /* the first shard checked: the others have its image size */
     for (int i = 0; i < k; i++) {
         part_t *p = &d->parts[i];
         const char *name = names[i];
         p->first = first;
         p->n = (long)counts[i];
         first += p->n;
+        if (i % d->ranks != d->rank) { /* another rank's: its labels unknown here */
+            p->absent = 1;
+            for (long j = 0; j < p->n; j++) d->labels[p->first + j] = -1;
+            continue;
+        }
         if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
             io_fail(err, errlen, "%s: the attribute %s names shard %d \"%s\", not a file in the "
                     "index's directory: %s", path, DS_ATTR_SHARDS, i, name, DS_RECREATE);
@@ -577,7 +596,8 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
         if ((p->file = open_file(p->path, "data set shard", &p->fd, &p->id, err, errlen)) < 0)
             goto out;
         d->open_parts++;
-        if (validate_shard(d, i, import_id, err, errlen)) goto out;
+        if (ref < 0) ref = i;
+        if (validate_shard(d, i, ref, import_id, err, errlen)) goto out;
     }
     rc = read_statistics(d->index, path, in, err, errlen);
 out:
@@ -603,6 +623,12 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
         d->index_id = id;
         return validate_index(d, err, errlen);
     }
+    if (d->ranks > 1) {
+        ds_h5close(&file);
+        return io_fail(err, errlen, "%s: a single file has no shards to spread over ranks "
+                       "(data.sampling = shard-local): import it with --shards K, or use "
+                       "data.sampling = global", d->path);
+    }
     if (!(d->parts = calloc(1, sizeof *d->parts)) || !(d->parts[0].path = strdup(d->path))) {
         ds_h5close(&file);
         return io_fail(err, errlen, "%s: out of memory", d->path);
@@ -619,9 +645,18 @@ static int open_and_validate(dataset_t *d, char *err, size_t errlen)
 
 dataset_t *dataset_open(const char *path, char *err, size_t errlen)
 {
+    return dataset_open_shards(path, 0, 1, err, errlen);
+}
+
+dataset_t *dataset_open_shards(const char *path, int rank, int ranks, char *err, size_t errlen)
+{
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (!path || !*path) {
         io_fail(err, errlen, "dataset_open: no path given");
+        return NULL;
+    }
+    if (ranks < 1 || rank < 0 || rank >= ranks) {
+        io_fail(err, errlen, "%s: internal error: rank %d of %d", path, rank, ranks);
         return NULL;
     }
     dataset_t *d = calloc(1, sizeof *d);
@@ -632,6 +667,8 @@ dataset_t *dataset_open(const char *path, char *err, size_t errlen)
     }
     d->index = H5I_INVALID_HID;
     d->index_fd = -1;
+    d->rank = rank;
+    d->ranks = ranks;
     if (open_and_validate(d, err, errlen)) {
         dataset_close(d);
         return NULL;
@@ -642,6 +679,8 @@ dataset_t *dataset_open(const char *path, char *err, size_t errlen)
 const dataset_info_t *dataset_get_info(const dataset_t *d) { return &d->info; }
 
 const int32_t *dataset_labels(const dataset_t *d) { return d->labels; }
+
+const long *dataset_shard_images(const dataset_t *d) { return d->shard_images; }
 
 /* The part holding image i (binary search on the first images). */
 static part_t *part_of(dataset_t *d, int64_t i)
@@ -661,6 +700,9 @@ static part_t *part_of(dataset_t *d, int64_t i)
 static int part_ready(dataset_t *d, part_t *p, char *err, size_t errlen)
 {
     io_file_err_t e = {p->path, err, errlen, 0};
+    if (p->absent)
+        return io_fail(err, errlen, "%s: internal error: a shard of another rank (rank %d of %d "
+                       "reads its own only)", p->path, d->rank, d->ranks);
     p->used = d->reads;
     if (p->file >= 0) return io_check_unchanged(&e, p->fd, &p->id);
     make_room(d, p);
@@ -756,6 +798,7 @@ void dataset_close(dataset_t *d)
         free(d->parts[i].path);
     }
     free(d->parts);
+    free(d->shard_images);
     ds_h5close(&d->index);
     dataset_info_free(&d->info);
     free(d->labels);

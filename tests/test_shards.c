@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/data/sampler.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/results.h"
@@ -41,7 +43,7 @@ static char err[2048];
 
 static void path_in(char *buf, size_t len, const char *rel)
 {
-    snprintf(buf, len, "%s/%s", work, rel);
+    if ((size_t)snprintf(buf, len, "%s/%s", work, rel) >= len) fail_msg("path too long: %s", rel);
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -116,7 +118,7 @@ static void shard_name(const char *dir, const char *split, int i, char *out, siz
     char path[512];
     snprintf(path, sizeof path, "%s/%s/%s.h5", work, dir, split);
     char **names = NULL;
-    const int k = dataset_index_shards(path, &names);
+    const int k = dataset_index_shards(path, &names, NULL);
     if (i >= k) fail_msg("%s lists %d shards, not %d", path, k, i + 1);
     snprintf(out, len, "%s/%s", dir, names[i]);
     free(names);
@@ -617,10 +619,229 @@ static void test_bad_shard_requests_are_refused(void **state)
     assert_no_data("few");
 }
 
+/* ------------------------------------------------------------ shard-local */
+
+/* Rank r of R gets only images of its shards (s % R == r), one shard at a
+ * time in a per-epoch shard order, no image twice in an epoch over all
+ * ranks, every image but the tails, another order the next epoch. */
+static void test_shard_local_order(void **state)
+{
+    (void)state;
+    enum { SH = 6, R = 3, PER = 4 };
+    const long count[SH] = {10, 11, 10, 11, 10, 12};
+    long first[SH], total = 0;
+    for (int i = 0; i < SH; i++) first[i] = total, total += count[i];
+    int seen[64];
+    int64_t step[PER], epoch0[R][40];
+    for (long epoch = 0; epoch < 2; epoch++) {
+        memset(seen, 0, sizeof seen);
+        long used = 0;
+        for (int r = 0; r < R; r++) {
+            shard_sampler_t s;
+            assert_int_equal(shard_sampler_init(&s, count, SH, r, R, PER, 9), 0);
+            assert_int_equal(s.steps, 21 / PER); /* the fewest: 10 + 11 on ranks 0 and 1 */
+            int changes = 0, last_shard = -1;
+            for (long t = 0; t < s.steps; t++) {
+                shard_sampler_slice(&s, epoch, t, step);
+                for (int i = 0; i < PER; i++) {
+                    int sh = 0;
+                    while (sh + 1 < SH && first[sh + 1] <= step[i]) sh++;
+                    assert_int_equal(sh % R, r); /* only its own shards */
+                    if (sh != last_shard) changes += last_shard >= 0, last_shard = sh;
+                    assert_int_equal(seen[step[i]]++, 0);
+                    if (epoch == 0) epoch0[r][t * PER + i] = step[i];
+                }
+            }
+            assert_true(changes <= SH / R - 1); /* a shard at a time */
+            if (epoch == 1) { /* another order */
+                shard_sampler_slice(&s, 1, 0, step);
+                assert_memory_not_equal(step, epoch0[r], sizeof step);
+            }
+            used += s.steps * PER;
+            shard_sampler_free(&s);
+        }
+        /* left out: each rank's tail past 5 steps of 4 (1, 1 and 2 of 21, 21, 22) */
+        assert_int_equal(used, R * 5 * PER);
+        assert_int_equal(total - used, 4);
+    }
+    /* K not a multiple of R, or too few images for a step: refused */
+    shard_sampler_t bad;
+    assert_int_equal(shard_sampler_init(&bad, count, SH, 0, 4, PER, 9), -1);
+    shard_sampler_free(&bad);
+    assert_int_equal(shard_sampler_init(&bad, count, SH, 0, R, 22, 9), -1); /* 21 < 22 */
+    shard_sampler_free(&bad);
+}
+
+/* A rank of shard-local sampling opens only its own shards: the others may
+ * be missing where it reads (a node-local copy of its shards). */
+static void test_rank_opens_only_its_shards(void **state)
+{
+    (void)state;
+    synthetic("mine", SIDE, CLASSES, 4);
+    char s1[300], s3[300], path[512];
+    shard_name("mine", "train", 1, s1, sizeof s1);
+    shard_name("mine", "train", 3, s3, sizeof s3);
+    sh("rm %s %s", s1, s3);
+    path_in(path, sizeof path, "mine/train.h5");
+    dataset_t *d = dataset_open_shards(path, 0, 2, err, sizeof err);
+    if (!d) fail_msg("%s", err);
+    assert_int_equal(dataset_get_info(d)->n, N);
+    assert_int_equal(dataset_shard_images(d)[1], N / 4);
+    assert_int_equal(dataset_labels(d)[N / 4], -1); /* another rank's */
+    uint8_t img[SIDE * SIDE];
+    const int64_t own = 2 * N / 4, other = N / 4;
+    assert_int_equal(dataset_read(d, &own, 1, img, NULL, err, sizeof err), 0);
+    assert_int_equal(dataset_read(d, &other, 1, img, NULL, err, sizeof err), -1);
+    dataset_close(d);
+    assert_null(dataset_open_shards(path, 1, 2, err, sizeof err)); /* rank 1's are gone */
+    assert_null(dataset_open_shards(path, 0, 3, err, sizeof err)); /* 4 shards, 3 ranks */
+    printf("  %s\n", err);
+    assert_non_null(strstr(err, "multiple of the ranks"));
+}
+
+/* A training descriptor over work/<data> with `extra` lines ([data] and
+ * [run] sections follow, so extra data keys come first). */
+static void write_run(const char *name, const char *data, const char *data_extra,
+                      const char *out)
+{
+    char desc[512];
+    path_in(desc, sizeof desc, name);
+    FILE *f = fopen(desc, "w");
+    assert_non_null(f);
+    fprintf(f, "[model]\npreset = test-small\nchannels = 1\n[data]\ntrain = %s/%s/train.h5\n%s"
+               "[train]\nglobal_batch = 8\nmicro_batch = 4\nepochs = 1\nseed = 1\n"
+               "[run]\nout_dir = %s/%s\nrecon_samples = 2\nlog_every = 100\n"
+               "[eval]\nlinear_probe = 0\nknn = 0\nmi = 0\n",
+            work, data, data_extra ? data_extra : "", work, out);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_shard_local_training_and_refusals(void **state)
+{
+    (void)state;
+    synthetic("k4", SIDE, CLASSES, 4);
+    write_run("local.ini", "k4", "sampling = shard-local\n", "run_local");
+    if (run_in(2, "mimae_dist local.ini") != 0) {
+        run_shell("tail -3 %s/stderr.txt", work);
+        fail_msg("shard-local training failed");
+    }
+    char path[512];
+    path_in(path, sizeof path, "run_local/results.h5");
+    results_t *res = results_load(path, err, sizeof err);
+    if (!res) fail_msg("%s", err);
+    assert_string_equal(results_get_attr(res, "data.sampling"), "shard-local");
+    assert_int_equal(results_step_count(res), N / 8); /* 4 shards of 75: 150 a rank */
+    results_free(res);
+
+    /* refused before anything is written */
+    synthetic("single", SIDE, CLASSES, 0);
+    synthetic("k5", SIDE, CLASSES, 5);
+    write_run("r1.ini", "single", "sampling = shard-local\n", "run_r1");
+    assert_int_equal(run_in(2, "mimae_dist r1.ini"), 2);
+    assert_bad_input(work, 2, "single/train.h5", "single file", "--shards K", NULL);
+    write_run("r2.ini", "k5", "sampling = shard-local\n", "run_r2");
+    assert_int_equal(run_in(2, "mimae_dist r2.ini"), 2);
+    assert_bad_input(work, 2, "k5/train.h5", "5 shards", "2 ranks", NULL);
+    write_run("r3.ini", "k4", "stage_dir = stage\n", "run_r3");
+    assert_int_equal(run_in(1, "mimae_dist r3.ini"), 2);
+    assert_bad_input(work, 2, "r3.ini", "data.stage_dir", "shard-local", NULL);
+    write_run("r4.ini", "k4", "sampling = shard-local\ntrain_limit = 40\n", "run_r4");
+    assert_int_equal(run_in(1, "mimae_dist r4.ini"), 2);
+    assert_bad_input(work, 2, "r4.ini", "data.train_limit", NULL);
+    for (int i = 1; i <= 4; i++) {
+        char out[32];
+        snprintf(out, sizeof out, "run_r%d", i);
+        path_in(path, sizeof path, out);
+        assert_int_equal(access(path, F_OK), -1);
+    }
+}
+
+static ino_t inode_of(const char *rel)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+/* data.stage_dir: copies the index and the shards, not again when they are
+ * there and identical, again when one differs; a full disk during the copy
+ * exits 1 leaving no partial file. */
+static void test_staging_copies_once(void **state)
+{
+    (void)state;
+    synthetic("k4", SIDE, CLASSES, 4);
+    char id[64], s2[300], staged[400];
+    get_string("k4/train.h5", "import_id", id, sizeof id);
+    shard_name("k4", "train", 2, s2, sizeof s2);
+    snprintf(staged, sizeof staged, "stage/%s/%s", id, strrchr(s2, '/') + 1);
+    write_run("st.ini", "k4", "sampling = shard-local\nstage_dir = stage\n", "run_st");
+    assert_int_equal(run_in(2, "mimae_dist st.ini"), 0);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/stage/%s", work, id);
+    assert_int_equal(count_entries(dir), 5); /* both ranks here: every shard and the index */
+    const ino_t before = inode_of(staged);
+    sh("rm -r run_st");
+    assert_int_equal(run_in(2, "mimae_dist st.ini"), 0);
+    assert_true(inode_of(staged) == before); /* identical: not copied again */
+    sh("printf x >> %s && rm -r run_st", staged); /* no longer the source's copy */
+    assert_int_equal(run_in(2, "mimae_dist st.ini"), 0);
+    assert_true(inode_of(staged) != before);
+
+    sh("rm -r run_st stage");
+    setenv("MIMAE_FAULT", "stage-full=20000", 1); /* a shard is 33 kB */
+    const int status = run_in(2, "mimae_dist st.ini");
+    unsetenv("MIMAE_FAULT");
+    char path[600];
+    snprintf(path, sizeof path, "%s/stderr.txt", work);
+    char *text = read_text(path);
+    printf("  %s", text ? text : "(no stderr)\n");
+    assert_int_equal(status, 1);
+    assert_non_null(text && strstr(text, "full"));
+    free(text);
+    assert_false(has_temporary(dir));
+}
+
+/* A stage directory too small for the node's shards: one line naming it,
+ * exit 2, nothing copied (on a 1 MiB tmpfs, when this process may mount). */
+static void test_full_stage_dir_is_refused(void **state)
+{
+    (void)state;
+    char tiny[512], out[512];
+    path_in(tiny, sizeof tiny, "tiny");
+    assert_int_equal(mkdir(tiny, 0755), 0);
+    if (run_shell("mount -t tmpfs -o size=1m tmpfs %s 2>/dev/null", tiny) != 0) {
+        printf("  cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)\n");
+        skip();
+    }
+    path_in(out, sizeof out, "big");
+    const import_opts_t opts = {4, NULL};
+    const int rc = synthetic_generate_opts(out, 600, 32, 32, 3, CLASSES, SEED, &opts, err,
+                                           sizeof err);
+    char desc[512];
+    path_in(desc, sizeof desc, "tiny.ini");
+    FILE *f = fopen(desc, "w");
+    assert_non_null(f);
+    fprintf(f, "[model]\npreset = test-small\n[data]\ntrain = %s/big/train.h5\n"
+               "sampling = shard-local\nstage_dir = %s\n"
+               "[train]\nglobal_batch = 8\nmicro_batch = 4\nmax_steps = 2\n"
+               "[run]\nout_dir = %s/run_tiny\n", work, tiny, work);
+    fclose(f);
+    const int status = rc ? -1 : run_in(2, "mimae_dist tiny.ini");
+    const int entries = count_entries(tiny);
+    umount(tiny);
+    if (rc) fail_msg("%s", err);
+    assert_bad_input(work, status, "tiny", "GB are free", "data.stage_dir", NULL);
+    assert_true(entries <= 1); /* at most the empty import directory */
+    assert_int_equal(access("run_tiny", F_OK), -1);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
+    unsetenv("MIMAE_FAULT");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sharded_reads_as_the_single_file, setup, teardown),
@@ -641,6 +862,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_full_disk_during_import_leaves_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_shard_requests_are_refused, setup, teardown),
+        cmocka_unit_test(test_shard_local_order),
+        cmocka_unit_test_setup_teardown(test_rank_opens_only_its_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_local_training_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staging_copies_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_stage_dir_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
