@@ -199,25 +199,20 @@ out:
     rc = import_agree(opts, rc, err, errlen);
     if (rc == 0) {
         cifar_split_t x[2] = {{files, TRAIN_FILES, {0}, raw}, {files + TRAIN_FILES, 1, {0}, raw}};
+        dataset_info_t proto;
+        memset(&proto, 0, sizeof proto);
+        snprintf(proto.name, sizeof proto.name, "cifar-10");
+        snprintf(proto.source, sizeof proto.source, "%s", dir);
+        proto.h = proto.w = SIDE;
+        proto.c = 3;
+        proto.num_classes = CLASSES;
+        proto.class_names = names;
         import_split_t splits[2];
         for (int s = 0; s < 2; s++) {
             long n = 0;
             for (int f = 0; f < x[s].nfiles; f++)
                 n += x[s].records[f] = records[s * TRAIN_FILES + f];
-            dataset_info_t *in = &splits[s].info;
-            memset(in, 0, sizeof *in);
-            snprintf(in->name, sizeof in->name, "cifar-10");
-            snprintf(in->split, sizeof in->split, "%s", s ? "test" : "train");
-            snprintf(in->source, sizeof in->source, "%s", dir);
-            in->n = n;
-            in->h = in->w = SIDE;
-            in->c = 3;
-            in->num_classes = CLASSES;
-            in->class_names = names;
-            splits[s].block = BLOCK;
-            splits[s].read = read_records;
-            splits[s].ctx = &x[s];
-            splits[s].digest = 0;
+            splits[s] = import_split_of(&proto, s, n, BLOCK, read_records, &x[s]);
         }
         rc = data_import(out_dir, splits, 2, opts, err, errlen);
     }

@@ -53,6 +53,15 @@ static const import_comm_t *comm_of(const import_opts_t *opts, import_comm_t *si
     return single;
 }
 
+import_split_t import_split_of(const dataset_info_t *proto, int index, long n, long block,
+                               import_read_fn read, void *ctx)
+{
+    import_split_t s = {*proto, block, read, ctx, 0};
+    snprintf(s.info.split, sizeof s.info.split, "%s", index ? "test" : "train");
+    s.info.n = n;
+    return s;
+}
+
 int import_agree(const import_opts_t *opts, int rc, char *err, size_t errlen)
 {
     import_comm_t single;

@@ -87,6 +87,11 @@ typedef struct {
 int data_import(const char *out_dir, const import_split_t *splits, int n,
                 const import_opts_t *opts, char *err, size_t errlen);
 
+/* Split `index` (0: "train", 1: "test") of the data set proto describes
+ * (name, source, h, w, c, classes): n images read by read(ctx) in blocks. */
+import_split_t import_split_of(const dataset_info_t *proto, int index, long n, long block,
+                               import_read_fn read, void *ctx);
+
 /* After an importer has read its source's description on every rank: the
  * ranks agree whether all of them succeeded (rc 0). rc, or -1 with an empty
  * err when this rank succeeded and another did not. */

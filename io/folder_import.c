@@ -575,11 +575,9 @@ int folder_import_opts(const char *src_dir, const char *out_dir, int size,
         import_split_t splits[2];
         const items_t *items[2] = {&train, &second};
         for (int s = 0; s < nsplits; s++) {
-            splits[s] = (import_split_t){info, BLOCK, read_images, (void *)items[s],
-                                         items_digest(items[s])};
-            splits[s].info.n = items[s]->paths.n;
-            snprintf(splits[s].info.split, sizeof splits[s].info.split, "%s",
-                     s ? "test" : "train");
+            splits[s] = import_split_of(&info, s, items[s]->paths.n, BLOCK, read_images,
+                                        (void *)items[s]);
+            splits[s].digest = items_digest(items[s]);
         }
         rc = data_import(out_dir, splits, nsplits, opts, err, errlen);
     }

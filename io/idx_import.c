@@ -194,24 +194,18 @@ int idx_import_fashion_mnist_opts(const char *src_dir, const char *out_dir,
 out:
     rc = import_agree(opts, rc, err, errlen);
     if (rc == 0) {
-        import_split_t splits[2];
+        dataset_info_t proto;
+        memset(&proto, 0, sizeof proto);
+        snprintf(proto.name, sizeof proto.name, "fashion-mnist");
+        snprintf(proto.source, sizeof proto.source, "%s", src_dir);
+        proto.h = proto.w = SIDE;
+        proto.c = 1;
+        proto.num_classes = CLASSES;
         for (int k = 0; k < CLASSES; k++) snprintf(names[k], sizeof names[k], "%s", class_names[k]);
-        for (int s = 0; s < 2; s++) {
-            dataset_info_t *in = &splits[s].info;
-            memset(in, 0, sizeof *in);
-            snprintf(in->name, sizeof in->name, "fashion-mnist");
-            snprintf(in->split, sizeof in->split, "%s", s ? "test" : "train");
-            snprintf(in->source, sizeof in->source, "%s", src_dir);
-            in->n = f[2 * s].n;
-            in->h = in->w = SIDE;
-            in->c = 1;
-            in->num_classes = CLASSES;
-            in->class_names = names;
-            splits[s].block = BLOCK;
-            splits[s].read = read_images;
-            splits[s].ctx = &x[s];
-            splits[s].digest = 0;
-        }
+        proto.class_names = names;
+        import_split_t splits[2];
+        for (int s = 0; s < 2; s++)
+            splits[s] = import_split_of(&proto, s, f[2 * s].n, BLOCK, read_images, &x[s]);
         rc = data_import(out_dir, splits, 2, opts, err, errlen);
     }
     for (int i = 0; f && i < 4; i++)

@@ -329,25 +329,30 @@ static int sync_dir(const char *path, io_file_err_t *e)
     return 0;
 }
 
-int io_out_commit(io_out_t *out, io_file_err_t *e)
+/* Flushes, fsyncs and closes out's temporary, its identity in *st. 0, or
+ * -1 after io_file_fail with the temporary removed (a full disk). */
+static int out_finish(io_out_t *out, struct stat *st, io_file_err_t *e)
 {
     int en = 0;
     if (out->fp && (fflush(out->fp) != 0 || ferror(out->fp))) en = errno ? errno : EIO;
     if (!en && fsync(out->fd) != 0) en = errno;
-    struct stat ours, named;
-    const int identity_ok = fstat(out->fd, &ours) == 0 && lstat(out->tmp, &named) == 0 &&
-                            S_ISREG(named.st_mode) && same_file(&ours, &named);
+    if (!en && fstat(out->fd, st) != 0) en = errno;
     const int closed = out->fp ? fclose(out->fp) : close(out->fd);
     out->fp = NULL;
     out->fd = -1;
     if (!en && closed != 0) en = errno;
-    if (en) {
-        io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
-                     "quota exceeded; free space and retry", out->tmp, strerror(en));
-        io_out_abort(out);
-        return -1;
-    }
-    if (!identity_ok) {
+    if (!en) return 0;
+    io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
+                 "quota exceeded; free space and retry", out->tmp, strerror(en));
+    io_out_abort(out);
+    return -1;
+}
+
+int io_out_commit(io_out_t *out, io_file_err_t *e)
+{
+    struct stat ours, named;
+    if (out_finish(out, &ours, e)) return -1;
+    if (lstat(out->tmp, &named) != 0 || !S_ISREG(named.st_mode) || !same_file(&ours, &named)) {
         io_file_fail(e, "the temporary file %s was replaced while it was written: nothing was "
                      "written; make sure nothing else writes in that directory", out->tmp);
         out->tmp[0] = '\0'; /* whatever is there now is not ours to remove */
@@ -367,20 +372,7 @@ int io_out_commit(io_out_t *out, io_file_err_t *e)
 int io_out_park(io_out_t *out, io_pending_t *p, io_file_err_t *e)
 {
     p->path = p->tmp = NULL;
-    int en = 0;
-    if (out->fp && (fflush(out->fp) != 0 || ferror(out->fp))) en = errno ? errno : EIO;
-    if (!en && fsync(out->fd) != 0) en = errno;
-    if (!en && fstat(out->fd, &p->st) != 0) en = errno;
-    const int closed = out->fp ? fclose(out->fp) : close(out->fd);
-    out->fp = NULL;
-    out->fd = -1;
-    if (!en && closed != 0) en = errno;
-    if (en) {
-        io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
-                     "quota exceeded; free space and retry", out->tmp, strerror(en));
-        io_out_abort(out);
-        return -1;
-    }
+    if (out_finish(out, &p->st, e)) return -1;
     p->path = strdup(out->path);
     p->tmp = strdup(out->tmp);
     if (!p->path || !p->tmp) {

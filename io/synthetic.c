@@ -125,7 +125,6 @@ int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, in
     snprintf(info.name, sizeof info.name, "synthetic-shapes");
     snprintf(info.source, sizeof info.source, "synthetic seed=%llu",
              (unsigned long long)seed);
-    info.n = n;
     info.h = h;
     info.w = w;
     info.c = c;
@@ -145,12 +144,11 @@ int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, in
                  v & 2 ? "-checkered" : "");
     }
     const synthetic_ctx_t ctx[2] = {{seed, 0}, {seed, SYNTHETIC_TEST_BASE}};
-    import_split_t splits[2];
-    for (int s = 0; s < 2; s++) {
-        splits[s] = (import_split_t){info, BLOCK, read_images, (void *)&ctx[s], 0};
-        snprintf(splits[s].info.split, sizeof splits[s].info.split, "%s", s ? "test" : "train");
-    }
-    splits[1].info.n = n / 5 > classes ? n / 5 : classes;
+    const import_split_t splits[2] = {
+        import_split_of(&info, 0, n, BLOCK, read_images, (void *)&ctx[0]),
+        import_split_of(&info, 1, n / 5 > classes ? n / 5 : classes, BLOCK, read_images,
+                        (void *)&ctx[1]),
+    };
     rc = data_import(out_dir, splits, 2, opts, err, errlen);
 out:
     dataset_info_free(&info);
