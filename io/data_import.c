@@ -4,6 +4,7 @@
 #include "io/data_import.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -490,7 +491,9 @@ int data_import(const char *out_dir, const import_split_t *splits, int n,
         dataset_stats_from_sums(splits[0].info.n, splits[0].info.h, splits[0].info.w, c_, sums,
                                 sums + c_, mean, std);
         /* the same numbers on every rank: they refuse together */
-        if (dataset_stats_check(splits[0].info.source, c_, mean, std, err, errlen)) rc = -1, ok = 0;
+        char train[PATH_MAX];
+        snprintf(train, sizeof train, "%s/%s.h5", out_dir, splits[0].info.split);
+        if (dataset_stats_check(train, c_, mean, std, err, errlen)) rc = -1, ok = 0;
     }
     /* every rank's files stand complete: shards into place, then the indexes */
     if (ok && pl.shards) {

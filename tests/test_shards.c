@@ -602,6 +602,18 @@ static void test_bad_shard_requests_are_refused(void **state)
     assert_int_equal(run_in(2, "mimae data synthetic few --n 40"), 2);
     assert_bad_input(work, 2, "2 MPI ranks", "--shards K", NULL);
     assert_no_data("few");
+    /* statistics normalisation cannot use, from the sums of every rank */
+    uint8_t grey[8 * 8 * 3];
+    memset(grey, 99, sizeof grey);
+    for (int i = 0; i < 4; i++) {
+        char path[600];
+        sh("mkdir -p flat/%c", 'a' + i % 2);
+        snprintf(path, sizeof path, "%s/flat/%c/%d.png", work, 'a' + i % 2, i);
+        write_png(path, 8, 8, PNG_FORMAT_RGB, grey);
+    }
+    assert_int_equal(run_in(2, "mimae data folder flat few --size 8 --shards 2"), 2);
+    assert_bad_input(work, 2, "few/train.h5", "std 0", "all pixels of that channel equal", NULL);
+    assert_no_data("few");
 }
 
 /* ------------------------------------------------------------ shard-local */
