@@ -340,7 +340,8 @@ static int open_training_data(run_t *r, const char *descriptor, char *err, size_
         const int st = data_stage(run->train_data, run->stage_dir, r->rank, r->ranks,
                                   r->train_path, sizeof r->train_path, err, errlen);
         if (st != EXIT_OK) return st;
-        if (r->rank == 0) text_eprintf("mimae_dist: training from %s (data.stage_dir)", r->train_path);
+        if (r->rank == 0)
+            text_eprintf("mimae_dist: training from %s (data.stage_dir)", r->train_path);
     }
     r->reader = r->shard_local ? reader_create_shards(r->train_path, r->plan.per_rank, r->rank,
                                                       r->ranks, err, errlen)

@@ -124,7 +124,8 @@ static int make_folder(const opts_t *o)
 static double import_on(const opts_t *o, int ranks, const char *out)
 {
     char cmd[5 * PATH_MAX + 128];
-    snprintf(cmd, sizeof cmd, "%s%s data folder %s/src %s/%s --size %d --shards %d > %s/%s.log 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "%s%s data folder %s/src %s/%s --size %d --shards %d > %s/%s.log 2>&1",
              ranks > 1 ? "mpirun -n 2 --bind-to none " : "", o->mimae, o->dir, o->dir, out,
              o->size, o->shards, o->dir, out);
     const double t0 = now();
@@ -209,7 +210,7 @@ static int wait_per_step(const opts_t *o, const char *path, double consume_img_s
         free(idx);
         return -1;
     }
-    const long steps = o->steps < sampler_steps_per_epoch(&g) ? o->steps : sampler_steps_per_epoch(&g);
+    const long epoch = sampler_steps_per_epoch(&g), steps = o->steps < epoch ? o->steps : epoch;
     *mean = *max = 0;
     int rc = 0;
     sampler_slice(&g, 0, 0, 0, 2, idx);
@@ -293,8 +294,10 @@ int main(int argc, char **argv)
     if (t1 < 0 || t2 < 0) rc = 1;
     const long all = o.images + (o.images / 10 > 10 ? o.images / 10 : 10);
     if (rc == 0) {
-        printf("RESULT data_import ranks=1 images=%ld seconds=%.2f img_s=%.1f\n", all, t1, all / t1);
-        printf("RESULT data_import ranks=2 images=%ld seconds=%.2f img_s=%.1f\n", all, t2, all / t2);
+        const double t[2] = {t1, t2};
+        for (int k = 0; k < 2; k++)
+            printf("RESULT data_import ranks=%d images=%ld seconds=%.2f img_s=%.1f\n", k + 1, all,
+                   t[k], (double)all / t[k]);
         printf("RESULT data_import_speedup ranks=2 ratio=%.3f\n", t1 / t2);
     }
     char index[PATH_MAX + 32];

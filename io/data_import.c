@@ -430,7 +430,8 @@ int data_import(const char *out_dir, const import_split_t *splits, int n,
     import_comm_t single;
     const import_comm_t *c = comm_of(opts, &single);
     plan_t pl = {out_dir, opts ? opts->shards : 0, "", NULL, NULL};
-    if (!out_dir || !*out_dir) return io_fail(err, errlen, "data import: no output directory given");
+    if (!out_dir || !*out_dir)
+        return io_fail(err, errlen, "data import: no output directory given");
     /* every rank takes part in the exchanges below whatever its own checks
      * found (its listing of the source may differ), then they agree */
     int rc = check_request(out_dir, splits, n, pl.shards, c, err, errlen);

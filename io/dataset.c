@@ -693,7 +693,8 @@ int dataset_index_shards(const char *path, char ***names, char *import_id)
     }
     char id[64] = "";
     if (n && import_id && h5_attr_open(f, DS_ATTR_IMPORT_ID, &a) == ATTR_OK) {
-        if (a.cls == H5T_STRING && a.count == 1 && h5_attr_read_string(&a, id, sizeof id) == ATTR_OK &&
+        if (a.cls == H5T_STRING && a.count == 1 &&
+            h5_attr_read_string(&a, id, sizeof id) == ATTR_OK &&
             strlen(id) == DATASET_IMPORT_ID_LEN)
             memcpy(import_id, id, DATASET_IMPORT_ID_LEN + 1);
         h5_attr_close(&a);

@@ -105,7 +105,8 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
 }
 
 int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, int classes,
-                            uint64_t seed, const import_opts_t *opts, char *err, size_t errlen)
+                            uint64_t seed, const import_opts_t *opts, char *err,
+                            size_t errlen)
 {
     if (!out_dir || !*out_dir)
         return io_fail(err, errlen, "synthetic data: no output directory given");

@@ -41,6 +41,7 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
 /* synthetic_generate with data_import's options: sharded, over MPI ranks
  * (opts NULL: one file per split, one process). */
 int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, int classes,
-                            uint64_t seed, const import_opts_t *opts, char *err, size_t errlen);
+                            uint64_t seed, const import_opts_t *opts, char *err,
+                            size_t errlen);
 
 #endif

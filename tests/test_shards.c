@@ -247,7 +247,8 @@ static void write_run(const char *name, int channels, const char *data, const ch
     fprintf(f, "[model]\npreset = test-small\nchannels = %d\n"
                "[train]\nglobal_batch = 8\nmicro_batch = 4\nepochs = 1\nseed = 1\n"
                "[run]\nout_dir = %s/%s\nrecon_samples = 2\nlog_every = 100\n"
-               "[eval]\nmi_images = 8\n[data]\ntrain = %s/%s\n%s", channels, work, out, work, data, extra ? extra : "");
+               "[eval]\nmi_images = 8\n[data]\ntrain = %s/%s\n%s",
+            channels, work, out, work, data, extra ? extra : "");
     assert_int_equal(fclose(f), 0);
 }
 

@@ -62,7 +62,8 @@ int shard_sampler_init(shard_sampler_t *s, const long *count, int shards, int ra
         if (fewest < 0 || n < fewest) fewest = n;
     }
     s->steps = fewest / per_rank;
-    if (s->steps < 1 || first > UINT32_MAX || largest > UINT32_MAX) return shard_sampler_free(s), -1;
+    if (s->steps < 1 || first > UINT32_MAX || largest > UINT32_MAX)
+        return shard_sampler_free(s), -1;
     s->order = malloc((size_t)s->images * sizeof *s->order);
     s->scratch = malloc((size_t)shards * sizeof *s->scratch);
     if (!s->order || !s->scratch) return shard_sampler_free(s), -1;
