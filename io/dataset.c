@@ -165,7 +165,6 @@ int ds_stats_ok(double mean, double std)
 
 struct dataset_writer {
     char *path;
-    io_out_t out;        /* the temporary, created by HDF5 (H5F_ACC_EXCL) */
     hid_t file, images, labels;
     dataset_info_t info; /* class_names owned; info.n counts the images written */
     size_t image_bytes;
@@ -173,27 +172,27 @@ struct dataset_writer {
     int failed;          /* a write failed part-way: the file is inconsistent */
     int is_shard;        /* a shard file: `shard` says which */
     dataset_shard_t shard;
-    h5_mem_file_t *mem;  /* a shard's file in memory (out unused then) */
+    h5_mem_file_t *mem;  /* the file, in memory until parked (its temporary made at create) */
 };
 
-/* Where the file is being written, for messages. */
-static const char *writing_to(const dataset_writer_t *w)
-{
-    return w->mem ? "the file in memory" : w->out.tmp;
-}
-
-static void writer_free(dataset_writer_t *w, int remove_tmp)
+static void writer_free(dataset_writer_t *w)
 {
     ds_h5close(&w->images);
     ds_h5close(&w->labels);
-    if (w->mem) w->file = H5I_INVALID_HID; /* closed by h5_mem_abort */
-    h5_mem_abort(w->mem);
-    ds_h5close(&w->file);
-    if (remove_tmp) io_out_abort(&w->out);
-    else if (w->out.fd >= 0) close(w->out.fd);
+    w->file = H5I_INVALID_HID; /* closed by h5_mem_abort */
+    h5_mem_abort(w->mem);      /* and the temporary removed */
     dataset_info_free(&w->info);
     free(w->path);
     free(w);
+}
+
+/* The most memory a file built in memory may take: half the machine's (a
+ * guess that leaves room for everything else; 0 when unknown). */
+static size_t memory_budget(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (size_t)((double)pages * (double)page / 2);
 }
 
 static hid_t create_extendible(hid_t file, const char *name, hid_t type, int rank,
@@ -235,8 +234,6 @@ static dataset_writer_t *writer_create(const char *path, const dataset_info_t *i
         return NULL;
     }
     w->file = w->images = w->labels = H5I_INVALID_HID;
-    w->out.fd = -1;
-    w->out.tmp[0] = '\0';
     w->info = *info;
     w->info.n = 0;
     w->info.shards = 0;
@@ -245,7 +242,7 @@ static dataset_writer_t *writer_create(const char *path, const dataset_info_t *i
     w->path = strdup(path);
     if (!w->info.class_names || !w->path) {
         io_fail(err, errlen, "%s: out of memory", path);
-        writer_free(w, 0);
+        writer_free(w);
         return NULL;
     }
     memcpy(w->info.class_names, info->class_names,
@@ -255,50 +252,34 @@ static dataset_writer_t *writer_create(const char *path, const dataset_info_t *i
 
     io_file_err_t e = {path, err, errlen, 0};
     if (make_parent_dirs(path, err, errlen)) {
-        writer_free(w, 0);
+        writer_free(w);
         return NULL;
     }
     size_t per_chunk = IMAGES_CHUNK_BYTES / w->image_bytes;
     if (per_chunk < 1) per_chunk = 1;
     if (per_chunk > IMAGES_CHUNK_MAX) per_chunk = IMAGES_CHUNK_MAX;
-    if (shard) { /* in memory, sized for the whole shard: one allocation */
-        const size_t chunks = ((size_t)shard->images + per_chunk - 1) / per_chunk;
-        const size_t bytes = chunks * per_chunk * w->image_bytes +
-                             ((size_t)shard->images / LABELS_CHUNK + 1) * LABELS_CHUNK * 4;
-        if (!(w->mem = h5_mem_create(w->path, bytes + ((size_t)1 << 20), H5P_DEFAULT, 0, &e))) {
-            writer_free(w, 0);
-            return NULL;
-        }
-        w->file = h5_mem_file(w->mem);
-    } else if (io_out_name(&w->out, w->path, &e)) {
-        writer_free(w, 0);
+    /* Built in memory, sized for the images expected (one allocation; it
+     * grows when more come), written in one go when parked: a full disk is
+     * then an ordinary write error (h5_atomic.h), which HDF5 1.10 cannot
+     * recover from in the middle of its own writes. */
+    const long expect = shard ? shard->images : info->n > 0 ? info->n : 0;
+    const size_t chunks = ((size_t)expect + per_chunk - 1) / per_chunk;
+    const double bytes = (double)chunks * (double)per_chunk * (double)w->image_bytes +
+                         ((double)expect / LABELS_CHUNK + 1) * LABELS_CHUNK * 4 + (1 << 20);
+    const size_t budget = memory_budget();
+    if (budget && bytes > (double)budget) {
+        io_fail(err, errlen, "%s: %s is built in memory and needs %.3g GB, more than half of "
+                "this machine's memory (%.3g GB): %s", path, shard ? "a shard" : "a data set file",
+                bytes / 1e9, 2.0 * (double)budget / 1e9,
+                shard ? "give more shards (--shards)" : "import it as shards (--shards K)");
+        writer_free(w);
         return NULL;
     }
-    /* H5F_ACC_EXCL creates with O_CREAT | O_EXCL: never through a link or
-     * into a file that exists; the descriptor HDF5 writes through is then
-     * adopted, so the commit checks that the name still names that file */
-    hid_t fapl = shard ? H5I_INVALID_HID : ds_strong_close_fapl();
-    if (fapl >= 0) w->file = H5Fcreate(w->out.tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-    void *handle = NULL;
-    struct stat st;
-    const int created = w->file >= 0;
-    if (created && !shard && (H5Fget_vfd_handle(w->file, fapl, &handle) < 0 || !handle ||
-                    fstat(*(int *)handle, &st) != 0 || io_out_adopt(&w->out, &st, &e))) {
-        if (!e.failed) io_fail(err, errlen, "%s: cannot find the file HDF5 created (%s): write "
-                               "to a local file system", path, w->out.tmp);
-        ds_h5close(&fapl);
-        writer_free(w, 1);
+    if (!(w->mem = h5_mem_create(w->path, (size_t)bytes, H5P_DEFAULT, 0, &e))) {
+        writer_free(w);
         return NULL;
     }
-    ds_h5close(&fapl);
-    if (!created) {
-        io_fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check that "
-                "the output directory exists and is writable, and free disk space", path,
-                w->out.tmp);
-        w->out.tmp[0] = '\0'; /* nothing of ours to remove */
-        writer_free(w, 0);
-        return NULL;
-    }
+    w->file = h5_mem_file(w->mem);
 
     const hsize_t idims[4] = { 0, (hsize_t)h, (hsize_t)wd, (hsize_t)c };
     const hsize_t ichunk[4] = { per_chunk, (hsize_t)h, (hsize_t)wd, (hsize_t)c };
@@ -309,9 +290,9 @@ static dataset_writer_t *writer_create(const char *path, const dataset_info_t *i
         w->labels = create_extendible(w->file, "labels", H5T_STD_I32LE, 1, ldims, lchunk,
                                       LABELS_CHUNK * sizeof(int32_t));
     if (w->images < 0 || w->labels < 0) {
-        io_fail(err, errlen, "%s: cannot create /%s in %s (H5Dcreate failed): check free disk "
-                "space", path, w->images < 0 ? "images" : "labels", writing_to(w));
-        writer_free(w, 1);
+        io_fail(err, errlen, "%s: cannot create /%s in the file in memory (H5Dcreate failed): "
+                "out of memory?", path, w->images < 0 ? "images" : "labels");
+        writer_free(w);
         return NULL;
     }
     return w;
@@ -389,9 +370,8 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
     if (append_rows(w->images, H5T_NATIVE_UINT8, 4, irow, w->info.n, count, images) < 0 ||
         append_rows(w->labels, H5T_NATIVE_INT32, 1, lrow, w->info.n, count, labels) < 0) {
         w->failed = 1;
-        io_fail(err, errlen, "%s: writing images %ld..%ld to %s failed (H5Dwrite): check free "
-                "disk space and memory", w->path, w->info.n, w->info.n + count - 1,
-                writing_to(w));
+        io_fail(err, errlen, "%s: writing images %ld..%ld to the file in memory failed "
+                "(H5Dwrite): out of memory?", w->path, w->info.n, w->info.n + count - 1);
         return IO_WRITE_FAILED;
     }
 
@@ -522,37 +502,25 @@ int dataset_writer_park(dataset_writer_t *w, const double *mean, const double *s
         goto out;
     }
     if (!w->is_shard && dataset_stats_check(w->path, w->info.c, m, s, err, errlen)) goto out;
-    rc = IO_WRITE_FAILED; /* from here on only the disk can fail */
+    rc = IO_WRITE_FAILED; /* from here on only memory and the disk can fail */
     bad = write_common_attributes(w->file, w->is_shard ? DATASET_SHARD_FORMAT : DATASET_FORMAT,
                                   &w->info);
     if (!bad) bad = w->is_shard ? write_shard_attributes(w->file, &w->shard)
                                 : write_stats_attributes(w->file, w->info.c, m, s);
     if (bad) {
-        io_fail(err, errlen, "%s: cannot write the attribute %s to %s (H5Acreate/H5Awrite "
-                "failed): check free disk space", w->path, bad, writing_to(w));
+        io_fail(err, errlen, "%s: cannot write the attribute %s to the file in memory "
+                "(H5Acreate/H5Awrite failed): out of memory?", w->path, bad);
         goto out;
     }
     ds_h5close(&w->images);
     ds_h5close(&w->labels);
     io_file_err_t e = {w->path, err, errlen, 0};
-    if (w->mem) {
-        w->file = H5I_INVALID_HID;
-        const int st = h5_mem_finish(w->mem, out, &e);
-        w->mem = NULL;
-        if (st == 0) rc = 0;
-        goto out;
-    }
-    herr_t st = H5Fclose(w->file);
     w->file = H5I_INVALID_HID;
-    if (st < 0) {
-        io_fail(err, errlen, "%s: closing %s failed (H5Fclose): check free disk space",
-                w->path, w->out.tmp);
-        goto out;
-    }
-    if (io_out_park(&w->out, out, &e)) goto out;
-    rc = 0;
+    const int st = h5_mem_finish(w->mem, out, &e); /* frees mem, removes the temporary on failure */
+    w->mem = NULL;
+    if (st == 0) rc = 0;
 out:
-    writer_free(w, rc != 0);
+    writer_free(w);
     return rc;
 }
 
@@ -572,7 +540,7 @@ void dataset_writer_abort(dataset_writer_t *w)
 {
     if (!w) return;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    writer_free(w, 1);
+    writer_free(w);
 }
 
 

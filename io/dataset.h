@@ -76,9 +76,16 @@ typedef struct dataset_writer dataset_writer_t;
 
 /* Creates PATH's temporary sibling PATH.tmp-<pid>-<random> (and PATH's missing parent
  * directories, mkdir -p); info gives name, split, source, h, w, c,
- * num_classes and class_names (copied; n is ignored: images are appended).
- * Strings must fit their fields (source may be empty), 1 <= c <= 4, h and w
- * in 1..65536, num_classes in 1..DATASET_MAX_CLASSES. NULL on error. */
+ * num_classes and class_names (copied), and n the images expected (0:
+ * unknown; images are appended, as many as come). Strings must fit their
+ * fields (source may be empty), 1 <= c <= 4, h and w in 1..65536,
+ * num_classes in 1..DATASET_MAX_CLASSES. NULL on error.
+ * The file is built in memory and written to the temporary in one go when
+ * parked or finished (io/h5_atomic.h): a full disk is then an ordinary write
+ * error, which HDF5 1.10 cannot recover from in the middle of its own
+ * writes (it crashes at exit). Memory: about the file's size; a file
+ * expected to need more than half of the machine's memory is refused here
+ * (import it as shards). */
 dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *info,
                                         char *err, size_t errlen);
 /* Appends count images (count, h, w, c) and their labels. Labels outside
@@ -118,10 +125,8 @@ typedef struct {
 
 /* A writer of shard file `shard` (format DATASET_SHARD_FORMAT); append as
  * above, then dataset_writer_park with mean and std NULL (a shard has none).
- * A shard is built in memory and written in one go when parked (as
- * io/h5_atomic.h does): a full disk is then an ordinary write error, which
- * HDF5 1.10 cannot recover from in the middle of its own writes. Memory:
- * about the shard's size, which --shards chooses. */
+ * Built in memory as above; memory: about the shard's size, which --shards
+ * chooses. */
 dataset_writer_t *dataset_writer_create_shard(const char *path, const dataset_info_t *info,
                                               const dataset_shard_t *shard, char *err,
                                               size_t errlen);

@@ -593,6 +593,36 @@ static void test_full_disk_during_import_leaves_nothing(void **state)
     assert_no_data("full");
 }
 
+/* The same without --shards: the single file is built in memory and written
+ * in one go, so the full disk is an ordinary write error (HDF5 1.10 crashed
+ * at exit after failing to close a file it wrote to the disk itself). */
+static void test_full_disk_during_single_file_import_leaves_nothing(void **state)
+{
+    (void)state;
+    file_size_limit_t lim;
+    file_size_limit_set(&lim, 40000); /* the train split of 300 images of 16x16 needs more */
+    const int status = run_in(0, "mimae data synthetic full --n %d --size 16x16x1", N);
+    file_size_limit_restore(&lim);
+    char path[512];
+    path_in(path, sizeof path, "stderr.txt");
+    assert_one_line(path, status, 1, "full/train.h5", "the disk may be full", NULL);
+    assert_no_data("full");
+}
+
+/* A file that would need more than half of the machine's memory to build
+ * (a single file, or one shard) is refused before anything is written. */
+static void test_import_larger_than_memory_is_refused(void **state)
+{
+    (void)state;
+    const char *big = "mimae data synthetic big --n 100000000 --size 256x256x3"; /* 20 TB */
+    assert_bad_input(work, run_in(0, "%s", big), "big/train.h5", "built in memory",
+                     "--shards K", NULL);
+    assert_no_data("big");
+    assert_bad_input(work, run_in(0, "%s --shards 2", big), "big/train-", "a shard",
+                     "give more shards", NULL);
+    assert_no_data("big");
+}
+
 static void test_bad_shard_requests_are_refused(void **state)
 {
     (void)state;
@@ -814,6 +844,8 @@ int main(int argc, char **argv)
     if (mpi_test_init(argv[0], build_dir, sizeof build_dir)) return 1;
     unsetenv("MIMAE_FAULT");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const char *only = getenv("TEST_FILTER"); /* e.g. TEST_FILTER='test_staging*' */
+    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sharded_reads_as_the_single_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sharded_reads_with_few_open_files, setup, teardown),
@@ -831,6 +863,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_new_import_removes_the_old_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_import_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_during_import_leaves_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_during_single_file_import_leaves_nothing,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_larger_than_memory_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_shard_requests_are_refused, setup, teardown),
         cmocka_unit_test(test_shard_local_order),
