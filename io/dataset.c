@@ -639,6 +639,50 @@ int dataset_index_write(const char *path, const dataset_info_t *info, const char
     return h5_atomic_write_v110(path, increment, fill_index, &a, &e) ? IO_WRITE_FAILED : 0;
 }
 
+int dataset_shard_path(const char *index, int i, const char *name, char **path, char *err,
+                       size_t errlen)
+{
+    *path = NULL;
+    if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+        return io_fail(err, errlen, "%s: the attribute %s names shard %d \"%s\", not a file in "
+                       "the index's directory: %s", index, DS_ATTR_SHARDS, i, name, DS_RECREATE);
+    /* relative to the index's directory, as HDF5 resolves the virtual
+     * datasets' sources */
+    const char *slash = strrchr(index, '/');
+    const int dirlen = slash ? (int)(slash - index) + 1 : 0;
+    const size_t len = (size_t)dirlen + strlen(name) + 1;
+    if (!(*path = malloc(len))) return io_fail(err, errlen, "%s: out of memory", index);
+    snprintf(*path, len, "%.*s%s", dirlen, index, name);
+    struct stat st;
+    io_file_err_t e = {*path, err, errlen, 0};
+    int rc = 0;
+    if (lstat(*path, &st) != 0)
+        rc = io_fail(err, errlen, "%s: shard %d of %s is not there (%s): copy the data set's "
+                     "directory whole, or import it again", *path, i, index, strerror(errno));
+    else if (S_ISLNK(st.st_mode))
+        rc = io_fail(err, errlen, "%s: shard %d of %s is a symbolic link: shards are read only as "
+                     "regular files in the index's directory (a link may lead out of it); put "
+                     "the file itself there (cp -L), or import the data set again", *path, i,
+                     index);
+    else
+        rc = io_check_input(&e, "data set shard", 1, NULL);
+    if (rc) {
+        free(*path);
+        *path = NULL;
+    }
+    return rc ? -1 : 0;
+}
+
+/* An import id as the importer makes them: DATASET_IMPORT_ID_LEN hex digits
+ * (it names staging's directory: nothing else may pass). */
+static int import_id_ok(const char *id)
+{
+    if (strlen(id) != DATASET_IMPORT_ID_LEN) return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
 int dataset_index_shards(const char *path, char ***names, char *import_id)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -662,8 +706,7 @@ int dataset_index_shards(const char *path, char ***names, char *import_id)
     char id[64] = "";
     if (n && import_id && h5_attr_open(f, DS_ATTR_IMPORT_ID, &a) == ATTR_OK) {
         if (a.cls == H5T_STRING && a.count == 1 &&
-            h5_attr_read_string(&a, id, sizeof id) == ATTR_OK &&
-            strlen(id) == DATASET_IMPORT_ID_LEN)
+            h5_attr_read_string(&a, id, sizeof id) == ATTR_OK && import_id_ok(id))
             memcpy(import_id, id, DATASET_IMPORT_ID_LEN + 1);
         h5_attr_close(&a);
     }

@@ -161,10 +161,22 @@ int dataset_index_write(const char *path, const dataset_info_t *info, const char
 
 /* The shard names an index at path lists (*names: one malloc'd block, freed
  * with free) and its import id (into import_id, DATASET_IMPORT_ID_LEN + 1
- * bytes, unless NULL). Their count; 0 when there is no readable index there
- * (a single file, nothing, damage): for removing the shards of an import
- * replaced by another one, and for staging. */
+ * bytes, unless NULL; "" unless it is DATASET_IMPORT_ID_LEN hex digits).
+ * Their count; 0 when there is no readable index there (a single file,
+ * nothing, damage): for removing the shards of an import replaced by
+ * another one, and for staging. The names are as the file holds them:
+ * dataset_shard_path checks one before it is used. */
 int dataset_index_shards(const char *path, char ***names, char *import_id);
+
+/* Where shard i, listed as `name` by the index at `index`, is: the
+ * index's directory joined with name (*path, malloc'd), after checking that
+ * name is a plain file name (no '/', not "." or "..") and that a regular
+ * file is there, not a symbolic link (which could lead out of the data
+ * set's directory, for the reader and for staging alike), nor a FIFO,
+ * directory or device. 0, or -1 with one line naming the shard and the fix
+ * (*path NULL then). */
+int dataset_shard_path(const char *index, int i, const char *name, char **path, char *err,
+                       size_t errlen);
 
 /* ---- reading ---- */
 typedef struct dataset dataset_t;

@@ -552,10 +552,6 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
         io_fail(err, errlen, "%s: out of memory for %lld labels", path, total);
         goto out;
     }
-    /* shards are named relative to the index's directory, as HDF5 resolves
-     * the virtual datasets' sources */
-    const char *slash = strrchr(path, '/');
-    const int dirlen = slash ? (int)(slash - path) + 1 : 0;
     long first = 0;
     for (int i = 0; i < k; i++) {
         part_t *p = &d->parts[i];
@@ -575,23 +571,7 @@ static int validate_index(dataset_t *d, char *err, size_t errlen)
             for (long j = 0; j < p->n; j++) d->labels[p->first + j] = -1;
             continue;
         }
-        if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
-            io_fail(err, errlen, "%s: the attribute %s names shard %d \"%s\", not a file in the "
-                    "index's directory: %s", path, DS_ATTR_SHARDS, i, name, DS_RECREATE);
-            goto out;
-        }
-        const size_t len = (size_t)dirlen + strlen(name) + 1;
-        if (!(p->path = malloc(len))) {
-            io_fail(err, errlen, "%s: out of memory", path);
-            goto out;
-        }
-        snprintf(p->path, len, "%.*s%s", dirlen, path, name);
-        struct stat st;
-        if (stat(p->path, &st) != 0) {
-            io_fail(err, errlen, "%s: shard %d of %s is not there (%s): copy the data set's "
-                    "directory whole, or import it again", p->path, i, path, strerror(errno));
-            goto out;
-        }
+        if (dataset_shard_path(path, i, name, &p->path, err, errlen)) goto out;
         make_room(d, NULL);
         if ((p->file = open_file(p->path, "data set shard", &p->fd, &p->id, err, errlen)) < 0)
             goto out;

@@ -68,35 +68,37 @@ int stage_plan(const char *index, const char *stage_dir, int rank, int ranks,
     const int k = dataset_index_shards(index, &names, id);
     if (k < 1 || !id[0]) {
         free(names);
+        if (k >= 1) /* the id names the stage directory: nothing but hex digits passes */
+            return io_fail(err, errlen, "%s: the attribute import_id is not %d hex digits: the "
+                           "index is damaged; import the data set again", index,
+                           DATASET_IMPORT_ID_LEN);
         return io_fail(err, errlen, "%s: not the index of a sharded data set (or unreadable): "
                        "data.stage_dir copies shards; import the data with --shards K, or "
                        "leave data.stage_dir empty", index);
     }
     const char *slash = strrchr(index, '/');
     const char *base = slash ? slash + 1 : index;
-    char *src_dir = slash ? strndup(index, (size_t)(slash - index)) : strdup(".");
     plan->dir = io_path_join(stage_dir, id);
     plan->src = calloc((size_t)k + 1, sizeof *plan->src);
     plan->dst = calloc((size_t)k + 1, sizeof *plan->dst);
     plan->bytes = calloc((size_t)k + 1, sizeof *plan->bytes);
     plan->index = plan->dir ? io_path_join(plan->dir, base) : NULL;
     int rc = -1;
-    if (!src_dir || !plan->dir || !plan->src || !plan->dst || !plan->bytes || !plan->index) {
+    if (!plan->dir || !plan->src || !plan->dst || !plan->bytes || !plan->index) {
         io_fail(err, errlen, "%s: out of memory", index);
         goto out;
     }
     if (plan_file(plan, index, base, err, errlen)) goto out;
     for (int i = rank; i < k; i += ranks) {
-        char *src = io_path_join(src_dir, names[i]);
-        const int r = src ? plan_file(plan, src, names[i], err, errlen)
-                          : io_fail(err, errlen, "%s: out of memory", index);
+        char *src = NULL;
+        const int r = dataset_shard_path(index, i, names[i], &src, err, errlen) ||
+                      plan_file(plan, src, names[i], err, errlen);
         free(src);
         if (r) goto out;
     }
     rc = 0;
 out:
     free(names);
-    free(src_dir);
     if (rc) stage_plan_free(plan);
     return rc;
 }

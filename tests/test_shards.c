@@ -451,6 +451,114 @@ static void test_index_naming_absent_shards_is_refused(void **state)
                       NULL);
 }
 
+/* The index's directory holds its shards as regular files: a shard that is
+ * a symbolic link (which may lead anywhere) or a FIFO (which would block
+ * HDF5's open) is refused with one line, by the reader and by staging, and
+ * nothing is copied. */
+static void test_shard_that_is_a_link_or_fifo_is_refused(void **state)
+{
+    (void)state;
+    synthetic("ln", SIDE, CLASSES, 4);
+    char s2[300];
+    shard_name("ln", "train", 2, s2, sizeof s2);
+    sh("mkdir elsewhere && mv %s elsewhere/ && ln -s ../elsewhere/%s %s", s2,
+       strrchr(s2, '/') + 1, s2);
+    expect_open_fails("ln/train.h5", s2, "symbolic link", "cp -L", NULL);
+    expect_training_refused("ln/train.h5", s2, "symbolic link", NULL);
+    write_run("st.ini", 1, "ln/train.h5", "run_st", "sampling = shard-local\nstage_dir = stage\n");
+    assert_bad_input(work, run_in(2, "mimae_dist st.ini"), s2, "symbolic link", NULL);
+    char path[512];
+    path_in(path, sizeof path, "stage");
+    assert_true(access(path, F_OK) != 0 || count_entries(path) == 0);
+
+    synthetic("fifo", SIDE, CLASSES, 4);
+    char s3[300];
+    shard_name("fifo", "train", 3, s3, sizeof s3);
+    sh("rm %s && mkfifo %s", s3, s3);
+    expect_open_fails("fifo/train.h5", s3, "FIFO", NULL);
+    expect_training_refused("fifo/train.h5", s3, "FIFO", NULL);
+    write_run("sf.ini", 1, "fifo/train.h5", "run_sf", "sampling = shard-local\nstage_dir = stage\n");
+    assert_bad_input(work, run_in(2, "mimae_dist sf.ini"), s3, "FIFO", NULL);
+    assert_true(access(path, F_OK) != 0 || count_entries(path) == 0);
+}
+
+/* An index whose shard list or import id points outside its directory:
+ * staging (which copies what the index names, to a directory the import id
+ * names) refuses it before it reads or writes anything. */
+static void test_staging_stays_inside_the_data_and_stage_directories(void **state)
+{
+    (void)state;
+    synthetic("esc", SIDE, CLASSES, 2);
+    sh("mkdir -p outside && printf secret > outside/train-x.h5");
+    char path[512];
+    path_in(path, sizeof path, "esc/train.h5");
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
+    const size_t len = H5Tget_size(type);
+    char *names = calloc(2, len);
+    assert_true(H5Aread(a, type, names) >= 0);
+    snprintf(names, len, "../outside/train-x.h5"); /* shard 0: rank 0's */
+    assert_true(H5Awrite(a, type, names) >= 0);
+    H5Tclose(type), H5Aclose(a), H5Fclose(f);
+    free(names);
+    write_run("e1.ini", 1, "esc/train.h5", "run_e1", "sampling = shard-local\nstage_dir = stage\n");
+    assert_bad_input(work, run_in(2, "mimae_dist e1.ini"), "../outside/train-x.h5",
+                     "not a file in the index's directory", NULL);
+    char stage[512];
+    path_in(stage, sizeof stage, "stage");
+    assert_true(access(stage, F_OK) != 0 || count_entries(stage) == 0);
+
+    /* an import id that climbs out of the stage directory (16 characters:
+     * stage/../escaped-here. is work/escaped-here.) */
+    synthetic("id", SIDE, CLASSES, 2);
+    set_string("id/train.h5", "import_id", "../escaped-here.");
+    write_run("e2.ini", 1, "id/train.h5", "run_e2", "sampling = shard-local\nstage_dir = stage\n");
+    assert_bad_input(work, run_in(2, "mimae_dist e2.ini"), "id/train.h5", "import_id",
+                     "hex digits", NULL);
+    assert_true(access(stage, F_OK) != 0 || count_entries(stage) == 0);
+    path_in(path, sizeof path, "escaped-here.");
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* A shard that gets shorter while it is read: the read that would return its
+ * missing images (HDF5 reads past the end as zeros) fails with IO_CHANGED
+ * and one line naming the shard; a run stops with exit 1. */
+static void test_shard_shrinking_while_read_is_detected(void **state)
+{
+    (void)state;
+    synthetic("cut", SIDE, CLASSES, K);
+    char s4[300];
+    shard_name("cut", "train", 4, s4, sizeof s4);
+    dataset_t *d = open_ok("cut/train.h5");
+    uint8_t img[SIDE * SIDE];
+    const int64_t last = N - 1;
+    assert_int_equal(dataset_read(d, &last, 1, img, NULL, err, sizeof err), 0);
+    sh("truncate -s 10000 %s", s4);
+    assert_int_equal(dataset_read(d, &last, 1, img, NULL, err, sizeof err), IO_CHANGED);
+    printf("  %s\n", err);
+    assert_has_words(err, s4, "changed while the run read it", "-> 10000", NULL);
+    dataset_close(d);
+
+    /* in a run: slow steps, so that the shard is cut while it trains */
+    synthetic("run", SIDE, CLASSES, K);
+    shard_name("run", "train", 4, s4, sizeof s4);
+    write_run("cut.ini", 1, "run/train.h5", "run_cut", NULL);
+    char prog[600], desc[512], log[512], written[512];
+    snprintf(prog, sizeof prog, "%s/mimae_dist", build_dir);
+    path_in(desc, sizeof desc, "cut.ini");
+    path_in(log, sizeof log, "cut.log");
+    path_in(written, sizeof written, "run_cut/descriptor.ini"); /* once the run has started */
+    const char *argv[] = {"mpirun", "-q", "-n", "1", prog, desc, NULL};
+    const char *env[] = {"MIMAE_FAULT=slow-steps=300", NULL}; /* 37 steps: 11 s */
+    const pid_t pid = run_start(argv, log, env);
+    assert_true(pid > 0);
+    for (int i = 0; i < 30000 && access(written, F_OK) != 0; i++) sleep_ms(2);
+    sleep_ms(1500); /* a few steps */
+    sh("truncate -s 10000 %s", s4);
+    assert_one_line(log, run_wait(pid, 120), 1, s4, "changed while the run read it", NULL);
+}
+
 /* A shard of another import in place of one of ours: refused, even with
  * the import id made to match, when its image size or classes differ. */
 static void test_shards_of_other_imports_are_refused(void **state)
@@ -854,6 +962,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_missing_or_truncated_shard_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_index_naming_absent_shards_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shard_that_is_a_link_or_fifo_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_staging_stays_inside_the_data_and_stage_directories,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_shrinking_while_read_is_detected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shards_of_other_imports_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_on_1_and_3_ranks_is_identical, setup,
