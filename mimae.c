@@ -16,6 +16,7 @@
 #include "io/text_escape.h"
 #include "run/data_comm.h"
 #include "run/launcher.h"
+#include "run/mpi_launch.h"
 
 #define EXIT_BAD_INPUT 2
 #define EXIT_WRITE_FAILED 1
@@ -164,8 +165,13 @@ static int parse_data_args(int argc, char **argv, const char *const *allowed, da
 static int run_import(const char *format, data_args_t *a, char *err, size_t errlen)
 {
     data_comm_t dc;
-    int rank, size;
-    if (!a->shards && data_comm_launched(&rank, &size) && size > 1) {
+    int rank, size, speak;
+    if (mpi_launch_unconnected("mimae data", &speak, err, errlen)) {
+        /* every task would import the whole set into the same files */
+        if (speak) text_eprintf("mimae: data %s: %s", format, err);
+        return EXIT_BAD_INPUT;
+    }
+    if (!a->shards && mpi_launch_env(&rank, &size) && size > 1) {
         /* every rank would import the whole set into the same files */
         if (rank == 0)
             text_eprintf("mimae: data %s: started on %d MPI ranks, but an import without "
@@ -194,7 +200,6 @@ static int run_import(const char *format, data_args_t *a, char *err, size_t errl
         rc = synthetic_generate_opts(a->operand[0], a->n, a->h, a->w, a->c, (int)a->classes,
                                      (uint64_t)a->seed, &opts, err, errlen);
     }
-    int speak = 0;
     rc = data_comm_close(&dc, rc, err, &speak);
     if (speak) text_eprintf("mimae: %s", err);
     if (rc == 0) return 0;

@@ -46,6 +46,7 @@
 #include "run/eval_record.h"
 #include "run/exit_status.h"
 #include "run/faults.h"
+#include "run/mpi_launch.h"
 #include "run/dist_args.h"
 #include "run/progress.h"
 #include "run/run_dir.h"
@@ -756,6 +757,14 @@ int main(int argc, char **argv)
     char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING + 1];
     dist_library_version(mpi_version, sizeof mpi_version);
     results_env_detect(&env, mpi_version);
+    char err[ERR_LEN] = "";
+    int speak;
+    if (mpi_launch_unconnected("mimae_dist", &speak, err, sizeof err)) {
+        /* N trainings of one rank on the same run directory: before MPI_Init,
+         * which some MPI libraries abort in when srun started them this way */
+        if (speak) text_eprintf("mimae_dist: %s", err);
+        return EXIT_BAD_INPUT;
+    }
     faults_before_mpi_init(); /* test hook, run/faults.h */
     MPI_CHECK(MPI_Init(&argc, &argv));
     mpi_check_install();
@@ -766,7 +775,6 @@ int main(int argc, char **argv)
     r.lock.fd = -1;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
-    char err[ERR_LEN] = "";
     dist_args_t args;
     int status = dist_args_parse(argc, argv, &args, err, sizeof err) || faults_parse(err, sizeof err)
                      ? EXIT_BAD_INPUT : EXIT_OK;

@@ -9,37 +9,9 @@
 
 #include "dist/collectives.h"
 #include "dist/mpi_check.h"
+#include "run/mpi_launch.h"
 #include "run/progress.h"
 #include "run/stop_signal.h"
-
-/* An environment variable as a number >= 0 (-1: unset or not a number). */
-static int env_number(const char *name)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    const long n = v && *v ? strtol(v, &end, 10) : -1;
-    return n >= 0 && n <= INT32_MAX && end && !*end ? (int)n : -1;
-}
-
-int data_comm_launched(int *rank, int *size)
-{
-    static const char *const vars[][2] = {
-        {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}, /* Open MPI's mpirun */
-        {"PMI_RANK", "PMI_SIZE"},                         /* PMI-1/2: MPICH, srun --mpi=pmi2 */
-        {"PMIX_RANK", "SLURM_NTASKS"},                    /* PMIx: srun --mpi=pmix */
-    };
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const int r = env_number(vars[i][0]), s = env_number(vars[i][1]);
-        if (r >= 0 && s > r) {
-            *rank = r;
-            *size = s;
-            return 1;
-        }
-    }
-    *rank = 0;
-    *size = 1;
-    return 0;
-}
 
 static int mpi_all_ok(void *arg, int ok)
 {
@@ -81,7 +53,7 @@ void data_comm_open(data_comm_t *c, int sharded)
     /* before MPI_Init too: a Ctrl-C in its first moments stops cleanly */
     stop_signal_install();
     int rank, size;
-    if (sharded && data_comm_launched(&rank, &size)) {
+    if (sharded && mpi_launch_env(&rank, &size)) {
         MPI_CHECK(MPI_Init(NULL, NULL));
         mpi_check_install();
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);

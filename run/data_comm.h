@@ -19,13 +19,8 @@ typedef struct {
     double next_line; /* progress_import's */
 } data_comm_t;
 
-/* The rank and size an MPI launcher gave this process (Open MPI's mpirun,
- * PMI or PMIx: srun --mpi=...), from the environment alone; 0 when none
- * started it. No MPI call. */
-int data_comm_launched(int *rank, int *size);
-
 /* Sets up c: over MPI (MPI_Init) when sharded and a launcher started this
- * process, else one process. Progress lines come from rank 0, and a SIGINT
+ * process (run/mpi_launch.h), else one process. Progress lines come from rank 0, and a SIGINT
  * or SIGTERM stops the import cleanly (IMPORT_STOPPED). */
 void data_comm_open(data_comm_t *c, int sharded);
 

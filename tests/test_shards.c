@@ -755,6 +755,44 @@ static void test_bad_shard_requests_are_refused(void **state)
     assert_no_data("few");
 }
 
+/* srun without an MPI plugin starts N tasks that are each an MPI world of 1
+ * (simulated here by srun's variables without a launcher's): the import and
+ * mimae_dist refuse before anything is written, the step's first task
+ * saying how to start them; a batch script's variables alone (no step) are
+ * no reason to refuse. */
+static void test_srun_without_mpi_is_refused(void **state)
+{
+    (void)state;
+    const char *srun = "SLURM_STEP_NUM_TASKS=3 SLURM_NTASKS=3 SLURM_PROCID";
+    char path[512];
+    assert_bad_input(work, run_captured(work, "%s=0 %s/mimae data synthetic s --n 60 --shards 3",
+                                        srun, build_dir),
+                     "3 tasks", "without an MPI plugin", "srun --mpi=pmix", NULL);
+    path_in(path, sizeof path, "s");
+    assert_int_equal(access(path, F_OK), -1);
+    /* the other tasks say nothing: srun's output holds the line once */
+    assert_int_equal(run_captured(work, "%s=2 %s/mimae data synthetic s --n 60", srun, build_dir),
+                     2);
+    path_in(path, sizeof path, "stderr.txt");
+    char *text = read_text(path);
+    assert_non_null(text);
+    assert_string_equal(text, "");
+    free(text);
+
+    synthetic("k3", SIDE, CLASSES, 3);
+    write_run("srun.ini", 1, "k3/train.h5", "run_srun", NULL);
+    assert_bad_input(work, run_captured(work, "%s=0 %s/mimae_dist srun.ini", srun, build_dir),
+                     "mimae_dist", "3 tasks", "srun --mpi=pmix", NULL);
+    path_in(path, sizeof path, "run_srun");
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* a batch script's environment (no step): one process, as asked */
+    assert_int_equal(run_captured(work, "SLURM_NTASKS=3 SLURM_PROCID=0 %s/mimae data synthetic b "
+                                  "--n 60 --shards 3", build_dir), 0);
+    path_in(path, sizeof path, "b");
+    assert_int_equal(count_entries(path), 2 + 2 * 3);
+}
+
 /* ------------------------------------------------------------ shard-local */
 
 /* Rank r of R gets only images of its shards (s % R == r), one shard at a
@@ -983,6 +1021,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_import_larger_than_memory_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_shard_requests_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_srun_without_mpi_is_refused, setup, teardown),
         cmocka_unit_test(test_shard_local_order),
         cmocka_unit_test_setup_teardown(test_rank_opens_only_its_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_local_training_and_refusals, setup, teardown),
