@@ -64,9 +64,12 @@ static const char *usage_data =
     "\n"
     "--shards K writes each split as K shard files OUT_DIR/<split>-<id>-<i>-of-<K>.h5\n"
     "plus the index OUT_DIR/<split>.h5, which is what data.train/data.test name (h5py\n"
-    "and h5dump see one data set through it). Under mpirun the R ranks decode and\n"
-    "write the shards at once (shard i on rank i mod R); the data set is the same as\n"
-    "a one-process import's, statistics bit for bit. Progress goes to stdout.\n"
+    "and h5dump see one data set through it). Under mpirun (or srun --mpi=pmix; srun\n"
+    "without an MPI plugin is refused) the R ranks decode and write the shards at once\n"
+    "(shard i on rank i mod R); the data set is the same as a one-process import's,\n"
+    "statistics bit for bit. Progress goes to stdout. Every file (single or shard) is\n"
+    "built in memory and written in one go: one that would need more than half of the\n"
+    "machine's memory is refused (use more shards).\n"
     "Exit status: 0 done; 2 bad input (one line); 1 the disk refused a write, or\n"
     "SIGINT/SIGTERM stopped it (nothing is left behind either way).\n";
 
