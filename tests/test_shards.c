@@ -233,6 +233,26 @@ static void get_string(const char *rel, const char *name, char *out, size_t len)
     H5Tclose(type), H5Aclose(a), H5Fclose(f);
 }
 
+/* Entry i of the shard list of the index work/rel becomes name (a
+ * fixed-length string: name must fit). */
+static void set_shard_name(const char *rel, int i, const char *name)
+{
+    char path[512];
+    path_in(path, sizeof path, rel);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a), space = H5Aget_space(a);
+    const size_t len = H5Tget_size(type);
+    const hssize_t k = H5Sget_simple_extent_npoints(space);
+    assert_true(i < k && strlen(name) < len);
+    char *names = calloc((size_t)k, len);
+    assert_true(H5Aread(a, type, names) >= 0);
+    snprintf(names + (size_t)i * len, len, "%s", name);
+    assert_true(H5Awrite(a, type, names) >= 0);
+    free(names);
+    H5Sclose(space), H5Tclose(type), H5Aclose(a), H5Fclose(f);
+}
+
 /* work/<name>: a descriptor training test-small on `channels` channels of
  * work/<data> (a training set's index) into work/<out>, one epoch of batches
  * of 8, then `extra`: more [data] lines first, then any sections (a section
@@ -327,25 +347,33 @@ static void test_sharded_reads_with_few_open_files(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
-/* Every shard read, and the index, are checked before and after each read. */
+/* Every shard read, and the index, are checked before and after each read:
+ * a shard grown, or cut shorter (HDF5 alone would read its missing images
+ * as zeros), fails the read that uses it, not the others. */
 static void test_changed_shard_or_index_is_detected(void **state)
 {
     (void)state;
-    synthetic("sharded", SIDE, CLASSES, K);
-    char s2[300];
-    shard_name("sharded", "train", 2, s2, sizeof s2);
-    dataset_t *d = open_ok("sharded/train.h5");
+    const char *const changes[2] = {"printf x >> %s", "truncate -s 10000 %s"};
     uint8_t img[2 * SIDE * SIDE];
     const int64_t in0[2] = {0, 1}, in2[2] = {2 * N / K, 2 * N / K + 1};
-    assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), 0);
-    sh("printf x >> %s", s2); /* grown */
-    assert_int_equal(dataset_read(d, in0, 2, img, NULL, err, sizeof err), 0); /* not read */
-    assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), IO_CHANGED);
-    printf("  %s\n", err);
-    assert_non_null(strstr(err, s2));
-    assert_non_null(strstr(err, "changed while the run read it"));
-    dataset_close(d);
+    for (int c = 0; c < 2; c++) {
+        const char *dir = c ? "cut" : "grown";
+        char index[64], s2[300], cmd[400];
+        synthetic(dir, SIDE, CLASSES, K);
+        shard_name(dir, "train", 2, s2, sizeof s2);
+        snprintf(index, sizeof index, "%s/train.h5", dir);
+        dataset_t *d = open_ok(index);
+        assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), 0);
+        snprintf(cmd, sizeof cmd, changes[c], s2);
+        sh("%s", cmd);
+        assert_int_equal(dataset_read(d, in0, 2, img, NULL, err, sizeof err), 0); /* not read */
+        assert_int_equal(dataset_read(d, in2, 2, img, NULL, err, sizeof err), IO_CHANGED);
+        printf("  %s\n", err);
+        assert_has_words(err, s2, "changed while the run read it", NULL);
+        dataset_close(d);
+    }
 
+    dataset_t *d;
     synthetic("again", SIDE, CLASSES, K);
     d = open_ok("again/train.h5");
     sh("touch -d '2001-01-01' again/train.h5"); /* the index rewritten in place */
@@ -426,27 +454,12 @@ static void test_index_naming_absent_shards_is_refused(void **state)
 {
     (void)state;
     synthetic("named", SIDE, CLASSES, K);
-    char path[512];
-    path_in(path, sizeof path, "named/train.h5");
     /* the shard list rewritten: entry 1 names a file that is not there */
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
-    const size_t len = H5Tget_size(type);
-    char *names = calloc(K, len);
-    assert_true(H5Aread(a, type, names) >= 0);
-    snprintf(names + len, len, "train-not-there.h5");
-    assert_true(H5Awrite(a, type, names) >= 0);
-    H5Tclose(type), H5Aclose(a), H5Fclose(f);
+    set_shard_name("named/train.h5", 1, "train-not-there.h5");
     expect_open_fails("named/train.h5", "train-not-there.h5", "is not there", NULL);
     expect_training_refused("named/train.h5", "train-not-there.h5", "is not there", NULL);
     /* one outside the index's directory */
-    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
-    snprintf(names + len, len, "../train.h5");
-    assert_true(H5Awrite(a, type, names) >= 0);
-    H5Tclose(type), H5Aclose(a), H5Fclose(f);
-    free(names);
+    set_shard_name("named/train.h5", 1, "../train.h5");
     expect_open_fails("named/train.h5", "../train.h5", "not a file in the index's directory",
                       NULL);
 }
@@ -490,18 +503,8 @@ static void test_staging_stays_inside_the_data_and_stage_directories(void **stat
     (void)state;
     synthetic("esc", SIDE, CLASSES, 2);
     sh("mkdir -p outside && printf secret > outside/train-x.h5");
+    set_shard_name("esc/train.h5", 0, "../outside/train-x.h5"); /* shard 0: rank 0's */
     char path[512];
-    path_in(path, sizeof path, "esc/train.h5");
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen(f, "shards", H5P_DEFAULT), type = H5Aget_type(a);
-    const size_t len = H5Tget_size(type);
-    char *names = calloc(2, len);
-    assert_true(H5Aread(a, type, names) >= 0);
-    snprintf(names, len, "../outside/train-x.h5"); /* shard 0: rank 0's */
-    assert_true(H5Awrite(a, type, names) >= 0);
-    H5Tclose(type), H5Aclose(a), H5Fclose(f);
-    free(names);
     write_run("e1.ini", 1, "esc/train.h5", "run_e1", "sampling = shard-local\nstage_dir = stage\n");
     assert_bad_input(work, run_in(2, "mimae_dist e1.ini"), "../outside/train-x.h5",
                      "not a file in the index's directory", NULL);
@@ -521,26 +524,13 @@ static void test_staging_stays_inside_the_data_and_stage_directories(void **stat
     assert_int_equal(access(path, F_OK), -1);
 }
 
-/* A shard that gets shorter while it is read: the read that would return its
- * missing images (HDF5 reads past the end as zeros) fails with IO_CHANGED
- * and one line naming the shard; a run stops with exit 1. */
-static void test_shard_shrinking_while_read_is_detected(void **state)
+/* A shard cut shorter while a run reads it: exit 1, one line naming the
+ * shard (test_changed_shard_or_index_is_detected shows the reader's part). */
+static void test_shard_cut_during_a_run_stops_it(void **state)
 {
     (void)state;
-    synthetic("cut", SIDE, CLASSES, K);
     char s4[300];
-    shard_name("cut", "train", 4, s4, sizeof s4);
-    dataset_t *d = open_ok("cut/train.h5");
-    uint8_t img[SIDE * SIDE];
-    const int64_t last = N - 1;
-    assert_int_equal(dataset_read(d, &last, 1, img, NULL, err, sizeof err), 0);
-    sh("truncate -s 10000 %s", s4);
-    assert_int_equal(dataset_read(d, &last, 1, img, NULL, err, sizeof err), IO_CHANGED);
-    printf("  %s\n", err);
-    assert_has_words(err, s4, "changed while the run read it", "-> 10000", NULL);
-    dataset_close(d);
-
-    /* in a run: slow steps, so that the shard is cut while it trains */
+    /* slow steps, so that the shard is cut while it trains */
     synthetic("run", SIDE, CLASSES, K);
     shard_name("run", "train", 4, s4, sizeof s4);
     write_run("cut.ini", 1, "run/train.h5", "run_cut", NULL);
@@ -686,19 +676,26 @@ static void test_interrupted_import_leaves_nothing(void **state)
     }
 }
 
-/* A full disk (the file size limit) during a sharded import: exit 1, one
- * line, nothing left. */
-static void test_full_disk_during_import_leaves_nothing(void **state)
+/* `mimae data synthetic full ... ARGS` of N images of 16x16 with a file size
+ * limit (a full disk) of 40000 bytes, which a shard of 60 images or the
+ * single file of 300 exceeds: exit 1, one line naming the file and the disk,
+ * nothing left. */
+static void import_on_full_disk(const char *args, const char *file)
 {
-    (void)state;
     file_size_limit_t lim;
-    file_size_limit_set(&lim, 40000); /* a shard of 60 images of 16x16 needs more */
-    const int status = run_in(0, "mimae data synthetic full --n %d --size 16x16x1 --shards 5", N);
+    file_size_limit_set(&lim, 40000);
+    const int status = run_in(0, "mimae data synthetic full --n %d --size 16x16x1%s", N, args);
     file_size_limit_restore(&lim);
     char path[512];
     path_in(path, sizeof path, "stderr.txt");
-    assert_one_line(path, status, 1, "full/train-", "the disk may be full", NULL);
+    assert_one_line(path, status, 1, file, "the disk may be full", NULL);
     assert_no_data("full");
+}
+
+static void test_full_disk_during_import_leaves_nothing(void **state)
+{
+    (void)state;
+    import_on_full_disk(" --shards 5", "full/train-");
 }
 
 /* The same without --shards: the single file is built in memory and written
@@ -707,14 +704,7 @@ static void test_full_disk_during_import_leaves_nothing(void **state)
 static void test_full_disk_during_single_file_import_leaves_nothing(void **state)
 {
     (void)state;
-    file_size_limit_t lim;
-    file_size_limit_set(&lim, 40000); /* the train split of 300 images of 16x16 needs more */
-    const int status = run_in(0, "mimae data synthetic full --n %d --size 16x16x1", N);
-    file_size_limit_restore(&lim);
-    char path[512];
-    path_in(path, sizeof path, "stderr.txt");
-    assert_one_line(path, status, 1, "full/train.h5", "the disk may be full", NULL);
-    assert_no_data("full");
+    import_on_full_disk("", "full/train.h5");
 }
 
 /* A file that would need more than half of the machine's memory to build
@@ -1005,7 +995,7 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_staging_stays_inside_the_data_and_stage_directories,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shard_shrinking_while_read_is_detected, setup,
+        cmocka_unit_test_setup_teardown(test_shard_cut_during_a_run_stops_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shards_of_other_imports_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_on_1_and_3_ranks_is_identical, setup,
