@@ -461,6 +461,15 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
                      (unsigned long long)r->state.seed, r->run->seed);
             return EXIT_BAD_INPUT;
         }
+        /* the data order picks up at (epoch, epoch_step): a position past the
+         * end of this run's epoch would index past the order */
+        if (r->state.epoch_step >= r->steps_per_epoch) {
+            snprintf(err, errlen, "%s: written %ld steps into an epoch, but an epoch has %ld steps "
+                     "now (data.train, data.train_limit, data.sampling or the rank count changed "
+                     "since): resume with what it was trained with, or use a fresh run.out_dir",
+                     path, r->state.epoch_step, r->steps_per_epoch);
+            return EXIT_BAD_INPUT;
+        }
     }
     if (r->rank == 0) {
         env->ranks = r->ranks;

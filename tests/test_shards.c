@@ -903,6 +903,28 @@ static void test_shard_local_training_and_refusals(void **state)
     }
 }
 
+/* A checkpoint further into its epoch than an epoch of the resumed run is
+ * long (10 images in shards of 2, 3, 2, 3: 5 steps of 2 on one rank, 4 on
+ * two ranks reading their own shards) is refused, not read past the data
+ * order's end. */
+static void test_resume_past_the_end_of_a_shorter_epoch_is_refused(void **state)
+{
+    (void)state;
+    char out[512];
+    path_in(out, sizeof out, "ten");
+    const import_opts_t opts = {4, NULL};
+    if (synthetic_generate_opts(out, 10, SIDE, SIDE, 1, CLASSES, SEED, &opts, err, sizeof err))
+        fail_msg("%s", err);
+    write_run("ten.ini", 1, "ten/train.h5", "run_ten", NULL);
+    const char *fixed = "--set train.global_batch=2 --set train.micro_batch=0 --set "
+                        "optim.warmup_iters=1 --set optim.total_iters=20 --set eval.mi=0";
+    assert_int_equal(run_in(1, "mimae_dist ten.ini %s --set train.max_steps=4", fixed), 0);
+    const int status = run_in(2, "mimae_dist ten.ini %s --set train.max_steps=6 --set "
+                              "data.sampling=shard-local", fixed);
+    assert_bad_input(work, status, "ckpt-0000000004.h5", "4 steps into an epoch",
+                     "an epoch has 4 steps now", NULL);
+}
+
 static ino_t inode_of(const char *rel)
 {
     char path[512];
@@ -1015,6 +1037,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_shard_local_order),
         cmocka_unit_test_setup_teardown(test_rank_opens_only_its_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shard_local_training_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_past_the_end_of_a_shorter_epoch_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_staging_copies_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_stage_dir_is_refused, setup, teardown),
     };
