@@ -279,19 +279,6 @@ FILE *io_out_stream(io_out_t *out, io_file_err_t *e)
     return out->fp;
 }
 
-int io_out_name(io_out_t *out, const char *path, io_file_err_t *e)
-{
-    out_init(out, path);
-    if (refuse_link(path, e)) return -1;
-    struct stat st;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        if (temp_name(out, path, e)) return -1;
-        if (lstat(out->tmp, &st) != 0 && errno == ENOENT) return 0;
-    }
-    out->tmp[0] = '\0';
-    return io_file_fail(e, "cannot find an unused temporary name beside it");
-}
-
 int io_out_adopt(io_out_t *out, const struct stat *written, io_file_err_t *e)
 {
     struct stat st;

@@ -91,14 +91,8 @@ int io_out_open(io_out_t *out, const char *path, mode_t mode, io_file_err_t *e);
 /* A stdio stream over the temporary (owned by out); NULL after io_file_fail. */
 FILE *io_out_stream(io_out_t *out, io_file_err_t *e);
 
-/* For writers that create the file by name themselves (HDF5's H5Fcreate):
- * picks an unused unpredictable temporary name for path into out->tmp
- * (out->fd = -1). The writer must create it with O_EXCL semantics
- * (H5F_ACC_EXCL), then call io_out_adopt. 0, or -1 after io_file_fail. */
-int io_out_name(io_out_t *out, const char *path, io_file_err_t *e);
-
-/* Opens the temporary a writer created (O_NOFOLLOW) and checks it is the
- * file with identity `written` (the writer's own fstat of it). */
+/* Opens out->tmp (O_NOFOLLOW) and checks it is the file with identity
+ * `written`: a parked temporary before it is committed. */
 int io_out_adopt(io_out_t *out, const struct stat *written, io_file_err_t *e);
 
 /* Flushes, fsyncs and closes the temporary, checks that its name still
