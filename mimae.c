@@ -14,9 +14,12 @@
 #include "io/inspect.h"
 #include "io/synthetic.h"
 #include "io/text_escape.h"
+#include "run/data_comm.h"
 #include "run/launcher.h"
+#include "run/mpi_launch.h"
 
 #define EXIT_BAD_INPUT 2
+#define EXIT_WRITE_FAILED 1
 
 static const char *usage_main =
     "usage: mimae COMMAND [ARGS]\n"
@@ -27,6 +30,8 @@ static const char *usage_main =
     "  data folder SRC OUT_DIR --size S         import class-per-folder JPEG/PNG images\n"
     "  data synthetic OUT_DIR [--n N] [--size HxWxC] [--classes K] [--seed S]\n"
     "                                           make a labelled shapes data set\n"
+    "       (every data import takes --shards K; `mpirun -n R mimae data ... --shards K`\n"
+    "        imports on R ranks at once)\n"
     "  inspect FILE                             what a data set, checkpoint or results file holds\n"
     "  keys                                     every descriptor key, its default and meaning\n"
     "  sweep plan EXP.ini [--set k=v]...        the task table of a descriptor's [sweep] or arms\n"
@@ -41,9 +46,10 @@ static const char *usage_main =
     "`mimae COMMAND --help` tells more.\n";
 
 static const char *usage_data =
-    "usage: mimae data FORMAT ...\n"
+    "usage: mimae data FORMAT ... [--shards K]\n"
+    "       mpirun -n R mimae data FORMAT ... --shards K\n"
     "\n"
-    "Writes OUT_DIR/train.h5 and OUT_DIR/test.h5 (schema in README.md, 'Data sets').\n"
+    "Writes OUT_DIR/train.h5 and OUT_DIR/test.h5 (schema in README.md, 'File formats').\n"
     "  mimae data fashion-mnist OUT_DIR [--src DIR]\n"
     "      DIR holds {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz\n"
     "      (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)\n"
@@ -51,8 +57,21 @@ static const char *usage_data =
     "      SRC holds data_batch_1..5.bin and test_batch.bin (CIFAR-10 binary version)\n"
     "  mimae data folder SRC OUT_DIR --size S\n"
     "      SRC/train/<class>/*.{jpg,jpeg,png} and SRC/val/<class>/... ; the shorter side\n"
-    "      is resized to S, then the centre S x S is cut\n"
-    "  mimae data synthetic OUT_DIR [--n 1000] [--size 32x32x1] [--classes 4] [--seed 0]\n";
+    "      is resized to S, then the centre S x S is cut. Store more than the model's\n"
+    "      input (S = 256 for a 224 model): training crops at random and resizes the\n"
+    "      crop to model.img_h x img_w, evaluation takes the centre crop\n"
+    "  mimae data synthetic OUT_DIR [--n 1000] [--size 32x32x1] [--classes 4] [--seed 0]\n"
+    "\n"
+    "--shards K writes each split as K shard files OUT_DIR/<split>-<id>-<i>-of-<K>.h5\n"
+    "plus the index OUT_DIR/<split>.h5, which is what data.train/data.test name (h5py\n"
+    "and h5dump see one data set through it). Under mpirun (or srun --mpi=pmix; srun\n"
+    "without an MPI plugin is refused) the R ranks decode and write the shards at once\n"
+    "(shard i on rank i mod R); the data set is the same as a one-process import's,\n"
+    "statistics bit for bit. Progress goes to stdout. Every file (single or shard) is\n"
+    "built in memory and written in one go: one that would need more than half of the\n"
+    "machine's memory is refused (use more shards).\n"
+    "Exit status: 0 done; 2 bad input (one line); 1 the disk refused a write, or\n"
+    "SIGINT/SIGTERM stopped it (nothing is left behind either way).\n";
 
 static const char *usage_inspect =
     "usage: mimae inspect FILE\n"
@@ -95,40 +114,99 @@ static int parse_positive(const char *opt, const char *text, long *out, char *er
     return 0;
 }
 
-static int cmd_data_synthetic(int argc, char **argv, char *err, size_t errlen)
+/* mimae data's options and operands: `--name value` pairs anywhere,
+ * operands in order. */
+typedef struct {
+    const char *operand[3];
+    int operands;
+    const char *src, *size;
+    long n, classes, seed, shards;
+    int h, w, c;
+} data_args_t;
+
+static int parse_data_args(int argc, char **argv, const char *const *allowed, data_args_t *a,
+                           char *err, size_t errlen)
 {
-    const char *out_dir = NULL;
-    long n = 1000, classes = 4, seed = 0;
-    int h = 32, w = 32, c = 1;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-') {
-            if (out_dir) return snprintf(err, errlen, "unexpected argument '%s'", a), -1;
-            out_dir = a;
+        const char *opt = argv[i];
+        if (opt[0] != '-') {
+            if (a->operands == 3) return snprintf(err, errlen, "unexpected argument '%s'", opt), -1;
+            a->operand[a->operands++] = opt;
             continue;
         }
-        if (i + 1 >= argc) return snprintf(err, errlen, "%s needs a value", a), -1;
+        int known = 0;
+        for (int k = 0; allowed[k] && !known; k++) known = strcmp(opt, allowed[k]) == 0;
+        if (!known) return snprintf(err, errlen, "unknown option %s", opt), -1;
+        if (i + 1 >= argc) return snprintf(err, errlen, "%s needs a value", opt), -1;
         const char *v = argv[++i];
-        if (strcmp(a, "--n") == 0) {
-            if (parse_positive(a, v, &n, err, errlen)) return -1;
-        } else if (strcmp(a, "--classes") == 0) {
-            if (parse_positive(a, v, &classes, err, errlen)) return -1;
-        } else if (strcmp(a, "--seed") == 0) {
+        char tail;
+        if (strcmp(opt, "--src") == 0) {
+            a->src = v;
+        } else if (strcmp(opt, "--n") == 0) {
+            if (parse_positive(opt, v, &a->n, err, errlen)) return -1;
+        } else if (strcmp(opt, "--classes") == 0) {
+            if (parse_positive(opt, v, &a->classes, err, errlen)) return -1;
+        } else if (strcmp(opt, "--shards") == 0) {
+            if (parse_positive(opt, v, &a->shards, err, errlen)) return -1;
+        } else if (strcmp(opt, "--seed") == 0) {
             char *end = NULL;
-            seed = strtol(v, &end, 10);
-            if (end == v || *end || seed < 0)
+            a->seed = strtol(v, &end, 10);
+            if (end == v || *end || a->seed < 0)
                 return snprintf(err, errlen, "--seed %s: expected an integer >= 0", v), -1;
-        } else if (strcmp(a, "--size") == 0) {
-            char tail;
-            if (sscanf(v, "%dx%dx%d%c", &h, &w, &c, &tail) != 3 || h <= 0 || w <= 0 ||
-                (c != 1 && c != 3))
-                return snprintf(err, errlen, "--size %s: expected HxWxC with C 1 or 3, e.g. 32x32x1", v), -1;
-        } else {
-            return snprintf(err, errlen, "unknown option %s", a), -1;
+        } else if (strcmp(opt, "--size") == 0) {
+            a->size = v;
+            if (sscanf(v, "%dx%dx%d%c", &a->h, &a->w, &a->c, &tail) == 3 && a->h > 0 &&
+                a->w > 0 && (a->c == 1 || a->c == 3))
+                continue;
+            a->h = 0; /* not HxWxC: folder's --size S is checked by its caller */
         }
     }
-    if (!out_dir) return snprintf(err, errlen, "missing OUT_DIR"), -1;
-    return synthetic_generate(out_dir, n, h, w, c, (int)classes, (uint64_t)seed, err, errlen);
+    return 0;
+}
+
+/* Runs one import with the options parsed; an exit status. */
+static int run_import(const char *format, data_args_t *a, char *err, size_t errlen)
+{
+    data_comm_t dc;
+    int rank, size, speak;
+    if (mpi_launch_unconnected("mimae data", &speak, err, errlen)) {
+        /* every task would import the whole set into the same files */
+        if (speak) text_eprintf("mimae: data %s: %s", format, err);
+        return EXIT_BAD_INPUT;
+    }
+    if (!a->shards && mpi_launch_env(&rank, &size) && size > 1) {
+        /* every rank would import the whole set into the same files */
+        if (rank == 0)
+            text_eprintf("mimae: data %s: started on %d MPI ranks, but an import without "
+                         "--shards runs on one process: add --shards K (K >= %d keeps every "
+                         "rank busy) to import in parallel, or run it without mpirun", format,
+                         size, size);
+        return EXIT_BAD_INPUT;
+    }
+    data_comm_open(&dc, a->shards > 0);
+    const import_opts_t opts = {(int)a->shards, &dc.comm};
+    int rc;
+    if (strcmp(format, "fashion-mnist") == 0) {
+        rc = idx_import_fashion_mnist_opts(a->src, a->operand[0], &opts, err, errlen);
+    } else if (strcmp(format, "cifar10") == 0) {
+        rc = cifar10_import_opts(a->operand[0], a->operand[1], &opts, err, errlen);
+    } else if (strcmp(format, "folder") == 0) {
+        long s = 0;
+        rc = parse_positive("--size", a->size, &s, err, errlen);
+        if (rc == 0) rc = folder_import_opts(a->operand[0], a->operand[1], (int)s, &opts, err,
+                                             errlen);
+        if (rc == 0 && dc.comm.rank == 0)
+            printf("mimae: images stored at %ldx%ld (shorter side resized to %ld, centre "
+                   "crop): training crops at random and resizes to model.img_h x img_w, "
+                   "evaluation takes the centre crop\n", s, s, s);
+    } else {
+        rc = synthetic_generate_opts(a->operand[0], a->n, a->h, a->w, a->c, (int)a->classes,
+                                     (uint64_t)a->seed, &opts, err, errlen);
+    }
+    rc = data_comm_close(&dc, rc, err, &speak);
+    if (speak) text_eprintf("mimae: %s", err);
+    if (rc == 0) return 0;
+    return rc == IO_WRITE_FAILED || rc == IMPORT_STOPPED ? EXIT_WRITE_FAILED : EXIT_BAD_INPUT;
 }
 
 static int cmd_data(int argc, char **argv)
@@ -139,33 +217,40 @@ static int cmd_data(int argc, char **argv)
         return argc < 1 ? EXIT_BAD_INPUT : 0;
     }
     const char *format = argv[0];
-    int rc;
+    static const char *const fmnist_opts[] = {"--src", "--shards", NULL};
+    static const char *const cifar_opts[] = {"--shards", NULL};
+    static const char *const folder_opts[] = {"--size", "--shards", NULL};
+    static const char *const synthetic_opts[] = {"--n", "--size", "--classes", "--seed",
+                                                 "--shards", NULL};
+    data_args_t a;
+    memset(&a, 0, sizeof a);
+    a.n = 1000, a.classes = 4, a.h = 32, a.w = 32, a.c = 1;
     if (strcmp(format, "fashion-mnist") == 0) {
-        const char *src = "/usr/share/datasets/fashion-mnist", *out = NULL;
-        for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--src") == 0 && i + 1 < argc) src = argv[++i];
-            else if (argv[i][0] != '-' && !out) out = argv[i];
-            else return bad_usage("data fashion-mnist: unexpected argument", usage_data);
-        }
-        if (!out) return bad_usage("data fashion-mnist: missing OUT_DIR", usage_data);
-        rc = idx_import_fashion_mnist(src, out, err, sizeof err);
+        a.src = "/usr/share/datasets/fashion-mnist";
+        if (parse_data_args(argc - 1, argv + 1, fmnist_opts, &a, err, sizeof err))
+            return bad_usage("data fashion-mnist: unexpected argument", usage_data);
+        if (a.operands != 1) return bad_usage("data fashion-mnist: expected OUT_DIR", usage_data);
     } else if (strcmp(format, "cifar10") == 0) {
-        if (argc != 3) return bad_usage("data cifar10: expected SRC OUT_DIR", usage_data);
-        rc = cifar10_import(argv[1], argv[2], err, sizeof err);
+        if (parse_data_args(argc - 1, argv + 1, cifar_opts, &a, err, sizeof err) ||
+            a.operands != 2)
+            return bad_usage("data cifar10: expected SRC OUT_DIR [--shards K]", usage_data);
     } else if (strcmp(format, "folder") == 0) {
-        long size = 0;
-        if (argc != 5 || strcmp(argv[3], "--size") != 0)
-            return bad_usage("data folder: expected SRC OUT_DIR --size S", usage_data);
-        if (parse_positive("--size", argv[4], &size, err, sizeof err)) return fail(err);
-        rc = folder_import(argv[1], argv[2], (int)size, err, sizeof err);
+        if (parse_data_args(argc - 1, argv + 1, folder_opts, &a, err, sizeof err) ||
+            a.operands != 2 || !a.size)
+            return bad_usage("data folder: expected SRC OUT_DIR --size S [--shards K]",
+                             usage_data);
     } else if (strcmp(format, "synthetic") == 0) {
-        rc = cmd_data_synthetic(argc - 1, argv + 1, err, sizeof err);
+        if (parse_data_args(argc - 1, argv + 1, synthetic_opts, &a, err, sizeof err))
+            return fail(err);
+        if (a.size && !a.h)
+            return snprintf(err, sizeof err, "--size %s: expected HxWxC with C 1 or 3, e.g. "
+                            "32x32x1", a.size), fail(err);
+        if (a.operands != 1) return fail(a.operands ? "unexpected argument" : "missing OUT_DIR");
     } else {
         return bad_usage("data: unknown format (use fashion-mnist, cifar10, folder or synthetic)",
                          usage_data);
     }
-    if (rc) return fail(err);
-    return 0;
+    return run_import(format, &a, err, sizeof err);
 }
 
 static int inspect_to_stdout(const char *path, void *arg, char *err, size_t errlen)

@@ -42,9 +42,11 @@
 #include "io/reader.h"
 #include "io/results.h"
 #include "io/text_escape.h"
+#include "run/data_stage.h"
 #include "run/eval_record.h"
 #include "run/exit_status.h"
 #include "run/faults.h"
+#include "run/mpi_launch.h"
 #include "run/dist_args.h"
 #include "run/progress.h"
 #include "run/run_dir.h"
@@ -67,9 +69,13 @@ typedef struct {
     reader_t *reader;
     long n_images;           /* training images used */
     step_plan_t plan;        /* the global batch over ranks and micro-batches */
-    size_t image_floats;     /* H*W*C */
+    size_t image_floats;     /* the model's img_h * img_w * channels */
+    size_t image_bytes;      /* a stored image's H*W*C (at least the model's) */
     mimae_model_t *model;
-    sampler_t sampler;
+    sampler_t sampler;       /* data.sampling = global */
+    shard_sampler_t shard_sampler; /* data.sampling = shard-local */
+    int shard_local;
+    char train_path[DESCRIPTOR_PATH_MAX + 64]; /* data.train, or its staged copy */
     float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
     /* step buffers */
     int64_t *indices;        /* per_rank */
@@ -128,6 +134,7 @@ static void free_run(run_t *r)
     if (r->reader) reader_free(r->reader);
     mimae_model_free(r->model);
     sampler_free(&r->sampler);
+    shard_sampler_free(&r->shard_sampler);
     free(r->indices);
     free(r->images);
     train_step_free(&r->step);
@@ -139,15 +146,16 @@ static void augment_batch(run_t *r, const uint8_t *raw)
 {
     const dataset_info_t *info = reader_info(r->reader);
     augment_params_t aug = augment_defaults();
+    const int oh = r->cfg->img_h, ow = r->cfg->img_w;
     for (int i = 0; i < r->plan.per_rank; i++) {
-        const uint8_t *src = raw + (size_t)i * r->image_floats;
+        const uint8_t *src = raw + (size_t)i * r->image_bytes;
         float *dst = r->images + (size_t)i * r->image_floats;
         if (r->run->augment)
-            augment_image(src, info->h, info->w, info->c, &aug, r->mean, r->std,
+            augment_image(src, info->h, info->w, info->c, oh, ow, &aug, r->mean, r->std,
                           (uint64_t)r->state.seed, (uint64_t)r->state.epoch,
                           (uint64_t)r->indices[i], dst);
         else
-            augment_normalise(src, info->h, info->w, info->c, r->mean, r->std, dst);
+            augment_centre(src, info->h, info->w, info->c, oh, ow, r->mean, r->std, dst);
     }
 }
 
@@ -188,14 +196,17 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
     const int K = r->run->recon_samples < B ? r->run->recon_samples : B;
     if (K <= 0) return 0;
     int64_t idx[B];
-    for (int i = 0; i < B; i++) idx[i] = i % r->n_images;
+    /* the first images, of shard 0 (rank 0's own) when the ranks read their shards */
+    const long first = r->shard_local ? reader_shard_images(r->reader)[0] : r->n_images;
+    for (int i = 0; i < B; i++) idx[i] = i % first;
     const uint8_t *raw;
     if (reader_start(r->reader, idx, B, err, errlen) ||
         reader_wait(r->reader, &raw, NULL, NULL, err, errlen))
         return -1;
     for (int i = 0; i < B; i++)
-        augment_normalise(raw + (size_t)i * r->image_floats, info->h, info->w, info->c, r->mean,
-                          r->std, r->images + (size_t)i * r->image_floats);
+        augment_centre(raw + (size_t)i * r->image_bytes, info->h, info->w, info->c,
+                       r->cfg->img_h, r->cfg->img_w, r->mean, r->std,
+                       r->images + (size_t)i * r->image_floats);
     mimae_sample_masks(m, (uint64_t)r->state.seed, 0, (const uint64_t *)idx);
     mimae_forward(m, r->images);
     const size_t n = r->image_floats;
@@ -206,7 +217,7 @@ static int record_reconstructions(run_t *r, char *err, size_t errlen)
         mimae_reconstruct(m, i, 0, r->mean, r->std, orig + i * n, masked + i * n, recon + i * n,
                           scratch);
     int rc = results_set_reconstructions(r->results, r->state.step, orig, masked, recon, K,
-                                         info->h, info->w, info->c);
+                                         r->cfg->img_h, r->cfg->img_w, info->c);
     free(buf);
     if (rc) snprintf(err, errlen, "out of memory storing reconstructions");
     return rc;
@@ -297,11 +308,65 @@ static int record_run_attributes(run_t *r, const char *descriptor)
         {"train.reduction", r->plan.deterministic ? "deterministic" : "fast"},
         {"train.epochs", epochs},
         {"sweep.arm", r->arm},
+        {"data.sampling", r->shard_local ? "shard-local" : "global"},
+        {"data.stage_dir", r->run->stage_dir},
         {RESULTS_STATUS, RESULTS_STATUS_RUNNING},
     };
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
         if (attrs[i][1][0] && results_set_attr(r->results, attrs[i][0], attrs[i][1])) return -1;
     return 0;
+}
+
+/* The training data: staged to data.stage_dir first when set, opened whole
+ * (global sampling) or only this rank's shards (shard-local), and the
+ * images an epoch uses (r->n_images: data.train_limit, or what the ranks'
+ * shards fill in whole steps). An exit status. */
+static int open_training_data(run_t *r, const char *descriptor, char *err, size_t errlen)
+{
+    const run_config_t *run = r->run;
+    r->shard_local = run->sampling == SAMPLING_SHARD_LOCAL;
+    const char *refusal = NULL;
+    if (run->stage_dir[0] && !r->shard_local)
+        refusal = "data.stage_dir is set with data.sampling = global, where every rank reads "
+                  "every shard: set data.sampling = shard-local, or leave data.stage_dir empty";
+    else if (r->shard_local && run->train_limit > 0)
+        refusal = "data.train_limit needs data.sampling = global (shard-local reads whole "
+                  "shards): leave data.train_limit at 0, or sample globally";
+    if (refusal) {
+        snprintf(err, errlen, "%s: %s", descriptor, refusal);
+        return EXIT_BAD_INPUT;
+    }
+    snprintf(r->train_path, sizeof r->train_path, "%s", run->train_data);
+    if (run->stage_dir[0]) {
+        const int st = data_stage(run->train_data, run->stage_dir, r->rank, r->ranks,
+                                  r->train_path, sizeof r->train_path, err, errlen);
+        if (st != EXIT_OK) return st;
+        if (r->rank == 0)
+            text_eprintf("mimae_dist: training from %s (data.stage_dir)", r->train_path);
+    }
+    r->reader = r->shard_local ? reader_create_shards(r->train_path, r->plan.per_rank, r->rank,
+                                                      r->ranks, err, errlen)
+                               : reader_create(r->train_path, r->plan.per_rank, err, errlen);
+    if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    const dataset_info_t *info = reader_info(r->reader);
+    r->n_images = info->n;
+    if (run->train_limit > 0 && run->train_limit < r->n_images) r->n_images = run->train_limit;
+    if (!r->shard_local) return EXIT_OK;
+    if (!info->shards) {
+        snprintf(err, errlen, "%s: data.sampling = shard-local needs a sharded data set: import it "
+                 "with --shards K (a multiple of the ranks), or sample globally", r->train_path);
+        return EXIT_BAD_INPUT;
+    }
+    if (shard_sampler_init(&r->shard_sampler, reader_shard_images(r->reader), info->shards,
+                           r->rank, r->ranks, r->plan.per_rank, (uint64_t)run->seed)) {
+        snprintf(err, errlen, "%s: the %d shards give some of the %d ranks fewer images than "
+                 "their share of one global batch (%d): lower train.global_batch or use more "
+                 "data", r->train_path, info->shards, r->ranks, r->plan.per_rank);
+        return EXIT_BAD_INPUT;
+    }
+    /* whole steps of every rank: the schedule counts these */
+    r->n_images = r->shard_sampler.steps * r->plan.global_batch;
+    return EXIT_OK;
 }
 
 /* Everything before the first step; returns an exit status (EXIT_OK to go on). */
@@ -321,17 +386,16 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         prefix_message(err, errlen, a->descriptor); /* as its other messages do */
         return EXIT_BAD_INPUT;
     }
-    r->reader = reader_create(r->run->train_data, r->plan.per_rank, err, errlen);
-    if (!dist_all_ok(r->reader != NULL, MPI_COMM_WORLD)) return EXIT_BAD_INPUT;
+    const int status = open_training_data(r, a->descriptor, err, errlen);
+    if (status != EXIT_OK) return status;
     const dataset_info_t *info = reader_info(r->reader);
-    r->n_images = info->n;
-    if (r->run->train_limit > 0 && r->run->train_limit < r->n_images)
-        r->n_images = r->run->train_limit;
     if (load_descriptor(r, a->descriptor, r->n_images, err, errlen)) return EXIT_BAD_INPUT;
-    if (info->h != r->cfg->img_h || info->w != r->cfg->img_w || info->c != r->cfg->channels) {
-        snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d: set "
-                 "model.img_h/img_w/channels or use another data set", r->run->train_data,
-                 info->h, info->w, info->c, r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
+    /* images stored larger than the model's are cropped to it (augment.h) */
+    if (info->h < r->cfg->img_h || info->w < r->cfg->img_w || info->c != r->cfg->channels) {
+        snprintf(err, errlen, "%s: images are %dx%dx%d but the model expects %dx%dx%d (or larger "
+                 "images of its channels, which are cropped): set model.img_h/img_w/channels or "
+                 "use another data set", r->run->train_data, info->h, info->w, info->c,
+                 r->cfg->img_h, r->cfg->img_w, r->cfg->channels);
         return EXIT_BAD_INPUT;
     }
     if (r->n_images < r->plan.global_batch) {
@@ -344,12 +408,15 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
         r->mean[ch] = (float)info->mean[ch];
         r->std[ch] = (float)info->std[ch];
     }
-    r->image_floats = (size_t)info->h * info->w * info->c;
-    if (sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
+    r->image_floats = (size_t)r->cfg->img_h * r->cfg->img_w * info->c;
+    r->image_bytes = (size_t)info->h * info->w * info->c;
+    if (!r->shard_local &&
+        sampler_init(&r->sampler, r->n_images, r->plan.global_batch, (uint64_t)r->run->seed)) {
         snprintf(err, errlen, "out of memory for the data order of %ld images", r->n_images);
         return EXIT_FAILURE_INTERNAL;
     }
-    r->steps_per_epoch = sampler_steps_per_epoch(&r->sampler);
+    r->steps_per_epoch = r->shard_local ? r->shard_sampler.steps
+                                        : sampler_steps_per_epoch(&r->sampler);
     r->total_steps = r->run->epochs * r->steps_per_epoch;
     if (r->run->max_steps > 0 && r->run->max_steps < r->total_steps) r->total_steps = r->run->max_steps;
 
@@ -392,6 +459,15 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
             snprintf(err, errlen, "%s: written with train.seed = %llu, the descriptor says %ld: "
                      "use the same seed or a fresh run.out_dir", path,
                      (unsigned long long)r->state.seed, r->run->seed);
+            return EXIT_BAD_INPUT;
+        }
+        /* the data order picks up at (epoch, epoch_step): a position past the
+         * end of this run's epoch would index past the order */
+        if (r->state.epoch_step >= r->steps_per_epoch) {
+            snprintf(err, errlen, "%s: written %ld steps into an epoch, but an epoch has %ld steps "
+                     "now (data.train, data.train_limit, data.sampling or the rank count changed "
+                     "since): resume with what it was trained with, or use a fresh run.out_dir",
+                     path, r->state.epoch_step, r->steps_per_epoch);
             return EXIT_BAD_INPUT;
         }
     }
@@ -461,7 +537,8 @@ static int read_failure_status(int read)
 /* The indices of the step `state` points at, for this rank. */
 static void step_indices(run_t *r, const train_state_t *st, int64_t *out)
 {
-    sampler_slice(&r->sampler, st->epoch, st->epoch_step, r->rank, r->ranks, out);
+    if (r->shard_local) shard_sampler_slice(&r->shard_sampler, st->epoch, st->epoch_step, out);
+    else sampler_slice(&r->sampler, st->epoch, st->epoch_step, r->rank, r->ranks, out);
 }
 
 static void advance(train_state_t *st, long steps_per_epoch)
@@ -689,6 +766,14 @@ int main(int argc, char **argv)
     char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING + 1];
     dist_library_version(mpi_version, sizeof mpi_version);
     results_env_detect(&env, mpi_version);
+    char err[ERR_LEN] = "";
+    int speak;
+    if (mpi_launch_unconnected("mimae_dist", &speak, err, sizeof err)) {
+        /* N trainings of one rank on the same run directory: before MPI_Init,
+         * which some MPI libraries abort in when srun started them this way */
+        if (speak) text_eprintf("mimae_dist: %s", err);
+        return EXIT_BAD_INPUT;
+    }
     faults_before_mpi_init(); /* test hook, run/faults.h */
     MPI_CHECK(MPI_Init(&argc, &argv));
     mpi_check_install();
@@ -699,7 +784,6 @@ int main(int argc, char **argv)
     r.lock.fd = -1;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &r.rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r.ranks));
-    char err[ERR_LEN] = "";
     dist_args_t args;
     int status = dist_args_parse(argc, argv, &args, err, sizeof err) || faults_parse(err, sizeof err)
                      ? EXIT_BAD_INPUT : EXIT_OK;

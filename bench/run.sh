@@ -8,8 +8,9 @@
 # Environment: BENCH_STEPS (timed steps, default 2 for vs_pytorch, 3 for
 # mfu), BENCH_QUICK=1 (fmnist only, MI-MAE only, no 2-thread comparison),
 # BENCH_PYTHON (/usr/bin/python3), BENCH_VITB=0 (skip the ViT-B/16 rows, the
-# longest part: about 10 minutes on 2 cores). OPENBLAS_CORETYPE is left as the
-# caller has it (the tables name the OpenBLAS kernel in use).
+# longest part: about 10 minutes on 2 cores), BENCH_DATA=0 (skip the data path,
+# about 2 minutes: 2000 JPEGs made, imported twice and read). OPENBLAS_CORETYPE
+# is left as the caller has it (the tables name the OpenBLAS kernel in use).
 set -u
 build=${1:?usage: bench/run.sh BUILD_DIR}
 bin=$build/bench
@@ -24,7 +25,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then configs=fmnist masks=4 threads=1; fi
 if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-for b in vs_pytorch mfu memory scaling vitb northstar; do
+for b in vs_pytorch mfu memory scaling vitb northstar data; do
     [ -x "$bin/$b" ] || { echo "bench/run.sh: $bin/$b missing (run make bench)"; exit 1; }
 done
 start=$(date +%s)
@@ -114,6 +115,15 @@ else
     echo "(BENCH_VITB=0: skipped)"
 fi
 
+echo "=== 6. data path: import on 1 and 2 ranks, global and shard-local reading, the reader"
+echo "    against a ViT-B/16 MI-MAE step's consumption"
+if [ "${BENCH_DATA:-1}" != 0 ] && command -v mpirun >/dev/null; then
+    # the step's rate: the MI-MAE batch-8 1-thread row when it ran (img/s of one rank)
+    run env OPENBLAS_NUM_THREADS=1 "$bin/data" --step-img-s "${ns_img:-0.56}"
+else
+    echo "(BENCH_DATA=0 or no mpirun: skipped)"
+fi
+
 elapsed=$(( $(date +%s) - start ))
 echo "=== summary (bench/run.sh $build, ${elapsed} s; targets from issues 8 and 13)"
 awk -v elapsed="$elapsed" '
@@ -163,6 +173,24 @@ BEGIN {
 }
 /^RESULT northstar/ {
     row("north star: ViT-B/16 MI-MAE 400 ep, 64 nodes x 64 cores", sprintf("%.1f days (%s ranks x %s threads a node, %.0f GB a node)", kv($0, "days"), kv($0, "ranks_per_node"), kv($0, "threads"), kv($0, "gb_per_node")), "", "")
+}
+/^RESULT data_import / {
+    row(sprintf("import, %s rank(s): images/s", kv($0, "ranks")), sprintf("%.1f (%s images in %.1f s)", kv($0, "img_s"), kv($0, "images"), kv($0, "seconds")), "", "")
+}
+/^RESULT data_import_speedup/ {
+    r = kv($0, "ratio") + 0
+    row("import, 2 ranks / 1", sprintf("%.2fx", r), ">= 1.8x", (r >= 1.8 ? "yes" : "no"))
+}
+/^RESULT data_reader / {
+    row(sprintf("reader, %s, one of 2 ranks: images/s", kv($0, "mode")), sprintf("%.0f (%.0f with augmentation)", kv($0, "img_s"), kv($0, "augment_img_s")), "", "")
+}
+/^RESULT data_reader_cost/ {
+    row("reader: global sampling's cost over shard-local", sprintf("%.2fx the time", kv($0, "global_over_local")), "", "")
+}
+/^RESULT data_wait/ {
+    f = kv($0, "wait_frac") + 0; q = kv($0, "reader_over_step") + 0
+    row("reader / a ViT-B/16 MI-MAE step's consumption", sprintf("%.0fx (%.3f img/s a rank)", q, kv($0, "step_img_s")), ">= 10x", (q >= 10 ? "yes" : "no"))
+    row(sprintf("data_wait_s at %sx that rate", kv($0, "margin")), sprintf("%.2g s per %.2f s step (%.3f%%)", kv($0, "wait_mean_s"), kv($0, "step_s"), 100 * f), "< 1%", (f < 0.01 ? "yes" : "no"))
 }
 /^RESULT scaling_model/ {
     e = kv($0, "eff") + 0

@@ -42,6 +42,7 @@
 /* The tables                                                               */
 
 static const char *const reduction_names[] = {"deterministic", "fast", "auto", NULL};
+static const char *const sampling_names[] = {"global", "shard-local", NULL};
 
 /* (The range macros expand to braces with commas: each macro here builds
  * its row itself rather than passing them on to another macro.) */
@@ -68,6 +69,15 @@ const config_field_t run_config_fields[] = {
       "use only the first n training images (0: all)"),
     R("data", "test_limit", FIELD_LONG, test_limit, "0", RANGE_AT_LEAST(0),
       "use only the first n test images (0: all)"),
+    RUN_ROW("data", "sampling", FIELD_ENUM, sampling, sampling_names, "global", RANGE_ANY,
+            "data order: global (a permutation of the whole set from (seed, epoch), the same "
+            "on any rank count) or shard-local (rank r of R reads only the shards s with s mod "
+            "R = r of a sharded data.train, in a shard order shuffled per epoch and shuffled "
+            "within each; the shard count must be a multiple of R)", NULL),
+    R_TEXT("data", "stage_dir", stage_dir, "",
+           "node-local directory each rank copies the index and its shards of data.train to "
+           "before training (shard-local only; skipped for files already there with the same "
+           "name, size and time; empty: read data.train in place)", NULL),
     R_TEXT("run", "out_dir", out_dir, "", "directory of checkpoints, results and logs",
            "runs/<name>"),
     R_TEXT("run", "name", name, "", "run name used in file names and reports (no '/')",

@@ -46,6 +46,7 @@
 #define DESCRIPTOR_ARM_SET_MAX 200     /* "section.key=value" with the NUL: one line of a file */
 
 enum { REDUCTION_DETERMINISTIC = 0, REDUCTION_FAST = 1, REDUCTION_AUTO = 2 };
+enum { SAMPLING_GLOBAL = 0, SAMPLING_SHARD_LOCAL = 1 };
 
 /* Everything about a run that is not the model itself. */
 typedef struct {
@@ -54,6 +55,8 @@ typedef struct {
     char test_data[DESCRIPTOR_PATH_MAX];  /* data.test (evaluation) */
     long train_limit;                 /* data.train_limit: use the first n images (0 = all) */
     long test_limit;                  /* data.test_limit */
+    int sampling;                     /* data.sampling: global | shard-local */
+    char stage_dir[DESCRIPTOR_PATH_MAX]; /* data.stage_dir: node-local copy (empty: none) */
     char out_dir[DESCRIPTOR_PATH_MAX];/* run.out_dir: checkpoints, results, logs */
     char name[128];                   /* run.name: used in file names and reports */
     long seed;                        /* train.seed */

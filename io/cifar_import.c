@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/data_import.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
@@ -77,85 +78,72 @@ static int read_names(const char *dir, char names[CLASSES][DATASET_NAME_MAX], ch
     return rc;
 }
 
-/* Appends every record of one batch file to w. */
-static int append_batch(dataset_writer_t *w, const char *path, unsigned char *raw,
-                        uint8_t *pix, int32_t *labels, char *err, size_t errlen)
+typedef struct {
+    char *const *files;
+    int nfiles;
+    long records[TRAIN_FILES]; /* records of each file, from its size */
+    unsigned char *raw;        /* BLOCK records */
+} cifar_split_t;
+
+/* Records [first, first + count) of the split's files, in file order. */
+static int read_records(const import_split_t *s, long first, long count, uint8_t *pixels,
+                        int32_t *labels, char *err, size_t errlen)
 {
-    io_file_err_t e = {path, err, errlen, 0};
-    FILE *fp = io_fopen_input(&e, "CIFAR-10 batch", 1);
-    if (!fp) return -1;
-    long record = 0;
-    int rc = 0;
-    for (;;) {
-        size_t got = fread(raw, RECORD, BLOCK, fp);
-        for (size_t r = 0; r < got && rc == 0; r++) {
-            const unsigned char *rec = raw + r * RECORD;
-            if (rec[0] >= CLASSES) {
-                rc = io_fail(err, errlen, "%s: record %ld has label %d, outside 0..%d: not a "
-                             "CIFAR-10 binary batch; %s", path, record + (long)r, rec[0],
-                             CLASSES - 1, REDOWNLOAD);
+    const cifar_split_t *x = s->ctx;
+    int f = 0;
+    long record = first;
+    while (f < x->nfiles && record >= x->records[f]) record -= x->records[f++];
+    for (long done = 0; done < count; f++, record = 0) {
+        if (f >= x->nfiles) return io_fail(err, errlen, "%s: internal error: record %ld of %ld",
+                                           x->files[0], first + done, first + count);
+        const char *path = x->files[f];
+        long m = x->records[f] - record;
+        if (m > count - done) m = count - done;
+        io_file_err_t e = {path, err, errlen, 0};
+        FILE *fp = io_fopen_input(&e, "CIFAR-10 batch", 1);
+        if (!fp) return -1;
+        int rc = 0;
+        for (long got = 0; rc == 0 && got < m;) {
+            const long want = m - got < BLOCK ? m - got : BLOCK;
+            size_t n = 0;
+            if (fseek(fp, (record + got) * RECORD, SEEK_SET) == 0)
+                n = fread(x->raw, RECORD, (size_t)want, fp);
+            if ((long)n != want) {
+                rc = io_fail(err, errlen, "%s: read error or end of file at record %ld (the size "
+                             "said %ld records; changed meanwhile?): %s", path, record + got +
+                             (long)n, x->records[f], REDOWNLOAD);
                 break;
             }
-            labels[r] = rec[0];
-            uint8_t *img = pix + r * 3 * PLANE;
-            for (int p = 0; p < PLANE; p++)
-                for (int ch = 0; ch < 3; ch++)
-                    img[3 * p + ch] = rec[1 + ch * PLANE + p];
+            for (long r = 0; r < want; r++) {
+                const unsigned char *rec = x->raw + (size_t)r * RECORD;
+                if (rec[0] >= CLASSES) {
+                    rc = io_fail(err, errlen, "%s: record %ld has label %d, outside 0..%d: not "
+                                 "a CIFAR-10 binary batch; %s", path, record + got + r, rec[0],
+                                 CLASSES - 1, REDOWNLOAD);
+                    break;
+                }
+                const long i = done + got + r;
+                labels[i] = rec[0];
+                uint8_t *img = pixels + (size_t)i * 3 * PLANE;
+                for (int q = 0; q < PLANE; q++)
+                    for (int ch = 0; ch < 3; ch++) img[3 * q + ch] = rec[1 + ch * PLANE + q];
+            }
+            got += want;
         }
-        if (rc == 0 && got > 0)
-            rc = dataset_writer_append(w, pix, labels, (long)got, err, errlen);
-        record += (long)got;
-        if (rc || got < BLOCK) break;
+        fclose(fp);
+        if (rc) return rc;
+        done += m;
     }
-    if (rc == 0 && ferror(fp))
-        rc = io_fail(err, errlen, "%s: read error after %ld records: %s", path, record,
-                     REDOWNLOAD);
-    else if (rc == 0 && fgetc(fp) != EOF)
-        rc = io_fail(err, errlen, "%s: ends inside a record (after %ld records): %s", path,
-                     record, REDOWNLOAD);
-    fclose(fp);
-    return rc;
-}
-
-static int import_split(char *const *files, int nfiles, const char *src_dir,
-                        const char *out_path, const char *split,
-                        char names[CLASSES][DATASET_NAME_MAX], const double *mean_in,
-                        const double *std_in, double *mean_out, double *std_out, char *err,
-                        size_t errlen)
-{
-    unsigned char *raw = malloc((size_t)BLOCK * RECORD);
-    uint8_t *pix = malloc((size_t)BLOCK * 3 * PLANE);
-    int32_t *labels = malloc((size_t)BLOCK * sizeof *labels);
-    dataset_writer_t *w = NULL;
-    int rc = -1;
-    if (!raw || !pix || !labels) {
-        io_fail(err, errlen, "%s: out of memory", out_path);
-        goto out;
-    }
-    dataset_info_t info;
-    memset(&info, 0, sizeof info);
-    snprintf(info.name, sizeof info.name, "cifar-10");
-    snprintf(info.split, sizeof info.split, "%s", split);
-    snprintf(info.source, sizeof info.source, "%s", src_dir);
-    info.h = info.w = SIDE;
-    info.c = 3;
-    info.num_classes = CLASSES;
-    info.class_names = names;
-    if (!(w = dataset_writer_create(out_path, &info, err, errlen))) goto out;
-    for (int i = 0; i < nfiles; i++)
-        if (append_batch(w, files[i], raw, pix, labels, err, errlen)) goto out;
-    if (mean_out) dataset_writer_stats(w, mean_out, std_out);
-    rc = dataset_writer_finish(w, mean_in, std_in, err, errlen);
-    w = NULL;
-out:
-    dataset_writer_abort(w);
-    free(raw);
-    free(pix);
-    free(labels);
-    return rc;
+    return 0;
 }
 
 int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t errlen)
+{
+    return cifar10_import_opts(src_dir, out_dir, NULL, err, errlen);
+}
+
+int cifar10_import_opts(const char *src_dir, const char *out_dir, const import_opts_t *opts,
+                        char *err, size_t errlen)
 {
     if (!src_dir || !*src_dir)
         return io_fail(err, errlen, "cifar-10 import: no source directory given");
@@ -164,11 +152,11 @@ int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t e
     char *files[TRAIN_FILES + 1] = { NULL };
     char *dir = io_path_join(src_dir, "cifar-10-batches-bin");
     char *probe = dir ? io_path_join(dir, "data_batch_1.bin") : NULL;
-    char *train_path = io_path_join(out_dir, "train.h5");
-    char *test_path = io_path_join(out_dir, "test.h5");
     char names[CLASSES][DATASET_NAME_MAX];
+    long records[TRAIN_FILES + 1];
+    unsigned char *raw = malloc((size_t)BLOCK * RECORD);
     int rc = -1;
-    if (!dir || !probe || !train_path || !test_path) {
+    if (!dir || !probe || !raw) {
         io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
@@ -203,23 +191,34 @@ int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t e
                     (long long)st.st_size, RECORD, REDOWNLOAD);
             goto out;
         }
+        records[i] = (long)(st.st_size / RECORD);
     }
     if (read_names(dir, names, err, errlen)) goto out;
-    double mean[3], std[3];
-    if (import_split(files, TRAIN_FILES, dir, train_path, "train", names, NULL, NULL, mean,
-                     std, err, errlen))
-        goto out;
-    if (import_split(files + TRAIN_FILES, 1, dir, test_path, "test", names, mean, std, NULL,
-                     NULL, err, errlen)) {
-        unlink(train_path); /* never leave a train.h5 without its test.h5 */
-        goto out;
-    }
     rc = 0;
 out:
+    rc = import_agree(opts, rc, err, errlen);
+    if (rc == 0) {
+        cifar_split_t x[2] = {{files, TRAIN_FILES, {0}, raw}, {files + TRAIN_FILES, 1, {0}, raw}};
+        dataset_info_t proto;
+        memset(&proto, 0, sizeof proto);
+        snprintf(proto.name, sizeof proto.name, "cifar-10");
+        snprintf(proto.source, sizeof proto.source, "%s", dir);
+        proto.h = proto.w = SIDE;
+        proto.c = 3;
+        proto.num_classes = CLASSES;
+        proto.class_names = names;
+        import_split_t splits[2];
+        for (int s = 0; s < 2; s++) {
+            long n = 0;
+            for (int f = 0; f < x[s].nfiles; f++)
+                n += x[s].records[f] = records[s * TRAIN_FILES + f];
+            splits[s] = import_split_of(&proto, s, n, BLOCK, read_records, &x[s]);
+        }
+        rc = data_import(out_dir, splits, 2, opts, err, errlen);
+    }
     for (int i = 0; i <= TRAIN_FILES; i++) free(files[i]);
     free(dir);
     free(probe);
-    free(train_path);
-    free(test_path);
+    free(raw);
     return rc;
 }

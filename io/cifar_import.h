@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "io/data_import.h"
+
 /* SRC_DIR holds data_batch_1.bin .. data_batch_5.bin (train) and
  * test_batch.bin, or is the directory the tarball unpacks into
  * (SRC_DIR/cifar-10-batches-bin/ is also looked at). Each record is 1 label
@@ -15,7 +17,12 @@
  * written). Writes OUT_DIR/train.h5 and OUT_DIR/test.h5 (name "cifar-10";
  * both carry the train split's mean/std); OUT_DIR is created if missing; on
  * failure no train.h5/test.h5 made by this call remains. Returns 0, or -1
- * with a one-line message naming the file in err. */
+ * with a one-line message naming the file in err (IO_WRITE_FAILED: the disk
+ * refused a write). */
 int cifar10_import(const char *src_dir, const char *out_dir, char *err, size_t errlen);
+
+/* cifar10_import with data_import's options: sharded, over MPI ranks. */
+int cifar10_import_opts(const char *src_dir, const char *out_dir, const import_opts_t *opts,
+                        char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,7 @@
 /* Image data sets in HDF5: the writer (temporary file, extendible /images and
- * /labels, streaming statistics, attributes, fsync, rename) and the reader
- * (validation of the whole schema at open, hyperslab reads of single images
- * or runs of consecutive ones). See dataset.h for the schema.
+ * /labels, streaming statistics, attributes, fsync, rename), shard files and
+ * the index over them; the reader is dataset_read.c. See dataset.h for the
+ * schema.
  *
  * No global mutable state: every handle lives in its writer or reader, so a
  * reader may be used from a background thread (one thread per handle; the
@@ -23,18 +23,18 @@
 #include "io/h5_atomic.h"
 #include "io/h5_attr.h"
 #include "io/io_error.h"
+#include "io/dataset_internal.h"
 #include "io/io_path.h"
 
-#define RECREATE "re-create the file with `mimae data`"
 #define LABELS_CHUNK 4096
 #define IMAGES_CHUNK_BYTES (64 * 1024)
 #define IMAGES_CHUNK_MAX 16
-#define MAX_SIDE 65536
 /* Exact integer pixel sums: sum of squares stays below 2^64. */
 #define MAX_PIXELS_PER_CHANNEL (UINT64_MAX / (255u * 255u))
 
 /* Closes any HDF5 identifier we may hold; invalid ones are ignored. */
-static void h5close(hid_t *id)
+
+void ds_h5close(hid_t *id)
 {
     if (*id < 0) return;
     switch (H5Iget_type(*id)) {
@@ -51,7 +51,7 @@ static void h5close(hid_t *id)
 }
 
 /* A short name for an HDF5 type, for messages ("float32", "int16", ...). */
-static const char *type_name(hid_t type, char *buf, size_t len)
+const char *ds_type_name(hid_t type, char *buf, size_t len)
 {
     size_t size = H5Tget_size(type);
     switch (H5Tget_class(type)) {
@@ -69,7 +69,7 @@ static const char *type_name(hid_t type, char *buf, size_t len)
 
 /* Dataset access properties with a chunk cache holding a few chunks of
  * chunk_bytes (at least 1 MiB, at most 32 MiB). */
-static hid_t access_plist(size_t chunk_bytes)
+hid_t ds_access_plist(size_t chunk_bytes)
 {
     size_t nbytes = 8 * chunk_bytes;
     if (nbytes < ((size_t)1 << 20)) nbytes = (size_t)1 << 20;
@@ -79,19 +79,19 @@ static hid_t access_plist(size_t chunk_bytes)
     if (nslots > 100003) nslots = 100003;
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     if (dapl < 0) return dapl;
-    if (H5Pset_chunk_cache(dapl, nslots, nbytes, 0.75) < 0) h5close(&dapl);
+    if (H5Pset_chunk_cache(dapl, nslots, nbytes, 0.75) < 0) ds_h5close(&dapl);
     return dapl;
 }
 
 /* File access: closing the file closes every object still open in it; file
  * locks are used but ignored where the file system has none (NFS, some
  * Lustre mounts; HDF5_USE_FILE_LOCKING in the environment still wins). */
-static hid_t strong_close_fapl(void)
+hid_t ds_strong_close_fapl(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) h5close(&fapl);
+    if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) ds_h5close(&fapl);
 #if H5_VERSION_GE(1, 10, 7)
-    if (fapl >= 0 && H5Pset_file_locking(fapl, 1, 1) < 0) h5close(&fapl);
+    if (fapl >= 0 && H5Pset_file_locking(fapl, 1, 1) < 0) ds_h5close(&fapl);
 #endif
     return fapl;
 }
@@ -135,11 +135,11 @@ static int check_info(const char *path, const dataset_info_t *info, char *err, s
         check_string(path, "split", info->split, sizeof info->split, 0, err, errlen) ||
         check_string(path, "source", info->source, sizeof info->source, 1, err, errlen))
         return -1;
-    if (info->h <= 0 || info->w <= 0 || info->c <= 0 || info->h > MAX_SIDE ||
-        info->w > MAX_SIDE || info->c > DATASET_MAX_CHANNELS)
+    if (info->h <= 0 || info->w <= 0 || info->c <= 0 || info->h > DS_MAX_SIDE ||
+        info->w > DS_MAX_SIDE || info->c > DATASET_MAX_CHANNELS)
         return io_fail(err, errlen, "%s: image shape %dx%dx%d is not supported: height and "
                        "width must be 1..%d and channels 1..%d", path, info->h, info->w,
-                       info->c, MAX_SIDE, DATASET_MAX_CHANNELS);
+                       info->c, DS_MAX_SIDE, DATASET_MAX_CHANNELS);
     if (info->num_classes < 1 || info->num_classes > DATASET_MAX_CLASSES)
         return io_fail(err, errlen, "%s: %d classes is not supported: give 1..%d", path,
                        info->num_classes, DATASET_MAX_CLASSES);
@@ -155,33 +155,44 @@ static int check_info(const char *path, const dataset_info_t *info, char *err, s
 }
 
 /* A channel's statistics as the reader accepts them (NaN fails too). */
-static int dataset_stats_ok(double mean, double std)
+int ds_stats_ok(double mean, double std)
 {
     return mean >= 0.0 && mean <= 1.0 && std >= DATASET_MIN_STD && std <= DATASET_MAX_STD;
 }
+
 
 /* ------------------------------------------------------------------ writer */
 
 struct dataset_writer {
     char *path;
-    io_out_t out;        /* the temporary, created by HDF5 (H5F_ACC_EXCL) */
     hid_t file, images, labels;
     dataset_info_t info; /* class_names owned; info.n counts the images written */
     size_t image_bytes;
     uint64_t sum[DATASET_MAX_CHANNELS], sumsq[DATASET_MAX_CHANNELS];
     int failed;          /* a write failed part-way: the file is inconsistent */
+    int is_shard;        /* a shard file: `shard` says which */
+    dataset_shard_t shard;
+    h5_mem_file_t *mem;  /* the file, in memory until parked (its temporary made at create) */
 };
 
-static void writer_free(dataset_writer_t *w, int remove_tmp)
+static void writer_free(dataset_writer_t *w)
 {
-    h5close(&w->images);
-    h5close(&w->labels);
-    h5close(&w->file);
-    if (remove_tmp) io_out_abort(&w->out);
-    else if (w->out.fd >= 0) close(w->out.fd);
+    ds_h5close(&w->images);
+    ds_h5close(&w->labels);
+    w->file = H5I_INVALID_HID; /* closed by h5_mem_abort */
+    h5_mem_abort(w->mem);      /* and the temporary removed */
     dataset_info_free(&w->info);
     free(w->path);
     free(w);
+}
+
+/* The most memory a file built in memory may take: half the machine's (a
+ * guess that leaves room for everything else; 0 when unknown). */
+static size_t memory_budget(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (size_t)((double)pages * (double)page / 2);
 }
 
 static hid_t create_extendible(hid_t file, const char *name, hid_t type, int rank,
@@ -192,18 +203,19 @@ static hid_t create_extendible(hid_t file, const char *name, hid_t type, int ran
     maxdims[0] = H5S_UNLIMITED;
     hid_t space = H5Screate_simple(rank, dims, maxdims);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hid_t dapl = access_plist(chunk_bytes);
+    hid_t dapl = ds_access_plist(chunk_bytes);
     hid_t ds = H5I_INVALID_HID;
     if (space >= 0 && dcpl >= 0 && dapl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0)
         ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, dapl);
-    h5close(&space);
-    h5close(&dcpl);
-    h5close(&dapl);
+    ds_h5close(&space);
+    ds_h5close(&dcpl);
+    ds_h5close(&dapl);
     return ds;
 }
 
-dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *info,
-                                        char *err, size_t errlen)
+/* A writer of a single-file data set (shard NULL) or of a shard file. */
+static dataset_writer_t *writer_create(const char *path, const dataset_info_t *info,
+                                       const dataset_shard_t *shard, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (!path || !*path) {
@@ -222,15 +234,15 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
         return NULL;
     }
     w->file = w->images = w->labels = H5I_INVALID_HID;
-    w->out.fd = -1;
-    w->out.tmp[0] = '\0';
     w->info = *info;
     w->info.n = 0;
+    w->info.shards = 0;
+    if (shard) w->is_shard = 1, w->shard = *shard;
     w->info.class_names = malloc((size_t)info->num_classes * sizeof *info->class_names);
     w->path = strdup(path);
     if (!w->info.class_names || !w->path) {
         io_fail(err, errlen, "%s: out of memory", path);
-        writer_free(w, 0);
+        writer_free(w);
         return NULL;
     }
     memcpy(w->info.class_names, info->class_names,
@@ -239,39 +251,36 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
     w->image_bytes = (size_t)h * (size_t)wd * (size_t)c;
 
     io_file_err_t e = {path, err, errlen, 0};
-    if (make_parent_dirs(path, err, errlen) || io_out_name(&w->out, w->path, &e)) {
-        writer_free(w, 0);
+    if (make_parent_dirs(path, err, errlen)) {
+        writer_free(w);
         return NULL;
     }
-    /* H5F_ACC_EXCL creates with O_CREAT | O_EXCL: never through a link or
-     * into a file that exists; the descriptor HDF5 writes through is then
-     * adopted, so the commit checks that the name still names that file */
-    hid_t fapl = strong_close_fapl();
-    if (fapl >= 0) w->file = H5Fcreate(w->out.tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-    void *handle = NULL;
-    struct stat st;
-    const int created = w->file >= 0;
-    if (created && (H5Fget_vfd_handle(w->file, fapl, &handle) < 0 || !handle ||
-                    fstat(*(int *)handle, &st) != 0 || io_out_adopt(&w->out, &st, &e))) {
-        if (!e.failed) io_fail(err, errlen, "%s: cannot find the file HDF5 created (%s): write "
-                               "to a local file system", path, w->out.tmp);
-        h5close(&fapl);
-        writer_free(w, 1);
-        return NULL;
-    }
-    h5close(&fapl);
-    if (!created) {
-        io_fail(err, errlen, "%s: cannot create the HDF5 file %s (H5Fcreate failed): check that "
-                "the output directory exists and is writable, and free disk space", path,
-                w->out.tmp);
-        w->out.tmp[0] = '\0'; /* nothing of ours to remove */
-        writer_free(w, 0);
-        return NULL;
-    }
-
     size_t per_chunk = IMAGES_CHUNK_BYTES / w->image_bytes;
     if (per_chunk < 1) per_chunk = 1;
     if (per_chunk > IMAGES_CHUNK_MAX) per_chunk = IMAGES_CHUNK_MAX;
+    /* Built in memory, sized for the images expected (one allocation; it
+     * grows when more come), written in one go when parked: a full disk is
+     * then an ordinary write error (h5_atomic.h), which HDF5 1.10 cannot
+     * recover from in the middle of its own writes. */
+    const long expect = shard ? shard->images : info->n > 0 ? info->n : 0;
+    const size_t chunks = ((size_t)expect + per_chunk - 1) / per_chunk;
+    const double bytes = (double)chunks * (double)per_chunk * (double)w->image_bytes +
+                         ((double)expect / LABELS_CHUNK + 1) * LABELS_CHUNK * 4 + (1 << 20);
+    const size_t budget = memory_budget();
+    if (budget && bytes > (double)budget) {
+        io_fail(err, errlen, "%s: %s is built in memory and needs %.3g GB, more than half of "
+                "this machine's memory (%.3g GB): %s", path, shard ? "a shard" : "a data set file",
+                bytes / 1e9, 2.0 * (double)budget / 1e9,
+                shard ? "give more shards (--shards)" : "import it as shards (--shards K)");
+        writer_free(w);
+        return NULL;
+    }
+    if (!(w->mem = h5_mem_create(w->path, (size_t)bytes, H5P_DEFAULT, 0, &e))) {
+        writer_free(w);
+        return NULL;
+    }
+    w->file = h5_mem_file(w->mem);
+
     const hsize_t idims[4] = { 0, (hsize_t)h, (hsize_t)wd, (hsize_t)c };
     const hsize_t ichunk[4] = { per_chunk, (hsize_t)h, (hsize_t)wd, (hsize_t)c };
     w->images = create_extendible(w->file, "images", H5T_STD_U8LE, 4, idims, ichunk,
@@ -281,12 +290,31 @@ dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *
         w->labels = create_extendible(w->file, "labels", H5T_STD_I32LE, 1, ldims, lchunk,
                                       LABELS_CHUNK * sizeof(int32_t));
     if (w->images < 0 || w->labels < 0) {
-        io_fail(err, errlen, "%s: cannot create /%s in %s (H5Dcreate failed): check free disk "
-                "space", path, w->images < 0 ? "images" : "labels", w->out.tmp);
-        writer_free(w, 1);
+        io_fail(err, errlen, "%s: cannot create /%s in the file in memory (H5Dcreate failed): "
+                "out of memory?", path, w->images < 0 ? "images" : "labels");
+        writer_free(w);
         return NULL;
     }
     return w;
+}
+
+dataset_writer_t *dataset_writer_create(const char *path, const dataset_info_t *info,
+                                        char *err, size_t errlen)
+{
+    return writer_create(path, info, NULL, err, errlen);
+}
+
+dataset_writer_t *dataset_writer_create_shard(const char *path, const dataset_info_t *info,
+                                              const dataset_shard_t *shard, char *err,
+                                              size_t errlen)
+{
+    if (!shard || shard->count < 1 || shard->count > DATASET_MAX_SHARDS || shard->index < 0 ||
+        shard->index >= shard->count || shard->first < 0 || shard->images < 1 ||
+        strlen(shard->import_id) != DATASET_IMPORT_ID_LEN) {
+        io_fail(err, errlen, "%s: internal error: no valid shard position given", path);
+        return NULL;
+    }
+    return writer_create(path, info, shard, err, errlen);
 }
 
 /* Extends the 1-D or 4-D dataset ds from n to n + count rows and writes buf. */
@@ -306,8 +334,8 @@ static int append_rows(hid_t ds, hid_t memtype, int rank, const hsize_t *row, lo
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
         H5Dwrite(ds, memtype, ms, fs, H5P_DEFAULT, buf) >= 0)
         rc = 0;
-    h5close(&fs);
-    h5close(&ms);
+    ds_h5close(&fs);
+    ds_h5close(&ms);
     return rc;
 }
 
@@ -342,8 +370,9 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
     if (append_rows(w->images, H5T_NATIVE_UINT8, 4, irow, w->info.n, count, images) < 0 ||
         append_rows(w->labels, H5T_NATIVE_INT32, 1, lrow, w->info.n, count, labels) < 0) {
         w->failed = 1;
-        return io_fail(err, errlen, "%s: writing images %ld..%ld to %s failed (H5Dwrite): check "
-                       "free disk space", w->path, w->info.n, w->info.n + count - 1, w->out.tmp);
+        io_fail(err, errlen, "%s: writing images %ld..%ld to the file in memory failed "
+                "(H5Dwrite): out of memory?", w->path, w->info.n, w->info.n + count - 1);
+        return IO_WRITE_FAILED;
     }
 
     const int c = w->info.c;
@@ -362,33 +391,58 @@ int dataset_writer_append(dataset_writer_t *w, const uint8_t *images, const int3
     return 0;
 }
 
-void dataset_writer_stats(const dataset_writer_t *w, double *mean, double *std)
+void dataset_stats_from_sums(long n, int h, int w, int c, const uint64_t *sum,
+                             const uint64_t *sumsq, double *mean, double *std)
 {
-    const double npix = (double)w->info.n * w->info.h * w->info.w;
-    for (int ch = 0; ch < w->info.c; ch++) {
+    const double npix = (double)n * h * w;
+    for (int ch = 0; ch < c; ch++) {
         if (npix <= 0) {
             mean[ch] = std[ch] = 0;
             continue;
         }
-        const double m = (double)w->sum[ch] / npix;
-        double var = (double)w->sumsq[ch] / npix - m * m;
+        const double m = (double)sum[ch] / npix;
+        double var = (double)sumsq[ch] / npix - m * m;
         if (var < 0) var = 0;
         mean[ch] = m / 255.0;
         std[ch] = sqrt(var) / 255.0;
     }
 }
 
-/* Writes every root attribute; returns the name of the one that failed. */
-static const char *write_attributes(dataset_writer_t *w, const double *mean, const double *std)
+void dataset_writer_sums(const dataset_writer_t *w, uint64_t *sum, uint64_t *sumsq)
 {
-    const dataset_info_t *in = &w->info;
-    const hid_t f = w->file, i32 = H5T_NATIVE_INT, f64 = H5T_NATIVE_DOUBLE;
+    memcpy(sum, w->sum, (size_t)w->info.c * sizeof *sum);
+    memcpy(sumsq, w->sumsq, (size_t)w->info.c * sizeof *sumsq);
+}
+
+void dataset_writer_stats(const dataset_writer_t *w, double *mean, double *std)
+{
+    dataset_stats_from_sums(w->info.n, w->info.h, w->info.w, w->info.c, w->sum, w->sumsq, mean,
+                            std);
+}
+
+int dataset_stats_check(const char *path, int c, const double *mean, const double *std,
+                        char *err, size_t errlen)
+{
+    for (int ch = 0; ch < c; ch++)
+        if (!ds_stats_ok(mean[ch], std[ch]))
+            return io_fail(err, errlen, "%s: channel %d has mean %g and std %g: the mean must be "
+                           "in [0, 1] and the std in [%g, %g] (are all pixels of that channel "
+                           "equal?)", path, ch, mean[ch], std[ch], DATASET_MIN_STD,
+                           DATASET_MAX_STD);
+    return 0;
+}
+
+/* The attributes every data-set file has (format, version, name, split,
+ * source, classes); returns the name of the one that failed, or NULL. */
+static const char *write_common_attributes(hid_t f, const char *format, const dataset_info_t *in)
+{
+    const hid_t i32 = H5T_NATIVE_INT;
     const int version = DATASET_FORMAT_VERSION, classes = in->num_classes;
     const char **names = malloc((size_t)classes * sizeof *names);
     if (!names) return "class_names";
     for (int k = 0; k < classes; k++) names[k] = in->class_names[k];
     const char *failed = NULL;
-    if (h5_attr_write_string(f, "format", DATASET_FORMAT, NULL)) failed = "format";
+    if (h5_attr_write_string(f, "format", format, NULL)) failed = "format";
     else if (h5_attr_write(f, "format_version", i32, i32, &version, NULL))
         failed = "format_version";
     else if (h5_attr_write_string(f, "name", in->name, NULL)) failed = "name";
@@ -397,18 +451,40 @@ static const char *write_attributes(dataset_writer_t *w, const double *mean, con
     else if (h5_attr_write(f, "num_classes", i32, i32, &classes, NULL)) failed = "num_classes";
     else if (h5_attr_write_strings(f, "class_names", names, (size_t)classes, NULL))
         failed = "class_names";
-    else if (h5_attr_write_array(f, "mean", f64, f64, (size_t)in->c, mean, NULL))
-        failed = "mean";
-    else if (h5_attr_write_array(f, "std", f64, f64, (size_t)in->c, std, NULL)) failed = "std";
     free(names);
     return failed;
 }
 
-int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double *std,
-                          char *err, size_t errlen)
+/* mean and std per channel; the name of the one that failed, or NULL. */
+static const char *write_stats_attributes(hid_t f, int c, const double *mean, const double *std)
+{
+    const hid_t f64 = H5T_NATIVE_DOUBLE;
+    if (h5_attr_write_array(f, "mean", f64, f64, (size_t)c, mean, NULL)) return "mean";
+    if (h5_attr_write_array(f, "std", f64, f64, (size_t)c, std, NULL)) return "std";
+    return NULL;
+}
+
+/* A shard's position in its split; the name of the one that failed, or NULL. */
+static const char *write_shard_attributes(hid_t f, const dataset_shard_t *sh)
+{
+    const hid_t i32 = H5T_NATIVE_INT, i64 = H5T_STD_I64LE;
+    const long long first = sh->first;
+    if (h5_attr_write(f, DS_ATTR_SHARD_INDEX, i32, i32, &sh->index, NULL))
+        return DS_ATTR_SHARD_INDEX;
+    if (h5_attr_write(f, DS_ATTR_SHARD_COUNT, i32, i32, &sh->count, NULL))
+        return DS_ATTR_SHARD_COUNT;
+    if (h5_attr_write(f, DS_ATTR_FIRST_IMAGE, i64, H5T_NATIVE_LLONG, &first, NULL))
+        return DS_ATTR_FIRST_IMAGE;
+    if (h5_attr_write_string(f, DS_ATTR_IMPORT_ID, sh->import_id, NULL)) return DS_ATTR_IMPORT_ID;
+    return NULL;
+}
+
+int dataset_writer_park(dataset_writer_t *w, const double *mean, const double *std,
+                        io_pending_t *out, char *err, size_t errlen)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!w) return io_fail(err, errlen, "dataset_writer_finish: no writer");
+    out->path = out->tmp = NULL;
+    if (!w) return io_fail(err, errlen, "dataset_writer_park: no writer");
     int rc = -1;
     double m[DATASET_MAX_CHANNELS], s[DATASET_MAX_CHANNELS];
     dataset_writer_stats(w, m, s);
@@ -425,32 +501,38 @@ int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double 
                 w->path);
         goto out;
     }
-    for (int ch = 0; ch < w->info.c; ch++)
-        if (!dataset_stats_ok(m[ch], s[ch])) {
-            io_fail(err, errlen, "%s: channel %d has mean %g and std %g: the mean must be in "
-                    "[0, 1] and the std in [%g, %g] (are all pixels of that channel equal?)",
-                    w->path, ch, m[ch], s[ch], DATASET_MIN_STD, DATASET_MAX_STD);
-            goto out;
-        }
-    if ((bad = write_attributes(w, m, s)) != NULL) {
-        io_fail(err, errlen, "%s: cannot write the attribute %s to %s (H5Acreate/H5Awrite "
-                "failed): check free disk space", w->path, bad, w->out.tmp);
+    if (!w->is_shard && dataset_stats_check(w->path, w->info.c, m, s, err, errlen)) goto out;
+    rc = IO_WRITE_FAILED; /* from here on only memory and the disk can fail */
+    bad = write_common_attributes(w->file, w->is_shard ? DATASET_SHARD_FORMAT : DATASET_FORMAT,
+                                  &w->info);
+    if (!bad) bad = w->is_shard ? write_shard_attributes(w->file, &w->shard)
+                                : write_stats_attributes(w->file, w->info.c, m, s);
+    if (bad) {
+        io_fail(err, errlen, "%s: cannot write the attribute %s to the file in memory "
+                "(H5Acreate/H5Awrite failed): out of memory?", w->path, bad);
         goto out;
     }
-    h5close(&w->images);
-    h5close(&w->labels);
-    herr_t st = H5Fclose(w->file);
-    w->file = H5I_INVALID_HID;
-    if (st < 0) {
-        io_fail(err, errlen, "%s: closing %s failed (H5Fclose): check free disk space",
-                w->path, w->out.tmp);
-        goto out;
-    }
+    ds_h5close(&w->images);
+    ds_h5close(&w->labels);
     io_file_err_t e = {w->path, err, errlen, 0};
-    if (io_out_commit(&w->out, &e)) goto out;
-    rc = 0;
+    w->file = H5I_INVALID_HID;
+    const int st = h5_mem_finish(w->mem, out, &e); /* frees mem, removes the temporary on failure */
+    w->mem = NULL;
+    if (st == 0) rc = 0;
 out:
-    writer_free(w, rc != 0);
+    writer_free(w);
+    return rc;
+}
+
+int dataset_writer_finish(dataset_writer_t *w, const double *mean, const double *std,
+                          char *err, size_t errlen)
+{
+    io_pending_t p;
+    int rc = dataset_writer_park(w, mean, std, &p, err, errlen);
+    if (rc) return rc;
+    io_file_err_t e = {p.path, err, errlen, 0};
+    rc = io_pending_commit(&p, &e) ? IO_WRITE_FAILED : 0;
+    io_pending_free(&p);
     return rc;
 }
 
@@ -458,399 +540,176 @@ void dataset_writer_abort(dataset_writer_t *w)
 {
     if (!w) return;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    writer_free(w, 1);
+    writer_free(w);
 }
 
-/* ------------------------------------------------------------------ reader */
 
-struct dataset {
-    char *path;
-    hid_t file, images, space;
-    int fd;              /* HDF5's descriptor of the file (-1: none), for fstat */
-    io_file_id_t id;     /* the file as opened: a read checks it is unchanged */
-    dataset_info_t info;
-    size_t image_bytes;
-    int32_t *labels;
-};
+/* ------------------------------------------------------------------ index */
 
-/* Opens attribute `name` of the file; -1 with a message. */
-static int open_attr(const dataset_t *d, const char *name, h5_attr_t *a, char *err,
-                     size_t errlen)
+void dataset_shard_name(char *buf, size_t len, const char *split, const char *import_id, int i,
+                        int count)
 {
-    h5_attr_status_t st = h5_attr_open(d->file, name, a);
-    if (st == ATTR_MISSING || st == ATTR_LOOKUP_FAILED)
-        return io_fail(err, errlen, "%s: the attribute %s is missing: %s", d->path, name,
-                       RECREATE);
-    if (st != ATTR_OK)
-        return io_fail(err, errlen, "%s: the attribute %s is %s: %s", d->path, name,
-                       h5_attr_status_text(st), RECREATE);
-    return 0;
+    snprintf(buf, len, "%s-%s-%05d-of-%05d.h5", split, import_id, i, count);
 }
 
-/* Reads the string attribute `name` (count entries: a scalar or a 1-D array)
- * into out[i * stride], each at most stride - 1 characters; longer ones are
- * an error unless truncate is set. Fixed- and variable-length strings. */
-static int read_strings(const dataset_t *d, const char *name, int count, char *out,
-                        size_t stride, int truncate, char *err, size_t errlen)
-{
-    const char *path = d->path;
-    h5_attr_t a;
-    if (open_attr(d, name, &a, err, errlen)) return -1;
-    char tn[32], **v = NULL;
-    h5_attr_status_t st;
-    int rc = -1;
-    if (a.cls != H5T_STRING)
-        io_fail(err, errlen, "%s: the attribute %s is %s, not a string: %s", path, name,
-                type_name(a.type, tn, sizeof tn), RECREATE);
-    else if (a.rank < 0 || a.rank > 1 || a.count != count)
-        io_fail(err, errlen, "%s: the attribute %s has %lld entries (rank %d), expected %d: %s",
-                path, name, a.count, a.rank, count, RECREATE);
-    else if ((st = h5_attr_read_strings(&a, &v)) == ATTR_BAD_TYPE)
-        io_fail(err, errlen, "%s: cannot read the attribute %s (string type): %s", path, name,
-                RECREATE);
-    else if (st == ATTR_NO_MEMORY)
-        io_fail(err, errlen, "%s: out of memory reading the attribute %s", path, name);
-    else if (st != ATTR_OK)
-        io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
-                name, RECREATE);
-    else
-        rc = 0;
-    for (int i = 0; i < count && rc == 0; i++) {
-        size_t len = strlen(v[i]);
-        if (len >= stride) {
-            if (!truncate) {
-                rc = io_fail(err, errlen, "%s: entry %d of the attribute %s is %zu characters "
-                             "long, at most %zu are supported: %s", path, i, name, len,
-                             stride - 1, RECREATE);
-                break;
-            }
-            len = stride - 1;
-        }
-        memcpy(out + (size_t)i * stride, v[i], len);
-        out[(size_t)i * stride + len] = '\0';
-    }
-    free(v);
-    h5_attr_close(&a);
-    return rc;
-}
+typedef struct {
+    const dataset_info_t *info;
+    const char *import_id;
+    const char *const *names;
+    const long *counts;
+    int shards;
+} index_arg_t;
 
-/* Reads a numeric attribute of count entries (a scalar is 1 entry) as
- * memtype (H5T_NATIVE_INT or H5T_NATIVE_DOUBLE). */
-static int read_numbers(const dataset_t *d, const char *name, hid_t memtype, int count,
-                        void *out, char *err, size_t errlen)
+/* /name as a virtual dataset of `rank` dimensions (rows of `row`, row[0]
+ * unused) over the shards' /name, each shard's rows in turn. */
+static hid_t create_virtual(hid_t file, const char *name, hid_t type, int rank,
+                            const hsize_t *row, const index_arg_t *a)
 {
-    const char *path = d->path;
-    h5_attr_t a;
-    if (open_attr(d, name, &a, err, errlen)) return -1;
-    char tn[32];
-    int rc = -1;
-    const int want_int = H5Tequal(memtype, H5T_NATIVE_INT) > 0;
-    if (a.cls != H5T_INTEGER && (want_int || a.cls != H5T_FLOAT))
-        io_fail(err, errlen, "%s: the attribute %s is %s, expected %s: %s", path, name,
-                type_name(a.type, tn, sizeof tn), want_int ? "an integer" : "numbers",
-                RECREATE);
-    else if (a.rank < 0 || a.rank > 1 || a.count != count)
-        io_fail(err, errlen, "%s: the attribute %s has %lld entries, expected %d: %s", path,
-                name, a.count, count, RECREATE);
-    else if (H5Aread(a.id, memtype, out) < 0)
-        io_fail(err, errlen, "%s: cannot read the attribute %s (H5Aread failed): %s", path,
-                name, RECREATE);
-    else
-        rc = 0;
-    h5_attr_close(&a);
-    return rc;
-}
-
-/* Opens /name and checks its type (integer of `size` bytes, signed or not)
- * and rank; dims receives the extent. */
-static hid_t open_array(dataset_t *d, const char *name, size_t size, H5T_sign_t sign,
-                        int rank, hsize_t *dims, char *err, size_t errlen)
-{
-    const char *path = d->path;
-    const char *want = size == 1 ? "uint8" : "int32";
-    char tn[32], why[128];
-    if (H5Lexists(d->file, name, H5P_DEFAULT) <= 0) {
-        io_fail(err, errlen, "%s: /%s is missing: %s", path, name, RECREATE);
-        return H5I_INVALID_HID;
+    hsize_t dims[4], start[4] = {0, 0, 0, 0}, count[4];
+    for (int i = 0; i < rank; i++) dims[i] = count[i] = row[i];
+    dims[0] = (hsize_t)a->info->n;
+    hid_t vspace = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t ds = H5I_INVALID_HID;
+    int ok = vspace >= 0 && dcpl >= 0;
+    char source[16];
+    snprintf(source, sizeof source, "/%s", name);
+    for (int i = 0; ok && i < a->shards; i++) {
+        count[0] = (hsize_t)a->counts[i];
+        hid_t sel = H5Scopy(vspace), src = H5Screate_simple(rank, count, NULL);
+        ok = sel >= 0 && src >= 0 &&
+             H5Sselect_hyperslab(sel, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Pset_virtual(dcpl, sel, a->names[i], source, src) >= 0;
+        ds_h5close(&sel);
+        ds_h5close(&src);
+        start[0] += count[0];
     }
-    hid_t ds = H5Dopen2(d->file, name, H5P_DEFAULT);
-    if (ds < 0) {
-        io_fail(err, errlen, "%s: /%s cannot be opened as a dataset (H5Dopen failed): %s",
-                path, name, RECREATE);
-        return ds;
-    }
-    hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
-    int rc = -1;
-    if (type < 0 || space < 0) {
-        io_fail(err, errlen, "%s: cannot inspect /%s (H5Dget_type/H5Dget_space failed): %s",
-                path, name, RECREATE);
-    } else if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != size ||
-               H5Tget_sign(type) != sign || !h5_type_is_standard_number(type)) {
-        io_fail(err, errlen, "%s: /%s is %s, expected %s: %s", path, name,
-                type_name(type, tn, sizeof tn), want, RECREATE);
-    } else if (h5_dataset_layout_check(ds, why, sizeof why)) {
-        io_fail(err, errlen, "%s: /%s has %s: %s", path, name, why, RECREATE);
-    } else if (H5Sget_simple_extent_ndims(space) != rank) {
-        io_fail(err, errlen, "%s: /%s has rank %d, expected %d%s: %s", path, name,
-                H5Sget_simple_extent_ndims(space), rank, rank == 4 ? " (N, H, W, C)" : " (N)",
-                RECREATE);
-    } else if (H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
-        io_fail(err, errlen, "%s: cannot read the shape of /%s: %s", path, name, RECREATE);
-    } else {
-        rc = 0;
-    }
-    h5close(&type);
-    h5close(&space);
-    if (rc) h5close(&ds);
+    if (ok) ds = H5Dcreate2(file, name, type, vspace, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ds_h5close(&vspace);
+    ds_h5close(&dcpl);
     return ds;
 }
 
-/* Whether ds stores `bytes` (always true for a compressed one). */
-static int fully_stored(hid_t ds, double bytes)
+static int fill_index(hid_t f, const void *arg, io_file_err_t *e)
 {
-    hid_t dcpl = H5Dget_create_plist(ds);
-    const int filtered = dcpl < 0 || H5Pget_nfilters(dcpl) != 0;
-    h5close(&dcpl);
-    return filtered || (double)H5Dget_storage_size(ds) >= bytes;
+    const index_arg_t *a = arg;
+    const dataset_info_t *in = a->info;
+    const char *bad = write_common_attributes(f, DATASET_FORMAT, in);
+    if (!bad) bad = write_stats_attributes(f, in->c, in->mean, in->std);
+    if (!bad && h5_attr_write_strings(f, DS_ATTR_SHARDS, a->names, (size_t)a->shards, NULL))
+        bad = DS_ATTR_SHARDS;
+    long long *counts = bad ? NULL : malloc((size_t)a->shards * sizeof *counts);
+    if (!bad && !counts) bad = DS_ATTR_SHARD_IMAGES;
+    for (int i = 0; counts && i < a->shards; i++) counts[i] = a->counts[i];
+    if (!bad && h5_attr_write_array(f, DS_ATTR_SHARD_IMAGES, H5T_STD_I64LE, H5T_NATIVE_LLONG,
+                                    (size_t)a->shards, counts, NULL))
+        bad = DS_ATTR_SHARD_IMAGES;
+    free(counts);
+    if (!bad && h5_attr_write_string(f, DS_ATTR_IMPORT_ID, a->import_id, NULL))
+        bad = DS_ATTR_IMPORT_ID;
+    if (bad) return io_file_fail(e, "cannot write the attribute %s (out of memory?)", bad);
+    const hsize_t irow[4] = {0, (hsize_t)in->h, (hsize_t)in->w, (hsize_t)in->c}, lrow[1] = {0};
+    hid_t images = create_virtual(f, "images", H5T_STD_U8LE, 4, irow, a);
+    hid_t labels = images < 0 ? H5I_INVALID_HID
+                              : create_virtual(f, "labels", H5T_STD_I32LE, 1, lrow, a);
+    const int ok = images >= 0 && labels >= 0;
+    ds_h5close(&images);
+    ds_h5close(&labels);
+    return ok ? 0 : io_file_fail(e, "cannot create the virtual /images and /labels over %d "
+                                 "shards (H5Dcreate failed; out of memory?)", a->shards);
 }
 
-/* Reopens /images with a chunk cache sized for its chunks. */
-static int reopen_images_with_cache(dataset_t *d)
+int dataset_index_write(const char *path, const dataset_info_t *info, const char *import_id,
+                        const char *const *shard_names, const long *shard_images, int shards,
+                        char *err, size_t errlen)
 {
-    size_t chunk_bytes = d->image_bytes;
-    hid_t dcpl = H5Dget_create_plist(d->images);
-    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        hsize_t chunk[4];
-        if (H5Pget_chunk(dcpl, 4, chunk) == 4)
-            chunk_bytes = (size_t)(chunk[0] * chunk[1] * chunk[2] * chunk[3]);
-    }
-    h5close(&dcpl);
-    hid_t dapl = access_plist(chunk_bytes);
-    if (dapl < 0) return -1;
-    h5close(&d->images);
-    d->images = H5Dopen2(d->file, "images", dapl);
-    h5close(&dapl);
-    return d->images < 0 ? -1 : 0;
-}
-
-static int open_and_validate(dataset_t *d, char *err, size_t errlen)
-{
-    const char *path = d->path;
-    dataset_info_t *in = &d->info;
-    /* a regular file (a FIFO would block HDF5's open for ever), and the file
-     * HDF5 opened; its identity is what dataset_read checks against */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (check_info(path, info, err, errlen) ||
+        dataset_stats_check(path, info->c, info->mean, info->std, err, errlen))
+        return -1;
+    long total = 0;
+    for (int i = 0; i < shards; i++) total += shard_images[i];
+    if (shards < 1 || shards > DATASET_MAX_SHARDS || total != info->n)
+        return io_fail(err, errlen, "%s: internal error: %d shards of %ld images for %ld", path,
+                       shards, total, info->n);
+    const index_arg_t a = {info, import_id, shard_names, shard_images, shards};
     io_file_err_t e = {path, err, errlen, 0};
+    /* the shard list grows with K: about 100 bytes a shard per dataset */
+    const size_t increment = 65536 + (size_t)shards * 512;
+    return h5_atomic_write_v110(path, increment, fill_index, &a, &e) ? IO_WRITE_FAILED : 0;
+}
+
+int dataset_shard_path(const char *index, int i, const char *name, char **path, char *err,
+                       size_t errlen)
+{
+    *path = NULL;
+    if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+        return io_fail(err, errlen, "%s: the attribute %s names shard %d \"%s\", not a file in "
+                       "the index's directory: %s", index, DS_ATTR_SHARDS, i, name, DS_RECREATE);
+    /* relative to the index's directory, as HDF5 resolves the virtual
+     * datasets' sources */
+    const char *slash = strrchr(index, '/');
+    const int dirlen = slash ? (int)(slash - index) + 1 : 0;
+    const size_t len = (size_t)dirlen + strlen(name) + 1;
+    if (!(*path = malloc(len))) return io_fail(err, errlen, "%s: out of memory", index);
+    snprintf(*path, len, "%.*s%s", dirlen, index, name);
     struct stat st;
-    hid_t fapl = strong_close_fapl();
-    if (fapl >= 0) d->file = h5_open_input("data set", fapl, &st, &d->fd, &e);
-    h5close(&fapl);
-    if (e.failed) return -1;
-    if (d->file < 0) {
-        if (H5Fis_hdf5(path) == 0)
-            return io_fail(err, errlen, "%s: not an HDF5 file (H5Fopen failed): give a data set "
-                           "made by `mimae data`", path);
-        return io_fail(err, errlen, "%s: cannot open as HDF5 (H5Fopen failed; damaged, "
-                       "unreadable, or locked by a writer; on a file system without locks "
-                       "set HDF5_USE_FILE_LOCKING=FALSE): check the file or %s", path, RECREATE);
+    io_file_err_t e = {*path, err, errlen, 0};
+    int rc = 0;
+    if (lstat(*path, &st) != 0)
+        rc = io_fail(err, errlen, "%s: shard %d of %s is not there (%s): copy the data set's "
+                     "directory whole, or import it again", *path, i, index, strerror(errno));
+    else if (S_ISLNK(st.st_mode))
+        rc = io_fail(err, errlen, "%s: shard %d of %s is a symbolic link: shards are read only as "
+                     "regular files in the index's directory (a link may lead out of it); put "
+                     "the file itself there (cp -L), or import the data set again", *path, i,
+                     index);
+    else
+        rc = io_check_input(&e, "data set shard", 1, NULL);
+    if (rc) {
+        free(*path);
+        *path = NULL;
     }
-    io_file_id_of(&st, &d->id);
-
-    char format[64];
-    if (H5Aexists(d->file, "format") <= 0)
-        return io_fail(err, errlen, "%s: no attribute format: not a mimae data set; create one "
-                       "with `mimae data`", path);
-    if (read_strings(d, "format", 1, format, sizeof format, 1, err, errlen)) return -1;
-    if (strcmp(format, DATASET_FORMAT) != 0)
-        return io_fail(err, errlen, "%s: the attribute format is \"%s\", not \"%s\": not a mimae "
-                       "data set; create one with `mimae data`", path, format, DATASET_FORMAT);
-    int version = 0;
-    if (read_numbers(d, "format_version", H5T_NATIVE_INT, 1, &version, err, errlen))
-        return -1;
-    if (version > DATASET_FORMAT_VERSION)
-        return io_fail(err, errlen, "%s: format_version %d was written by a newer mimae (this "
-                       "one reads version %d): update mimae", path, version,
-                       DATASET_FORMAT_VERSION);
-    if (version < DATASET_FORMAT_VERSION)
-        return io_fail(err, errlen, "%s: format_version %d was written by an older mimae (this "
-                       "one reads version %d): %s", path, version, DATASET_FORMAT_VERSION,
-                       RECREATE);
-
-    hsize_t idims[4], ldims[1];
-    d->images = open_array(d, "images", 1, H5T_SGN_NONE, 4, idims, err, errlen);
-    if (d->images < 0) return -1;
-    hid_t labels = open_array(d, "labels", 4, H5T_SGN_2, 1, ldims, err, errlen);
-    if (labels < 0) return -1;
-    if (ldims[0] != idims[0]) {
-        h5close(&labels);
-        return io_fail(err, errlen, "%s: /labels has %llu entries but /images has %llu: %s", path,
-                       (unsigned long long)ldims[0], (unsigned long long)idims[0], RECREATE);
-    }
-    if (idims[0] == 0 || idims[0] > (hsize_t)INT32_MAX) {
-        h5close(&labels);
-        return io_fail(err, errlen, "%s: /images holds %llu images (supported: 1..%ld): %s",
-                       path, (unsigned long long)idims[0], (long)INT32_MAX, RECREATE);
-    }
-    if (idims[1] < 1 || idims[1] > MAX_SIDE || idims[2] < 1 || idims[2] > MAX_SIDE ||
-        idims[3] < 1 || idims[3] > DATASET_MAX_CHANNELS) {
-        h5close(&labels);
-        return io_fail(err, errlen, "%s: /images has images of %llux%llux%llu (H x W x C): "
-                       "height and width must be 1..%d and channels 1..%d: %s", path,
-                       (unsigned long long)idims[1], (unsigned long long)idims[2],
-                       (unsigned long long)idims[3], MAX_SIDE, DATASET_MAX_CHANNELS, RECREATE);
-    }
-    in->n = (long)idims[0];
-    in->h = (int)idims[1];
-    in->w = (int)idims[2];
-    in->c = (int)idims[3];
-    d->image_bytes = (size_t)in->h * (size_t)in->w * (size_t)in->c;
-    /* all of it written (unless compressed, when the size cannot tell): a
-     * damaged header must not make us allocate, or train on, what the file
-     * does not hold (HDF5 returns zeros for unwritten parts) */
-    const char *short_one = NULL;
-    if (!fully_stored(labels, (double)in->n * 4.0)) short_one = "labels";
-    else if (!fully_stored(d->images, (double)in->n * (double)d->image_bytes)) short_one = "images";
-    if (short_one) {
-        h5close(&labels);
-        return io_fail(err, errlen, "%s: /%s is not completely stored in the file (truncated "
-                       "or damaged): %s", path, short_one, RECREATE);
-    }
-
-    d->labels = malloc((size_t)in->n * sizeof *d->labels);
-    if (!d->labels) {
-        h5close(&labels);
-        return io_fail(err, errlen, "%s: out of memory for %ld labels", path, in->n);
-    }
-    herr_t rd = H5Dread(labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->labels);
-    h5close(&labels);
-    if (rd < 0)
-        return io_fail(err, errlen, "%s: cannot read /labels (H5Dread failed): %s", path,
-                       RECREATE);
-
-    if (read_strings(d, "name", 1, in->name, sizeof in->name, 0, err, errlen) ||
-        read_strings(d, "split", 1, in->split, sizeof in->split, 0, err, errlen) ||
-        read_strings(d, "source", 1, in->source, sizeof in->source, 1, err, errlen) ||
-        read_numbers(d, "num_classes", H5T_NATIVE_INT, 1, &in->num_classes, err, errlen))
-        return -1;
-    if (in->num_classes < 1 || in->num_classes > DATASET_MAX_CLASSES)
-        return io_fail(err, errlen, "%s: the attribute num_classes is %d (supported: 1..%d): %s",
-                       path, in->num_classes, DATASET_MAX_CLASSES, RECREATE);
-    in->class_names = calloc((size_t)in->num_classes, sizeof *in->class_names);
-    if (!in->class_names)
-        return io_fail(err, errlen, "%s: out of memory for %d class names", path,
-                       in->num_classes);
-    if (read_strings(d, "class_names", in->num_classes, in->class_names[0],
-                     DATASET_NAME_MAX, 0, err, errlen) ||
-        read_numbers(d, "mean", H5T_NATIVE_DOUBLE, in->c, in->mean, err, errlen) ||
-        read_numbers(d, "std", H5T_NATIVE_DOUBLE, in->c, in->std, err, errlen))
-        return -1;
-    /* pixels are 0..1 here: a mean outside that, or a std the normalisation
-     * (x - mean) / std in float would blow up on, is damage, not data */
-    for (int ch = 0; ch < in->c; ch++)
-        if (!dataset_stats_ok(in->mean[ch], in->std[ch]))
-            return io_fail(err, errlen, "%s: channel %d has mean %g and std %g (on the 0..1 pixel "
-                           "scale the mean must be in [0, 1], the std in [%g, %g]): %s", path, ch,
-                           in->mean[ch], in->std[ch], DATASET_MIN_STD, DATASET_MAX_STD, RECREATE);
-    for (long i = 0; i < in->n; i++)
-        if (d->labels[i] < 0 || d->labels[i] >= in->num_classes)
-            return io_fail(err, errlen, "%s: /labels[%ld] is %ld, outside 0..%d (num_classes "
-                           "%d): %s", path, i, (long)d->labels[i], in->num_classes - 1,
-                           in->num_classes, RECREATE);
-
-    if (reopen_images_with_cache(d) < 0 || (d->space = H5Dget_space(d->images)) < 0)
-        return io_fail(err, errlen, "%s: cannot reopen /images (H5Dopen failed): %s", path,
-                       RECREATE);
-    return 0;
+    return rc ? -1 : 0;
 }
 
-dataset_t *dataset_open(const char *path, char *err, size_t errlen)
+/* An import id as the importer makes them: DATASET_IMPORT_ID_LEN hex digits
+ * (it names staging's directory: nothing else may pass). */
+static int import_id_ok(const char *id)
+{
+    if (strlen(id) != DATASET_IMPORT_ID_LEN) return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+int dataset_index_shards(const char *path, char ***names, char *import_id)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!path || !*path) {
-        io_fail(err, errlen, "dataset_open: no path given");
-        return NULL;
+    *names = NULL;
+    if (import_id) import_id[0] = '\0';
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    io_file_err_t e = {path, NULL, 0, 0};
+    hid_t fapl = ds_strong_close_fapl();
+    hid_t f = fapl < 0 ? H5I_INVALID_HID : h5_open_input("data set", fapl, NULL, NULL, &e);
+    ds_h5close(&fapl);
+    if (f < 0) return 0;
+    h5_attr_t a;
+    int n = 0;
+    if (h5_attr_open(f, DS_ATTR_SHARDS, &a) == ATTR_OK) {
+        if (a.cls == H5T_STRING && a.rank == 1 && a.count >= 1 &&
+            a.count <= DATASET_MAX_SHARDS && h5_attr_read_strings(&a, names) == ATTR_OK)
+            n = (int)a.count;
+        h5_attr_close(&a);
     }
-    dataset_t *d = calloc(1, sizeof *d);
-    if (!d || !(d->path = strdup(path))) {
-        io_fail(err, errlen, "%s: out of memory", path);
-        free(d);
-        return NULL;
+    char id[64] = "";
+    if (n && import_id && h5_attr_open(f, DS_ATTR_IMPORT_ID, &a) == ATTR_OK) {
+        if (a.cls == H5T_STRING && a.count == 1 &&
+            h5_attr_read_string(&a, id, sizeof id) == ATTR_OK && import_id_ok(id))
+            memcpy(import_id, id, DATASET_IMPORT_ID_LEN + 1);
+        h5_attr_close(&a);
     }
-    d->file = d->images = d->space = H5I_INVALID_HID;
-    d->fd = -1;
-    if (open_and_validate(d, err, errlen)) {
-        dataset_close(d);
-        return NULL;
-    }
-    return d;
-}
-
-const dataset_info_t *dataset_get_info(const dataset_t *d) { return &d->info; }
-
-const int32_t *dataset_labels(const dataset_t *d) { return d->labels; }
-
-int dataset_read(dataset_t *d, const int64_t *indices, int count, uint8_t *images,
-                 int32_t *labels, char *err, size_t errlen)
-{
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (!d) return io_fail(err, errlen, "dataset_read: no data set");
-    if (count < 0) return io_fail(err, errlen, "%s: cannot read %d images", d->path, count);
-    if (count == 0) return 0;
-    if (!indices || !images)
-        return io_fail(err, errlen, "%s: dataset_read without %s", d->path,
-                       indices ? "an image buffer" : "indices");
-    const dataset_info_t *in = &d->info;
-    for (int i = 0; i < count; i++)
-        if (indices[i] < 0 || indices[i] >= in->n)
-            return io_fail(err, errlen, "%s: image index %lld (entry %d of the request) is "
-                           "outside 0..%ld", d->path, (long long)indices[i], i, in->n - 1);
-    /* A file truncated, grown, rewritten or replaced under us would be read
-     * as zeros or as other images (HDF5 fills what is past the end): checked
-     * before and after the read, so a batch read while it changed is never
-     * returned. HDF5 checked at open that the file holds everything its
-     * header addresses; the same size and identity keep that true. */
-    io_file_err_t e = {d->path, err, errlen, 0};
-    if (io_check_unchanged(&e, d->fd, &d->id)) return IO_CHANGED;
-    /* Runs of consecutive indices are read with one hyperslab each. */
-    for (int i = 0; i < count;) {
-        int run = 1;
-        while (i + run < count && indices[i + run] == indices[i + run - 1] + 1) run++;
-        const hsize_t start[4] = { (hsize_t)indices[i], 0, 0, 0 };
-        const hsize_t cnt[4] = { (hsize_t)run, (hsize_t)in->h, (hsize_t)in->w,
-                                 (hsize_t)in->c };
-        hid_t ms = H5Screate_simple(4, cnt, NULL);
-        int ok = ms >= 0 &&
-                 H5Sselect_hyperslab(d->space, H5S_SELECT_SET, start, NULL, cnt, NULL) >= 0 &&
-                 H5Dread(d->images, H5T_NATIVE_UINT8, ms, d->space, H5P_DEFAULT,
-                         images + (size_t)i * d->image_bytes) >= 0;
-        h5close(&ms);
-        if (!ok && io_check_unchanged(&e, d->fd, &d->id)) return IO_CHANGED;
-        if (!ok)
-            return io_fail(err, errlen, "%s: reading /images %lld..%lld failed (H5Dread): the "
-                           "file may be damaged; %s", d->path, (long long)indices[i],
-                           (long long)indices[i] + run - 1, RECREATE);
-        if (labels)
-            memcpy(labels + i, d->labels + indices[i], (size_t)run * sizeof *labels);
-        i += run;
-    }
-    return io_check_unchanged(&e, d->fd, &d->id);
-}
-
-void dataset_close(dataset_t *d)
-{
-    if (!d) return;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    h5close(&d->space);
-    h5close(&d->images);
-    h5close(&d->file);
-    dataset_info_free(&d->info);
-    free(d->labels);
-    free(d->path);
-    free(d);
-}
-
-void dataset_info_free(dataset_info_t *info)
-{
-    if (!info) return;
-    free(info->class_names);
-    info->class_names = NULL;
+    ds_h5close(&f);
+    return n;
 }

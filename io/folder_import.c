@@ -17,6 +17,7 @@
 #include <jerror.h>
 #include <png.h>
 
+#include "io/data_import.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
@@ -442,54 +443,116 @@ static int collect(const char *split_dir, const strlist_t *classes, items_t *it,
     return rc;
 }
 
-static int import_split(const items_t *it, const dataset_info_t *info, const char *out_path,
-                        const double *mean_in, const double *std_in, double *mean_out,
-                        double *std_out, char *err, size_t errlen)
+/* Decodes, resizes and crops images [first, first + count) of the split. */
+static int read_images(const import_split_t *s, long first, long count, uint8_t *pixels,
+                       int32_t *labels, char *err, size_t errlen)
 {
-    const int size = info->h;
+    const items_t *it = s->ctx;
+    const int size = s->info.h;
     const size_t image_bytes = (size_t)size * size * 3;
-    uint8_t *pix = malloc(BLOCK * image_bytes);
-    int32_t labels[BLOCK];
-    dataset_writer_t *w = NULL;
-    int rc = -1;
-    if (!pix) {
-        io_fail(err, errlen, "%s: out of memory", out_path);
-        goto out;
-    }
-    if (it->paths.n == 0) {
-        io_fail(err, errlen, "%s: no images found under %s: put images in the class folders",
-                out_path, info->source);
-        goto out;
-    }
-    if (!(w = dataset_writer_create(out_path, info, err, errlen))) goto out;
-    int fill = 0;
-    for (int i = 0; i < it->paths.n; i++) {
+    for (long i = 0; i < count; i++) {
+        const char *path = it->paths.v[first + i];
         int sw, sh;
-        uint8_t *rgb = folder_load_rgb(it->paths.v[i], &sw, &sh, err, errlen);
-        if (!rgb) goto out;
-        int r = folder_resize_crop(rgb, sw, sh, size, pix + (size_t)fill * image_bytes);
+        uint8_t *rgb = folder_load_rgb(path, &sw, &sh, err, errlen);
+        if (!rgb) return -1;
+        const int r = folder_resize_crop(rgb, sw, sh, size, pixels + (size_t)i * image_bytes);
         free(rgb);
-        if (r) {
-            io_fail(err, errlen, "%s: out of memory resizing it", it->paths.v[i]);
-            goto out;
-        }
-        labels[fill++] = it->labels[i];
-        if (fill == BLOCK || i == it->paths.n - 1) {
-            if (dataset_writer_append(w, pix, labels, fill, err, errlen)) goto out;
-            fill = 0;
-        }
+        if (r) return io_fail(err, errlen, "%s: out of memory resizing it", path);
+        labels[i] = it->labels[first + i];
     }
-    if (mean_out) dataset_writer_stats(w, mean_out, std_out);
-    rc = dataset_writer_finish(w, mean_in, std_in, err, errlen);
-    w = NULL;
-out:
-    dataset_writer_abort(w);
-    free(pix);
-    return rc;
+    return 0;
+}
+
+/* The listing as one number (file names and labels, in order), so that MPI
+ * ranks can tell they see the same tree. */
+static uint64_t items_digest(const items_t *it)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < it->paths.n; i++) {
+        for (const unsigned char *p = (const unsigned char *)it->paths.v[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ull;
+        h = (h ^ (uint64_t)(uint32_t)it->labels[i]) * 1099511628211ull;
+    }
+    return h;
 }
 
 int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
                   size_t errlen)
+{
+    return folder_import_opts(src_dir, out_dir, size, NULL, err, errlen);
+}
+
+/* The tree's classes and images (train, and a second split when there is
+ * one) into the splits' descriptions. */
+static int list_tree(const char *src_dir, int size, strlist_t *classes, items_t *train,
+                     items_t *second, dataset_info_t *info, int *nsplits, char *err,
+                     size_t errlen)
+{
+    char *train_dir = io_path_join(src_dir, "train"), *val_dir = io_path_join(src_dir, "val");
+    char *test_dir = io_path_join(src_dir, "test");
+    int rc = -1;
+    if (!train_dir || !val_dir || !test_dir) {
+        io_fail(err, errlen, "%s: out of memory", src_dir);
+        goto out;
+    }
+    const char *tdir = src_dir, *sdir = NULL;
+    if (is_dir(train_dir)) {
+        tdir = train_dir;
+        sdir = is_dir(val_dir) ? val_dir : is_dir(test_dir) ? test_dir : NULL;
+    }
+    if (list_dir(tdir, 1, classes, err, errlen)) goto out;
+    if (classes->n < 1 || classes->n > DATASET_MAX_CLASSES) {
+        io_fail(err, errlen, "%s: %d class folders found (supported: 1..%d): put each class's "
+                "images in a folder of its own", tdir, classes->n, DATASET_MAX_CLASSES);
+        goto out;
+    }
+    info->class_names = calloc((size_t)classes->n, sizeof *info->class_names);
+    if (!info->class_names) {
+        io_fail(err, errlen, "%s: out of memory", src_dir);
+        goto out;
+    }
+    for (int k = 0; k < classes->n; k++) {
+        if (strlen(classes->v[k]) >= DATASET_NAME_MAX) {
+            io_fail(err, errlen, "%s/%s: class folder names are limited to %d characters: "
+                    "rename it", tdir, classes->v[k], DATASET_NAME_MAX - 1);
+            goto out;
+        }
+        snprintf(info->class_names[k], DATASET_NAME_MAX, "%s", classes->v[k]);
+    }
+    if (collect(tdir, classes, train, err, errlen) ||
+        (sdir && collect(sdir, classes, second, err, errlen)))
+        goto out;
+    if (train->paths.n == 0 || (sdir && second->paths.n == 0)) {
+        io_fail(err, errlen, "%s: no images found: put images in the class folders",
+                train->paths.n == 0 ? tdir : sdir);
+        goto out;
+    }
+
+    /* name: the last component of src_dir */
+    size_t len = strlen(src_dir);
+    while (len > 1 && src_dir[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && src_dir[start - 1] != '/') start--;
+    size_t nlen = len - start < DATASET_NAME_MAX - 1 ? len - start : DATASET_NAME_MAX - 1;
+    memcpy(info->name, src_dir + start, nlen);
+    info->name[nlen] = '\0';
+    if (!info->name[0] || !strcmp(info->name, ".") || !strcmp(info->name, ".."))
+        snprintf(info->name, sizeof info->name, "folder");
+    snprintf(info->source, sizeof info->source, "%s", src_dir);
+    info->h = info->w = size;
+    info->c = 3;
+    info->num_classes = classes->n;
+    *nsplits = sdir ? 2 : 1;
+    rc = 0;
+out:
+    free(train_dir);
+    free(val_dir);
+    free(test_dir);
+    return rc;
+}
+
+int folder_import_opts(const char *src_dir, const char *out_dir, int size,
+                       const import_opts_t *opts, char *err, size_t errlen)
 {
     if (!src_dir || !*src_dir)
         return io_fail(err, errlen, "folder import: no source directory given");
@@ -501,82 +564,26 @@ int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
     if (!is_dir(src_dir))
         return io_fail(err, errlen, "%s: not a directory: give the folder holding train/ (and "
                        "val/ or test/) or the class folders", src_dir);
-    char *train_dir = io_path_join(src_dir, "train"), *val_dir = io_path_join(src_dir, "val");
-    char *test_dir = io_path_join(src_dir, "test");
-    char *train_path = io_path_join(out_dir, "train.h5");
-    char *test_path = io_path_join(out_dir, "test.h5");
     strlist_t classes = { 0 };
     items_t train = { 0 }, second = { 0 };
     dataset_info_t info;
     memset(&info, 0, sizeof info);
-    int rc = -1;
-    if (!train_dir || !val_dir || !test_dir || !train_path || !test_path) {
-        io_fail(err, errlen, "%s: out of memory", src_dir);
-        goto out;
-    }
-    const char *tdir = src_dir, *sdir = NULL;
-    if (is_dir(train_dir)) {
-        tdir = train_dir;
-        sdir = is_dir(val_dir) ? val_dir : is_dir(test_dir) ? test_dir : NULL;
-    }
-    if (list_dir(tdir, 1, &classes, err, errlen)) goto out;
-    if (classes.n < 1 || classes.n > DATASET_MAX_CLASSES) {
-        io_fail(err, errlen, "%s: %d class folders found (supported: 1..%d): put each class's "
-                "images in a folder of its own", tdir, classes.n, DATASET_MAX_CLASSES);
-        goto out;
-    }
-    info.class_names = calloc((size_t)classes.n, sizeof *info.class_names);
-    if (!info.class_names) {
-        io_fail(err, errlen, "%s: out of memory", src_dir);
-        goto out;
-    }
-    for (int k = 0; k < classes.n; k++) {
-        if (strlen(classes.v[k]) >= DATASET_NAME_MAX) {
-            io_fail(err, errlen, "%s/%s: class folder names are limited to %d characters: "
-                    "rename it", tdir, classes.v[k], DATASET_NAME_MAX - 1);
-            goto out;
+    int nsplits = 0;
+    int rc = list_tree(src_dir, size, &classes, &train, &second, &info, &nsplits, err, errlen);
+    rc = import_agree(opts, rc, err, errlen);
+    if (rc == 0) {
+        import_split_t splits[2];
+        const items_t *items[2] = {&train, &second};
+        for (int s = 0; s < nsplits; s++) {
+            splits[s] = import_split_of(&info, s, items[s]->paths.n, BLOCK, read_images,
+                                        (void *)items[s]);
+            splits[s].digest = items_digest(items[s]);
         }
-        snprintf(info.class_names[k], DATASET_NAME_MAX, "%s", classes.v[k]);
+        rc = data_import(out_dir, splits, nsplits, opts, err, errlen);
     }
-    if (collect(tdir, &classes, &train, err, errlen) ||
-        (sdir && collect(sdir, &classes, &second, err, errlen)))
-        goto out;
-
-    /* name: the last component of src_dir */
-    size_t len = strlen(src_dir);
-    while (len > 1 && src_dir[len - 1] == '/') len--;
-    size_t start = len;
-    while (start > 0 && src_dir[start - 1] != '/') start--;
-    size_t nlen = len - start < DATASET_NAME_MAX - 1 ? len - start : DATASET_NAME_MAX - 1;
-    memcpy(info.name, src_dir + start, nlen);
-    info.name[nlen] = '\0';
-    if (!info.name[0] || !strcmp(info.name, ".") || !strcmp(info.name, ".."))
-        snprintf(info.name, sizeof info.name, "folder");
-    snprintf(info.source, sizeof info.source, "%s", src_dir);
-    info.h = info.w = size;
-    info.c = 3;
-    info.num_classes = classes.n;
-
-    double mean[3], std[3];
-    snprintf(info.split, sizeof info.split, "train");
-    if (import_split(&train, &info, train_path, NULL, NULL, mean, std, err, errlen)) goto out;
-    if (sdir) {
-        snprintf(info.split, sizeof info.split, "test");
-        if (import_split(&second, &info, test_path, mean, std, NULL, NULL, err, errlen)) {
-            unlink(train_path); /* never leave a train.h5 without its test.h5 */
-            goto out;
-        }
-    }
-    rc = 0;
-out:
     dataset_info_free(&info);
     items_free(&train);
     items_free(&second);
     strlist_free(&classes);
-    free(train_dir);
-    free(val_dir);
-    free(test_dir);
-    free(train_path);
-    free(test_path);
     return rc;
 }

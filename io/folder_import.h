@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/data_import.h"
+
 #define FOLDER_MAX_SIZE 4096
 
 /* Layouts: SRC_DIR/train/<class>/<image> with SRC_DIR/val/<class>/... (or
@@ -16,14 +18,23 @@
  * not starting with '.' must be a JPEG or PNG (recognised by content):
  * grey, RGB or RGBA (alpha dropped), CMYK JPEG; all give 3 channels. Each
  * image is resized so its shorter side is `size` (area average when
- * shrinking, bilinear when enlarging), then centre-cropped to size x size.
+ * shrinking, bilinear when enlarging), then centre-cropped to size x size:
+ * store more than the model's input (256 for a 224 model, as MAE's recipe
+ * reads ImageNet), so that training's random resized crop has the
+ * resolution to crop from and resizes to the model's size (core/data/
+ * augment.h), and evaluation takes the centre crop.
  * Name = the last component of SRC_DIR; both files carry the train split's
  * mean/std; OUT_DIR is created if missing. An unreadable or corrupt image
  * is an error naming the file (nothing is skipped); on failure no
  * train.h5/test.h5 made by this call remains. Returns 0, or -1 with a
- * one-line message in err. */
+ * one-line message in err (IO_WRITE_FAILED: the disk refused a write). */
 int folder_import(const char *src_dir, const char *out_dir, int size, char *err,
                   size_t errlen);
+
+/* folder_import with data_import's options: sharded, over MPI ranks (each
+ * lists the tree itself; they must see the same one). */
+int folder_import_opts(const char *src_dir, const char *out_dir, int size,
+                       const import_opts_t *opts, char *err, size_t errlen);
 
 /* Decodes a JPEG or PNG file (at most 2^26 pixels) to 8-bit RGB (malloc'd,
  * *w x *h x 3), or NULL with a message naming the file. */

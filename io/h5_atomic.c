@@ -66,15 +66,16 @@ static herr_t image_udata_free(void *udata)
 }
 
 /* File access properties: core driver growing by `increment` bytes, no
- * backing store, buffer in *im, 1.8 object headers. */
-static hid_t image_fapl(io_file_err_t *e, image_t *im, size_t increment)
+ * backing store, buffer in *im, 1.8 object headers (and 1.10 features up to
+ * `newest`). */
+static hid_t image_fapl(io_file_err_t *e, image_t *im, size_t increment, H5F_libver_t newest)
 {
     H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free,
                                       image_udata_copy, image_udata_free, im};
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_core(fapl, increment, 0) < 0 ||
         H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, newest) < 0) {
         close_id(fapl, H5Pclose);
         io_file_fail(e, "cannot set up HDF5 file access properties");
         return -1;
@@ -108,45 +109,94 @@ static int image_length(io_file_err_t *e, const image_t *im, size_t *len)
 /* ------------------------------------------------------------------------
  * Writing and opening. */
 
-int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fill_fn fill,
-                   const void *arg, io_file_err_t *e)
+struct h5_mem_file {
+    io_out_t out;  /* the temporary beside the final name */
+    image_t im;    /* the file's bytes (the callbacks hold its address) */
+    hid_t fapl, file;
+};
+
+h5_mem_file_t *h5_mem_create(const char *path, size_t increment, hid_t fcpl, int v110,
+                             io_file_err_t *e)
 {
+    h5_mem_file_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        io_file_fail(e, "out of memory");
+        return NULL;
+    }
+    m->fapl = m->file = -1;
     /* the temporary first: a missing directory or no permission fails before
      * any work */
-    io_out_t out;
-    if (io_out_open(&out, path, 0644, e)) return -1;
-    image_t im = {NULL, 0};
-    hid_t fapl = image_fapl(e, &im, increment), file = -1;
-    if (fapl < 0) goto out;
+    if (io_out_open(&m->out, path, 0644, e)) {
+        free(m);
+        return NULL;
+    }
+    m->fapl = image_fapl(e, &m->im, increment, v110 ? H5F_LIBVER_V110 : H5F_LIBVER_V18);
+    if (m->fapl < 0) {
+        h5_mem_abort(m);
+        return NULL;
+    }
     /* HDF5 first opens an existing file of that name to see whether it is
      * already open (reading it whole under the core driver): the in-memory
      * file gets a name that is never on disk. */
     char mem_name[PATH_MAX + 16];
-    snprintf(mem_name, sizeof mem_name, "%s.in-memory", out.tmp);
-    file = H5Fcreate(mem_name, H5F_ACC_TRUNC, fcpl, fapl);
-    if (file < 0) {
+    snprintf(mem_name, sizeof mem_name, "%s.in-memory", m->out.tmp);
+    m->file = H5Fcreate(mem_name, H5F_ACC_TRUNC, fcpl, m->fapl);
+    if (m->file < 0) {
         io_file_fail(e, "HDF5 cannot create the file in memory (out of memory?)");
-        goto out;
+        h5_mem_abort(m);
+        return NULL;
     }
-    if (fill(file, arg, e)) goto out;
-    herr_t closed = H5Fclose(file);
-    file = -1;
-    if (closed < 0) {
-        io_file_fail(e, "HDF5 cannot finish the file in memory (out of memory?)");
-        goto out;
-    }
+    return m;
+}
+
+hid_t h5_mem_file(const h5_mem_file_t *m) { return m->file; }
+
+int h5_mem_finish(h5_mem_file_t *m, io_pending_t *p, io_file_err_t *e)
+{
+    herr_t closed = H5Fclose(m->file);
+    m->file = -1;
     size_t len = 0;
-    if (image_length(e, &im, &len) || io_out_write(&out, im.buf, len, e) || io_out_commit(&out, e))
-        goto out;
-    H5Pclose(fapl);
-    free(im.buf);
-    return 0;
-out:
-    close_id(file, H5Fclose);
-    close_id(fapl, H5Pclose);
-    free(im.buf);
-    io_out_abort(&out);
-    return -1;
+    int rc = -1;
+    if (closed < 0)
+        io_file_fail(e, "HDF5 cannot finish the file in memory (out of memory?)");
+    else if (image_length(e, &m->im, &len) == 0 && io_out_write(&m->out, m->im.buf, len, e) == 0)
+        rc = p ? io_out_park(&m->out, p, e) : io_out_commit(&m->out, e);
+    h5_mem_abort(m); /* removes the temporary unless it was parked or committed */
+    return rc;
+}
+
+void h5_mem_abort(h5_mem_file_t *m)
+{
+    if (!m) return;
+    close_id(m->file, H5Fclose);
+    close_id(m->fapl, H5Pclose);
+    free(m->im.buf);
+    io_out_abort(&m->out);
+    free(m);
+}
+
+static int atomic_write(const char *path, size_t increment, hid_t fcpl, int v110,
+                        h5_atomic_fill_fn fill, const void *arg, io_file_err_t *e)
+{
+    h5_mem_file_t *m = h5_mem_create(path, increment, fcpl, v110, e);
+    if (!m) return -1;
+    if (fill(m->file, arg, e)) {
+        h5_mem_abort(m);
+        return -1;
+    }
+    return h5_mem_finish(m, NULL, e);
+}
+
+int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fill_fn fill,
+                   const void *arg, io_file_err_t *e)
+{
+    return atomic_write(path, increment, fcpl, 0, fill, arg, e);
+}
+
+int h5_atomic_write_v110(const char *path, size_t increment, h5_atomic_fill_fn fill,
+                         const void *arg, io_file_err_t *e)
+{
+    return atomic_write(path, increment, H5P_DEFAULT, 1, fill, arg, e);
 }
 
 hid_t h5_open_input(const char *what, hid_t fapl, struct stat *st, int *fd, io_file_err_t *e)

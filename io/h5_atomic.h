@@ -1,4 +1,5 @@
-/* HDF5 files written whole and atomically (checkpoints, results files).
+/* HDF5 files written whole and atomically (checkpoints, results files,
+ * data-set indexes and shards).
  *
  * HDF5 1.10 cannot recover from an I/O error while writing: a failed
  * H5Dclose/H5Fclose leaves a half-closed file that crashes the library's exit
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "io/io_error.h"
+#include "io/io_path.h"
 
 /* Writes the content of the in-memory file; 0, or -1 after io_file_fail. */
 typedef int (*h5_atomic_fill_fn)(hid_t file, const void *arg, io_file_err_t *e);
@@ -29,6 +31,27 @@ typedef int (*h5_atomic_fill_fn)(hid_t file, const void *arg, io_file_err_t *e);
  * it, and commits it onto path. Needs memory for one copy of the file. */
 int h5_atomic_write(const char *path, size_t increment, hid_t fcpl, h5_atomic_fill_fn fill,
                    const void *arg, io_file_err_t *e);
+
+/* h5_atomic_write for files that need HDF5 1.10's formats (virtual
+ * datasets, which 1.8 cannot read anyway); the rest stays 1.8's. */
+int h5_atomic_write_v110(const char *path, size_t increment, h5_atomic_fill_fn fill,
+                         const void *arg, io_file_err_t *e);
+
+/* The same for a file filled piece by piece (a data-set shard): the
+ * temporary is created now, the file in memory (growing by `increment`;
+ * formats up to HDF5 1.10's with v110). NULL after io_file_fail. */
+typedef struct h5_mem_file h5_mem_file_t;
+h5_mem_file_t *h5_mem_create(const char *path, size_t increment, hid_t fcpl, int v110,
+                             io_file_err_t *e);
+/* The HDF5 file to write into (closed by h5_mem_finish: close what was
+ * opened in it first). */
+hid_t h5_mem_file(const h5_mem_file_t *m);
+/* Closes the file and writes its bytes to the temporary: parked in *p, or
+ * (p NULL) committed onto the final name. Frees m. 0, or -1 after
+ * io_file_fail (nothing left then). */
+int h5_mem_finish(h5_mem_file_t *m, io_pending_t *p, io_file_err_t *e);
+/* Drops the file and its temporary. Frees m; NULL is fine. */
+void h5_mem_abort(h5_mem_file_t *m);
 
 /* Opens e->path read-only through io_check_input (a regular file that is
  * not empty: a FIFO never reaches HDF5's open), checking that the file HDF5

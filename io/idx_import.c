@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/data_import.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
@@ -96,23 +97,23 @@ static int idx_open(idx_file_t *f, const char *dir, const char *name, uint32_t m
     return 0;
 }
 
-/* Streams one split into out_path. mean_in/std_in: statistics to store
- * (NULL: the split's own); mean_out/std_out (may be NULL) receive the
- * split's own statistics. */
-static int import_split(idx_file_t *img, idx_file_t *lab, const char *src_dir,
-                        const char *out_path, const char *split, const double *mean_in,
-                        const double *std_in, double *mean_out, double *std_out, char *err,
-                        size_t errlen)
+/* One split, read whole (60000 images of 28 x 28 are 47 MB): every byte of
+ * both files is checked before anything is written, and shards can be cut
+ * from it anywhere. */
+typedef struct {
+    uint8_t *pixels;
+    int32_t *labels;
+} idx_split_t;
+
+static int load_split(idx_file_t *img, idx_file_t *lab, idx_split_t *x, char *err,
+                      size_t errlen)
 {
-    int32_t *labels = malloc((size_t)lab->n * sizeof *labels);
     unsigned char *raw = malloc((size_t)lab->n);
-    uint8_t *pix = malloc((size_t)BLOCK * SIDE * SIDE);
-    char names[CLASSES][DATASET_NAME_MAX];
-    dataset_info_t info;
-    dataset_writer_t *w = NULL;
+    x->labels = malloc((size_t)lab->n * sizeof *x->labels);
+    x->pixels = malloc((size_t)img->n * SIDE * SIDE);
     int rc = -1;
-    if (!labels || !raw || !pix) {
-        io_fail(err, errlen, "%s: out of memory", out_path);
+    if (!raw || !x->labels || !x->pixels) {
+        io_fail(err, errlen, "%s: out of memory for %ld images", img->path, img->n);
         goto out;
     }
     if (read_exact(lab, raw, (size_t)lab->n, "the labels", err, errlen) ||
@@ -124,42 +125,41 @@ static int import_split(idx_file_t *img, idx_file_t *lab, const char *src_dir,
                     raw[i], i, CLASSES - 1, REINSTALL);
             goto out;
         }
-        labels[i] = raw[i];
+        x->labels[i] = raw[i];
     }
-
-    memset(&info, 0, sizeof info);
-    snprintf(info.name, sizeof info.name, "fashion-mnist");
-    snprintf(info.split, sizeof info.split, "%s", split);
-    snprintf(info.source, sizeof info.source, "%s", src_dir);
-    info.h = info.w = SIDE;
-    info.c = 1;
-    info.num_classes = CLASSES;
-    for (int k = 0; k < CLASSES; k++) snprintf(names[k], sizeof names[k], "%s", class_names[k]);
-    info.class_names = names;
-    if (!(w = dataset_writer_create(out_path, &info, err, errlen))) goto out;
     for (long done = 0; done < img->n;) {
         long count = img->n - done < BLOCK ? img->n - done : BLOCK;
         char what[64];
         snprintf(what, sizeof what, "images %ld..%ld", done, done + count - 1);
-        if (read_exact(img, pix, (size_t)count * SIDE * SIDE, what, err, errlen) ||
-            dataset_writer_append(w, pix, labels + done, count, err, errlen))
+        if (read_exact(img, x->pixels + (size_t)done * SIDE * SIDE, (size_t)count * SIDE * SIDE,
+                       what, err, errlen))
             goto out;
         done += count;
     }
-    if (check_end(img, err, errlen)) goto out;
-    if (mean_out) dataset_writer_stats(w, mean_out, std_out);
-    rc = dataset_writer_finish(w, mean_in, std_in, err, errlen);
-    w = NULL;
+    rc = check_end(img, err, errlen);
 out:
-    dataset_writer_abort(w);
-    free(labels);
     free(raw);
-    free(pix);
     return rc;
+}
+
+static int read_images(const import_split_t *s, long first, long count, uint8_t *pixels,
+                       int32_t *labels, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    const idx_split_t *x = s->ctx;
+    memcpy(pixels, x->pixels + (size_t)first * SIDE * SIDE, (size_t)count * SIDE * SIDE);
+    memcpy(labels, x->labels + first, (size_t)count * sizeof *labels);
+    return 0;
 }
 
 int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err,
                              size_t errlen)
+{
+    return idx_import_fashion_mnist_opts(src_dir, out_dir, NULL, err, errlen);
+}
+
+int idx_import_fashion_mnist_opts(const char *src_dir, const char *out_dir,
+                                  const import_opts_t *opts, char *err, size_t errlen)
 {
     static const char *const files[4] = {
         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -169,10 +169,10 @@ int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err
     if (!out_dir || !*out_dir) return io_fail(err, errlen, "fashion-mnist import: no output "
                                               "directory given");
     idx_file_t *f = calloc(4, sizeof *f);
-    char *train_path = io_path_join(out_dir, "train.h5");
-    char *test_path = io_path_join(out_dir, "test.h5");
+    idx_split_t x[2] = {{NULL, NULL}, {NULL, NULL}};
+    char names[CLASSES][DATASET_NAME_MAX];
     int rc = -1;
-    if (!f || !train_path || !test_path) {
+    if (!f) {
         io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
@@ -187,21 +187,30 @@ int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err
                     f[i + 1].path, f[i + 1].n, REINSTALL);
             goto out;
         }
-    double mean[1], std[1];
-    if (import_split(&f[0], &f[1], src_dir, train_path, "train", NULL, NULL, mean, std,
-                     err, errlen))
+    if (load_split(&f[0], &f[1], &x[0], err, errlen) ||
+        load_split(&f[2], &f[3], &x[1], err, errlen))
         goto out;
-    if (import_split(&f[2], &f[3], src_dir, test_path, "test", mean, std, NULL, NULL,
-                     err, errlen)) {
-        unlink(train_path); /* never leave a train.h5 without its test.h5 */
-        goto out;
-    }
     rc = 0;
 out:
+    rc = import_agree(opts, rc, err, errlen);
+    if (rc == 0) {
+        dataset_info_t proto;
+        memset(&proto, 0, sizeof proto);
+        snprintf(proto.name, sizeof proto.name, "fashion-mnist");
+        snprintf(proto.source, sizeof proto.source, "%s", src_dir);
+        proto.h = proto.w = SIDE;
+        proto.c = 1;
+        proto.num_classes = CLASSES;
+        for (int k = 0; k < CLASSES; k++) snprintf(names[k], sizeof names[k], "%s", class_names[k]);
+        proto.class_names = names;
+        import_split_t splits[2];
+        for (int s = 0; s < 2; s++)
+            splits[s] = import_split_of(&proto, s, f[2 * s].n, BLOCK, read_images, &x[s]);
+        rc = data_import(out_dir, splits, 2, opts, err, errlen);
+    }
     for (int i = 0; f && i < 4; i++)
         if (f[i].gz) gzclose(f[i].gz);
+    for (int s = 0; s < 2; s++) free(x[s].pixels), free(x[s].labels);
     free(f);
-    free(train_path);
-    free(test_path);
     return rc;
 }

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "io/data_import.h"
+
 #define IDX_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
 /* Reads SRC_DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (src_dir NULL:
@@ -14,8 +16,14 @@
  * "fashion-mnist", 10 classes, C = 1; both carry the train split's mean/std).
  * OUT_DIR is created if missing. All four headers are checked before anything
  * is written; on failure no train.h5/test.h5 made by this call remains.
- * Returns 0, or -1 with a one-line message naming the file in err. */
+ * Returns 0, or -1 with a one-line message naming the file in err
+ * (IO_WRITE_FAILED: the disk refused a write). */
 int idx_import_fashion_mnist(const char *src_dir, const char *out_dir, char *err,
                              size_t errlen);
+
+/* idx_import_fashion_mnist with data_import's options: sharded, over MPI
+ * ranks (each reads the IDX files itself). */
+int idx_import_fashion_mnist_opts(const char *src_dir, const char *out_dir,
+                                  const import_opts_t *opts, char *err, size_t errlen);
 
 #endif

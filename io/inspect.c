@@ -53,6 +53,8 @@ static int inspect_dataset(const char *path, FILE *out, char *err, size_t errlen
     fprintf(out, "%s: mimae data set '%s', split %s\n", shown(path).s, shown(info->name).s,
             shown(info->split).s);
     fprintf(out, "  images   %ld x %d x %d x %d (uint8)\n", info->n, info->h, info->w, info->c);
+    if (info->shards) fprintf(out, "  shards   %d files beside it (this file is their index)\n",
+                              info->shards);
     fprintf(out, "  classes  %d:", info->num_classes);
     for (int k = 0; k < info->num_classes; k++)
         fprintf(out, "%s %s", k ? "," : "", shown(info->class_names[k]).s);

@@ -11,6 +11,10 @@
  * would be wrong, which is not the same failure as a bad file (-1). */
 #define IO_CHANGED (-2)
 
+/* The return value of a write the disk refused (full, over quota, an I/O
+ * error): not bad input, so programs exit 1 for it, not 2. */
+#define IO_WRITE_FAILED (-3)
+
 /* Formats the message into err (when err and errlen are given); returns -1. */
 __attribute__((format(printf, 3, 4)))
 int io_fail(char *err, size_t errlen, const char *fmt, ...);

@@ -279,19 +279,6 @@ FILE *io_out_stream(io_out_t *out, io_file_err_t *e)
     return out->fp;
 }
 
-int io_out_name(io_out_t *out, const char *path, io_file_err_t *e)
-{
-    out_init(out, path);
-    if (refuse_link(path, e)) return -1;
-    struct stat st;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        if (temp_name(out, path, e)) return -1;
-        if (lstat(out->tmp, &st) != 0 && errno == ENOENT) return 0;
-    }
-    out->tmp[0] = '\0';
-    return io_file_fail(e, "cannot find an unused temporary name beside it");
-}
-
 int io_out_adopt(io_out_t *out, const struct stat *written, io_file_err_t *e)
 {
     struct stat st;
@@ -329,25 +316,30 @@ static int sync_dir(const char *path, io_file_err_t *e)
     return 0;
 }
 
-int io_out_commit(io_out_t *out, io_file_err_t *e)
+/* Flushes, fsyncs and closes out's temporary, its identity in *st. 0, or
+ * -1 after io_file_fail with the temporary removed (a full disk). */
+static int out_finish(io_out_t *out, struct stat *st, io_file_err_t *e)
 {
     int en = 0;
     if (out->fp && (fflush(out->fp) != 0 || ferror(out->fp))) en = errno ? errno : EIO;
     if (!en && fsync(out->fd) != 0) en = errno;
-    struct stat ours, named;
-    const int identity_ok = fstat(out->fd, &ours) == 0 && lstat(out->tmp, &named) == 0 &&
-                            S_ISREG(named.st_mode) && same_file(&ours, &named);
+    if (!en && fstat(out->fd, st) != 0) en = errno;
     const int closed = out->fp ? fclose(out->fp) : close(out->fd);
     out->fp = NULL;
     out->fd = -1;
     if (!en && closed != 0) en = errno;
-    if (en) {
-        io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
-                     "quota exceeded; free space and retry", out->tmp, strerror(en));
-        io_out_abort(out);
-        return -1;
-    }
-    if (!identity_ok) {
+    if (!en) return 0;
+    io_file_fail(e, "writing the temporary file %s failed: %s: the disk may be full or the "
+                 "quota exceeded; free space and retry", out->tmp, strerror(en));
+    io_out_abort(out);
+    return -1;
+}
+
+int io_out_commit(io_out_t *out, io_file_err_t *e)
+{
+    struct stat ours, named;
+    if (out_finish(out, &ours, e)) return -1;
+    if (lstat(out->tmp, &named) != 0 || !S_ISREG(named.st_mode) || !same_file(&ours, &named)) {
         io_file_fail(e, "the temporary file %s was replaced while it was written: nothing was "
                      "written; make sure nothing else writes in that directory", out->tmp);
         out->tmp[0] = '\0'; /* whatever is there now is not ours to remove */
@@ -362,6 +354,46 @@ int io_out_commit(io_out_t *out, io_file_err_t *e)
     }
     out->tmp[0] = '\0';
     return sync_dir(out->path, e);
+}
+
+int io_out_park(io_out_t *out, io_pending_t *p, io_file_err_t *e)
+{
+    p->path = p->tmp = NULL;
+    if (out_finish(out, &p->st, e)) return -1;
+    p->path = strdup(out->path);
+    p->tmp = strdup(out->tmp);
+    if (!p->path || !p->tmp) {
+        io_file_fail(e, "out of memory");
+        io_pending_free(p);
+        io_out_abort(out);
+        return -1;
+    }
+    out->tmp[0] = '\0'; /* p owns it now */
+    return 0;
+}
+
+int io_pending_commit(io_pending_t *p, io_file_err_t *e)
+{
+    if (!p->tmp) return io_file_fail(e, "internal error: nothing to commit");
+    io_out_t out;
+    out_init(&out, p->path);
+    if (snprintf(out.tmp, sizeof out.tmp, "%s", p->tmp) >= (int)sizeof out.tmp)
+        return io_file_fail(e, "path too long for a temporary beside it: use a shorter path");
+    free(p->tmp);
+    p->tmp = NULL; /* from here on out owns it: removed on failure */
+    if (io_out_adopt(&out, &p->st, e)) {
+        if (out.fd >= 0) close(out.fd);
+        return -1; /* not the file written: not ours to remove */
+    }
+    return io_out_commit(&out, e);
+}
+
+void io_pending_free(io_pending_t *p)
+{
+    if (p->tmp) unlink(p->tmp);
+    free(p->tmp);
+    free(p->path);
+    p->tmp = p->path = NULL;
 }
 
 int io_out_write(io_out_t *out, const void *data, size_t len, io_file_err_t *e)

@@ -91,14 +91,8 @@ int io_out_open(io_out_t *out, const char *path, mode_t mode, io_file_err_t *e);
 /* A stdio stream over the temporary (owned by out); NULL after io_file_fail. */
 FILE *io_out_stream(io_out_t *out, io_file_err_t *e);
 
-/* For writers that create the file by name themselves (HDF5's H5Fcreate):
- * picks an unused unpredictable temporary name for path into out->tmp
- * (out->fd = -1). The writer must create it with O_EXCL semantics
- * (H5F_ACC_EXCL), then call io_out_adopt. 0, or -1 after io_file_fail. */
-int io_out_name(io_out_t *out, const char *path, io_file_err_t *e);
-
-/* Opens the temporary a writer created (O_NOFOLLOW) and checks it is the
- * file with identity `written` (the writer's own fstat of it). */
+/* Opens out->tmp (O_NOFOLLOW) and checks it is the file with identity
+ * `written`: a parked temporary before it is committed. */
 int io_out_adopt(io_out_t *out, const struct stat *written, io_file_err_t *e);
 
 /* Flushes, fsyncs and closes the temporary, checks that its name still
@@ -110,6 +104,29 @@ int io_out_commit(io_out_t *out, io_file_err_t *e);
 /* Closes and removes the temporary (nothing is committed). Safe to call
  * after a failed open or commit, and more than once. */
 void io_out_abort(io_out_t *out);
+
+/* A temporary written completely but not renamed yet, for outputs that must
+ * appear together (a sharded data set: every shard, then its index) or not
+ * at all. Holds no descriptor, so a rank may park many. */
+typedef struct {
+    char *path;         /* the final name (owned) */
+    char *tmp;          /* the temporary (owned); NULL once committed or removed */
+    struct stat st;     /* the temporary as written: committed only if still that file */
+} io_pending_t;
+
+/* Flushes, fsyncs and closes out's temporary and keeps it under its name in
+ * p (out is done with). On failure (a full disk) the temporary is removed:
+ * 0, or -1 after io_file_fail. */
+int io_out_park(io_out_t *out, io_pending_t *p, io_file_err_t *e);
+
+/* Renames a parked temporary onto its final name (as io_out_commit: it must
+ * still be the file written; the directory is fsynced). On failure the
+ * temporary is removed. 0, or -1 after io_file_fail. */
+int io_pending_commit(io_pending_t *p, io_file_err_t *e);
+
+/* Removes a parked temporary that was not committed; frees p's names. Safe
+ * on a zeroed p and after a commit (then only the names are freed). */
+void io_pending_free(io_pending_t *p);
 
 /* write(2) of len bytes to the temporary (not through out->fp). 0, or -1
  * after io_file_fail (a full disk, say). */

@@ -53,12 +53,18 @@ static void *reader_worker(void *arg)
 
 reader_t *reader_create(const char *path, int max_batch, char *err, size_t errlen)
 {
+    return reader_create_shards(path, max_batch, 0, 1, err, errlen);
+}
+
+reader_t *reader_create_shards(const char *path, int max_batch, int rank, int ranks, char *err,
+                               size_t errlen)
+{
     reader_t *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "%s: out of memory for the reader", path);
         return NULL;
     }
-    r->data = dataset_open(path, err, errlen);
+    r->data = dataset_open_shards(path, rank, ranks, err, errlen);
     if (!r->data) {
         free(r);
         return NULL;
@@ -90,6 +96,7 @@ reader_t *reader_create(const char *path, int max_batch, char *err, size_t errle
 
 const dataset_info_t *reader_info(const reader_t *r) { return dataset_get_info(r->data); }
 const int32_t *reader_labels(const reader_t *r) { return dataset_labels(r->data); }
+const long *reader_shard_images(const reader_t *r) { return dataset_shard_images(r->data); }
 
 int reader_start(reader_t *r, const int64_t *indices, int count, char *err, size_t errlen)
 {

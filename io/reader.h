@@ -17,8 +17,13 @@ typedef struct reader reader_t;
 
 /* Opens path (validated as dataset_open does) for batches of up to max_batch. */
 reader_t *reader_create(const char *path, int max_batch, char *err, size_t errlen);
+/* The same for rank `rank` of `ranks` reading only its own shards
+ * (dataset_open_shards: data.sampling = shard-local). */
+reader_t *reader_create_shards(const char *path, int max_batch, int rank, int ranks, char *err,
+                               size_t errlen);
 const dataset_info_t *reader_info(const reader_t *r);
 const int32_t *reader_labels(const reader_t *r);
+const long *reader_shard_images(const reader_t *r); /* dataset_shard_images */
 
 /* Starts reading count images (indices copied) into the next buffer. */
 int reader_start(reader_t *r, const int64_t *indices, int count, char *err, size_t errlen);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/data/rng.h"
+#include "io/data_import.h"
 #include "io/dataset.h"
 #include "io/io_error.h"
 #include "io/io_path.h"
@@ -78,44 +79,34 @@ void synthetic_image(uint8_t *img, int h, int w, int c, int label, uint64_t seed
         }
 }
 
-static int write_split(const char *path, const char *split, long count, uint64_t base,
-                       const dataset_info_t *proto, uint64_t seed, const double *mean_in,
-                       const double *std_in, double *mean_out, double *std_out, char *err,
-                       size_t errlen)
+typedef struct {
+    uint64_t seed, base; /* image i of the split is RNG index base + i */
+} synthetic_ctx_t;
+
+static int read_images(const import_split_t *s, long first, long count, uint8_t *pixels,
+                       int32_t *labels, char *err, size_t errlen)
 {
-    dataset_info_t info = *proto;
-    snprintf(info.split, sizeof info.split, "%s", split);
-    const size_t image_bytes = (size_t)info.h * info.w * info.c;
-    uint8_t *pix = malloc(BLOCK * image_bytes);
-    int32_t labels[BLOCK];
-    dataset_writer_t *w = NULL;
-    int rc = -1;
-    if (!pix) {
-        io_fail(err, errlen, "%s: out of memory", path);
-        goto out;
+    (void)err, (void)errlen;
+    const synthetic_ctx_t *x = s->ctx;
+    const dataset_info_t *in = &s->info;
+    const size_t image_bytes = (size_t)in->h * in->w * in->c;
+    for (long i = 0; i < count; i++) {
+        labels[i] = (int32_t)((first + i) % in->num_classes);
+        synthetic_image(pixels + (size_t)i * image_bytes, in->h, in->w, in->c, labels[i],
+                        x->seed, x->base + (uint64_t)(first + i));
     }
-    if (!(w = dataset_writer_create(path, &info, err, errlen))) goto out;
-    for (long done = 0; done < count;) {
-        const long m = count - done < BLOCK ? count - done : BLOCK;
-        for (long i = 0; i < m; i++) {
-            labels[i] = (int32_t)((done + i) % info.num_classes);
-            synthetic_image(pix + (size_t)i * image_bytes, info.h, info.w, info.c, labels[i],
-                            seed, base + (uint64_t)(done + i));
-        }
-        if (dataset_writer_append(w, pix, labels, m, err, errlen)) goto out;
-        done += m;
-    }
-    if (mean_out) dataset_writer_stats(w, mean_out, std_out);
-    rc = dataset_writer_finish(w, mean_in, std_in, err, errlen);
-    w = NULL;
-out:
-    dataset_writer_abort(w);
-    free(pix);
-    return rc;
+    return 0;
 }
 
 int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int classes,
                        uint64_t seed, char *err, size_t errlen)
+{
+    return synthetic_generate_opts(out_dir, n, h, w, c, classes, seed, NULL, err, errlen);
+}
+
+int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, int classes,
+                            uint64_t seed, const import_opts_t *opts, char *err,
+                            size_t errlen)
 {
     if (!out_dir || !*out_dir)
         return io_fail(err, errlen, "synthetic data: no output directory given");
@@ -140,10 +131,8 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
     info.c = c;
     info.num_classes = classes;
     info.class_names = calloc((size_t)classes, sizeof *info.class_names);
-    char *train_path = io_path_join(out_dir, "train.h5");
-    char *test_path = io_path_join(out_dir, "test.h5");
     int rc = -1;
-    if (!info.class_names || !train_path || !test_path) {
+    if (!info.class_names) {
         io_fail(err, errlen, "%s: out of memory", out_dir);
         goto out;
     }
@@ -155,20 +144,14 @@ int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int cla
                  shape_names[k % SYNTHETIC_SHAPES], v & 1 ? "-dark" : "",
                  v & 2 ? "-checkered" : "");
     }
-    double mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS];
-    const long n_test = n / 5 > classes ? n / 5 : classes;
-    if (write_split(train_path, "train", n, 0, &info, seed, NULL, NULL, mean, std, err,
-                    errlen))
-        goto out;
-    if (write_split(test_path, "test", n_test, SYNTHETIC_TEST_BASE, &info, seed, mean, std,
-                    NULL, NULL, err, errlen)) {
-        unlink(train_path); /* never leave a train.h5 without its test.h5 */
-        goto out;
-    }
-    rc = 0;
+    const synthetic_ctx_t ctx[2] = {{seed, 0}, {seed, SYNTHETIC_TEST_BASE}};
+    const import_split_t splits[2] = {
+        import_split_of(&info, 0, n, BLOCK, read_images, (void *)&ctx[0]),
+        import_split_of(&info, 1, n / 5 > classes ? n / 5 : classes, BLOCK, read_images,
+                        (void *)&ctx[1]),
+    };
+    rc = data_import(out_dir, splits, 2, opts, err, errlen);
 out:
     dataset_info_free(&info);
-    free(train_path);
-    free(test_path);
     return rc;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/data_import.h"
+
 #define SYNTHETIC_SHAPES 8
 #define SYNTHETIC_MIN_SIDE 8
 #define SYNTHETIC_MAX_SIDE 1024
@@ -31,8 +33,15 @@ void synthetic_image(uint8_t *img, int h, int w, int c, int label, uint64_t seed
  * SYNTHETIC_TEST_BASE + i), name "synthetic-shapes". Needs classes <= n <
  * 2^31, h and w in 8..1024, c in 1..4, classes in 1..synthetic_max_classes(c).
  * OUT_DIR is created if missing; on failure no train.h5/test.h5 made by this
- * call remains. Returns 0, or -1 with a one-line message in err. */
+ * call remains. Returns 0, or -1 with a one-line message in err
+ * (IO_WRITE_FAILED when the disk refused a write). */
 int synthetic_generate(const char *out_dir, long n, int h, int w, int c, int classes,
                        uint64_t seed, char *err, size_t errlen);
+
+/* synthetic_generate with data_import's options: sharded, over MPI ranks
+ * (opts NULL: one file per split, one process). */
+int synthetic_generate_opts(const char *out_dir, long n, int h, int w, int c, int classes,
+                            uint64_t seed, const import_opts_t *opts, char *err,
+                            size_t errlen);
 
 #endif

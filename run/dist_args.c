@@ -19,6 +19,7 @@ const char *const dist_args_usage =
     "                            RUN_DIR/descriptor.ini; metrics go to RUN_DIR/results.h5\n"
     "  --help                    this text\n"
     "\n"
+    "Under Slurm start it with `srun --mpi=pmix` (srun without an MPI plugin is refused).\n"
     "Exit status: 0 done, 2 bad input, 3 stopped by SIGUSR1/SIGTERM after a checkpoint\n"
     "(requeue to resume), 4 non-finite loss (last good checkpoint kept), 1 other errors.\n";
 

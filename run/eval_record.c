@@ -14,6 +14,10 @@
 #include "run/exit_status.h"
 #include "run/run_dir.h"
 
+/* Evaluation reads data.train in place, not its copy in data.stage_dir: each
+ * rank evaluates a contiguous share of the whole split (and the MI batch is
+ * its first images), which crosses every node's shards, while a node's stage
+ * directory holds only its own ranks' (README, "Data at scale"). */
 eval_config_t eval_config_of(const run_config_t *run)
 {
     return (eval_config_t){

@@ -66,15 +66,21 @@ static int phase_start(const char *phase, const eval_ctx_t *ctx, char *err, size
     return agree(0, err, errlen);
 }
 
-/* The images of `path` must be the model's: evaluation's buffers are sized
- * by the model (a data set of other images would overflow them). */
+/* The images of `path` must be the model's, or larger with its channels
+ * (cropped to it: core/data/augment.h). */
 static int check_shape(const char *path, const char *key, const dataset_info_t *info, int h,
                        int w, int c, char *err, size_t errlen)
 {
-    if (info->h == h && info->w == w && info->c == c) return 0;
-    return snprintf(err, errlen, "%s: images are %dx%dx%d but the model's are %dx%dx%d: set %s "
-                    "to a data set of the model's images", path, info->h, info->w, info->c, h, w,
-                    c, key), -1;
+    if (info->h >= h && info->w >= w && info->c == c) return 0;
+    return snprintf(err, errlen, "%s: images are %dx%dx%d but the model's are %dx%dx%d (or larger "
+                    "images of its channels, which are cropped): set %s to a data set of the "
+                    "model's images", path, info->h, info->w, info->c, h, w, c, key), -1;
+}
+
+/* A stored image's bytes (at least the model's). */
+static size_t stored_bytes(const dataset_info_t *info)
+{
+    return (size_t)info->h * (size_t)info->w * (size_t)info->c;
 }
 
 /* Reads images [first, first+count) of a data set, normalised, in batches,
@@ -110,8 +116,9 @@ static int for_each_batch(const char *path, const char *key, long first, long co
         rc = reader_start(r, idx, n, err, errlen) || reader_wait(r, &raw, &labels, NULL, err, errlen)
                  ? -1 : 0;
         for (int i = 0; rc == 0 && i < n; i++)
-            augment_normalise(raw + (size_t)i * ctx->image_floats, info->h, info->w, info->c,
-                              ctx->mean, ctx->std, images + (size_t)i * ctx->image_floats);
+            augment_centre(raw + (size_t)i * stored_bytes(info), info->h, info->w, info->c,
+                           ctx->h, ctx->w, ctx->mean, ctx->std,
+                           images + (size_t)i * ctx->image_floats);
         if (rc == 0) rc = fn(arg, images, labels, at, n) ? -1 : 0;
     }
     free(images);
@@ -284,8 +291,8 @@ static int finetune_step(finetune_t *ft, reader_t *r, const int64_t *idx, int n,
     if (!dist_all_ok(ok, MPI_COMM_WORLD)) return -1;
     augment_params_t aug = augment_defaults();
     for (int i = 0; i < n; i++)
-        augment_image(raw + (size_t)i * ctx->image_floats, info->h, info->w, info->c, &aug,
-                      ctx->mean, ctx->std, seed, epoch, (uint64_t)idx[i],
+        augment_image(raw + (size_t)i * stored_bytes(info), info->h, info->w, info->c, ctx->h,
+                      ctx->w, &aug, ctx->mean, ctx->std, seed, epoch, (uint64_t)idx[i],
                       images + (size_t)i * ctx->image_floats);
     int correct;
     finetune_grads(ft, images, labels, n, G, &correct);

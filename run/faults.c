@@ -17,9 +17,10 @@ typedef struct {
     int early_signal;   /* signal-before-init: 0 none, SIGTERM or SIGUSR1 */
     char eval_phase[16]; /* eval-signal: "" none, else the phase */
     long slow_ms;        /* slow-steps: 0 none */
+    long long stage_full; /* stage-full: 0 none */
 } fault_t;
 
-static fault_t fault = {-1, 0, -1, 0, "", 0, "", 0};
+static fault_t fault = {-1, 0, -1, 0, "", 0, "", 0, 0};
 
 static const char *const eval_phases[] = {"features", "probe", "knn", "mi", "finetune"};
 
@@ -53,6 +54,7 @@ int faults_parse(char *err, size_t errlen)
                  (strcmp(v, "TERM") == 0 || strcmp(v, "USR1") == 0))
             fault.early_signal = v[0] == 'T' ? SIGTERM : SIGUSR1, end = (char *)v + strlen(v);
         else if (strcmp(kv, "slow-steps") == 0) fault.slow_ms = strtol(v, &end, 10);
+        else if (strcmp(kv, "stage-full") == 0) fault.stage_full = strtoll(v, &end, 10);
         else if (strcmp(kv, "eval-signal") == 0 && is_eval_phase(v))
             snprintf(fault.eval_phase, sizeof fault.eval_phase, "%s", v),
                 end = (char *)v + strlen(v);
@@ -63,8 +65,8 @@ int faults_parse(char *err, size_t errlen)
     const int at_step = fault.kill_rank >= 0 || fault.full_disk > 0 || fault.nan_grad[0];
     if (fault.slow_ms < 0)
         return snprintf(err, errlen, "MIMAE_FAULT=%s: slow-steps must be >= 0", env), -1;
-    if (fault.step < 0 &&
-        (at_step || (!fault.early_signal && !fault.eval_phase[0] && !fault.slow_ms)))
+    if (fault.step < 0 && (at_step || (!fault.early_signal && !fault.eval_phase[0] &&
+                                       !fault.slow_ms && fault.stage_full <= 0)))
         return snprintf(err, errlen, "MIMAE_FAULT=%s: step=S (>= 0) is required", env), -1;
     return 0;
 }
@@ -84,6 +86,15 @@ static void fault_die(int sig)
 {
     (void)sig;
     raise(SIGKILL);
+}
+
+int faults_arm_stage(struct rlimit *saved)
+{
+    if (fault.stage_full <= 0 || getrlimit(RLIMIT_FSIZE, saved)) return 0;
+    struct rlimit lim = *saved;
+    lim.rlim_cur = (rlim_t)fault.stage_full;
+    signal(SIGXFSZ, SIG_IGN);
+    return setrlimit(RLIMIT_FSIZE, &lim) == 0;
 }
 
 int faults_arm_checkpoint(int rank, long step, size_t file_bytes, struct rlimit *saved)

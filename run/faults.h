@@ -23,7 +23,10 @@
  *       evaluation, which only that rank receives;
  *   slow-steps=MS (no step)
  *       every step starts MS milliseconds late: a run of known length that a
- *       test can signal mid-way however fast the machine is.
+ *       test can signal mid-way however fast the machine is;
+ *   stage-full=BYTES (no step)
+ *       every rank copies data.stage_dir's files as onto a full disk: no file
+ *       grows past BYTES bytes (MPI's own files stay unlimited).
  *
  * The trainer calls these at its edges (start, step boundary, checkpoint
  * write) and the step through its gradient hook; nothing else knows of
@@ -59,5 +62,9 @@ void faults_at_step(int rank, long step);
  * limited the file size; faults_disarm restores *saved. */
 int faults_arm_checkpoint(int rank, long step, size_t file_bytes, struct rlimit *saved);
 void faults_disarm(const struct rlimit *saved);
+
+/* Around the copies of data.stage_dir: 1 when the stage-full fault limited
+ * the file size (faults_disarm restores it). */
+int faults_arm_stage(struct rlimit *saved);
 
 #endif

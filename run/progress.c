@@ -45,3 +45,26 @@ void progress_end(void)
 {
     if (isatty(STDERR_FILENO)) fprintf(stderr, "\n");
 }
+
+void progress_import(const import_progress_t *p, double *next)
+{
+    const int tty = isatty(STDOUT_FILENO);
+    const double every = tty ? 2.0 : 30.0;
+    if (*next <= 0) *next = every; /* short imports say only when they are done */
+    if (!p->finished && p->seconds < *next) return;
+    *next = p->seconds + every;
+    const double share = p->total > 0 ? (double)p->done / (double)p->total : 1.0;
+    const double images = share * (double)p->split_images; /* all ranks, estimated */
+    char rate[48], eta[32];
+    progress_format_rate(rate, sizeof rate, p->seconds > 0 ? images / p->seconds : 0.0);
+    const char *approx = p->ranks > 1 ? "~" : "";
+    if (p->finished) {
+        printf("%simport %s: %ld images in %.1f s, %s%s\n", tty ? "\r" : "", p->split,
+               p->split_images, p->seconds, approx, rate);
+    } else {
+        format_duration(eta, sizeof eta, share > 0 ? p->seconds * (1.0 - share) / share : -1);
+        printf("%simport %s: %s%.0f/%ld images, %s%s, ETA %s%s", tty ? "\r" : "", p->split,
+               approx, images, p->split_images, approx, rate, eta, tty ? "   " : "\n");
+    }
+    fflush(stdout);
+}

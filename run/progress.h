@@ -1,9 +1,10 @@
 /* The training progress line of rank 0: step, epoch, loss terms, lr,
  * images/s and ETA; a bar redrawn in place on a terminal, one line per call
- * otherwise (logs). */
+ * otherwise (logs). And the import's. */
 #ifndef MIMAE_RUN_PROGRESS_H
 #define MIMAE_RUN_PROGRESS_H
 
+#include "io/data_import.h"
 #include "io/results.h"
 
 /* s: the step just done; elapsed seconds over `done` steps of this process
@@ -16,5 +17,13 @@ void progress_format_rate(char *buf, size_t len, double images_per_s);
 
 /* Ends a bar drawn in place (nothing when stderr is not a terminal). */
 void progress_end(void);
+
+/* The progress line of `mimae data` on stdout: the images written of a
+ * split, images/s and ETA, at most every 2 s (every 30 s when stdout is not a
+ * terminal: logs stay short), and one line when the split is done. Over MPI
+ * ranks (rank 0 prints), rank 0's share of the shards stands for the whole
+ * ("~"): the shards are spread evenly. `next` (start it at 0) is the time
+ * of the next line. */
+void progress_import(const import_progress_t *p, double *next);
 
 #endif

@@ -188,10 +188,22 @@ void print_log_tail(const char *path, int lines, const char *skip)
     free(text);
 }
 
-void assert_bad_input(const char *dir, int status, ...)
+static void has_words_v(const char *text, va_list ap)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/stderr.txt", dir);
+    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
+        if (!strstr(text, w)) fail_msg("the message does not name '%s'", w);
+}
+
+void assert_has_words(const char *text, ...)
+{
+    va_list ap;
+    va_start(ap, text);
+    has_words_v(text, ap);
+    va_end(ap);
+}
+
+static void one_line_v(const char *path, int status, int want, va_list ap)
+{
     char *text = read_text(path);
     if (!text) fail_msg("%s: missing", path);
     printf("  %s", text);
@@ -202,14 +214,25 @@ void assert_bad_input(const char *dir, int status, ...)
     char copy[8192];
     snprintf(copy, sizeof copy, "%s", text);
     free(text);
-    if (status != 2) fail_msg("exit status %d, expected 2", status);
-    if (lines != 1) fail_msg("expected one line on stderr, got %d", lines);
+    if (status != want) fail_msg("exit status %d, expected %d", status, want);
+    if (lines != 1) fail_msg("expected one line, got %d", lines);
+    has_words_v(copy, ap);
+}
+
+void assert_one_line(const char *path, int status, int want, ...)
+{
+    va_list ap;
+    va_start(ap, want);
+    one_line_v(path, status, want, ap);
+    va_end(ap);
+}
+
+void assert_bad_input(const char *dir, int status, ...)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/stderr.txt", dir);
     va_list ap;
     va_start(ap, status);
-    for (const char *w = va_arg(ap, const char *); w; w = va_arg(ap, const char *))
-        if (!strstr(copy, w)) {
-            va_end(ap);
-            fail_msg("the message does not name '%s'", w);
-        }
+    one_line_v(path, status, 2, ap);
     va_end(ap);
 }

@@ -65,4 +65,10 @@ void print_log_tail(const char *path, int lines, const char *skip);
  * stderr is exactly one line holding every given word (NULL-terminated). */
 void assert_bad_input(const char *dir, int status, ...);
 
+/* The same for any expected status and any file of output (a log). */
+void assert_one_line(const char *path, int status, int want, ...);
+
+/* Fails the cmocka test unless text holds every given word (NULL-terminated). */
+void assert_has_words(const char *text, ...);
+
 #endif

@@ -39,7 +39,7 @@ static void full_box_check(int H, int W, int C, const float *mean, const float *
     static float via_apply[MAX_VALUES], via_normalise[MAX_VALUES];
     image_fill_random(img, H, W, C, (uint64_t)(H * 1000 + W * 10 + C));
     crop_box_t full = { 0, 0, H, W, 0 };
-    augment_apply(img, H, W, C, &full, mean, std, via_apply);
+    augment_apply(img, H, W, C, &full, H, W, mean, std, via_apply);
     augment_normalise(img, H, W, C, mean, std, via_normalise);
     assert_memory_equal(via_apply, via_normalise, sizeof(float) * (size_t)(H * W * C));
     /* And the normalisation itself is (pixel/255 - mean) / std. */
@@ -70,9 +70,9 @@ static void test_flip_mirrors_columns(void **state)
         rng_init(&r, 1, 0, index, RNG_STREAM_AUGMENT);
         crop_box_t box = augment_sample_box(&a, H, W, &r);
         box.flip = 0;
-        augment_apply(img, H, W, C, &box, mean3, std3, plain);
+        augment_apply(img, H, W, C, &box, H, W, mean3, std3, plain);
         box.flip = 1;
-        augment_apply(img, H, W, C, &box, mean3, std3, mirrored);
+        augment_apply(img, H, W, C, &box, H, W, mean3, std3, mirrored);
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
                 for (int c = 0; c < C; c++)
@@ -95,7 +95,7 @@ static void test_constant_image(void **state)
             img[p * C + c] = level[c];
     augment_params_t a = augment_defaults();
     for (uint64_t index = 0; index < 50; index++) {
-        augment_image(img, H, W, C, &a, mean3, std3, 3, 0, index, out);
+        augment_image(img, H, W, C, H, W, &a, mean3, std3, 3, 0, index, out);
         for (int p = 0; p < H * W; p++)
             for (int c = 0; c < C; c++) {
                 float expect = ((float)level[c] / 255.0f - mean3[c]) / std3[c];
@@ -136,13 +136,13 @@ static void test_upsample_ramp(void **state)
     float out3[H * W * C], out1[H * W];
 
     /* Raw values: mean 0, std 1 gives value / 255. */
-    augment_apply(img1, H, W, 1, &box, zero, one, out1);
+    augment_apply(img1, H, W, 1, &box, H, W, zero, one, out1);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             assert_float_equal(out1[y * W + x] * 255.0f, expect_c0[y][x], 1e-4);
 
     /* Three channels with their own offsets, means and stds. */
-    augment_apply(img3, H, W, C, &box, mean, std, out3);
+    augment_apply(img3, H, W, C, &box, H, W, mean, std, out3);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             for (int c = 0; c < C; c++) {
@@ -153,7 +153,7 @@ static void test_upsample_ramp(void **state)
 
     /* Flipped: the same rows read right to left. */
     const crop_box_t flipped = { 2, 1, 3, 3, 1 };
-    augment_apply(img1, H, W, 1, &flipped, zero, one, out1);
+    augment_apply(img1, H, W, 1, &flipped, H, W, zero, one, out1);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             assert_float_equal(out1[y * W + x] * 255.0f, expect_c0[y][W - 1 - x], 1e-4);
@@ -256,23 +256,72 @@ static void test_augment_image_deterministic(void **state)
     image_fill_random(img, H, W, C, 5);
     augment_params_t a = augment_defaults();
 
-    augment_image(img, H, W, C, &a, mean3, std3, 42, 3, 17, a1);
-    augment_image(img, H, W, C, &a, mean3, std3, 42, 3, 17, a2);
+    augment_image(img, H, W, C, H, W, &a, mean3, std3, 42, 3, 17, a1);
+    augment_image(img, H, W, C, H, W, &a, mean3, std3, 42, 3, 17, a2);
     assert_memory_equal(a1, a2, sizeof a1);
 
-    augment_image(img, H, W, C, &a, mean3, std3, 42, 3, 18, other);   /* index */
+    augment_image(img, H, W, C, H, W, &a, mean3, std3, 42, 3, 18, other);   /* index */
     assert_memory_not_equal(a1, other, sizeof a1);
-    augment_image(img, H, W, C, &a, mean3, std3, 42, 4, 17, other);   /* epoch */
+    augment_image(img, H, W, C, H, W, &a, mean3, std3, 42, 4, 17, other);   /* epoch */
     assert_memory_not_equal(a1, other, sizeof a1);
-    augment_image(img, H, W, C, &a, mean3, std3, 43, 3, 17, other);   /* seed */
+    augment_image(img, H, W, C, H, W, &a, mean3, std3, 43, 3, 17, other);   /* seed */
     assert_memory_not_equal(a1, other, sizeof a1);
 
     /* The box is the AUGMENT stream's of (seed, epoch, index), nothing else. */
     rng_t r;
     rng_init(&r, 42, 3, 17, RNG_STREAM_AUGMENT);
     crop_box_t box = augment_sample_box(&a, H, W, &r);
-    augment_apply(img, H, W, C, &box, mean3, std3, manual);
+    augment_apply(img, H, W, C, &box, H, W, mean3, std3, manual);
     assert_memory_equal(a1, manual, sizeof a1);
+}
+
+/* Images stored larger than the model: the crop is resized to the model's
+ * size (a full box over an image of every pixel doubled gives the original,
+ * mirrored too), and evaluation's centre crop is the middle, normalised. */
+static void test_output_at_the_model_size(void **state)
+{
+    (void)state;
+    enum { H = 6, W = 10, C = 3 };
+    static uint8_t small[H * W * C], big[4 * H * W * C], mirror[H * W * C];
+    static float want[H * W * C], got[H * W * C];
+    image_fill_random(small, H, W, C, 5);
+    for (int y = 0; y < 2 * H; y++)
+        for (int x = 0; x < 2 * W; x++)
+            for (int c = 0; c < C; c++)
+                big[((size_t)y * 2 * W + x) * C + c] = small[((size_t)(y / 2) * W + x / 2) * C + c];
+    const crop_box_t full = {0, 0, 2 * H, 2 * W, 0}, flipped = {0, 0, 2 * H, 2 * W, 1};
+    augment_normalise(small, H, W, C, mean3, std3, want);
+    augment_apply(big, 2 * H, 2 * W, C, &full, H, W, mean3, std3, got);
+    assert_memory_equal(want, got, sizeof want);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            memcpy(mirror + ((size_t)y * W + x) * C, small + ((size_t)y * W + W - 1 - x) * C, C);
+    augment_normalise(mirror, H, W, C, mean3, std3, want);
+    augment_apply(big, 2 * H, 2 * W, C, &flipped, H, W, mean3, std3, got);
+    assert_memory_equal(want, got, sizeof want);
+
+    /* the centre 4 x 7 of the 6 x 10 image: rows 1..4, columns 1..7 */
+    static float centre[4 * 7 * C];
+    augment_centre(small, H, W, C, 4, 7, mean3, std3, centre);
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 7; x++)
+            for (int c = 0; c < C; c++) {
+                const float v = ((float)small[((size_t)(y + 1) * W + x + 1) * C + c] / 255.0f -
+                                 mean3[c]) / std3[c];
+                assert_true(centre[((size_t)y * 7 + x) * C + c] == v);
+            }
+    augment_centre(small, H, W, C, H, W, mean3, std3, got);
+    augment_normalise(small, H, W, C, mean3, std3, want);
+    assert_memory_equal(want, got, sizeof want);
+
+    /* training: the box drawn on the stored image, resized to the model's */
+    augment_params_t a = augment_defaults();
+    rng_t r;
+    rng_init(&r, 7, 1, 3, RNG_STREAM_AUGMENT);
+    const crop_box_t box = augment_sample_box(&a, 2 * H, 2 * W, &r);
+    augment_apply(big, 2 * H, 2 * W, C, &box, H, W, mean3, std3, want);
+    augment_image(big, 2 * H, 2 * W, C, H, W, &a, mean3, std3, 7, 1, 3, got);
+    assert_memory_equal(want, got, sizeof want);
 }
 
 /* The box does not depend on C, and channels never mix: a 3-channel image
@@ -289,9 +338,9 @@ static void test_channels_independent(void **state)
             plane[c][p] = rgb[p * C + c];
     augment_params_t a = augment_defaults();
     for (uint64_t index = 0; index < 10; index++) {
-        augment_image(rgb, H, W, C, &a, mean3, std3, 8, 2, index, out_rgb);
+        augment_image(rgb, H, W, C, H, W, &a, mean3, std3, 8, 2, index, out_rgb);
         for (int c = 0; c < C; c++) {
-            augment_image(plane[c], H, W, 1, &a, &mean3[c], &std3[c], 8, 2, index, out_plane);
+            augment_image(plane[c], H, W, 1, H, W, &a, &mean3[c], &std3[c], 8, 2, index, out_plane);
             for (int p = 0; p < H * W; p++)
                 assert_true(out_plane[p] == out_rgb[p * C + c]);
         }
@@ -319,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_no_flip_when_disabled),
         cmocka_unit_test(test_fallback_centre_crop),
         cmocka_unit_test(test_augment_image_deterministic),
+        cmocka_unit_test(test_output_at_the_model_size),
         cmocka_unit_test(test_channels_independent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

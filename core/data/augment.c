@@ -93,26 +93,26 @@ static void tap_locate(int dst_index, float scale, int src_size, int *i0, int *i
     *w1 = src - (float)lower;
 }
 
-void augment_apply(const uint8_t *src, int H, int W, int C, const crop_box_t *box,
-                   const float *mean, const float *std, float *dst)
+void augment_apply(const uint8_t *src, int H, int W, int C, const crop_box_t *box, int OH,
+                   int OW, const float *mean, const float *std, float *dst)
 {
     assert(box->height >= 1 && box->width >= 1 && box->top >= 0 && box->left >= 0 &&
-           box->top + box->height <= H && box->left + box->width <= W);
+           box->top + box->height <= H && box->left + box->width <= W && OH >= 1 && OW >= 1);
     /* PyTorch derives the scale from the sizes when none is given. */
-    float scale_y = (float)box->height / (float)H;
-    float scale_x = (float)box->width / (float)W;
-    size_t row_stride = (size_t)W * (size_t)C;
-    for (int oy = 0; oy < H; oy++) {
+    float scale_y = (float)box->height / (float)OH;
+    float scale_x = (float)box->width / (float)OW;
+    size_t row_stride = (size_t)W * (size_t)C, out_stride = (size_t)OW * (size_t)C;
+    for (int oy = 0; oy < OH; oy++) {
         int y0, y1;
         float wy1;
         tap_locate(oy, scale_y, box->height, &y0, &y1, &wy1);
         float wy0 = 1.0f - wy1;
         const uint8_t *row0 = src + (size_t)(box->top + y0) * row_stride + (size_t)box->left * C;
         const uint8_t *row1 = src + (size_t)(box->top + y1) * row_stride + (size_t)box->left * C;
-        float *out = dst + (size_t)oy * row_stride;
-        for (int ox = 0; ox < W; ox++) {
-            /* Flipping after the resize: output column ox shows column W-1-ox. */
-            int sx = box->flip ? W - 1 - ox : ox;
+        float *out = dst + (size_t)oy * out_stride;
+        for (int ox = 0; ox < OW; ox++) {
+            /* Flipping after the resize: output column ox shows column OW-1-ox. */
+            int sx = box->flip ? OW - 1 - ox : ox;
             int x0, x1;
             float wx1;
             tap_locate(sx, scale_x, box->width, &x0, &x1, &wx1);
@@ -129,14 +129,14 @@ void augment_apply(const uint8_t *src, int H, int W, int C, const crop_box_t *bo
     }
 }
 
-void augment_image(const uint8_t *src, int H, int W, int C, const augment_params_t *a,
-                   const float *mean, const float *std,
+void augment_image(const uint8_t *src, int H, int W, int C, int OH, int OW,
+                   const augment_params_t *a, const float *mean, const float *std,
                    uint64_t seed, uint64_t epoch, uint64_t image_index, float *dst)
 {
     rng_t rng;
     rng_init(&rng, seed, epoch, image_index, RNG_STREAM_AUGMENT);
     crop_box_t box = augment_sample_box(a, H, W, &rng);
-    augment_apply(src, H, W, C, &box, mean, std, dst);
+    augment_apply(src, H, W, C, &box, OH, OW, mean, std, dst);
 }
 
 void augment_normalise(const uint8_t *src, int H, int W, int C,
@@ -148,4 +148,14 @@ void augment_normalise(const uint8_t *src, int H, int W, int C,
             size_t i = p * (size_t)C + (size_t)c;
             dst[i] = pixel_normalise((float)src[i], mean[c], std[c]);
         }
+}
+
+void augment_centre(const uint8_t *src, int H, int W, int C, int OH, int OW,
+                    const float *mean, const float *std, float *dst)
+{
+    assert(OH >= 1 && OW >= 1 && OH <= H && OW <= W);
+    const int top = (H - OH) / 2, left = (W - OW) / 2;
+    for (int y = 0; y < OH; y++)
+        augment_normalise(src + ((size_t)(top + y) * W + (size_t)left) * C, 1, OW, C, mean, std,
+                          dst + (size_t)y * OW * C);
 }

@@ -1,9 +1,13 @@
 /* Training augmentation of docs/METHOD.md step 1: random resized crop, horizontal
  * flip, per-channel normalisation, following torchvision's RandomResizedCrop
- * and RandomHorizontalFlip with the crop resized back to the input size.
+ * and RandomHorizontalFlip with the crop resized to the model's input size
+ * OH x OW. A data set may store larger images than the model takes (a folder
+ * import at 256 for a 224 model, as MAE reads ImageNet): the crop is drawn
+ * from the whole stored image, so it has the resolution to crop from, and
+ * evaluation takes the centre OH x OW (augment_centre).
  *
  * Images are uint8 H x W x C, row-major, channel last; outputs are float
- * H x W x C with out = (pixel / 255 - mean[c]) / std[c], mean and std given
+ * OH x OW x C with out = (pixel / 255 - mean[c]) / std[c], mean and std given
  * on the 0..1 scale. Nothing here allocates: callers own every buffer. */
 #ifndef MIMAE_DATA_AUGMENT_H
 #define MIMAE_DATA_AUGMENT_H
@@ -36,23 +40,31 @@ typedef struct {
  * left when accepted; then the flip (two words) when a->flip is set. */
 crop_box_t augment_sample_box(const augment_params_t *a, int H, int W, rng_t *rng);
 
-/* Resizes the box to H x W bilinearly as PyTorch's interpolate does with
- * align_corners=False and no antialias (half-pixel centres, source coordinate
- * clamped to the box), mirrors it if box->flip, normalises into dst.
- * The box must lie inside the image with height, width >= 1. */
-void augment_apply(const uint8_t *src, int H, int W, int C, const crop_box_t *box,
-                   const float *mean, const float *std, float *dst);
+/* Resizes the box of the H x W image to OH x OW bilinearly as PyTorch's
+ * interpolate does with align_corners=False and no antialias (half-pixel
+ * centres, source coordinate clamped to the box), mirrors it if box->flip,
+ * normalises into dst (OH x OW x C). The box must lie inside the image with
+ * height, width >= 1. */
+void augment_apply(const uint8_t *src, int H, int W, int C, const crop_box_t *box, int OH,
+                   int OW, const float *mean, const float *std, float *dst);
 
-/* The training augmentation of image `image_index` in `epoch`: the box comes
- * from the RNG_STREAM_AUGMENT stream of (seed, epoch, image_index), so it
- * depends on nothing else. */
-void augment_image(const uint8_t *src, int H, int W, int C, const augment_params_t *a,
-                   const float *mean, const float *std,
+/* The training augmentation of image `image_index` in `epoch`, to OH x OW:
+ * the box comes from the RNG_STREAM_AUGMENT stream of (seed, epoch,
+ * image_index), so it depends on nothing else. */
+void augment_image(const uint8_t *src, int H, int W, int C, int OH, int OW,
+                   const augment_params_t *a, const float *mean, const float *std,
                    uint64_t seed, uint64_t epoch, uint64_t image_index, float *dst);
 
-/* Evaluation: normalisation only, no crop, no flip. Bitwise equal to
- * augment_apply with the full box and no flip. */
+/* Normalisation only, no crop, no flip. Bitwise equal to augment_apply with
+ * the full box, the image's size and no flip. */
 void augment_normalise(const uint8_t *src, int H, int W, int C,
                        const float *mean, const float *std, float *dst);
+
+/* Evaluation: the centre OH x OW of the H x W image (OH <= H, OW <= W; the
+ * top-left of the two middles when the margin is odd), normalised: MAE's
+ * resize-to-256 and centre crop to 224 for images stored at 256, and
+ * augment_normalise for images of the model's size. */
+void augment_centre(const uint8_t *src, int H, int W, int C, int OH, int OW,
+                    const float *mean, const float *std, float *dst);
 
 #endif

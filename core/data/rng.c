@@ -107,8 +107,14 @@ uint32_t rng_below(rng_t *r, uint32_t n)
 
 void rng_permutation(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out)
 {
+    rng_permutation_of(seed, epoch, 0, RNG_STREAM_ORDER, n, out);
+}
+
+void rng_permutation_of(uint64_t seed, uint64_t epoch, uint64_t index, uint32_t stream,
+                        uint32_t n, uint32_t *out)
+{
     rng_t r;
-    rng_init(&r, seed, epoch, 0, RNG_STREAM_ORDER);
+    rng_init(&r, seed, epoch, index, stream);
     for (uint32_t i = 0; i < n; i++)
         out[i] = i;
     for (uint32_t i = n; i > 1; i--) {

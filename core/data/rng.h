@@ -37,7 +37,8 @@ enum rng_stream {
     RNG_STREAM_AUGMENT = 2,
     RNG_STREAM_ORDER = 3,
     RNG_STREAM_INIT = 4,
-    RNG_STREAM_EVAL = 5
+    RNG_STREAM_EVAL = 5,
+    RNG_STREAM_SHARD_ORDER = 6 /* data.sampling = shard-local: index 0 the shards, s + 1 shard s */
 };
 
 void rng_init(rng_t *r, uint64_t seed, uint64_t epoch, uint64_t index, uint32_t stream);
@@ -64,5 +65,9 @@ uint32_t rng_below(rng_t *r, uint32_t n);
 /* The data order of an epoch: a uniformly random permutation of 0..n-1 by
  * Fisher-Yates, drawn from stream RNG_STREAM_ORDER with index 0. */
 void rng_permutation(uint64_t seed, uint64_t epoch, uint32_t n, uint32_t *out);
+
+/* The same drawn from any stream and index. */
+void rng_permutation_of(uint64_t seed, uint64_t epoch, uint64_t index, uint32_t stream,
+                        uint32_t n, uint32_t *out);
 
 #endif
