@@ -199,14 +199,7 @@ out:
     rc = import_agree(opts, rc, err, errlen);
     if (rc == 0) {
         cifar_split_t x[2] = {{files, TRAIN_FILES, {0}, raw}, {files + TRAIN_FILES, 1, {0}, raw}};
-        dataset_info_t proto;
-        memset(&proto, 0, sizeof proto);
-        snprintf(proto.name, sizeof proto.name, "cifar-10");
-        snprintf(proto.source, sizeof proto.source, "%s", dir);
-        proto.h = proto.w = SIDE;
-        proto.c = 3;
-        proto.num_classes = CLASSES;
-        proto.class_names = names;
+        dataset_info_t proto = dataset_info_of_import("cifar-10", dir, SIDE, 3, CLASSES, names);
         import_split_t splits[2];
         for (int s = 0; s < 2; s++) {
             long n = 0;

@@ -713,3 +713,17 @@ int dataset_index_shards(const char *path, char ***names, char *import_id)
     ds_h5close(&f);
     return n;
 }
+
+dataset_info_t dataset_info_of_import(const char *name, const char *source, int side, int c,
+                                      int num_classes, char (*names)[DATASET_NAME_MAX])
+{
+    dataset_info_t info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.name, sizeof info.name, "%s", name);
+    snprintf(info.source, sizeof info.source, "%s", source);
+    info.h = info.w = side;
+    info.c = c;
+    info.num_classes = num_classes;
+    info.class_names = names;
+    return info;
+}

@@ -213,4 +213,10 @@ void dataset_close(dataset_t *d);
 
 void dataset_info_free(dataset_info_t *info); /* frees class_names */
 
+/* What an importer knows of its data set before reading it: name, source,
+ * square side x side images of c channels, and its classes (names: the
+ * caller's, not copied). */
+dataset_info_t dataset_info_of_import(const char *name, const char *source, int side, int c,
+                                      int num_classes, char (*names)[DATASET_NAME_MAX]);
+
 #endif

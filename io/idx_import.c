@@ -194,15 +194,9 @@ int idx_import_fashion_mnist_opts(const char *src_dir, const char *out_dir,
 out:
     rc = import_agree(opts, rc, err, errlen);
     if (rc == 0) {
-        dataset_info_t proto;
-        memset(&proto, 0, sizeof proto);
-        snprintf(proto.name, sizeof proto.name, "fashion-mnist");
-        snprintf(proto.source, sizeof proto.source, "%s", src_dir);
-        proto.h = proto.w = SIDE;
-        proto.c = 1;
-        proto.num_classes = CLASSES;
         for (int k = 0; k < CLASSES; k++) snprintf(names[k], sizeof names[k], "%s", class_names[k]);
-        proto.class_names = names;
+        dataset_info_t proto =
+            dataset_info_of_import("fashion-mnist", src_dir, SIDE, 1, CLASSES, names);
         import_split_t splits[2];
         for (int s = 0; s < 2; s++)
             splits[s] = import_split_of(&proto, s, f[2 * s].n, BLOCK, read_images, &x[s]);
