@@ -4,9 +4,9 @@
 # this directory, writes wall-time.tsv from the job logs, and regenerates the
 # report. Run from the repository root after `mimae sweep submit`:
 #   experiments/results/fmnist-ablation/collect.sh [SWEEP_DIR]   (default runs/fmnist_ablation)
-# A task counts as finished when its log ends with exit status 0 and its
-# results.h5, as copied, says status = finished; running and unfinished tasks
-# are left for the next collection.
+# A task counts as finished when the job script's last line in its log says exit
+# status 0 (slurmstepd may write after it) and its results.h5, as copied, says
+# status = finished; running and unfinished tasks are left for the next collection.
 #
 # The sweep directory is what a cluster left there. Only regular files in
 # directories of its own are read: a symbolic link is never followed out of it
@@ -138,7 +138,9 @@ for log in "$sweep"/logs/task-*.log; do
     n=$((10#${BASH_REMATCH[1]}))
     stage "$log" "${TMPDIR:-/tmp}" || continue
     text=$STAGED
-    tail -n 1 "$text" | grep -q "task $n: mimae_dist exited with status 0$" || continue
+    # the job script's last line ("== ... exited with status N"); Slurm may log after it
+    last=$(grep '^== ' "$text" | tail -n 1 || true)
+    [[ $last == *"task $n: mimae_dist exited with status 0" ]] || continue
     # the task's directory: one, and a directory of the sweep's own
     dirs=()
     while IFS= read -r -d '' entry; do dirs+=("$entry"); done \
@@ -175,7 +177,7 @@ for log in "$sweep"/logs/task-*.log; do
     # wall time: first start to last exit (requeued tasks count their waits too);
     # empty when the log does not show them
     start=$(grep -m1 '^== .* restart 0' "$text" | cut -d' ' -f2,3 || true)
-    end=$(tail -n 1 "$text" | cut -d' ' -f2,3)
+    end=$(cut -d' ' -f2,3 <<<"$last")
     restarts=$(grep -c '^== .* restart [0-9]' "$text" || true)
     if [ -n "$start" ] && s=$(date -d "$start" +%s 2>/dev/null) && e=$(date -d "$end" +%s 2>/dev/null); then
         printf '%d\t%s\t%s\t%d\t%d\n' "$n" "$start" "$end" $((e - s)) $((restarts - 1)) >>"$wall"
