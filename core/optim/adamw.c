@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "core/kernels/parallel.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -61,26 +63,53 @@ static void adamw_tensor(float *p, float *mi, float *vi, const float *g, size_t 
     adamw_tensor_scalar(p, mi, vi, g, n, decay, beta1, beta2, bc2_sqrt, eps, step_size);
 }
 
+typedef struct {
+    const param_table_t *t;
+    float *params, *m, *v;
+    const float *grads, *lr_scale;
+    const adamw_hparams_t *h;
+    float bc1, bc2_sqrt;
+} adamw_job_t;
+
+/* Thread th's share of every tensor: each element's update depends on that
+ * element alone, so any split gives the same bits. */
+static void adamw_thread(void *ctx, int th, int n)
+{
+    const adamw_job_t *j = ctx;
+    const adamw_hparams_t *h = j->h;
+    for (int i = 0; i < j->t->count; i++) {
+        const param_info_t *info = &j->t->info[i];
+        const float lr = j->lr_scale ? h->lr * j->lr_scale[i] : h->lr;
+        if (j->lr_scale && j->lr_scale[i] == 0.0f) continue;
+        const float step_size = lr / j->bc1;
+        const float decay = info->decay ? 1.0f - lr * h->weight_decay : 1.0f;
+        int lo, hi;
+        par_range((int)info->count, 16, th, n, &lo, &hi);
+        const size_t at = info->offset + (size_t)lo;
+        adamw_tensor(j->params + at, j->m + at, j->v + at, j->grads + at, (size_t)(hi - lo), decay,
+                     h->beta1, h->beta2, j->bc2_sqrt, h->eps, step_size);
+    }
+}
+
 void adamw_update(const param_table_t *t, float *params, const float *grads, float *m,
                   float *v, const adamw_hparams_t *h, long step, const float *lr_scale)
 {
-    const float bc1 = 1.0f - (float)pow(h->beta1, (double)step);
-    const float bc2_sqrt = (float)sqrt(1.0 - pow(h->beta2, (double)step));
-    for (int i = 0; i < t->count; i++) {
-        const param_info_t *info = &t->info[i];
-        const float lr = lr_scale ? h->lr * lr_scale[i] : h->lr;
-        if (lr_scale && lr_scale[i] == 0.0f) continue;
-        const float step_size = lr / bc1;
-        const float decay = info->decay ? 1.0f - lr * h->weight_decay : 1.0f;
-        adamw_tensor(params + info->offset, m + info->offset, v + info->offset,
-                     grads + info->offset, info->count, decay, h->beta1, h->beta2, bc2_sqrt,
-                     h->eps, step_size);
-    }
+    adamw_job_t j = {t, params, m, v, grads, lr_scale, h,
+                     1.0f - (float)pow(h->beta1, (double)step),
+                     (float)sqrt(1.0 - pow(h->beta2, (double)step))};
+    /* memory-bound: a second thread pays only on large models */
+    par_run(adamw_thread, &j, t->total >= (1u << 20) ? par_threads() : 1);
 }
 
 double grad_norm(const float *grads, size_t n)
 {
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * grads[i];
+    /* 8 independent chains added in a fixed tree (one chain waits on every
+     * add): vectorises, and the bits do not depend on vector width */
+    double acc[8] = {0};
+    const size_t nv = n / 8 * 8;
+    for (size_t i = 0; i < nv; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += (double)grads[i + l] * grads[i + l];
+    double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (size_t i = nv; i < n; i++) sum += (double)grads[i] * grads[i];
     return sqrt(sum);
 }
