@@ -26,20 +26,20 @@
 #include "core/kernels/profile.h"
 
 typedef struct {
-    int masks, batch, steps, warmup, peak_n;
+    int masks, batch, steps, warmup, peak_n, micro_batch;
     char reduction[16];
 } options_t;
 
 static void usage(void)
 {
     fprintf(stderr, "usage: vitb --masks N --batch B --reduction fast|deterministic [--steps K] "
-                    "[--warmup W] [--peak-n N]\n");
+                    "[--warmup W] [--peak-n N] [--micro-batch IMAGES]\n");
     exit(2);
 }
 
 static options_t parse(int argc, char **argv)
 {
-    options_t o = {4, 8, 2, 1, 1536, "fast"};
+    options_t o = {4, 8, 2, 1, 1536, 0, "fast"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--masks")) o.masks = atoi(v);
@@ -47,11 +47,12 @@ static options_t parse(int argc, char **argv)
         else if (!strcmp(a, "--steps")) o.steps = atoi(v);
         else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
         else if (!strcmp(a, "--peak-n")) o.peak_n = atoi(v);
+        else if (!strcmp(a, "--micro-batch")) o.micro_batch = atoi(v);
         else if (!strcmp(a, "--reduction")) snprintf(o.reduction, sizeof o.reduction, "%s", v);
         else usage();
     }
     if ((argc - 1) % 2 || o.masks < 1 || o.batch < 1 || o.steps < 1 || o.steps > 64 ||
-        o.warmup < 0 || (strcmp(o.reduction, "fast") && strcmp(o.reduction, "deterministic")))
+        o.warmup < 0 || o.micro_batch < 0 || (strcmp(o.reduction, "fast") && strcmp(o.reduction, "deterministic")))
         usage();
     return o;
 }
@@ -70,7 +71,7 @@ int main(int argc, char **argv)
     c.total_iters = 1000;
     const int deterministic = !strcmp(o.reduction, "deterministic");
     step_plan_t plan;
-    if (step_plan_make(&plan, o.batch, 1, deterministic ? STEP_DETERMINISTIC : STEP_FAST, 0, err,
+    if (step_plan_make(&plan, o.batch, 1, deterministic ? STEP_DETERMINISTIC : STEP_FAST, o.micro_batch, err,
                        sizeof err)) {
         fprintf(stderr, "vitb: %s\n", err);
         return 2;
@@ -121,15 +122,21 @@ int main(int argc, char **argv)
     const double MB = 1024.0 * 1024.0;
     /* the deterministic sum's buffers: the gradient vector the backward
      * writes as the rank's leaf of the tree (dist/tree_sum.c), and with k
-     * micro-batches the log2(k) + 1 partial sums of the largest weight and
-     * its bias (core/kernels/micro_batches.c) */
+     * micro-batches the log2(k) + 1 partial sums of the largest reduction:
+     * a weight's tile of 256 rows with its bias, or a vector and its bias
+     * (core/kernels/micro_batches.c) */
     double tree = 0.0;
     if (plan.deterministic) tree = bench_param_floats(m);
     if (plan.deterministic && plan.micro_batches > 1) {
         double largest = 0.0;
-        for (int i = 0; i < m->table.count; i++)
-            if (m->table.info[i].count > largest) largest = (double)m->table.info[i].count;
-        tree += (log2((double)plan.micro_batches) + 1.0) * 2.0 * largest;
+        for (int i = 0; i < m->table.count; i++) {
+            const param_info_t *p = &m->table.info[i];
+            const double floats = p->ndim == 2
+                                      ? (double)micro_batches_tile_floats(p->shape[0], p->shape[1])
+                                      : 2.0 * (double)p->count;
+            if (floats > largest) largest = floats;
+        }
+        tree += (log2((double)plan.micro_batches) + 1.0) * largest;
     }
     const double analytic = (4.0 * bench_param_floats(m) + tree +
                              plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *

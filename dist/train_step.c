@@ -79,8 +79,10 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
                            mimae_model_state_bytes(model) +
                                    (size_t)k * mimae_model_activation_bytes(model) <=
                                plan->memory_budget;
-    if (!failed && k > 1 && s->keeps_activations &&
-        mimae_model_hold_micro_batches(model, k, err, errlen))
+    /* deterministic: the backward forms its gradients the one tiled way,
+     * whether it holds all k micro-batches or one of them */
+    if (!failed && plan->deterministic &&
+        mimae_model_hold_micro_batches(model, s->keeps_activations ? k : 1, err, errlen))
         return -1;
     s->shape = mimae_step_shape(model);
     /* kept: one backward a step forms the rank's subtree itself */

@@ -2,6 +2,7 @@
  * micro-batches gives bitwise the parameter gradients of separate
  * micro-batches summed in the pairwise tree, and its products run whole only
  * where that gives the bits of running them per micro-batch. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,8 @@
 #include "core/kernels/micro_batches.h"
 #include "core/kernels/pairwise_sum.h"
 
-enum { COUNT = 4, ROWS = 37, T = COUNT * ROWS, IN = 24, OUT = 40 };
+/* OUT rows span two of micro_batches_weight_grads' tiles, the second short */
+enum { COUNT = 4, ROWS = 37, T = COUNT * ROWS, IN = 24, OUT = MICRO_BATCHES_TILE_ROWS + 44 };
 
 static uint64_t rng_state = 12345;
 
@@ -39,10 +41,13 @@ static float *floats(size_t n)
 }
 
 /* The gradients of the micro-batches run one at a time, each from zero, in
- * the tree: what a rank per micro-batch and dist/tree_sum compute. */
+ * the tree: what a rank per micro-batch (holding one, so forming it in the
+ * same tiles) and dist/tree_sum compute. */
 static void separate_linear(float *dw, float *db, const float *dout, const float *inp,
                             const float *w)
 {
+    micro_batches_t one;
+    assert_int_equal(micro_batches_init(&one, 1, 0), 0);
     pairwise_sum_t sum;
     const size_t n = (size_t)OUT * IN + OUT;
     assert_int_equal(pairwise_sum_init(&sum, n, COUNT), 0);
@@ -51,9 +56,10 @@ static void separate_linear(float *dw, float *db, const float *dout, const float
         float *part = pairwise_sum_leaf(&sum);
         memset(part, 0, n * sizeof(float));
         linear_backward(NULL, part, part + OUT * IN, dout + (size_t)j * ROWS * OUT,
-                        inp + (size_t)j * ROWS * IN, w, ROWS, IN, OUT, NULL);
+                        inp + (size_t)j * ROWS * IN, w, ROWS, IN, OUT, &one);
         pairwise_sum_add_leaf(&sum);
     }
+    micro_batches_free(&one);
     memset(dw, 0, (size_t)OUT * IN * sizeof(float));
     memset(db, 0, OUT * sizeof(float));
     pairwise_sum_add_into(dw, pairwise_sum_total(&sum), (size_t)OUT * IN);
@@ -76,16 +82,33 @@ static void test_linear_grads_equal_separate_micro_batches(void **state)
                         IN, OUT, NULL);
 
     micro_batches_t mb;
-    assert_int_equal(micro_batches_init(&mb, COUNT, 2 * OUT * IN), 0);
-    linear_backward(dinp, dw, db, dout, inp, w, T, IN, OUT, &mb);
-    assert_memory_equal(dw, dw_ref, (size_t)OUT * IN * sizeof(float));
-    assert_memory_equal(db, db_ref, OUT * sizeof(float));
-    assert_memory_equal(dinp, dinp_ref, (size_t)T * IN * sizeof(float));
+    assert_int_equal(micro_batches_init(&mb, COUNT, micro_batches_tile_floats(OUT, IN)), 0);
+    /* sibling parts formed apart, then (where the probe allows) fused */
+    for (int paired = 0; paired < 2; paired++) {
+        if (paired) {
+            const grad_shape_t shape = {OUT, IN, ROWS};
+            assert_int_equal(micro_batches_probe_pairs(&mb, &shape, 1), 0);
+            printf("  linear: %d of 2 tile shapes form sibling parts in one product\n",
+                   mb.n_paired);
+        }
+        memset(dw, 0, (size_t)OUT * IN * sizeof(float));
+        memset(db, 0, OUT * sizeof(float));
+        linear_backward(dinp, dw, db, dout, inp, w, T, IN, OUT, &mb);
+        assert_memory_equal(dw, dw_ref, (size_t)OUT * IN * sizeof(float));
+        assert_memory_equal(db, db_ref, OUT * sizeof(float));
+        assert_memory_equal(dinp, dinp_ref, (size_t)T * IN * sizeof(float));
+    }
 
     /* all rows as one micro-batch sums in another order: the test can tell */
     memset(dw, 0, (size_t)OUT * IN * sizeof(float));
     linear_backward(NULL, dw, NULL, dout, inp, w, T, IN, OUT, NULL);
     assert_memory_not_equal(dw, dw_ref, (size_t)OUT * IN * sizeof(float));
+    /* but to rounding it is the same sum: every tile lands on its own rows */
+    float most = 0.0f;
+    for (size_t i = 0; i < (size_t)OUT * IN; i++)
+        if (fabsf(dw_ref[i]) > most) most = fabsf(dw_ref[i]);
+    for (size_t i = 0; i < (size_t)OUT * IN; i++)
+        assert_true(fabsf(dw[i] - dw_ref[i]) <= 1e-5f * most);
     micro_batches_free(&mb);
     free(dout), free(inp), free(w), free(dw), free(db), free(dw_ref), free(db_ref), free(dinp),
         free(dinp_ref), free(unused);
@@ -101,6 +124,8 @@ static void test_layernorm_grads_equal_separate_micro_batches(void **state)
     float *y = floats(T * C), *mean = floats(T), *rstd = floats(T);
     layernorm_forward(y, mean, rstd, x, g, b, T, C);
 
+    micro_batches_t one;
+    assert_int_equal(micro_batches_init(&one, 1, 0), 0);
     pairwise_sum_t sum;
     assert_int_equal(pairwise_sum_init(&sum, 2 * C, COUNT), 0);
     pairwise_sum_reset(&sum, 2 * C);
@@ -110,9 +135,10 @@ static void test_layernorm_grads_equal_separate_micro_batches(void **state)
         memset(part, 0, 2 * C * sizeof(float));
         const size_t r = (size_t)j * ROWS;
         layernorm_backward(dx + r * C, part, part + C, dy + r * C, x + r * C, g, mean + r,
-                           rstd + r, ROWS, C, NULL);
+                           rstd + r, ROWS, C, &one);
         pairwise_sum_add_leaf(&sum);
     }
+    micro_batches_free(&one);
     float *dg_ref = floats(C), *db_ref = floats(C);
     pairwise_sum_add_into(dg_ref, pairwise_sum_total(&sum), C);
     pairwise_sum_add_into(db_ref, pairwise_sum_total(&sum) + C, C);

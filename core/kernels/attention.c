@@ -210,8 +210,9 @@ void attention_forward(float *out, float *probs, const float *qkv, int S, int T,
                        int NH)
 {
     fwd_job_t j = {out, probs, qkv, S, T, C, NH};
-    /* cblas_sgemm threads itself: the pool only runs the direct short-sequence path */
-    par_run(forward_thread, &j, S > 1 && T <= DIRECT_MAX_T ? par_threads() : 1);
+    /* per-head products are too small for OpenBLAS's threads: sequences
+     * are spread over the pool, each thread's products single-threaded */
+    par_run_serial_blas(forward_thread, &j, S > 1 ? par_threads() : 1);
 }
 
 /* The backward of one head, direct form. dprob (T, T) and vt (dh, padded T)
@@ -282,5 +283,5 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                         int S, int T, int C, int NH)
 {
     bwd_job_t j = {dqkv, dout, qkv, probs, S, T, C, NH};
-    par_run(backward_thread, &j, S > 1 && T <= DIRECT_MAX_T ? par_threads() : 1);
+    par_run_serial_blas(backward_thread, &j, S > 1 ? par_threads() : 1);
 }

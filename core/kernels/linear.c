@@ -32,33 +32,10 @@ void linear_forward_res(float *out, const float *inp, const float *weight, const
     micro_batches_sgemm(mb, CblasTrans, T, out_dim, in, inp, weight, beta, out);
 }
 
-typedef struct {
-    const float *dout, *inp;
-    int in, out_dim;
-} weight_grads_t;
-
-/* dweight += dout^T inp and dbias += column sums of dout over rows [t0, t0 + T). */
-static void weight_grads(void *ctx, int t0, int T, float *dweight, float *dbias)
-{
-    const weight_grads_t *w = ctx;
-    const float *dout = w->dout + (size_t)t0 * w->out_dim, *inp = w->inp + (size_t)t0 * w->in;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w->out_dim, w->in, T, 1.0f, dout,
-                w->out_dim, inp, w->in, 1.0f, dweight, w->in);
-    if (dbias) {
-        /* rows in order: the sum does not depend on vector width */
-        for (int t = 0; t < T; t++) {
-            const float *row = dout + (size_t)t * w->out_dim;
-            for (int o = 0; o < w->out_dim; o++) dbias[o] += row[o];
-        }
-    }
-}
-
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int T, int in, int out_dim,
                      micro_batches_t *mb)
 {
     if (dinp) micro_batches_sgemm(mb, CblasNoTrans, T, in, out_dim, dout, weight, 0.0f, dinp);
-    weight_grads_t w = {dout, inp, in, out_dim};
-    micro_batches_grads(mb, T, dweight, (size_t)out_dim * in, dbias, (size_t)out_dim,
-                             weight_grads, &w);
+    micro_batches_weight_grads(mb, T, dweight, dbias, dout, inp, in, out_dim);
 }

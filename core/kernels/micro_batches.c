@@ -8,14 +8,21 @@ int micro_batches_init(micro_batches_t *mb, int count, size_t max_floats)
 {
     memset(mb, 0, sizeof *mb);
     mb->count = count;
-    return count > 1 ? pairwise_sum_init(&mb->sum, max_floats, count) : 0;
+    if (count <= 1) return 0;
+    mb->bias_part = malloc(MICRO_BATCHES_TILE_ROWS * sizeof(float));
+    return pairwise_sum_init(&mb->sum, max_floats, count) || !mb->bias_part ? -1 : 0;
 }
 
 void micro_batches_free(micro_batches_t *mb)
 {
     if (mb->count > 1) pairwise_sum_free(&mb->sum);
+    free(mb->bias_part);
     memset(mb, 0, sizeof *mb);
 }
+
+static int tile_rows(int out) { return out < MICRO_BATCHES_TILE_ROWS ? out : MICRO_BATCHES_TILE_ROWS; }
+
+size_t micro_batches_tile_floats(int out, int in) { return (size_t)tile_rows(out) * (in + 1); }
 
 static void sgemm_once(CBLAS_TRANSPOSE trans_b, int M, int N, int K, const float *A,
                        const float *B, float beta, float *C)
@@ -124,4 +131,139 @@ void micro_batches_grads(micro_batches_t *mb, int rows, float *a, size_t n_a, fl
     const float *total = pairwise_sum_total(&mb->sum);
     pairwise_sum_add_into(a, total, n_a);
     if (b) pairwise_sum_add_into(b, total + n_a, n_b);
+}
+
+/* Rows [r0, r0 + m) of c (m x in) += dout^T inp over input rows
+ * [t0, t0 + rows); dout has `out` columns. */
+static void tile_product(const float *dout, const float *inp, int t0, int rows, int r0, int m,
+                         int in, int out, float *c)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, in, rows, 1.0f,
+                dout + (size_t)t0 * out + r0, out, inp + (size_t)t0 * in, in, 1.0f, c, in);
+}
+
+/* bias[o] += dout[t][r0 + o] over input rows [t0, t0 + rows), in row order
+ * (so the sum does not depend on vector width). */
+static void bias_sums(const float *dout, int t0, int rows, int r0, int m, int out, float *bias)
+{
+    for (int t = t0; t < t0 + rows; t++) {
+        const float *row = dout + (size_t)t * out + r0;
+        for (int o = 0; o < m; o++) bias[o] += row[o];
+    }
+}
+
+static int pairs_fuse(const micro_batches_t *mb, int m, int in, int rows)
+{
+    for (int i = 0; i < mb->n_paired; i++) {
+        const grad_shape_t *s = &mb->paired[i];
+        if (s->out == m && s->in == in && s->rows == rows) return 1;
+    }
+    return 0;
+}
+
+/* 1 when micro-batch 1's product added onto micro-batch 0's gave bitwise
+ * the two formed apart and added, for a tile of m rows of an out x in
+ * weight gradient; operands from the caller's buffers. */
+static int pair_exact(int m, int in, int out, int rows, float *dout, float *inp, float *apart,
+                      float *onto, float *second, uint64_t *state)
+{
+    fill_random(dout, (size_t)2 * rows * out, state);
+    fill_random(inp, (size_t)2 * rows * in, state);
+    const size_t n = (size_t)m * in;
+    memset(apart, 0, n * sizeof(float));
+    memset(second, 0, n * sizeof(float));
+    memset(onto, 0, n * sizeof(float));
+    tile_product(dout, inp, 0, rows, 0, m, in, out, apart);
+    tile_product(dout, inp, rows, rows, 0, m, in, out, second);
+    pairwise_sum_add_into(apart, second, n);
+    tile_product(dout, inp, 0, rows, 0, m, in, out, onto);
+    tile_product(dout, inp, rows, rows, 0, m, in, out, onto);
+    return memcmp(apart, onto, n * sizeof(float)) == 0;
+}
+
+int micro_batches_probe_pairs(micro_batches_t *mb, const grad_shape_t *shapes, int n_shapes)
+{
+    mb->n_paired = mb->n_pair_probed = 0;
+    if (mb->count <= 1) return 0;
+    size_t most_dout = 0, most_inp = 0, most_c = 0;
+    for (int i = 0; i < n_shapes; i++) {
+        const grad_shape_t *s = &shapes[i];
+        const size_t rows2 = (size_t)2 * s->rows;
+        if (rows2 * s->out > most_dout) most_dout = rows2 * s->out;
+        if (rows2 * s->in > most_inp) most_inp = rows2 * s->in;
+        if ((size_t)tile_rows(s->out) * s->in > most_c) most_c = (size_t)tile_rows(s->out) * s->in;
+    }
+    float *dout = malloc((most_dout + 1) * sizeof(float)), *inp = malloc((most_inp + 1) * sizeof(float));
+    float *c[3] = {malloc((most_c + 1) * sizeof(float)), malloc((most_c + 1) * sizeof(float)),
+                   malloc((most_c + 1) * sizeof(float))};
+    int rc = -1;
+    if (dout && inp && c[0] && c[1] && c[2]) {
+        uint64_t state = 0x2545f4914f6cdd1dull;
+        for (int i = 0; i < n_shapes; i++) {
+            const grad_shape_t *s = &shapes[i];
+            /* a full tile and the last, shorter one */
+            const int tiles[2] = {tile_rows(s->out), s->out % MICRO_BATCHES_TILE_ROWS};
+            for (int t = 0; t < 2; t++) {
+                const int m = tiles[t];
+                if (!m || pairs_fuse(mb, m, s->in, s->rows) ||
+                    mb->n_paired == MICRO_BATCHES_MAX_SHAPES)
+                    continue;
+                if (pair_exact(m, s->in, s->out, s->rows, dout, inp, c[0], c[1], c[2], &state))
+                    mb->paired[mb->n_paired++] = (grad_shape_t){m, s->in, s->rows};
+            }
+        }
+        mb->n_pair_probed = n_shapes;
+        rc = 0;
+    }
+    free(dout);
+    free(inp);
+    for (int i = 0; i < 3; i++) free(c[i]);
+    return rc;
+}
+
+void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, float *dbias,
+                                const float *dout, const float *inp, int in, int out)
+{
+    if (!mb || mb->count < 1) {
+        tile_product(dout, inp, 0, T, 0, out, in, out, dweight);
+        if (dbias) bias_sums(dout, 0, T, 0, out, out, dbias);
+        return;
+    }
+    const int k = mb->count, share = T / k;
+    for (int r0 = 0; r0 < out; r0 += MICRO_BATCHES_TILE_ROWS) {
+        const int m = tile_rows(out - r0);
+        float *w_tile = dweight + (size_t)r0 * in, *b_tile = dbias ? dbias + r0 : NULL;
+        if (k == 1) { /* the tree of one leaf: the part is the sum */
+            tile_product(dout, inp, 0, T, r0, m, in, out, w_tile);
+            if (b_tile) bias_sums(dout, 0, T, r0, m, out, b_tile);
+            continue;
+        }
+        const size_t n_w = (size_t)m * in, n = n_w + (b_tile ? (size_t)m : 0);
+        const int fuse = pairs_fuse(mb, m, in, share);
+        pairwise_sum_reset(&mb->sum, n);
+        for (int j = 0; j < k; j++) {
+            /* each part starts at zero, as a separate backward's gradient block does */
+            float *part = pairwise_sum_leaf(&mb->sum);
+            memset(part, 0, n * sizeof(float));
+            tile_product(dout, inp, j * share, share, r0, m, in, out, part);
+            if (b_tile) bias_sums(dout, j * share, share, r0, m, out, part + n_w);
+            if (!fuse) {
+                pairwise_sum_add_subtree(&mb->sum, 0);
+                continue;
+            }
+            /* the sibling's product in sgemm's own pass over the part; its
+             * bias apart, then added as the tree adds */
+            j++;
+            tile_product(dout, inp, j * share, share, r0, m, in, out, part);
+            if (b_tile) {
+                memset(mb->bias_part, 0, (size_t)m * sizeof(float));
+                bias_sums(dout, j * share, share, r0, m, out, mb->bias_part);
+                pairwise_sum_add_into(part + n_w, mb->bias_part, (size_t)m);
+            }
+            pairwise_sum_add_subtree(&mb->sum, 1);
+        }
+        const float *total = pairwise_sum_total(&mb->sum);
+        pairwise_sum_add_into(w_tile, total, n_w);
+        if (b_tile) pairwise_sum_add_into(b_tile, total + n_w, (size_t)m);
+    }
 }

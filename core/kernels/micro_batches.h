@@ -9,7 +9,11 @@
  * runs one forward and one backward over all its rows:
  *   - a sum over rows into a parameter's gradient is formed per micro-batch
  *     and the k parts are added in the same tree, layer by layer while they
- *     are in cache (micro_batches_grads);
+ *     are in cache (micro_batches_grads); a linear layer's weight gradient
+ *     one tile of its rows at a time, so that the parts and their partial
+ *     sums stay in cache, and where the probe found it exact a pair of
+ *     sibling parts is formed by one product added onto the other
+ *     (micro_batches_weight_grads);
  *   - a product that carries activations (forward, d input) runs once over
  *     all rows where that is exact, else once per micro-batch
  *     (micro_batches_sgemm). Whether it is exact is OpenBLAS's business: its
@@ -17,6 +21,10 @@
  *     call has. So micro_batches_probe tries each product shape of the
  *     model at start, on random data, both ways, and a shape runs whole only
  *     when it gave the same bits.
+ *
+ * A weight gradient's tiles depend only on its shape, and a rank holding one
+ * micro-batch forms it in the same tiles (count 1), so the call that makes
+ * a micro-batch's part is the same call whatever the rank count.
  *
  * This needs every parameter to receive its gradient from one call of one
  * backward (true of the ViT, the projector and Q), rows ordered by
@@ -37,19 +45,38 @@ typedef struct {
     CBLAS_TRANSPOSE trans_b;
 } product_shape_t;
 
+/* A weight gradient (out x in) from `rows` input rows a micro-batch, or one
+ * tile of it (out = the tile's rows). */
+typedef struct {
+    int out, in, rows;
+} grad_shape_t;
+
 #define MICRO_BATCHES_MAX_SHAPES 40
 
+/* Rows of a weight gradient a tile holds at most: 256 rows of 768 floats
+ * are 768 KiB, so a tile's partial sums stay in L2/L3 while the products
+ * still have rows enough to run at full speed. */
+#define MICRO_BATCHES_TILE_ROWS 256
+
 typedef struct {
-    int count;          /* micro-batches in the rows: a power of two */
+    int count;          /* micro-batches in the rows, a power of two; 0: not in
+                           use (the fast reduction: plain sums) */
     product_shape_t whole[MICRO_BATCHES_MAX_SHAPES]; /* the shapes that run once */
     int n_whole, n_probed;
-    pairwise_sum_t sum; /* the parts of one gradient, each up to the largest */
+    grad_shape_t paired[MICRO_BATCHES_MAX_SHAPES]; /* tiles whose sibling parts fuse */
+    int n_paired, n_pair_probed;
+    pairwise_sum_t sum; /* the parts of one gradient or tile (count > 1) */
+    float *bias_part;   /* a tile's bias part of the second sibling of a pair */
 } micro_batches_t;
 
-/* For `count` micro-batches whose largest gradient reduction (a weight and
- * its bias together) has max_floats floats; products run per micro-batch
- * until micro_batches_probe says otherwise. 0, or -1 when out of memory. */
+/* For `count` (>= 1) micro-batches whose largest gradient reduction (a
+ * weight and its bias, or a tile of them) has max_floats floats; products
+ * run per micro-batch and sibling parts are formed apart until the probes
+ * say otherwise. 0, or -1 when out of memory. */
 int micro_batches_init(micro_batches_t *mb, int count, size_t max_floats);
+
+/* The floats a weight gradient's largest tile (with its bias) takes. */
+size_t micro_batches_tile_floats(int out, int in);
 void micro_batches_free(micro_batches_t *mb);
 
 /* Lets each of the shapes (at most MICRO_BATCHES_MAX_SHAPES) run once over
@@ -64,13 +91,28 @@ int micro_batches_probe(micro_batches_t *mb, const product_shape_t *shapes, int 
 void micro_batches_sgemm(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                          const float *A, const float *B, float beta, float *C);
 
+/* Lets each weight gradient's tiles (at most MICRO_BATCHES_MAX_SHAPES in
+ * all) form a pair of sibling parts by adding the second micro-batch's
+ * product onto the first's (sgemm, beta 1) when that gave, on random data,
+ * bitwise the two parts formed apart and added: true whenever a product's
+ * inner dimension is summed in one pass before it meets C. 0, or -1 when out
+ * of memory (parts are then formed apart). */
+int micro_batches_probe_pairs(micro_batches_t *mb, const grad_shape_t *shapes, int n_shapes);
+
+/* dweight (out x in) += dout^T inp and dbias (out, may be NULL) += the column
+ * sums of dout, over T rows: with count >= 1 per micro-batch, tile by tile,
+ * the parts added in the tree; mb NULL or count 0: one product over all
+ * rows. */
+void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, float *dbias,
+                                const float *dout, const float *inp, int in, int out);
+
 /* Accumulates into out_a (n_a floats) and out_b (n_b, may be NULL) the
  * contribution of rows [first, first + rows). */
 typedef void (*micro_batch_grads_fn)(void *ctx, int first, int rows, float *out_a, float *out_b);
 
 /* a += sum, b += sum over the micro-batches of fn's contribution of each
  * one's share of `rows` rows, the parts added in the tree. mb NULL or count
- * 1: fn accumulates straight into a and b over all rows. */
+ * <= 1: fn accumulates straight into a and b over all rows. */
 void micro_batches_grads(micro_batches_t *mb, int rows, float *a, size_t n_a, float *b,
                          size_t n_b, micro_batch_grads_fn fn, void *ctx);
 

@@ -40,9 +40,11 @@ void pairwise_sum_add_into(float *left, const float *right, size_t n)
 
 float *pairwise_sum_leaf(pairwise_sum_t *p) { return p->partial[p->depth]; }
 
-void pairwise_sum_add_leaf(pairwise_sum_t *p)
+void pairwise_sum_add_leaf(pairwise_sum_t *p) { pairwise_sum_add_subtree(p, 0); }
+
+void pairwise_sum_add_subtree(pairwise_sum_t *p, int level)
 {
-    p->level[p->depth++] = 0;
+    p->level[p->depth++] = level;
     /* Binary-counter merging: two subtrees of the same height become one. */
     while (p->depth >= 2 && p->level[p->depth - 1] == p->level[p->depth - 2]) {
         pairwise_sum_add_into(p->partial[p->depth - 2], p->partial[p->depth - 1], p->n);

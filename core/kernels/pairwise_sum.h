@@ -31,6 +31,10 @@ void pairwise_sum_reset(pairwise_sum_t *p, size_t n);
 float *pairwise_sum_leaf(pairwise_sum_t *p);
 void pairwise_sum_add_leaf(pairwise_sum_t *p);
 
+/* As pairwise_sum_add_leaf for a vector that already holds the sum of the
+ * next 2^level leaves (formed in this tree's order by the caller). */
+void pairwise_sum_add_subtree(pairwise_sum_t *p, int level);
+
 /* The sum so far; after a power of two of leaves it is the whole tree's. */
 float *pairwise_sum_total(pairwise_sum_t *p);
 

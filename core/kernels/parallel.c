@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
 
 static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -122,6 +123,18 @@ void par_run(par_fn fn, void *ctx, int n)
     while (pending) pthread_cond_wait(&done_cv, &lock);
     pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&call_lock);
+}
+
+void par_run_serial_blas(par_fn fn, void *ctx, int n)
+{
+    const int blas_threads = openblas_get_num_threads();
+    if (n <= 1 || in_region || blas_threads <= 1) {
+        par_run(fn, ctx, n);
+        return;
+    }
+    openblas_set_num_threads(1);
+    par_run(fn, ctx, n);
+    openblas_set_num_threads(blas_threads);
 }
 
 /* ---- per-thread scratch ---- */

@@ -27,6 +27,13 @@ int par_threads(void);
  * so fn must split its work by the n it is given). */
 void par_run(par_fn fn, void *ctx, int n);
 
+/* As par_run for work made of many small matrix products, each too small
+ * for OpenBLAS to thread well: OpenBLAS runs single-threaded for the
+ * length of the call, so each of the n threads runs its own products
+ * whole (same bits: OpenBLAS splits a product's rows and columns over its
+ * threads, never its inner dimension). */
+void par_run_serial_blas(par_fn fn, void *ctx, int n);
+
 /* A scratch block of at least `floats` floats (64-byte aligned) owned by the
  * calling thread, grown on demand (so allocating only the first time a size
  * is needed) and kept until the thread ends. Aborts when out of memory. */

@@ -92,7 +92,7 @@ static int activations_init(mimae_model_t *m)
     if (!m->act_mem || !m->int_mem) return -1;
     activations_layout(m, a, m->act_mem);
     /* the encoder's, the decoder's and the heads' rows all hold the same micro-batches */
-    a->micro_batches = m->micro_batches.count > 1 ? &m->micro_batches : NULL;
+    a->micro_batches = m->micro_batches.count >= 1 ? &m->micro_batches : NULL;
     a->enc.micro_batches = a->dec.micro_batches = a->micro_batches;
     const size_t B = (size_t)m->batch, S = B * c->num_masks;
     m->perm = m->int_mem;
@@ -125,21 +125,29 @@ size_t mimae_model_activation_bytes(const mimae_model_t *m)
     return m->act_floats * sizeof(float) + mask_ints(m) * sizeof(int);
 }
 
-/* The most floats one parameter-gradient reduction takes: the largest
- * tensor with its bias, bounded by twice the largest tensor. */
+/* The most floats one parameter-gradient reduction takes: a weight
+ * gradient's largest tile with its bias (micro_batches_weight_grads), or a
+ * vector with its bias, bounded by twice the vector. */
 static size_t largest_reduction(const mimae_model_t *m)
 {
     size_t most = 0;
-    for (int i = 0; i < m->table.count; i++)
-        if (m->table.info[i].count > most) most = m->table.info[i].count;
-    for (int i = 0; i < m->q_table.count; i++)
-        if (m->q_table.info[i].count > most) most = m->q_table.info[i].count;
-    return 2 * most;
+    const param_table_t *tables[2] = {&m->table, &m->q_table};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < tables[t]->count; i++) {
+            const param_info_t *p = &tables[t]->info[i];
+            const size_t floats = p->ndim == 2 ? micro_batches_tile_floats(p->shape[0], p->shape[1])
+                                               : 2 * p->count;
+            if (floats > most) most = floats;
+        }
+    return most;
 }
 
 /* The product shapes of a forward and backward (d input) of one
- * micro-batch of B images, into shapes (room for MICRO_BATCHES_MAX_SHAPES); returns the count. */
-static int product_shapes(const mimae_model_t *m, int B, product_shape_t *shapes)
+ * micro-batch of B images, into shapes, and its weight gradients' shapes,
+ * into grads (room for MICRO_BATCHES_MAX_SHAPES each, half as many in
+ * grads); returns the count of shapes (grads has half). */
+static int product_shapes(const mimae_model_t *m, int B, product_shape_t *shapes,
+                          grad_shape_t *grads)
 {
     const mimae_config_t *c = &m->cfg;
     const mimae_dims_t *d = &m->dims;
@@ -151,6 +159,7 @@ static int product_shapes(const mimae_model_t *m, int B, product_shape_t *shapes
     do {                                                                                       \
         shapes[n++] = (product_shape_t){(rows), (out), (in), CblasTrans};                      \
         shapes[n++] = (product_shape_t){(rows), (in), (out), CblasNoTrans};                    \
+        grads[n / 2 - 1] = (grad_shape_t){(out), (in), (rows)};                                \
     } while (0)
     LINEAR(S * V, P, D);                          /* patch embedding (its dx is not formed) */
     LINEAR(S * Te, D, 3 * D);                     /* encoder blocks */
@@ -177,15 +186,20 @@ static int product_shapes(const mimae_model_t *m, int B, product_shape_t *shapes
 int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *err,
                                    size_t errlen)
 {
-    if (micro_batches <= 1) return 0;
+    if (micro_batches == 1) { /* the same tiled sums, nothing more to hold */
+        micro_batches_free(&m->micro_batches);
+        return micro_batches_init(&m->micro_batches, 1, 0);
+    }
     const int micro_batch = m->batch;
     activations_free(m);
     micro_batches_free(&m->micro_batches);
     m->batch = micro_batch * micro_batches;
     product_shape_t shapes[MICRO_BATCHES_MAX_SHAPES];
-    const int n_shapes = product_shapes(m, micro_batch, shapes);
+    grad_shape_t grads[MICRO_BATCHES_MAX_SHAPES / 2];
+    const int n_shapes = product_shapes(m, micro_batch, shapes, grads);
     if (micro_batches_init(&m->micro_batches, micro_batches, largest_reduction(m)) ||
-        activations_init(m) || micro_batches_probe(&m->micro_batches, shapes, n_shapes))
+        activations_init(m) || micro_batches_probe(&m->micro_batches, shapes, n_shapes) ||
+        micro_batches_probe_pairs(&m->micro_batches, grads, n_shapes / 2))
         return snprintf(err, errlen, "out of memory keeping the activations of %d "
                         "micro-batches of %d images (%.1f GiB): set train.memory_budget_gb or "
                         "lower train.micro_batch", micro_batches, micro_batch,

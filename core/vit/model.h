@@ -84,11 +84,13 @@ mimae_model_t *mimae_model_create(const mimae_config_t *cfg, int batch, uint64_t
 void mimae_model_free(mimae_model_t *m);
 
 /* Makes a model created for micro-batches of B images hold k of them at
- * once: its activations are regrown for k*B images (m->batch becomes k*B),
- * and its backward forms every parameter gradient per micro-batch and sums
- * them in the deterministic tree (core/kernels/micro_batches.h), so one
- * forward and one backward over the k*B images give bitwise what k
- * micro-batches summed by dist/tree_sum give. k must be a power of two.
+ * once, for the deterministic reduction: its activations are regrown for
+ * k*B images (m->batch becomes k*B), and its backward forms every parameter
+ * gradient per micro-batch and sums them in the deterministic tree
+ * (core/kernels/micro_batches.h), so one forward and one backward over the
+ * k*B images give bitwise what k micro-batches summed by dist/tree_sum
+ * give. k must be a power of two; k = 1 (one micro-batch a backward) forms
+ * the gradients in the same tiles as k > 1 does.
  * Allocates; never call it in a step. 0, or -1 (out of memory, with the
  * bytes in err; the model then has no activations and must be freed). */
 int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *err,
