@@ -746,7 +746,8 @@ static int train(run_t *r, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-    /* First of all: Slurm or a user may signal a job in its first moments
+    blas_quiet_idle_threads(argv); /* may execute mimae_dist again, first of all */
+    /* Then: Slurm or a user may signal a job in its first moments
      * (startup, MPI_Init), and the default action would kill the rank
      * instead of stopping the job at the first step boundary with a
      * checkpoint (exit 3). Open MPI 4.1's MPI_Init installs handlers for

@@ -34,8 +34,10 @@ int openblas_get_num_threads(void);
 static inline void bench_print_blas(const char *prog)
 {
     char advice[256];
-    printf("%s: OpenBLAS kernel %s, OPENBLAS_CORETYPE=%s\n", prog, blas_kernel_name(),
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "<unset>");
+    printf("%s: OpenBLAS kernel %s, OPENBLAS_CORETYPE=%s, OPENBLAS_THREAD_TIMEOUT=%s\n", prog,
+           blas_kernel_name(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "<unset>",
+           getenv("OPENBLAS_THREAD_TIMEOUT") ? getenv("OPENBLAS_THREAD_TIMEOUT") : "<unset>");
     if (blas_kernel_mismatch(advice, sizeof advice)) printf("%s: note: %s\n", prog, advice);
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "bench/bench_util.h"
+#include "core/kernels/blas_check.h"
 #include "core/kernels/profile.h"
 
 typedef struct {
@@ -59,6 +60,7 @@ static options_t parse(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    blas_quiet_idle_threads(argv); /* as mimae_dist does */
     const options_t o = parse(argc, argv);
     MPI_Init(&argc, &argv);
     char err[512];

@@ -85,8 +85,9 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
         mimae_model_hold_micro_batches(model, s->keeps_activations ? k : 1, err, errlen))
         return -1;
     s->shape = mimae_step_shape(model);
-    /* kept: one backward a step forms the rank's subtree itself */
-    const int leaves = s->keeps_activations ? 1 : k;
+    /* kept: one backward a step forms the rank's subtree itself, in the
+     * model's gradient (no leaf buffer) */
+    const int leaves = s->keeps_activations ? 0 : k;
     if (!failed && plan->deterministic)
         failed = tree_sum_init(&s->grad_tree, s->shape.grad_floats, leaves) ||
                  tree_sum_init(&s->dcand_tree, GN * (E + D), plan->micro_batches);
@@ -206,8 +207,9 @@ static void mi_losses(train_step_t *s, int j, mimae_losses_t *part)
 }
 
 /* The backward of the images the model holds from micro-batch j on, from
- * the summed MI-term gradients of their rows, written straight into the
- * gradient tree's next leaf. */
+ * the summed MI-term gradients of their rows: into the gradient tree's next
+ * leaf, or, when the model holds all the rank's micro-batches (and sums
+ * them itself), into the model's own gradient, the rank's whole subtree. */
 static void backward_into_tree(train_step_t *s, int j, mimae_losses_t *loss)
 {
     mimae_model_t *m = s->model;
@@ -219,6 +221,12 @@ static void backward_into_tree(train_step_t *s, int j, mimae_losses_t *loss)
     loss->q += part.q;
     const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
                        s->shape.masks;
+    if (s->keeps_activations) {
+        const double t0 = MPI_Wtime();
+        mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
+        s->timing.backward_s += MPI_Wtime() - t0;
+        return;
+    }
     mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
     double t0 = MPI_Wtime();
     mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
@@ -265,7 +273,10 @@ static void run_deterministic(train_step_t *s, const float *images, const int64_
     mimae_model_use_gradient_block(s->model, NULL);
     meet_before_collective(s);
     t0 = MPI_Wtime();
-    tree_sum_finish(&s->grad_tree, mimae_gradients(s->model), s->comm);
+    if (s->keeps_activations)
+        tree_sum_finish_in_place(&s->grad_tree, mimae_gradients(s->model), s->comm);
+    else
+        tree_sum_finish(&s->grad_tree, mimae_gradients(s->model), s->comm);
     comm_done(s, t0);
 }
 

@@ -11,7 +11,8 @@ int tree_sum_init(tree_sum_t *t, size_t n, int leaves)
     memset(t, 0, sizeof *t);
     t->n = n;
     t->incoming = malloc((n ? n : 1) * sizeof(float));
-    return !t->incoming || pairwise_sum_init(&t->local, n, leaves) ? -1 : 0;
+    if (!t->incoming) return -1;
+    return leaves > 0 && pairwise_sum_init(&t->local, n, leaves) ? -1 : 0;
 }
 
 void tree_sum_free(tree_sum_t *t)
@@ -52,12 +53,13 @@ static void recv_floats(float *buf, size_t n, int peer, MPI_Comm comm)
     }
 }
 
-void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm)
+/* Adds the other ranks' subtrees into rank 0's `mine` in tree order, then
+ * broadcasts the total from rank 0's `mine` into every rank's out. */
+static void combine(tree_sum_t *t, float *mine, float *out, MPI_Comm comm)
 {
     int rank, ranks;
     MPI_CHECK(MPI_Comm_rank(comm, &rank));
     MPI_CHECK(MPI_Comm_size(comm, &ranks));
-    float *mine = pairwise_sum_total(&t->local); /* a complete subtree: 2^k leaves */
     for (int step = 1; step < ranks; step <<= 1) {
         if (rank % (2 * step) == step) {
             send_floats(mine, t->n, rank - step, comm);
@@ -68,10 +70,21 @@ void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm)
             pairwise_sum_add_into(mine, t->incoming, t->n);
         }
     }
-    if (rank == 0) memcpy(out, mine, t->n * sizeof(float));
-    for (size_t done = 0; done < t->n;) {
+    if (rank == 0 && out != mine) memcpy(out, mine, t->n * sizeof(float));
+    for (size_t done = 0; ranks > 1 && done < t->n;) {
         int chunk = t->n - done > (size_t)INT_MAX ? INT_MAX : (int)(t->n - done);
         MPI_CHECK(MPI_Bcast(out + done, chunk, MPI_FLOAT, 0, comm));
         done += (size_t)chunk;
     }
+}
+
+void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm)
+{
+    /* a complete subtree: 2^k leaves */
+    combine(t, pairwise_sum_total(&t->local), out, comm);
+}
+
+void tree_sum_finish_in_place(tree_sum_t *t, float *subtree, MPI_Comm comm)
+{
+    combine(t, subtree, subtree, comm);
 }

@@ -17,7 +17,8 @@ typedef struct {
     float *incoming;      /* receive buffer for the cross-rank levels */
 } tree_sum_t;
 
-/* For up to `leaves` pushes per round. -1 when out of memory. */
+/* For up to `leaves` pushes per round; 0 leaves: tree_sum_finish_in_place
+ * only (no buffer for a local subtree). -1 when out of memory. */
 int tree_sum_init(tree_sum_t *t, size_t n, int leaves);
 void tree_sum_free(tree_sum_t *t);
 
@@ -35,5 +36,9 @@ void tree_sum_add_leaf(tree_sum_t *t);
 /* Combines the ranks' subtrees in tree order and writes the total to out
  * on every rank. Collective over comm. */
 void tree_sum_finish(tree_sum_t *t, float *out, MPI_Comm comm);
+
+/* The same for a rank that formed its whole subtree itself, in `subtree`
+ * (nothing pushed): the total replaces it on every rank. */
+void tree_sum_finish_in_place(tree_sum_t *t, float *subtree, MPI_Comm comm);
 
 #endif

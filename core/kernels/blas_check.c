@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* OpenBLAS extensions, not declared by every cblas.h. */
 char *openblas_get_corename(void);
@@ -58,4 +59,11 @@ int blas_threads_exceed_cpus(char *msg, size_t len)
              var, requested, cpus, cpus == 1 ? "" : "s", openblas_get_num_threads(),
              openblas_get_num_threads() == 1 ? "" : "s", requested);
     return 1;
+}
+
+void blas_quiet_idle_threads(char **argv)
+{
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") || openblas_get_num_threads() <= 1) return;
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: run as we are */
 }
