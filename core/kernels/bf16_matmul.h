@@ -18,7 +18,8 @@
  * bits); the products of bf16 pairs are exact in f32 and summed in f32, so a
  * result differs from sgemm's by the operands' rounding (relative 2^-9 each)
  * plus a differently ordered f32 sum. The bf16 instructions (AVX512-BF16
- * VDPBF16PS, AMX TDPBF16PS) treat bf16 denormal inputs as zero.
+ * VDPBF16PS, AMX TDPBF16PS) treat denormal operands as zero and flush
+ * denormal results to zero (|x| < 2^-126 counts as 0 on both ends).
  *
  * Lifetime: one engine (oneDNN's CPU engine and stream) for the process,
  * created at start and shared by every plan; one plan per product shape,
