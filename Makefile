@@ -7,7 +7,7 @@ DEB_PKGS  := build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-d
              libhdf5-openmpi-dev hdf5-tools libscalapack-openmpi-dev libcmocka-dev \
              libinih-dev libpng-dev zlib1g-dev libjpeg-dev dataset-fashion-mnist \
              slurm-wlm gnuplot-nox clang libclang-rt-14-dev python3-h5py python3-matplotlib \
-             libgsl-dev
+             libgsl-dev libdnnl-dev
 # Programs (not libraries) the tests and tools call.
 DEB_TOOLS := slurmctld gnuplot clang
 
@@ -19,10 +19,12 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The layers see only their own libraries' headers, so the build enforces
-# them: core/ gets OpenBLAS alone (an #include <mpi.h> or <hdf5.h> there
+# them: core/ gets OpenBLAS and oneDNN (an #include <mpi.h> or <hdf5.h> there
 # fails), dist/ MPI and BLAS, io/ HDF5 and the image libraries (HDF5's
 # header pulls in mpi.h, so io's freedom from MPI calls is checked on its
 # library instead, by the nm check of libmimae_io.a), experiments/ io's and inih.
+# oneDNN's header is in /usr/include, which every layer sees, so that only
+# core/ calls oneDNN is checked on the other layers' libraries (nm).
 , := ,
 pkgflags    = $(shell pkg-config --cflags $(1) 2>/dev/null)
 CORE_CFLAGS := $(call pkgflags,openblas)
@@ -38,7 +40,10 @@ CFLAGS    := $(BASE_CFLAGS) $(PKG_CFLAGS)
 # GSL (the report's t quantile) is linked as -lgsl alone, before OpenBLAS:
 # pkg-config's -lgslcblas would bring a second cblas_sgemm, and the one our
 # kernels call must stay OpenBLAS's (test_report_stats checks which is bound).
-LDLIBS    := -lgsl $(PKG_LIBS) -lm
+# oneDNN (the bf16 products, core/kernels/bf16_matmul.h) has no pkg-config file
+# either: -ldnnl, and -lgomp for the OpenMP runtime it is built on, whose
+# thread count core/kernels/bf16_matmul.c sets.
+LDLIBS    := -lgsl $(PKG_LIBS) -ldnnl -lgomp -lm
 ifeq ($(SANITIZE),1)
 LDFLAGS   += -fsanitize=address,undefined
 endif
@@ -97,20 +102,27 @@ $(BUILD)/dist/%.o: CFLAGS := $(BASE_CFLAGS) $(DIST_CFLAGS)
 $(BUILD)/io/%.o: CFLAGS := $(BASE_CFLAGS) $(IO_CFLAGS)
 $(BUILD)/experiments/%.o: CFLAGS := $(BASE_CFLAGS) $(EXP_CFLAGS)
 
+# Only core/ calls oneDNN (core/kernels/bf16_matmul.c); the layers above use that.
+NO_ONEDNN = @! nm -u $@ | grep -w 'U dnnl_[A-Za-z0-9_]*' || \
+  { echo "layers: $@ calls oneDNN (above): go through core/kernels/bf16_matmul.h"; rm -f $@; exit 1; }
+
 $(BUILD)/libmimae_core.a: $(CORE_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libmimae_io.a: $(IO_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
+	$(NO_ONEDNN)
 	@! nm -u $@ | grep -w 'U P\?MPI_[A-Za-z_]*' || \
 	  { echo "layers: io/ calls MPI (above): pass what it needs in from dist/ or run/"; rm -f $@; exit 1; }
 $(BUILD)/libmimae_dist.a: $(DIST_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
+	$(NO_ONEDNN)
 $(BUILD)/libmimae_experiments.a: $(EXP_OBJ)
 	@mkdir -p $(dir $@); rm -f $@
 	ar rcs $@ $^
+	$(NO_ONEDNN)
 
 $(PROGRAMS): $(BUILD)/%: $(BUILD)/%.o $(RUN_OBJ) $(LIBS)
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lpthread
@@ -159,8 +171,17 @@ demo: check-deps
 	@$(MAKE) --no-print-directory all SANITIZE=0
 	@experiments/demo.sh $(BUILD) $(DEMO_DIR)
 
+# Libraries without a pkg-config file, known to be installed when the compiler
+# finds their header and their library: oneDNN (libdnnl-dev).
+NOPC_HEADERS := oneapi/dnnl/dnnl.h
+NOPC_LIBS    := libdnnl.so
+
+# A subshell, so that a missing piece's `exit 1` leads to `make deps` rather
+# than ending the recipe.
 check-deps:
-	@{ pkg-config --exists $(PKGS) gsl && for t in $(DEB_TOOLS); do command -v $$t >/dev/null || exit 1; done; } \
+	@( pkg-config --exists $(PKGS) gsl && for t in $(DEB_TOOLS); do command -v $$t >/dev/null || exit 1; done && \
+	   for h in $(NOPC_HEADERS); do echo "#include <$$h>" | $(CC) -E -x c - >/dev/null 2>&1 || exit 1; done && \
+	   for l in $(NOPC_LIBS); do [ -e "$$($(CC) -print-file-name=$$l)" ] || exit 1; done ) \
 	  || $(MAKE) --no-print-directory deps
 
 deps:

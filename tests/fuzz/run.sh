@@ -27,7 +27,9 @@ for lib in build/libmimae_io.a build/libmimae_core.a build/libmimae_experiments.
 done
 
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)
-PKG_LIBS=$(pkg-config --libs $PKGS)
+# oneDNN (core/kernels/bf16_matmul.c, linked with every core object here)
+# has no pkg-config file: -ldnnl, and -lgomp for its OpenMP runtime.
+PKG_LIBS="$(pkg-config --libs $PKGS) -ldnnl -lgomp"
 WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes"
 BASE="-std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer -I. $PKG_CFLAGS"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
