@@ -29,6 +29,7 @@
 
 #include "core/data/augment.h"
 #include "core/data/sampler.h"
+#include "core/kernels/bf16_matmul.h"
 #include "core/kernels/blas_check.h"
 #include "core/optim/update.h"
 #include "core/vit/reconstruct.h"
@@ -87,6 +88,7 @@ typedef struct {
     results_t *results;
     char ckpt_dir[DESCRIPTOR_PATH_MAX + 16], results_path[DESCRIPTOR_PATH_MAX + 16];
     run_lock_t lock;         /* rank 0: this job owns run.out_dir */
+    char bf16_isa[32];            /* train.precision = bf16: the ISA oneDNN uses */
 } run_t;
 
 /* Removes the temporaries of checkpoint writes that never finished (a writer
@@ -306,6 +308,7 @@ static int record_run_attributes(run_t *r, const char *descriptor)
         {"run.name", r->run->name},
         {"train.seed", seed},
         {"train.reduction", r->plan.deterministic ? "deterministic" : "fast"},
+        {"train.precision", r->plan.bf16 ? "bf16" : "f32"},
         {"train.epochs", epochs},
         {"sweep.arm", r->arm},
         {"data.sampling", r->shard_local ? "shard-local" : "global"},
@@ -384,6 +387,15 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     if (step_plan_make(&r->plan, r->cfg->global_batch, r->ranks,
                        (step_reduction_t)r->run->reduction, r->run->micro_batch, err, errlen)) {
         prefix_message(err, errlen, a->descriptor); /* as its other messages do */
+        return EXIT_BAD_INPUT;
+    }
+    /* bf16 needs the CPU's bf16 instructions: refused before anything is read or written */
+    r->plan.bf16 = r->run->precision == PRECISION_BF16;
+    if (r->plan.bf16 &&
+        !dist_all_ok(bf16_cpu_check(r->bf16_isa, sizeof r->bf16_isa, err, errlen) == 0,
+                     MPI_COMM_WORLD)) {
+        if (!err[0]) snprintf(err, errlen, "another rank's CPU has no bf16 instructions");
+        prefix_message(err, errlen, a->descriptor);
         return EXIT_BAD_INPUT;
     }
     const int status = open_training_data(r, a->descriptor, err, errlen);
@@ -474,6 +486,7 @@ static int setup(run_t *r, const dist_args_t *a, results_env_t *env, char *err, 
     if (r->rank == 0) {
         env->ranks = r->ranks;
         env->threads = openblas_get_num_threads();
+        snprintf(env->onednn_isa, sizeof env->onednn_isa, "%s", r->plan.bf16 ? r->bf16_isa : "");
         if (found && access(r->results_path, F_OK) == 0) {
             r->results = results_load(r->results_path, err, errlen);
             ok = r->results &&
@@ -669,6 +682,8 @@ static int train(run_t *r, char *err, size_t errlen)
                                : "some ranks may use fewer CPUs than OPENBLAS_NUM_THREADS asks "
                                  "for (start with mpirun --bind-to none or --map-by slot:PE=N)");
     if (r->rank == 0) warn_recompute(r);
+    if (r->rank == 0 && r->plan.bf16)
+        fprintf(stderr, "mimae_dist: bf16 products through oneDNN on %s\n", r->bf16_isa);
     const double t_start = MPI_Wtime();
     const long first_step = r->state.step;
     int pending_checkpoint = 0;

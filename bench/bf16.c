@@ -33,11 +33,11 @@ typedef struct {
 } shape_t;
 
 static const shape_t shapes[] = {
-    {"square (A B)", {1536, 1536, 1536, CblasNoTrans, CblasNoTrans, 0}},
-    {"forward (A B^T)", {6304, 2048, 512, CblasNoTrans, CblasTrans, 0}},
-    {"d input (A B)", {6304, 512, 2048, CblasNoTrans, CblasNoTrans, 0}},
-    {"qkv forward (A B^T)", {800, 2304, 768, CblasNoTrans, CblasTrans, 0}},
-    {"weight grad (A^T B + C)", {768, 3072, 400, CblasTrans, CblasNoTrans, 1}},
+    {"square (A B)", {1536, 1536, 1536, CblasNoTrans, CblasNoTrans, 0, 0}},
+    {"forward (A B^T)", {6304, 2048, 512, CblasNoTrans, CblasTrans, 0, 0}},
+    {"d input (A B)", {6304, 512, 2048, CblasNoTrans, CblasNoTrans, 0, 0}},
+    {"qkv forward (A B^T)", {800, 2304, 768, CblasNoTrans, CblasTrans, 0, 0}},
+    {"weight grad (A^T B + C)", {768, 3072, 400, CblasTrans, CblasNoTrans, 1, 0}},
 };
 
 /* The count an environment variable asks for, else the other, else 1. */

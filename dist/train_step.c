@@ -84,6 +84,10 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
     if (!failed && plan->deterministic &&
         mimae_model_hold_micro_batches(model, s->keeps_activations ? k : 1, err, errlen))
         return -1;
+    if (!failed && plan->bf16 &&
+        !(s->bf16 = bf16_products_create(s->bf16_isa, sizeof s->bf16_isa, err, errlen)))
+        return -1;
+    if (!failed && mimae_model_prepare_products(model, s->bf16, err, errlen)) return -1;
     s->shape = mimae_step_shape(model);
     /* kept: one backward a step forms the rank's subtree itself, in the
      * model's gradient (no leaf buffer) */
@@ -116,6 +120,7 @@ int train_step_init_single(train_step_t *s, mimae_model_t *model, char *err, siz
 
 void train_step_free(train_step_t *s)
 {
+    bf16_products_free(s->bf16);
     free(s->cand_u);
     free(s->cand_z);
     free(s->dcand);
@@ -326,6 +331,14 @@ int train_step_run(train_step_t *s, const float *images, const int64_t *indices,
     comm_done(s, t0);
     loss.rec = terms[0], loss.max = terms[1], loss.min = terms[2], loss.q = terms[3];
     if (s->gradient_hook) s->gradient_hook(s->gradient_hook_ctx, mimae_gradients(s->model));
+    if (s->bf16) { /* a failed oneDNN product (kept by the void kernels) stops every rank */
+        const char *failed = bf16_products_error(s->bf16);
+        if (failed) snprintf(err, errlen, "%s", failed);
+        if (!dist_all_ok(failed == NULL, s->comm)) {
+            if (!failed) snprintf(err, errlen, "a bf16 product failed on another rank");
+            return -1;
+        }
+    }
     /* every rank has the same losses and gradient, so all decide alike */
     return mimae_finish_step(s->model, &loss, stats, err, errlen);
 }

@@ -46,6 +46,7 @@ typedef struct {
     int micro_batches;  /* per rank */
     int deterministic;
     size_t memory_budget; /* bytes the model may take on a rank; 0: no limit */
+    int bf16;             /* train.precision = bf16: the linear layers' products */
 } step_plan_t;
 
 /* The plan for G images on `ranks` ranks: STEP_AUTO is deterministic up to
@@ -85,12 +86,17 @@ typedef struct {
     step_timing_t timing;
     step_gradient_hook_fn gradient_hook; /* NULL: none */
     void *gradient_hook_ctx;
+    bf16_products_t *bf16;      /* plan.bf16: the products' plans (owned); else NULL */
+    char bf16_isa[32];          /* the ISA oneDNN uses for them */
 } train_step_t;
 
 /* Buffers for the plan on comm; model is created for plan->micro_batch
  * images. With several micro-batches per rank (deterministic), the model is
  * made to hold all of them (mimae_model_hold_micro_batches) when
- * plan->memory_budget allows. 0, or -1 with a message (out of memory). */
+ * plan->memory_budget allows. With plan->bf16 the model's products run in
+ * bf16 (mimae_model_prepare_products). 0, or -1 with a message (out of
+ * memory; a CPU without bf16 instructions, whose one line names the missing
+ * instruction set). */
 int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
                     const step_plan_t *plan, char *err, size_t errlen);
 void train_step_free(train_step_t *s);

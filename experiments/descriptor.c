@@ -43,6 +43,7 @@
 
 static const char *const reduction_names[] = {"deterministic", "fast", "auto", NULL};
 static const char *const sampling_names[] = {"global", "shard-local", NULL};
+static const char *const precision_names[] = {"f32", "bf16", NULL};
 
 /* (The range macros expand to braces with commas: each macro here builds
  * its row itself rather than passing them on to another macro.) */
@@ -106,6 +107,11 @@ const config_field_t run_config_fields[] = {
       "batch); must divide global_batch"),
     RUN_ROW("train", "reduction", FIELD_ENUM, reduction, reduction_names, "auto", RANGE_ANY,
             "gradient reduction: deterministic, fast or auto (deterministic for <= 8 ranks)",
+            NULL),
+    RUN_ROW("train", "precision", FIELD_ENUM, precision, precision_names, "f32", RANGE_ANY,
+            "the linear layers' matrix products: f32 (OpenBLAS) or bf16 (operands rounded to "
+            "bf16, f32 sums and results, through oneDNN; needs AVX512-BF16 or AMX); weights, "
+            "gradients, AdamW, norms, softmax and the losses stay f32",
             NULL),
     R("train", "memory_budget_gb", FIELD_DOUBLE, memory_budget_gb, "0", RANGE_AT_LEAST(0),
       "most memory a rank's model may take, GiB (parameters, gradients, AdamW moments, "

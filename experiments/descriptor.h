@@ -47,6 +47,7 @@
 
 enum { REDUCTION_DETERMINISTIC = 0, REDUCTION_FAST = 1, REDUCTION_AUTO = 2 };
 enum { SAMPLING_GLOBAL = 0, SAMPLING_SHARD_LOCAL = 1 };
+enum { PRECISION_F32 = 0, PRECISION_BF16 = 1 };
 
 /* Everything about a run that is not the model itself. */
 typedef struct {
@@ -65,6 +66,7 @@ typedef struct {
     long max_steps;                   /* train.max_steps: stop early (0 = epochs decide) */
     int micro_batch;                  /* train.micro_batch: images per forward pass */
     int reduction;                    /* train.reduction: deterministic | fast | auto */
+    int precision;                    /* train.precision: f32 | bf16 */
     double memory_budget_gb;          /* train.memory_budget_gb (0: no limit) */
     int augment;                      /* train.augment: random resized crop + flip */
     double warmup_epochs;             /* optim.warmup_epochs: converted to optim.warmup_iters

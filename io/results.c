@@ -639,7 +639,9 @@ static int write_env(io_file_err_t *c, hid_t loc, const results_env_t *e)
                    h5_attr_write_string(loc, "env.openblas", e->openblas, c) ||
                    h5_attr_write_string(loc, "env.hdf5", e->hdf5, c) ||
                    h5_attr_write_string(loc, "env.git_commit", e->git_commit, c) ||
-                   h5_attr_write_string(loc, "env.host", e->host, c)
+                   h5_attr_write_string(loc, "env.host", e->host, c) ||
+                   (e->onednn_isa[0] &&
+                    h5_attr_write_string(loc, "env.onednn_isa", e->onednn_isa, c))
                ? -1
                : 0;
 }
@@ -971,6 +973,7 @@ static int read_env(io_file_err_t *c, hid_t file, results_env_t *e)
         {"env.hdf5", e->hdf5, sizeof e->hdf5},
         {"env.git_commit", e->git_commit, sizeof e->git_commit},
         {"env.host", e->host, sizeof e->host},
+        {"env.onednn_isa", e->onednn_isa, sizeof e->onednn_isa},
     };
     struct { const char *name; int *v; } n[] = {{"env.ranks", &e->ranks},
                                                 {"env.threads", &e->threads}};

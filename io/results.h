@@ -66,6 +66,7 @@ typedef struct {
 typedef struct {
     int ranks, threads;
     char mpi[160], openblas[160], hdf5[32], git_commit[64], host[128];
+    char onednn_isa[32]; /* train.precision = bf16: the ISA oneDNN uses; else empty */
 } results_env_t;
 
 /* One evaluation of a metric (a row of /eval_history/<name>). */

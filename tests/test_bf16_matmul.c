@@ -268,7 +268,7 @@ static int check_child(void)
     printf("%d %s|%s\n", rc, isa, err);
     bf16_engine_t *eng = bf16_engine_create(err, sizeof err);
     bf16_matmul_t *mm =
-        eng ? bf16_matmul_create(eng, (bf16_matmul_dims_t){8, 8, 8, CblasNoTrans, CblasTrans, 0},
+        eng ? bf16_matmul_create(eng, (bf16_matmul_dims_t){8, 8, 8, CblasNoTrans, CblasTrans, 0, 0},
                                  err, sizeof err)
             : NULL;
     printf("%s\n", mm ? "created" : err);
@@ -329,10 +329,10 @@ static void test_bad_dims_are_refused(void **state)
     bf16_engine_t *eng = engine();
     char err[512];
     const bf16_matmul_dims_t bad[] = {
-        {0, 4, 4, CblasNoTrans, CblasNoTrans, 0},
-        {4, 4, -1, CblasNoTrans, CblasNoTrans, 0},
-        {4, 4, 4, CblasConjTrans, CblasNoTrans, 0},
-        {4, 4, 4, CblasNoTrans, CblasNoTrans, 2},
+        {0, 4, 4, CblasNoTrans, CblasNoTrans, 0, 0},
+        {4, 4, -1, CblasNoTrans, CblasNoTrans, 0, 0},
+        {4, 4, 4, CblasConjTrans, CblasNoTrans, 0, 0},
+        {4, 4, 4, CblasNoTrans, CblasNoTrans, 2, 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = 0;
@@ -340,7 +340,7 @@ static void test_bad_dims_are_refused(void **state)
         assert_non_null(strstr(err, "bad plan"));
     }
     assert_null(bf16_matmul_create(NULL, (bf16_matmul_dims_t){4, 4, 4, CblasNoTrans,
-                                                              CblasNoTrans, 0},
+                                                              CblasNoTrans, 0, 0},
                                    err, sizeof err));
     assert_non_null(strstr(err, "no engine"));
     print_message("  e.g. %s\n", err);
@@ -358,10 +358,10 @@ typedef struct {
  * kernels' blocks: forward out = inp W^T, d input = dout W, weight
  * gradient dW += dout^T inp. */
 static const form_t forms[] = {
-    {"forward A B^T", {67, 53, 150, CblasNoTrans, CblasTrans, 0}},
-    {"d input A B", {67, 150, 53, CblasNoTrans, CblasNoTrans, 0}},
-    {"weight grad A^T B, beta 1", {53, 150, 67, CblasTrans, CblasNoTrans, 1}},
-    {"forward, ViT-B width", {197, 768, 256, CblasNoTrans, CblasTrans, 0}},
+    {"forward A B^T", {67, 53, 150, CblasNoTrans, CblasTrans, 0, 0}},
+    {"d input A B", {67, 150, 53, CblasNoTrans, CblasNoTrans, 0, 0}},
+    {"weight grad A^T B, beta 1", {53, 150, 67, CblasTrans, CblasNoTrans, 1, 0}},
+    {"forward, ViT-B width", {197, 768, 256, CblasNoTrans, CblasTrans, 0, 0}},
 };
 
 /* Against cblas_sgemm on the f32 operands, element by element, with
@@ -454,7 +454,7 @@ static void test_accumulate_is_c_plus_product(void **state)
     (void)state;
     require_bf16();
     bf16_engine_t *eng = engine();
-    const bf16_matmul_dims_t acc = {96, 80, 197, CblasTrans, CblasNoTrans, 1};
+    const bf16_matmul_dims_t acc = {96, 80, 197, CblasTrans, CblasNoTrans, 1, 0};
     bf16_matmul_dims_t plain = acc;
     plain.accumulate = 0;
     const size_t na = (size_t)acc.k * acc.m, nb = (size_t)acc.k * acc.n, nc = (size_t)acc.m * acc.n;
@@ -531,8 +531,8 @@ static void test_bitwise_reproducible(void **state)
     char err[512];
     const form_t shapes[] = {
         forms[0], forms[1], forms[2],
-        {"weight grad, 197 tokens", {768, 768, 197, CblasTrans, CblasNoTrans, 1}},
-        {"long K, small M x N", {64, 64, 16384, CblasTrans, CblasNoTrans, 0}},
+        {"weight grad, 197 tokens", {768, 768, 197, CblasTrans, CblasNoTrans, 1, 0}},
+        {"long K, small M x N", {64, 64, 16384, CblasTrans, CblasNoTrans, 0, 0}},
     };
     const int threads = bf16_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {

@@ -269,11 +269,12 @@ bf16_matmul_t *bf16_matmul_create(bf16_engine_t *eng, bf16_matmul_dims_t dims, c
     const size_t scratch_bytes = dnnl_memory_desc_get_size(scratch_md);
     DNNL_CHECK(dnnl_primitive_create, (&mm->prim, pd));
 
-    const size_t na = (size_t)d.m * d.k, nb = (size_t)d.k * d.n;
-    mm->a16 = aligned_bytes(na * sizeof *mm->a16);
-    mm->b16 = aligned_bytes(nb * sizeof *mm->b16);
+    const size_t na = d.bf16_operands_only ? 0 : (size_t)d.m * d.k,
+                 nb = d.bf16_operands_only ? 0 : (size_t)d.k * d.n;
+    mm->a16 = na ? aligned_bytes(na * sizeof *mm->a16) : NULL;
+    mm->b16 = nb ? aligned_bytes(nb * sizeof *mm->b16) : NULL;
     mm->scratch = scratch_bytes ? aligned_bytes(scratch_bytes) : NULL;
-    if (!mm->a16 || !mm->b16 || (scratch_bytes && !mm->scratch)) {
+    if ((na && !mm->a16) || (nb && !mm->b16) || (scratch_bytes && !mm->scratch)) {
         fail(err, errlen,
              "bf16 matmul%s: out of memory (%zu bytes of bf16 operands, %zu of scratchpad)",
              what, (na + nb) * sizeof(uint16_t), scratch_bytes);
@@ -338,10 +339,20 @@ fail:
     return -1;
 }
 
+/* -1 and a message when the plan has no buffers for converted operands. */
+static int has_operand_buffers(const bf16_matmul_t *mm, char *err, size_t errlen)
+{
+    if (!mm->dims.bf16_operands_only) return 1;
+    fail(err, errlen, "bf16 matmul%s: made with bf16_operands_only, so it takes bf16 operands "
+         "only (bf16_matmul_run_bf16)", mm->what);
+    return 0;
+}
+
 int bf16_matmul_run(bf16_matmul_t *mm, const float *A, const float *B, float *C, char *err,
                     size_t errlen)
 {
     const bf16_matmul_dims_t *d = &mm->dims;
+    if (!has_operand_buffers(mm, err, errlen)) return -1;
     convert_par(mm->a16, A, (size_t)d->m * d->k);
     convert_par(mm->b16, B, (size_t)d->k * d->n);
     return execute(mm, mm->a16, mm->b16, C, err, errlen);
@@ -350,6 +361,7 @@ int bf16_matmul_run(bf16_matmul_t *mm, const float *A, const float *B, float *C,
 int bf16_matmul_run_b16(bf16_matmul_t *mm, const float *A, const uint16_t *B16, float *C,
                         char *err, size_t errlen)
 {
+    if (!has_operand_buffers(mm, err, errlen)) return -1;
     convert_par(mm->a16, A, (size_t)mm->dims.m * mm->dims.k);
     return execute(mm, mm->a16, B16, C, err, errlen);
 }

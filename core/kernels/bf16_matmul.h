@@ -89,6 +89,8 @@ typedef struct {
     int m, n, k;
     CBLAS_TRANSPOSE trans_a, trans_b; /* CblasNoTrans or CblasTrans */
     int accumulate;                   /* 0: C = product; 1: C += product */
+    int bf16_operands_only;           /* 1: no buffers of its own for converted
+                                         operands: only bf16_matmul_run_bf16 */
 } bf16_matmul_dims_t;
 
 typedef struct bf16_matmul bf16_matmul_t;
@@ -103,7 +105,8 @@ void bf16_matmul_free(bf16_matmul_t *mm); /* NULL: nothing */
 const char *bf16_matmul_impl(const bf16_matmul_t *mm);
 
 /* The product on f32 operands, each converted to bf16 into the plan's
- * buffers first. 0, or -1 and err. */
+ * buffers first. 0, or -1 and err (also for a plan made with
+ * bf16_operands_only, here and in bf16_matmul_run_b16). */
 int bf16_matmul_run(bf16_matmul_t *mm, const float *A, const float *B, float *C, char *err,
                     size_t errlen);
 

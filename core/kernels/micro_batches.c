@@ -24,19 +24,31 @@ static int tile_rows(int out) { return out < MICRO_BATCHES_TILE_ROWS ? out : MIC
 
 size_t micro_batches_tile_floats(int out, int in) { return (size_t)tile_rows(out) * (in + 1); }
 
-static void sgemm_once(CBLAS_TRANSPOSE trans_b, int M, int N, int K, const float *A,
-                       const float *B, float beta, float *C)
+/* C (M x N, packed) = op(A) op(B) + beta C, row-major as cblas_sgemm, in
+ * the micro-batches' precision: every product of this file goes here. */
+static void product(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b,
+                    int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b, M, N, K, 1.0f, A, K, B,
-                trans_b == CblasTrans ? K : N, beta, C, N);
+    if (mb && mb->bf16)
+        bf16_products_gemm(mb->bf16, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C);
+    else
+        cblas_sgemm(CblasRowMajor, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, N);
 }
 
-static void sgemm_per_micro_batch(int count, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
-                                  const float *A, const float *B, float beta, float *C)
+static void sgemm_once(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
+                       const float *A, const float *B, float beta, float *C)
 {
-    const int rows = M / count;
-    for (int j = 0; j < count; j++)
-        sgemm_once(trans_b, rows, N, K, A + (size_t)j * rows * K, B, beta,
+    product(mb, CblasNoTrans, trans_b, M, N, K, A, K, B, trans_b == CblasTrans ? K : N, beta, C);
+}
+
+static void sgemm_per_micro_batch(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_b, int M,
+                                  int N, int K, const float *A, const float *B, float beta,
+                                  float *C)
+{
+    const int rows = M / mb->count;
+    for (int j = 0; j < mb->count; j++)
+        sgemm_once(mb, trans_b, rows, N, K, A + (size_t)j * rows * K, B, beta,
                    C + (size_t)j * rows * N);
 }
 
@@ -53,9 +65,9 @@ void micro_batches_sgemm(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_b, int
                          const float *A, const float *B, float beta, float *C)
 {
     if (!mb || mb->count <= 1 || runs_whole(mb, trans_b, M, N, K))
-        sgemm_once(trans_b, M, N, K, A, B, beta, C);
+        sgemm_once(mb, trans_b, M, N, K, A, B, beta, C);
     else
-        sgemm_per_micro_batch(mb->count, trans_b, M, N, K, A, B, beta, C);
+        sgemm_per_micro_batch(mb, trans_b, M, N, K, A, B, beta, C);
 }
 
 /* Uniform floats in [-1, 1) from a fixed xorshift stream. */
@@ -68,17 +80,17 @@ static void fill_random(float *x, size_t n, uint64_t *state)
 }
 
 /* 1 when this shape's rows come out the same run whole as per micro-batch. */
-static int shape_exact(int count, const product_shape_t *s, float *a, float *b, float *c1,
-                       float *c2, uint64_t *state)
+static int shape_exact(const micro_batches_t *mb, const product_shape_t *s, float *a, float *b,
+                       float *c1, float *c2, uint64_t *state)
 {
-    const int M = count * s->rows;
+    const int M = mb->count * s->rows;
     fill_random(a, (size_t)M * s->k, state);
     fill_random(b, (size_t)s->n * s->k, state);
     fill_random(c1, (size_t)M * s->n, state);
     memcpy(c2, c1, (size_t)M * s->n * sizeof(float));
     /* beta 1 as the forward's seeded products use, which covers beta 0's path too */
-    sgemm_once(s->trans_b, M, s->n, s->k, a, b, 1.0f, c1);
-    sgemm_per_micro_batch(count, s->trans_b, M, s->n, s->k, a, b, 1.0f, c2);
+    sgemm_once(mb, s->trans_b, M, s->n, s->k, a, b, 1.0f, c1);
+    sgemm_per_micro_batch(mb, s->trans_b, M, s->n, s->k, a, b, 1.0f, c2);
     return memcmp(c1, c2, (size_t)M * s->n * sizeof(float)) == 0;
 }
 
@@ -99,7 +111,7 @@ int micro_batches_probe(micro_batches_t *mb, const product_shape_t *shapes, int 
     if (a && b && c1 && c2) {
         uint64_t state = 0x9e3779b97f4a7c15ull;
         for (int i = 0; i < n_shapes; i++)
-            if (shape_exact(mb->count, &shapes[i], a, b, c1, c2, &state))
+            if (shape_exact(mb, &shapes[i], a, b, c1, c2, &state))
                 mb->whole[mb->n_whole++] = shapes[i];
         mb->n_probed = n_shapes;
         rc = 0;
@@ -135,11 +147,11 @@ void micro_batches_grads(micro_batches_t *mb, int rows, float *a, size_t n_a, fl
 
 /* Rows [r0, r0 + m) of c (m x in) += dout^T inp over input rows
  * [t0, t0 + rows); dout has `out` columns. */
-static void tile_product(const float *dout, const float *inp, int t0, int rows, int r0, int m,
-                         int in, int out, float *c)
+static void tile_product(const micro_batches_t *mb, const float *dout, const float *inp, int t0,
+                         int rows, int r0, int m, int in, int out, float *c)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, in, rows, 1.0f,
-                dout + (size_t)t0 * out + r0, out, inp + (size_t)t0 * in, in, 1.0f, c, in);
+    product(mb, CblasTrans, CblasNoTrans, m, in, rows, dout + (size_t)t0 * out + r0, out,
+            inp + (size_t)t0 * in, in, 1.0f, c);
 }
 
 /* bias[o] += dout[t][r0 + o] over input rows [t0, t0 + rows), in row order
@@ -164,8 +176,8 @@ static int pairs_fuse(const micro_batches_t *mb, int m, int in, int rows)
 /* 1 when micro-batch 1's product added onto micro-batch 0's gave bitwise
  * the two formed apart and added, for a tile of m rows of an out x in
  * weight gradient; operands from the caller's buffers. */
-static int pair_exact(int m, int in, int out, int rows, float *dout, float *inp, float *apart,
-                      float *onto, float *second, uint64_t *state)
+static int pair_exact(const micro_batches_t *mb, int m, int in, int out, int rows, float *dout,
+                      float *inp, float *apart, float *onto, float *second, uint64_t *state)
 {
     fill_random(dout, (size_t)2 * rows * out, state);
     fill_random(inp, (size_t)2 * rows * in, state);
@@ -173,11 +185,11 @@ static int pair_exact(int m, int in, int out, int rows, float *dout, float *inp,
     memset(apart, 0, n * sizeof(float));
     memset(second, 0, n * sizeof(float));
     memset(onto, 0, n * sizeof(float));
-    tile_product(dout, inp, 0, rows, 0, m, in, out, apart);
-    tile_product(dout, inp, rows, rows, 0, m, in, out, second);
+    tile_product(mb, dout, inp, 0, rows, 0, m, in, out, apart);
+    tile_product(mb, dout, inp, rows, rows, 0, m, in, out, second);
     pairwise_sum_add_into(apart, second, n);
-    tile_product(dout, inp, 0, rows, 0, m, in, out, onto);
-    tile_product(dout, inp, rows, rows, 0, m, in, out, onto);
+    tile_product(mb, dout, inp, 0, rows, 0, m, in, out, onto);
+    tile_product(mb, dout, inp, rows, rows, 0, m, in, out, onto);
     return memcmp(apart, onto, n * sizeof(float)) == 0;
 }
 
@@ -208,7 +220,7 @@ int micro_batches_probe_pairs(micro_batches_t *mb, const grad_shape_t *shapes, i
                 if (!m || pairs_fuse(mb, m, s->in, s->rows) ||
                     mb->n_paired == MICRO_BATCHES_MAX_SHAPES)
                     continue;
-                if (pair_exact(m, s->in, s->out, s->rows, dout, inp, c[0], c[1], c[2], &state))
+                if (pair_exact(mb, m, s->in, s->out, s->rows, dout, inp, c[0], c[1], c[2], &state))
                     mb->paired[mb->n_paired++] = (grad_shape_t){m, s->in, s->rows};
             }
         }
@@ -225,7 +237,7 @@ void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, floa
                                 const float *dout, const float *inp, int in, int out)
 {
     if (!mb || mb->count < 1) {
-        tile_product(dout, inp, 0, T, 0, out, in, out, dweight);
+        tile_product(mb, dout, inp, 0, T, 0, out, in, out, dweight);
         if (dbias) bias_sums(dout, 0, T, 0, out, out, dbias);
         return;
     }
@@ -234,7 +246,7 @@ void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, floa
         const int m = tile_rows(out - r0);
         float *w_tile = dweight + (size_t)r0 * in, *b_tile = dbias ? dbias + r0 : NULL;
         if (k == 1) { /* the tree of one leaf: the part is the sum */
-            tile_product(dout, inp, 0, T, r0, m, in, out, w_tile);
+            tile_product(mb, dout, inp, 0, T, r0, m, in, out, w_tile);
             if (b_tile) bias_sums(dout, 0, T, r0, m, out, b_tile);
             continue;
         }
@@ -245,7 +257,7 @@ void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, floa
             /* each part starts at zero, as a separate backward's gradient block does */
             float *part = pairwise_sum_leaf(&mb->sum);
             memset(part, 0, n * sizeof(float));
-            tile_product(dout, inp, j * share, share, r0, m, in, out, part);
+            tile_product(mb, dout, inp, j * share, share, r0, m, in, out, part);
             if (b_tile) bias_sums(dout, j * share, share, r0, m, out, part + n_w);
             if (!fuse) {
                 pairwise_sum_add_subtree(&mb->sum, 0);
@@ -254,7 +266,7 @@ void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, floa
             /* the sibling's product in sgemm's own pass over the part; its
              * bias apart, then added as the tree adds */
             j++;
-            tile_product(dout, inp, j * share, share, r0, m, in, out, part);
+            tile_product(mb, dout, inp, j * share, share, r0, m, in, out, part);
             if (b_tile) {
                 memset(mb->bias_part, 0, (size_t)m * sizeof(float));
                 bias_sums(dout, j * share, share, r0, m, out, mb->bias_part);
@@ -266,4 +278,34 @@ void micro_batches_weight_grads(micro_batches_t *mb, int T, float *dweight, floa
         pairwise_sum_add_into(w_tile, total, n_w);
         if (b_tile) pairwise_sum_add_into(b_tile, total + n_w, (size_t)m);
     }
+}
+
+int micro_batches_use_bf16(micro_batches_t *mb, bf16_products_t *bf16,
+                           const product_shape_t *shapes, int n_shapes,
+                           const grad_shape_t *grads, int n_grads, char *err, size_t errlen)
+{
+    mb->bf16 = bf16;
+    if (!bf16) return 0;
+    const int k = mb->count > 1 ? mb->count : 1;
+    /* forward (seeded or not) and d input, run whole or per micro-batch */
+    for (int i = 0; i < n_shapes; i++)
+        for (int whole = 0; whole <= (k > 1); whole++)
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const product_shape_t *s = &shapes[i];
+                const bf16_matmul_dims_t d = {whole ? k * s->rows : s->rows, s->n, s->k,
+                                              CblasNoTrans, s->trans_b, accumulate, 1};
+                if (bf16_products_prepare(bf16, d, err, errlen)) return -1;
+            }
+    /* weight gradients: tiles (a full one and the last) per micro-batch, or whole */
+    for (int i = 0; i < n_grads; i++) {
+        const grad_shape_t *g = &grads[i];
+        const int tiles[2] = {mb->count >= 1 ? tile_rows(g->out) : g->out,
+                              mb->count >= 1 ? g->out % MICRO_BATCHES_TILE_ROWS : 0};
+        for (int t = 0; t < 2; t++) {
+            if (!tiles[t]) continue;
+            const bf16_matmul_dims_t d = {tiles[t], g->in, g->rows, CblasTrans, CblasNoTrans, 1, 1};
+            if (bf16_products_prepare(bf16, d, err, errlen)) return -1;
+        }
+    }
+    return 0;
 }

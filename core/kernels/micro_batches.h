@@ -36,6 +36,7 @@
 #include <cblas.h>
 #include <stddef.h>
 
+#include "core/kernels/bf16_products.h"
 #include "core/kernels/pairwise_sum.h"
 
 /* One product shape: rows M of one micro-batch, N x K, B transposed or not
@@ -67,16 +68,26 @@ typedef struct {
     int n_paired, n_pair_probed;
     pairwise_sum_t sum; /* the parts of one gradient or tile (count > 1) */
     float *bias_part;   /* a tile's bias part of the second sibling of a pair */
+    bf16_products_t *bf16; /* not owned; NULL: products in f32 (cblas_sgemm) */
 } micro_batches_t;
 
-/* For `count` (>= 1) micro-batches whose largest gradient reduction (a
- * weight and its bias, or a tile of them) has max_floats floats; products
- * run per micro-batch and sibling parts are formed apart until the probes
- * say otherwise. 0, or -1 when out of memory. */
+/* For `count` (>= 1; 0: the fast reduction's plain sums) micro-batches
+ * whose largest gradient reduction (a weight and its bias, or a tile of
+ * them) has max_floats floats; products run per micro-batch and sibling
+ * parts are formed apart until the probes say otherwise, in f32 until
+ * micro_batches_use_bf16. 0, or -1 when out of memory. */
 int micro_batches_init(micro_batches_t *mb, int count, size_t max_floats);
 
 /* The floats a weight gradient's largest tile (with its bias) takes. */
 size_t micro_batches_tile_floats(int out, int in);
+
+/* Runs the products in bf16 (NULL: f32), before the probes: prepares a
+ * plan for every product the shapes (micro_batches_probe's and
+ * micro_batches_probe_pairs' lists, of one micro-batch) can make. 0, or -1
+ * and err. */
+int micro_batches_use_bf16(micro_batches_t *mb, bf16_products_t *bf16,
+                           const product_shape_t *shapes, int n_shapes,
+                           const grad_shape_t *grads, int n_grads, char *err, size_t errlen);
 void micro_batches_free(micro_batches_t *mb);
 
 /* Lets each of the shapes (at most MICRO_BATCHES_MAX_SHAPES) run once over
@@ -87,7 +98,8 @@ void micro_batches_free(micro_batches_t *mb);
 int micro_batches_probe(micro_batches_t *mb, const product_shape_t *shapes, int n_shapes);
 
 /* C (M, N) = A (M, K) op(B) + beta C, row-major, op(B) = B^T (B is N x K) or
- * B (K x N): once, or once per micro-batch of the M rows. mb NULL: once. */
+ * B (K x N): once, or once per micro-batch of the M rows; in mb's precision.
+ * mb NULL: once, f32. */
 void micro_batches_sgemm(const micro_batches_t *mb, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                          const float *A, const float *B, float beta, float *C);
 

@@ -91,8 +91,10 @@ static int activations_init(mimae_model_t *m)
     m->int_mem = calloc(mask_ints(m), sizeof(int));
     if (!m->act_mem || !m->int_mem) return -1;
     activations_layout(m, a, m->act_mem);
-    /* the encoder's, the decoder's and the heads' rows all hold the same micro-batches */
-    a->micro_batches = m->micro_batches.count >= 1 ? &m->micro_batches : NULL;
+    /* the encoder's, the decoder's and the heads' rows all hold the same
+     * micro-batches (count 0 until mimae_model_hold_micro_batches: the fast
+     * reduction's plain sums), and all products run in its precision */
+    a->micro_batches = &m->micro_batches;
     a->enc.micro_batches = a->dec.micro_batches = a->micro_batches;
     const size_t B = (size_t)m->batch, S = B * c->num_masks;
     m->perm = m->int_mem;
@@ -194,16 +196,31 @@ int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *er
     activations_free(m);
     micro_batches_free(&m->micro_batches);
     m->batch = micro_batch * micro_batches;
-    product_shape_t shapes[MICRO_BATCHES_MAX_SHAPES];
-    grad_shape_t grads[MICRO_BATCHES_MAX_SHAPES / 2];
-    const int n_shapes = product_shapes(m, micro_batch, shapes, grads);
     if (micro_batches_init(&m->micro_batches, micro_batches, largest_reduction(m)) ||
-        activations_init(m) || micro_batches_probe(&m->micro_batches, shapes, n_shapes) ||
-        micro_batches_probe_pairs(&m->micro_batches, grads, n_shapes / 2))
+        activations_init(m))
         return snprintf(err, errlen, "out of memory keeping the activations of %d "
                         "micro-batches of %d images (%.1f GiB): set train.memory_budget_gb or "
                         "lower train.micro_batch", micro_batches, micro_batch,
                         (double)mimae_model_activation_bytes(m) / (1u << 30)), -1;
+    return 0;
+}
+
+int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *err,
+                                 size_t errlen)
+{
+    micro_batches_t *mb = &m->micro_batches;
+    const int k = mb->count > 1 ? mb->count : 1;
+    product_shape_t shapes[MICRO_BATCHES_MAX_SHAPES];
+    grad_shape_t grads[MICRO_BATCHES_MAX_SHAPES / 2];
+    const int n_shapes = product_shapes(m, m->batch / k, shapes, grads);
+    if (micro_batches_use_bf16(mb, bf16, shapes, n_shapes, grads, n_shapes / 2, err, errlen))
+        return -1;
+    if (micro_batches_probe(mb, shapes, n_shapes) ||
+        micro_batches_probe_pairs(mb, grads, n_shapes / 2))
+        return snprintf(err, errlen, "out of memory probing the products of %d micro-batches",
+                        k), -1;
+    const char *failed = bf16 ? bf16_products_error(bf16) : NULL;
+    if (failed) return snprintf(err, errlen, "%s", failed), -1;
     return 0;
 }
 

@@ -96,6 +96,14 @@ void mimae_model_free(mimae_model_t *m);
 int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *err,
                                    size_t errlen);
 
+/* Sets the precision of the products of the linear layers (bf16 NULL:
+ * f32 through OpenBLAS; else bf16 through oneDNN, with a plan prepared for
+ * every product shape of a step) and then lets micro_batches_probe decide
+ * which run whole (after mimae_model_hold_micro_batches, if any). Allocates;
+ * never call it in a step. 0, or -1 and err. */
+int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *err,
+                                 size_t errlen);
+
 /* How many of the model's product shapes (*shapes of them, 0 with one
  * micro-batch) run once over all its rows rather than once per micro-batch
  * (this BLAS gave other bits run whole: micro_batches.h). */

@@ -1,16 +1,22 @@
 #!/usr/bin/python3
 """Regenerates tests/ref/reference.h5, the PyTorch reference for mimae's C step.
 
-Run by developers only:   /usr/bin/python3 tests/ref/make_reference.py [--selftest]
+Run by developers only:
+    /usr/bin/python3 tests/ref/make_reference.py [--selftest]                   # reference.h5
+    /usr/bin/python3 tests/ref/make_reference.py --precision bf16 [--selftest]  # reference_bf16.h5
 
 Everything is computed in float64 from float32-rounded inputs and parameters; the
 fixture stores the tensors as float32 and the losses as float64. The model follows
 docs/METHOD.md (steps 2-12) with random (non-MAE) initial values so every path is exercised.
-The layout of the file is described in tests/ref/README.md.
+With --precision bf16 the same step is also run with bf16 linear layers (train.precision
+= bf16, issue 18), two ways: under torch.autocast on CPU, and emulated (operands of the
+linear layers' products rounded to bf16, everything else float64).
+The layout of the files is described in tests/ref/README.md.
 """
+import argparse
+import contextlib
 import math
 import os
-import sys
 
 import h5py
 import numpy as np
@@ -18,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 SEED = 1234
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.h5")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = {"f32": os.path.join(HERE, "reference.h5"), "bf16": os.path.join(HERE, "reference_bf16.h5")}
 
 # Root attributes of reference.h5 (blr is raised from 1.5e-4 so 5 steps show).
 CONFIG = dict(
@@ -123,10 +130,63 @@ def uses_decay(name, shape):
     return len(shape) == 2 or name in ("cls_token", "mask_token")
 
 
+# ---------------------------------------------------------------- linear layers' precision
+
+# How linear() multiplies, set by precision() for the forward passes:
+#   "exact"     x W^T + b in the tensors' own dtype (reference.h5 is float64 throughout);
+#   "emulated"  mimae's train.precision = bf16: the operands of the forward and backward
+#               products rounded to bf16, the products and outputs not rounded (Bf16Linear);
+#   "autocast"  F.linear (nn.Linear's op) under torch.autocast("cpu", dtype=torch.bfloat16),
+#               which also runs every other autocast-listed op (matmul...) in bf16.
+LINEAR_MODE = "exact"
+
+
+@contextlib.contextmanager
+def precision(mode):
+    """Runs the enclosed forward with the linear layers in `mode` (see LINEAR_MODE)."""
+    global LINEAR_MODE
+    assert mode in ("exact", "emulated", "autocast")
+    saved, LINEAR_MODE = LINEAR_MODE, mode
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "autocast"):
+            yield
+    finally:
+        LINEAR_MODE = saved
+
+
+def bf16_round(t):
+    """t rounded to bf16 (nearest even) from float32, as mimae rounds its f32 operands; t's dtype."""
+    return t.float().bfloat16().to(t.dtype)
+
+
+class Bf16Linear(torch.autograd.Function):
+    """y = bf16(x) bf16(W)^T + b; dx = bf16(dy) bf16(W), dW = bf16(dy)^T bf16(x), db = sum dy.
+
+    Products and sums in the tensors' dtype (bf16 pairs multiply exactly in f32 and f64)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        xr, wr = bf16_round(x), bf16_round(w)
+        ctx.save_for_backward(xr, wr)
+        return xr @ wr.T + b
+
+    @staticmethod
+    def backward(ctx, dy):
+        xr, wr = ctx.saved_tensors
+        dyr = bf16_round(dy)
+        dw = dyr.reshape(-1, dy.shape[-1]).T @ xr.reshape(-1, xr.shape[-1])
+        return dyr @ wr, dw, dy.reshape(-1, dy.shape[-1]).sum(0)
+
+
 # ---------------------------------------------------------------- model pieces
 
 def linear(x, p, name):
-    return x @ p[name + ".weight"].T + p[name + ".bias"]
+    w, b = p[name + ".weight"], p[name + ".bias"]
+    if LINEAR_MODE == "emulated":
+        return Bf16Linear.apply(x, w, b)
+    if LINEAR_MODE == "autocast":
+        return F.linear(x, w, b)
+    return x @ w.T + b
 
 
 def layer_norm(x, p, name):
@@ -166,7 +226,7 @@ def decoder(h, vis_idx, p, cfg, pos_dec, L):
     y = linear(h, p, "decoder_embed")
     S, Dd = y.shape[0], y.shape[2]
     full = p["mask_token"].expand(S, L, Dd).clone()
-    full[torch.arange(S)[:, None], vis_idx] = y[:, 1:]
+    full[torch.arange(S)[:, None], vis_idx] = y[:, 1:].to(full.dtype)   # bf16 under autocast
     x = torch.cat([y[:, :1], full], dim=1) + pos_dec
     for i in range(cfg["dec_depth"]):
         x = block(x, p, f"decoder_blocks.{i}", cfg["dec_heads"])
@@ -229,9 +289,9 @@ def forward(p, images, perm, cfg):
     patches = patchify(images, cfg["patch"])                          # (B, L, P)
     vis_idx = perm[:, :N * V].reshape(B * N, V)                       # (S, V)
     vis_patches = patches[torch.arange(B).repeat_interleave(N)[:, None], vis_idx]
-    pos_enc = sincos_2d(cfg["enc_dim"], gh, gw, cls_row=True)
-    pos_dec = sincos_2d(cfg["dec_dim"], gh, gw, cls_row=True)
-    pos_q = sincos_2d(cfg["q_hidden"], gh, gw, cls_row=False)
+    pos_enc = sincos_2d(cfg["enc_dim"], gh, gw, cls_row=True).to(images.dtype)
+    pos_dec = sincos_2d(cfg["dec_dim"], gh, gw, cls_row=True).to(images.dtype)
+    pos_q = sincos_2d(cfg["q_hidden"], gh, gw, cls_row=False).to(images.dtype)
 
     h = encoder(vis_patches, vis_idx, p, cfg, pos_enc)
     pred = decoder(h, vis_idx, p, cfg, pos_dec, L)
@@ -275,8 +335,10 @@ def make_adamw(p, names, shapes, cfg):
                              lr=0.0, betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["adam_eps"])
 
 
-def train(p0, images, perm, cfg, model_shapes, q_shapes):
-    """TRAIN_STEPS AdamW steps on the same batch/masks; losses recorded before each update."""
+def train(p0, images, perm, cfg, model_shapes, q_shapes, mode="exact"):
+    """TRAIN_STEPS AdamW steps on the same batch/masks; losses recorded before each update.
+
+    The forward passes run under precision(mode); backward and AdamW in the parameters' dtype."""
     p = {n: v.detach().clone().requires_grad_(True) for n, v in p0.items()}
     opt_m = make_adamw(p, list(model_shapes), model_shapes, cfg)
     opt_q = make_adamw(p, list(q_shapes), q_shapes, cfg)
@@ -286,7 +348,8 @@ def train(p0, images, perm, cfg, model_shapes, q_shapes):
         for opt in (opt_m, opt_q):
             for group in opt.param_groups:
                 group["lr"] = lr
-        losses, _ = forward(p, images, perm, cfg)
+        with precision(mode):
+            losses, _ = forward(p, images, perm, cfg)
         log["lr"].append(lr)
         for k, v in losses.items():
             log[k].append(v.item())
@@ -295,6 +358,18 @@ def train(p0, images, perm, cfg, model_shapes, q_shapes):
         opt_m.step()
         opt_q.step()
     return log, p
+
+
+def run(p0, images, perm, cfg, model_shapes, q_shapes, mode="exact", dtype=torch.float64):
+    """One step (losses, gradients, intermediates) and the TRAIN_STEPS trajectory, with the
+    parameters and images in `dtype` and the linear layers in `mode`."""
+    p = {n: v.detach().to(dtype).requires_grad_(True) for n, v in p0.items()}
+    images = images.to(dtype)
+    with precision(mode):
+        losses, debug = forward(p, images, perm, cfg)
+    grads = gradients(p, list(model_shapes), list(q_shapes), losses)
+    log, p_after = train(p, images, perm, cfg, model_shapes, q_shapes, mode)
+    return dict(p=p, losses=losses, grads=grads, debug=debug, log=log, p_after=p_after)
 
 
 # ---------------------------------------------------------------- checks
@@ -354,33 +429,194 @@ def selftest(p, images, perm):
     print("  selftest passed")
 
 
+def check_bf16_linear():
+    """bf16_round is round-to-nearest-even through f32, and Bf16Linear's backward is right: on
+    operands that are already bf16 its gradients are autograd's of the plain x W^T + b."""
+    v = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, -(1 + 2**-8), 1 + 2**-8 + 2**-40])
+    assert bf16_round(v).tolist() == [1.0, 1 + 2**-6, 1 + 2**-7, -1.0, 1.0]   # last: f32 first
+    g = torch.Generator().manual_seed(SEED)          # leaves the global generator alone
+    x, w, b, dy = (bf16_round(torch.randn(s, generator=g)) for s in ((3, 5, 8), (6, 8), (6,), (3, 5, 6)))
+    grads = []
+    for f in (Bf16Linear.apply, lambda x, w, b: x @ w.T + b):
+        xw = [t.clone().requires_grad_(True) for t in (x, w, b)]
+        grads.append(torch.autograd.grad(f(*xw), xw, dy))
+    for got, want in zip(*grads):
+        assert torch.allclose(got, want, rtol=1e-13, atol=0)
+    x = torch.randn(3, 5, 8, generator=g)
+    assert torch.equal(Bf16Linear.apply(x, w, b), bf16_round(x) @ w.T + b)
+    assert not torch.equal(bf16_round(x), x)
+    print("  bf16 rounding and Bf16Linear's backward checked")
+
+
+def autocast_table():
+    """What CPU autocast (bf16) does to the ops the model uses, measured on this torch:
+    [(op, result)]; printed by --precision bf16 and copied into README.md."""
+    g = torch.Generator().manual_seed(SEED)
+    x, w, b = (torch.randn(s, generator=g, dtype=torch.float32) for s in ((64, 512), (64, 512), (64,)))
+    a4, b4 = (torch.randn(s, generator=g, dtype=torch.float32) for s in ((2, 3, 5, 8), (2, 3, 8, 5)))
+    xb, lw, lb = x.bfloat16(), torch.ones(512, dtype=torch.float32), torch.zeros(512, dtype=torch.float32)
+    ops = [("F.linear(x, W, b)", lambda: F.linear(x, w, b)),
+           ("x @ W.T (2-D matmul)", lambda: x @ w.T),
+           ("x @ W.T + b", lambda: x @ w.T + b),
+           ("4-D matmul (q k^T, p v)", lambda: a4 @ b4),
+           ("F.layer_norm(f32 input)", lambda: F.layer_norm(x, (512,), lw, lb, 1e-6)),
+           ("F.layer_norm(bf16 input, f32 weight)", lambda: F.layer_norm(xb, (512,), lw, lb, 1e-6)),
+           ("torch.softmax(f32 input)", lambda: torch.softmax(x, -1)),
+           ("torch.softmax(bf16 input)", lambda: torch.softmax(xb, -1)),
+           ("F.gelu / F.relu / tanh / exp (bf16 input)", lambda: F.gelu(xb)),
+           ("F.normalize(bf16 input)", lambda: F.normalize(xb, dim=-1)),
+           ("F.cross_entropy(bf16 logits)", lambda: F.cross_entropy(xb, torch.zeros(64, dtype=torch.long))),
+           ("bf16 + f32, cat(bf16, f32)", lambda: torch.cat([xb, x]) + x.repeat(2, 1)),
+           ("float64 F.linear", lambda: F.linear(x.double(), w.double(), b.double()))]
+    rows = []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for name, op in ops:
+            try:
+                rows.append((name, str(op().dtype).replace("torch.", "")))
+            except RuntimeError as e:
+                rows.append((name, "error: " + str(e).splitlines()[0]))
+        y = F.linear(x, w, b)
+    exact = F.linear(x.bfloat16().double(), w.bfloat16().double(), b.bfloat16().double())
+    rows.append(("F.linear result == bf16(exact product of bf16 operands + bf16(b))",
+                 f"{(y.double() == exact.float().bfloat16().double()).double().mean().item():.4f} of elements"))
+    xg, wg, bg = (t.clone().requires_grad_(True) for t in (x, w, b))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yg = F.linear(xg, wg, bg)
+    yg.float().sum().backward()
+    is_bf16 = lambda t: torch.equal(t, t.bfloat16().float())
+    rows.append(("F.linear backward: dx, dW, db", ", ".join(
+        f"{t.grad.dtype}".replace("torch.", "") + (" bf16-valued" if is_bf16(t.grad) else "") for t in (xg, wg, bg))))
+    return rows
+
+
+# ---------------------------------------------------------------- comparison with float64
+
+def rel_norm(got, want):
+    """||got - want|| / ||want|| in float64."""
+    got, want = got.detach().double(), want.detach().double()
+    return ((got - want).norm() / want.norm().clamp_min(1e-12)).item()
+
+
+def rel_elementwise(got, want):
+    """tests/test_reference.c's gradient measure: the worse of rel_norm and the largest
+    element-wise relative error with a floor of 1 % of want's RMS."""
+    g, w = got.detach().double(), want.detach().double()
+    floor = 1e-2 * w.pow(2).mean().sqrt() + 1e-20
+    return max(rel_norm(g, w), ((g - w).abs() / (w.abs() + floor)).max().item())
+
+
+def compare(res, ref):
+    """How far run `res` is from run `ref`: per loss, per gradient and per parameter after the
+    TRAIN_STEPS updates, with the worst of each."""
+    worst = lambda d: max(d.items(), key=lambda kv: kv[1])
+    rel = lambda a, b: abs(a - b) / max(abs(b), 1e-12)
+    out = dict(losses={k: rel(v.item(), ref["losses"][k].item()) for k, v in res["losses"].items()},
+               grads={n: rel_norm(g, ref["grads"][n]) for n, g in res["grads"].items()},
+               grads_elementwise={n: rel_elementwise(g, ref["grads"][n]) for n, g in res["grads"].items()},
+               params_after={n: rel_norm(v, ref["p_after"][n]) for n, v in res["p_after"].items()})
+    out["train_losses_max"] = max(rel(a, b) for k in res["losses"]
+                                  for a, b in zip(res["log"][k], ref["log"][k]))
+    for k in ("grads", "grads_elementwise", "params_after"):
+        out[k + "_worst"], out[k + "_max"] = worst(out[k])
+    return out
+
+
+def print_comparison(title, c, top=4):
+    print(f"{title}:")
+    print("  losses " + "  ".join(f"{k} {v:.2e}" for k, v in c["losses"].items())
+          + f"  (5-step losses: max {c['train_losses_max']:.2e})")
+    for k in ("grads", "grads_elementwise", "params_after"):
+        ranked = sorted(c[k].items(), key=lambda kv: -kv[1])[:top]
+        print(f"  {k:17s} max {c[k + '_max']:.2e}  worst: " + ", ".join(f"{n} {v:.2e}" for n, v in ranked))
+
+
 # ---------------------------------------------------------------- output
 
-def write_h5(path, cfg, images, perm, p0, losses, grads, debug, log, p_after):
-    """Writes to a temporary name in the same directory, then renames."""
-    tmp = path + ".tmp"
+def write_run(f, group, res):
+    """losses/, grads/, debug/, train/ of one run under `group` ("" = the root), and its
+    rel_to_f64/ when it has been compared with the float64 run."""
     f32 = lambda t: t.detach().numpy().astype(np.float32)
+    for k, v in res["losses"].items():
+        f[f"{group}losses/{k}"] = np.float64(v.item())
+    for n, g in res["grads"].items():
+        f[f"{group}grads/{n}"] = f32(g)
+    for k, v in res["debug"].items():
+        f[f"{group}debug/{k}"] = f32(v)
+    for k, v in res["log"].items():
+        f[f"{group}train/{k}"] = np.asarray(v, dtype=np.float64)
+    for n, v in res["p_after"].items():
+        f[f"{group}train/params_after/{n}"] = f32(v)
+    if "rel" in res:
+        rel = res["rel"]
+        for k in ("losses", "grads", "grads_elementwise", "params_after"):
+            for n, v in rel[k].items():
+                f[f"{group}rel_to_f64/{k}/{n}"] = np.float64(v)
+        for k in ("grads", "grads_elementwise", "params_after"):
+            f[f"{group}rel_to_f64/{k}_max"] = np.float64(rel[k + "_max"])
+            f[f"{group}rel_to_f64/{k}_max"].attrs["worst"] = rel[k + "_worst"]
+        f[f"{group}rel_to_f64/train_losses_max"] = np.float64(rel["train_losses_max"])
+
+
+def write_h5(path, cfg, images, perm, p0, runs, attrs=None):
+    """The configuration, batch and initial parameters, then each run under its group name
+    ({group: run}); writes to a temporary name in the same directory, then renames."""
+    tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         for k, v in cfg.items():
             f.attrs[k] = np.float64(v) if isinstance(v, float) else np.int32(v)
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
         f["images"] = images.numpy().astype(np.float32)
         f["perm"] = perm.numpy().astype(np.int32)
         for n, v in p0.items():
-            f[f"params/{n}"] = f32(v)
-        for k, v in losses.items():
-            f[f"losses/{k}"] = np.float64(v.item())
-        for n, g in grads.items():
-            f[f"grads/{n}"] = f32(g)
-        for k, v in debug.items():
-            f[f"debug/{k}"] = f32(v)
-        for k, v in log.items():
-            f[f"train/{k}"] = np.asarray(v, dtype=np.float64)
-        for n, v in p_after.items():
-            f[f"train/params_after/{n}"] = f32(v)
+            f[f"params/{n}"] = v.detach().numpy().astype(np.float32)
+        for group, res in runs.items():
+            write_run(f, group, res)
+        if "emulated/" in runs:
+            f["emulated"].attrs["variant"] = (
+                "float64; the linear layers' forward and backward product operands rounded to bf16")
     os.replace(tmp, path)
 
 
+def bf16_runs(p0, images, perm, cfg, model_shapes, q_shapes, ref):
+    """The two bf16 variants, compared with the float64 run `ref`; also prints how far the
+    emulation moves in float32 arithmetic (mimae's C, up to summation order) and how far
+    plain float32 is from float64 (the scale reference.h5's tolerances were set on)."""
+    print("bf16 checks:")
+    check_bf16_linear()
+    print(f"CPU autocast (bf16) in torch {torch.__version__}:")
+    for op, result in autocast_table():
+        print(f"  {op:62s} -> {result}")
+    args = (p0, images, perm, cfg, model_shapes, q_shapes)
+    autocast = run(*args, mode="autocast", dtype=torch.float32)
+    emulated = run(*args, mode="emulated", dtype=torch.float64)
+    autocast["rel"], emulated["rel"] = compare(autocast, ref), compare(emulated, ref)
+    print_comparison("autocast (float32 under torch.autocast) against float64", autocast["rel"])
+    print_comparison("emulated (float64, bf16 operands) against float64", emulated["rel"])
+    print_comparison("emulated in float32 against emulated in float64 (not stored)",
+                     compare(run(*args, mode="emulated", dtype=torch.float32), emulated))
+    print_comparison("float32 against float64, no bf16 (not stored)",
+                     compare(run(*args, mode="exact", dtype=torch.float32), ref))
+    return {"": autocast, "emulated/": emulated}
+
+
+def print_run(res, title):
+    print(f"{title} losses at the initial parameters:")
+    for k, v in res["losses"].items():
+        print(f"  {k:6s} {v.item():.12f}")
+    print(f"{title} training (losses before each update):")
+    log = res["log"]
+    for t in range(TRAIN_STEPS):
+        print(f"  step {t} lr {log['lr'][t]:.6e}  L {log['L'][t]:.9f}  L_rec {log['L_rec'][t]:.9f}"
+              f"  L_max {log['L_max'][t]:.9f}  L_min {log['L_min'][t]:+.9f}  L_q {log['L_q'][t]:.9f}")
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                    help="f32: reference.h5 (float64); bf16: reference_bf16.h5 (autocast, emulated)")
+    ap.add_argument("--selftest", action="store_true", help="extra checks of the model pieces")
+    opts = ap.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(1)          # fixed reduction order: a reproducible file
     torch.set_default_dtype(torch.float64)
@@ -397,24 +633,23 @@ def main():
           for n, s in shapes.items()}
     images = torch.from_numpy(images32.astype(np.float64))
 
-    losses, debug = forward(p0, images, perm, cfg)
-    grads = gradients(p0, list(model_shapes), list(q_shapes), losses)
-    print("losses at the initial parameters:")
-    for k, v in losses.items():
-        print(f"  {k:6s} {v.item():.12f}")
+    ref = run(p0, images, perm, cfg, model_shapes, q_shapes)      # float64 throughout
+    print_run(ref, "float64")
     print("gradient check:")
-    finite_difference_check(p0, images, perm, cfg, grads)
-    if "--selftest" in sys.argv[1:]:
+    finite_difference_check(ref["p"], images, perm, cfg, ref["grads"])
+    if opts.selftest:
         print("selftest:")
-        selftest(p0, images, perm)
+        selftest(ref["p"], images, perm)
 
-    log, p_after = train(p0, images, perm, cfg, model_shapes, q_shapes)
-    print("training (losses before each update):")
-    for t in range(TRAIN_STEPS):
-        print(f"  step {t} lr {log['lr'][t]:.6e}  L {log['L'][t]:.9f}  L_rec {log['L_rec'][t]:.9f}"
-              f"  L_max {log['L_max'][t]:.9f}  L_min {log['L_min'][t]:+.9f}  L_q {log['L_q'][t]:.9f}")
-    write_h5(OUT, cfg, images, perm, p0, losses, grads, debug, log, p_after)
-    print(f"wrote {OUT}")
+    if opts.precision == "f32":
+        runs, attrs = {"": ref}, None
+    else:
+        runs = bf16_runs(p0, images, perm, cfg, model_shapes, q_shapes, ref)
+        attrs = dict(precision="bf16", torch_version=torch.__version__)
+        print_run(runs[""], "autocast")
+        print_run(runs["emulated/"], "emulated")
+    write_h5(OUT[opts.precision], cfg, images, perm, p0, runs, attrs)
+    print(f"wrote {OUT[opts.precision]}")
 
 
 if __name__ == "__main__":
