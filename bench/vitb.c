@@ -27,20 +27,20 @@
 #include "core/kernels/profile.h"
 
 typedef struct {
-    int masks, batch, steps, warmup, peak_n, micro_batch;
+    int masks, batch, steps, warmup, peak_n, micro_batch, bf16;
     char reduction[16];
 } options_t;
 
 static void usage(void)
 {
     fprintf(stderr, "usage: vitb --masks N --batch B --reduction fast|deterministic [--steps K] "
-                    "[--warmup W] [--peak-n N] [--micro-batch IMAGES]\n");
+                    "[--warmup W] [--peak-n N] [--micro-batch IMAGES] [--precision f32|bf16]\n");
     exit(2);
 }
 
 static options_t parse(int argc, char **argv)
 {
-    options_t o = {4, 8, 2, 1, 1536, 0, "fast"};
+    options_t o = {4, 8, 2, 1, 1536, 0, 0, "fast"};
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--masks")) o.masks = atoi(v);
@@ -49,6 +49,8 @@ static options_t parse(int argc, char **argv)
         else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
         else if (!strcmp(a, "--peak-n")) o.peak_n = atoi(v);
         else if (!strcmp(a, "--micro-batch")) o.micro_batch = atoi(v);
+        else if (!strcmp(a, "--precision") && (!strcmp(v, "f32") || !strcmp(v, "bf16")))
+            o.bf16 = !strcmp(v, "bf16");
         else if (!strcmp(a, "--reduction")) snprintf(o.reduction, sizeof o.reduction, "%s", v);
         else usage();
     }
@@ -78,6 +80,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vitb: %s\n", err);
         return 2;
     }
+    plan.bf16 = o.bf16;
     const int threads = openblas_get_num_threads();
     bench_print_blas("vitb");
     mimae_model_t *m = mimae_model_create(&c, plan.micro_batch, 1, err, sizeof err);
@@ -147,17 +150,19 @@ int main(int argc, char **argv)
     const char *method = o.masks == 1 ? "MAE" : "MI-MAE";
     int shapes;
     const int whole = mimae_model_whole_products(m, &shapes);
-    printf("vitb %s batch %d %s, %d thread(s), %d micro-batch(es) of %d, %d of %d product "
+    const char *precision = o.bf16 ? "bf16" : "f32";
+    printf("vitb %s batch %d %s %s, %d thread(s), %d micro-batch(es) of %d, %d of %d product "
            "shapes whole: %.0f ms/step, "
            "%.3f img/s, %.1f GFLOP/step, %.1f GFLOP/s = %.1f%% of the sgemm peak %.1f; "
            "peak RSS %.0f MiB / analytic %.0f MiB = %.2f\n",
-           method, o.batch, o.reduction, threads, plan.micro_batches, plan.micro_batch,
+           method, o.batch, o.reduction, precision, threads, plan.micro_batches, plan.micro_batch,
            whole, shapes, ms,
            o.batch / (ms / 1e3), flops / 1e9, flops / (ms / 1e3) / 1e9, 100 * mfu, pk, rss,
            analytic, rss / analytic);
-    printf("RESULT vitb method=%s batch=%d reduction=%s threads=%d ms=%.1f img_s=%.4f "
-           "gflop=%.2f mfu=%.4f peak=%.2f rss_mib=%.0f analytic_mib=%.0f state_mib=%.0f\n",
-           method, o.batch, o.reduction, threads, ms, o.batch / (ms / 1e3), flops / 1e9, mfu, pk,
+    printf("RESULT vitb method=%s batch=%d reduction=%s precision=%s threads=%d ms=%.1f "
+           "img_s=%.4f gflop=%.2f mfu=%.4f peak=%.2f rss_mib=%.0f analytic_mib=%.0f "
+           "state_mib=%.0f\n",
+           method, o.batch, o.reduction, precision, threads, ms, o.batch / (ms / 1e3), flops / 1e9, mfu, pk,
            rss, analytic, 4.0 * bench_param_floats(m) * sizeof(float) / MB);
     /* where the time goes (timed steps, per step) */
     double accounted = 0.0;

@@ -85,7 +85,8 @@ int train_step_init(train_step_t *s, mimae_model_t *model, MPI_Comm comm,
         mimae_model_hold_micro_batches(model, s->keeps_activations ? k : 1, err, errlen))
         return -1;
     if (!failed && plan->bf16 &&
-        !(s->bf16 = bf16_products_create(s->bf16_isa, sizeof s->bf16_isa, err, errlen)))
+        (!(s->bf16 = bf16_products_create(s->bf16_isa, sizeof s->bf16_isa, err, errlen)) ||
+         mimae_model_mirror_weights(model, s->bf16, err, errlen)))
         return -1;
     if (!failed && mimae_model_prepare_products(model, s->bf16, err, errlen)) return -1;
     s->shape = mimae_step_shape(model);
@@ -320,6 +321,11 @@ int train_step_run(train_step_t *s, const float *images, const int64_t *indices,
                    uint64_t epoch, mimae_step_stats_t *stats, char *err, size_t errlen)
 {
     mimae_losses_t loss = {0};
+    if (s->bf16) { /* the weights as this step's forward sees them */
+        const double t0 = profile_start();
+        bf16_products_refresh(s->bf16);
+        profile_stop(PROFILE_ADAMW, t0);
+    }
     if (s->plan.deterministic)
         run_deterministic(s, images, indices, seed, epoch, &loss);
     else

@@ -15,6 +15,7 @@
 #endif
 
 #include "core/kernels/parallel.h"
+#include "core/kernels/vecmath.h"
 
 struct bf16_engine {
     dnnl_engine_t engine;
@@ -122,6 +123,7 @@ void bf16_set_threads(int n)
 
 /* ---- conversion ---- */
 
+VM_CLONES /* integer arithmetic only: every version gives the same bits */
 void bf16_convert(uint16_t *restrict dst, const float *restrict src, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -8,6 +8,13 @@
 #include "core/kernels/parallel.h"
 
 #define MAX_PLANS 256
+#define MAX_MIRRORS 2
+
+typedef struct {
+    const float *block;
+    size_t n;
+    uint16_t *copy;
+} mirror_t;
 
 struct bf16_products {
     bf16_engine_t *engine;
@@ -16,6 +23,8 @@ struct bf16_products {
     int n_plans, late;
     uint16_t *a16, *b16;        /* the shared converted operands */
     size_t a_floats, b_floats;  /* their capacity */
+    mirror_t mirror[MAX_MIRRORS];
+    int n_mirrors;
     int failed;                 /* an error not yet reported */
     char error[256];
 };
@@ -41,9 +50,20 @@ void bf16_products_free(bf16_products_t *p)
     if (!p) return;
     for (int i = 0; i < p->n_plans; i++) bf16_matmul_free(p->plan[i]);
     bf16_engine_free(p->engine);
+    for (int i = 0; i < p->n_mirrors; i++) free(p->mirror[i].copy);
     free(p->a16);
     free(p->b16);
     free(p);
+}
+
+int bf16_products_mirror(bf16_products_t *p, const float *block, size_t n, char *err,
+                         size_t errlen)
+{
+    void *copy = NULL;
+    if (p->n_mirrors == MAX_MIRRORS || posix_memalign(&copy, 64, (n ? n : 1) * sizeof(uint16_t)))
+        return snprintf(err, errlen, "out of memory for a bf16 copy of %zu weights", n), -1;
+    p->mirror[p->n_mirrors++] = (mirror_t){block, n, copy};
+    return 0;
 }
 
 static int same_dims(const bf16_matmul_dims_t *a, const bf16_matmul_dims_t *b)
@@ -114,6 +134,56 @@ static void convert(uint16_t *dst, const float *src, int rows, int cols, int ld)
     par_run(convert_rows, &j, (size_t)rows * cols >= 65536 ? par_threads() : 1);
 }
 
+typedef struct {
+    uint16_t *dst;
+    const float *src;
+    size_t n;
+} flat_job_t;
+
+enum { FLAT_GRAIN = 4096 }; /* floats a thread's share is counted in */
+
+static void convert_flat(void *ctx, int t, int n)
+{
+    const flat_job_t *j = ctx;
+    int lo, hi;
+    par_range((int)((j->n + FLAT_GRAIN - 1) / FLAT_GRAIN), 1, t, n, &lo, &hi);
+    const size_t first = (size_t)lo * FLAT_GRAIN, last = (size_t)hi * FLAT_GRAIN;
+    if (first < j->n)
+        bf16_convert(j->dst + first, j->src + first, (last < j->n ? last : j->n) - first);
+}
+
+void bf16_products_refresh(bf16_products_t *p)
+{
+    for (int i = 0; i < p->n_mirrors; i++) {
+        flat_job_t j = {p->mirror[i].copy, p->mirror[i].block, p->mirror[i].n};
+        par_run(convert_flat, &j, par_threads());
+    }
+}
+
+/* The bf16 copy of a packed rows x cols operand at x, if a mirror holds it. */
+static const uint16_t *mirrored(const bf16_products_t *p, const float *x, int rows, int cols,
+                                int ld)
+{
+    if (ld != cols) return NULL;
+    for (int i = 0; i < p->n_mirrors; i++) {
+        const mirror_t *m = &p->mirror[i];
+        if (x >= m->block && x < m->block + m->n &&
+            (size_t)(x - m->block) + (size_t)rows * cols <= m->n)
+            return m->copy + (x - m->block);
+    }
+    return NULL;
+}
+
+/* The operand as packed bf16: its mirror's copy, or converted into buf. */
+static const uint16_t *operand(const bf16_products_t *p, uint16_t *buf, const float *x, int rows,
+                               int cols, int ld)
+{
+    const uint16_t *copy = mirrored(p, x, rows, cols, ld);
+    if (copy) return copy;
+    convert(buf, x, rows, cols, ld);
+    return buf;
+}
+
 void bf16_products_gemm(bf16_products_t *p, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b,
                         int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C)
@@ -130,9 +200,11 @@ void bf16_products_gemm(bf16_products_t *p, CBLAS_TRANSPOSE trans_a, CBLAS_TRANS
         mm = find(p, &dims);
     }
     /* stored shapes: A is M x K (K x M transposed), B is K x N (N x K) */
-    convert(p->a16, A, trans_a == CblasTrans ? K : M, trans_a == CblasTrans ? M : K, lda);
-    convert(p->b16, B, trans_b == CblasTrans ? N : K, trans_b == CblasTrans ? K : N, ldb);
-    if (bf16_matmul_run_bf16(mm, p->a16, p->b16, C, p->error, sizeof p->error)) p->failed = 1;
+    const uint16_t *a16 = operand(p, p->a16, A, trans_a == CblasTrans ? K : M,
+                                  trans_a == CblasTrans ? M : K, lda);
+    const uint16_t *b16 = operand(p, p->b16, B, trans_b == CblasTrans ? N : K,
+                                  trans_b == CblasTrans ? K : N, ldb);
+    if (bf16_matmul_run_bf16(mm, a16, b16, C, p->error, sizeof p->error)) p->failed = 1;
 }
 
 int bf16_products_late(const bf16_products_t *p) { return p->late; }

@@ -23,7 +23,7 @@ typedef enum {
     PROFILE_TOKENS,       /* patches, gathers, mask tokens, pooling, residual copies */
     PROFILE_LOSSES,       /* reconstruction, InfoNCE, CLUB, Q's likelihood */
     PROFILE_COMM,         /* sums over micro-batches and ranks, MI features across ranks */
-    PROFILE_ADAMW,        /* norms, the guard and the update */
+    PROFILE_ADAMW,        /* norms, the guard, the update and (bf16) the weights' bf16 copy */
     PROFILE_COUNT
 } profile_phase_t;
 

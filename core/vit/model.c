@@ -224,6 +224,15 @@ int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *
     return 0;
 }
 
+int mimae_model_mirror_weights(mimae_model_t *m, bf16_products_t *bf16, char *err,
+                               size_t errlen)
+{
+    return bf16_products_mirror(bf16, m->param_mem, m->table.total, err, errlen) ||
+                   bf16_products_mirror(bf16, m->q_param_mem, m->q_table.total, err, errlen)
+               ? -1
+               : 0;
+}
+
 int mimae_model_whole_products(const mimae_model_t *m, int *shapes)
 {
     *shapes = m->micro_batches.n_probed;

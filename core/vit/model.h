@@ -104,6 +104,12 @@ int mimae_model_hold_micro_batches(mimae_model_t *m, int micro_batches, char *er
 int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *err,
                                  size_t errlen);
 
+/* Has bf16 keep a bf16 copy of the parameters of the model and of Q
+ * (bf16_products_mirror), so the products read the weights converted once
+ * per bf16_products_refresh. 0, or -1 and err. */
+int mimae_model_mirror_weights(mimae_model_t *m, bf16_products_t *bf16, char *err,
+                               size_t errlen);
+
 /* How many of the model's product shapes (*shapes of them, 0 with one
  * micro-batch) run once over all its rows rather than once per micro-batch
  * (this BLAS gave other bits run whole: micro_batches.h). */
