@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Regenerates tests/ref/reference.h5, the PyTorch reference for mimae's C step.
+"""Regenerates tests/ref/reference.h5 (and reference_bf16.h5), the PyTorch reference for mimae's C step.
 
 Run by developers only:
     /usr/bin/python3 tests/ref/make_reference.py [--selftest]                   # reference.h5
@@ -506,16 +506,22 @@ def rel_elementwise(got, want):
 
 
 def compare(res, ref):
-    """How far run `res` is from run `ref`: per loss, per gradient and per parameter after the
-    TRAIN_STEPS updates, with the worst of each."""
+    """How far run `res` is from run `ref`: per loss (and its worst over the TRAIN_STEPS),
+    per gradient, the gradients of the model and of Q as one vector each (grads_global), and
+    per parameter after the updates; with the worst of each."""
     worst = lambda d: max(d.items(), key=lambda kv: kv[1])
     rel = lambda a, b: abs(a - b) / max(abs(b), 1e-12)
+    flat = lambda d, q: torch.cat([v.detach().double().reshape(-1) for n, v in d.items()
+                                   if n.startswith("q.") == q])
     out = dict(losses={k: rel(v.item(), ref["losses"][k].item()) for k, v in res["losses"].items()},
+               train_losses={k: max(rel(a, b) for a, b in zip(res["log"][k], ref["log"][k]))
+                             for k in res["losses"]},
                grads={n: rel_norm(g, ref["grads"][n]) for n, g in res["grads"].items()},
+               grads_global={b: rel_norm(flat(res["grads"], b == "q"), flat(ref["grads"], b == "q"))
+                             for b in ("model", "q")},
                grads_elementwise={n: rel_elementwise(g, ref["grads"][n]) for n, g in res["grads"].items()},
                params_after={n: rel_norm(v, ref["p_after"][n]) for n, v in res["p_after"].items()})
-    out["train_losses_max"] = max(rel(a, b) for k in res["losses"]
-                                  for a, b in zip(res["log"][k], ref["log"][k]))
+    out["train_losses_max"] = max(out["train_losses"].values())
     for k in ("grads", "grads_elementwise", "params_after"):
         out[k + "_worst"], out[k + "_max"] = worst(out[k])
     return out
@@ -523,8 +529,9 @@ def compare(res, ref):
 
 def print_comparison(title, c, top=4):
     print(f"{title}:")
-    print("  losses " + "  ".join(f"{k} {v:.2e}" for k, v in c["losses"].items())
-          + f"  (5-step losses: max {c['train_losses_max']:.2e})")
+    print("  losses      " + "  ".join(f"{k} {v:.2e}" for k, v in c["losses"].items()))
+    print("  5-step max  " + "  ".join(f"{k} {v:.2e}" for k, v in c["train_losses"].items()))
+    print("  grads_global model {model:.2e}  q {q:.2e}".format(**c["grads_global"]))
     for k in ("grads", "grads_elementwise", "params_after"):
         ranked = sorted(c[k].items(), key=lambda kv: -kv[1])[:top]
         print(f"  {k:17s} max {c[k + '_max']:.2e}  worst: " + ", ".join(f"{n} {v:.2e}" for n, v in ranked))
@@ -535,7 +542,7 @@ def print_comparison(title, c, top=4):
 def write_run(f, group, res):
     """losses/, grads/, debug/, train/ of one run under `group` ("" = the root), and its
     rel_to_f64/ when it has been compared with the float64 run."""
-    f32 = lambda t: t.detach().numpy().astype(np.float32)
+    f32 = lambda t: t.detach().to(torch.float64).numpy().astype(np.float32)   # bf16 under autocast
     for k, v in res["losses"].items():
         f[f"{group}losses/{k}"] = np.float64(v.item())
     for n, g in res["grads"].items():
@@ -548,7 +555,7 @@ def write_run(f, group, res):
         f[f"{group}train/params_after/{n}"] = f32(v)
     if "rel" in res:
         rel = res["rel"]
-        for k in ("losses", "grads", "grads_elementwise", "params_after"):
+        for k in ("losses", "train_losses", "grads", "grads_global", "grads_elementwise", "params_after"):
             for n, v in rel[k].items():
                 f[f"{group}rel_to_f64/{k}/{n}"] = np.float64(v)
         for k in ("grads", "grads_elementwise", "params_after"):
@@ -611,20 +618,15 @@ def print_run(res, title):
               f"  L_max {log['L_max'][t]:.9f}  L_min {log['L_min'][t]:+.9f}  L_q {log['L_q'][t]:.9f}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32",
-                    help="f32: reference.h5 (float64); bf16: reference_bf16.h5 (autocast, emulated)")
-    ap.add_argument("--selftest", action="store_true", help="extra checks of the model pieces")
-    opts = ap.parse_args()
+def setup(cfg):
+    """Seeds torch (one thread, float64 default) and draws, from numpy seed SEED, the images,
+    the masks' permutations and the initial parameters: (p0, images, perm, model_shapes, q_shapes)."""
     torch.manual_seed(SEED)
     torch.set_num_threads(1)          # fixed reduction order: a reproducible file
     torch.set_default_dtype(torch.float64)
     rng = np.random.default_rng(SEED)
-    cfg = CONFIG
     _, _, L, _, _ = dims(cfg)
     B = cfg["batch"]
-
     images32 = rng.normal(0.0, 1.0, (B, cfg["img_h"], cfg["img_w"], cfg["channels"])).astype(np.float32)
     perm = torch.from_numpy(np.stack([rng.permutation(L) for _ in range(B)]).astype(np.int64))
     model_shapes, q_shapes = param_shapes(cfg)
@@ -632,7 +634,17 @@ def main():
     p0 = {n: torch.from_numpy(init_value(rng, n, s).astype(np.float64)).requires_grad_(True)
           for n, s in shapes.items()}
     images = torch.from_numpy(images32.astype(np.float64))
+    return p0, images, perm, model_shapes, q_shapes
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                    help="f32: reference.h5 (float64); bf16: reference_bf16.h5 (autocast, emulated)")
+    ap.add_argument("--selftest", action="store_true", help="extra checks of the model pieces")
+    opts = ap.parse_args()
+    cfg = CONFIG
+    p0, images, perm, model_shapes, q_shapes = setup(cfg)
     ref = run(p0, images, perm, cfg, model_shapes, q_shapes)      # float64 throughout
     print_run(ref, "float64")
     print("gradient check:")
@@ -645,7 +657,7 @@ def main():
         runs, attrs = {"": ref}, None
     else:
         runs = bf16_runs(p0, images, perm, cfg, model_shapes, q_shapes, ref)
-        attrs = dict(precision="bf16", torch_version=torch.__version__)
+        attrs = dict(precision="bf16", torch_version=str(torch.__version__))
         print_run(runs[""], "autocast")
         print_run(runs["emulated/"], "emulated")
     write_h5(OUT[opts.precision], cfg, images, perm, p0, runs, attrs)
