@@ -34,10 +34,11 @@ int openblas_get_num_threads(void);
 static inline void bench_print_blas(const char *prog)
 {
     char advice[256];
-    printf("%s: OpenBLAS kernel %s, OPENBLAS_CORETYPE=%s, OPENBLAS_THREAD_TIMEOUT=%s\n", prog,
-           blas_kernel_name(),
+    printf("%s: OpenBLAS kernel %s, OPENBLAS_CORETYPE=%s, OPENBLAS_THREAD_TIMEOUT=%s, "
+           "OMP_WAIT_POLICY=%s\n", prog, blas_kernel_name(),
            getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "<unset>",
-           getenv("OPENBLAS_THREAD_TIMEOUT") ? getenv("OPENBLAS_THREAD_TIMEOUT") : "<unset>");
+           getenv("OPENBLAS_THREAD_TIMEOUT") ? getenv("OPENBLAS_THREAD_TIMEOUT") : "<unset>",
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "<unset>");
     if (blas_kernel_mismatch(advice, sizeof advice)) printf("%s: note: %s\n", prog, advice);
 }
 
@@ -48,14 +49,15 @@ static inline double bench_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* "cifar" or "fmnist", N masks, batch images per step. 0, or -1 if unknown. */
+/* "cifar", "fmnist" or "vitb" (preset vit-b16), N masks (1: MAE), batch
+ * images per step. 0, or -1 if unknown. */
 static inline int bench_config(mimae_config_t *c, const char *name, int N, int batch)
 {
-    if (mimae_config_preset(c, "fmnist-tiny")) return -1;
+    if (mimae_config_preset(c, strcmp(name, "vitb") == 0 ? "vit-b16" : "fmnist-tiny")) return -1;
     if (strcmp(name, "cifar") == 0) {
         c->img_h = c->img_w = 32;
         c->channels = 3;
-    } else if (strcmp(name, "fmnist") != 0) {
+    } else if (strcmp(name, "fmnist") != 0 && strcmp(name, "vitb") != 0) {
         return -1;
     }
     c->num_masks = N;
@@ -72,6 +74,20 @@ static inline void bench_images(float *img, size_t n, uint64_t seed)
     rng_t r;
     rng_init(&r, seed, 0, 0, RNG_STREAM_EVAL);
     for (size_t i = 0; i < n; i++) img[i] = rng_normal(&r);
+}
+
+/* A batch of B synthetic images for c (bench_images) and their data-set
+ * indices 0..B-1 (from which a step draws the masks). 0, or -1 when out of
+ * memory. */
+static inline int bench_batch(const mimae_config_t *c, int B, float **images, int64_t **idx)
+{
+    const size_t n = (size_t)B * c->img_h * c->img_w * c->channels;
+    *images = malloc(n * sizeof **images);
+    *idx = malloc((size_t)B * sizeof **idx);
+    if (!*images || !*idx) return -1;
+    bench_images(*images, n, 5);
+    for (int b = 0; b < B; b++) (*idx)[b] = b;
+    return 0;
 }
 
 static inline int bench_cmp_double(const void *a, const void *b)

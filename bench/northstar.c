@@ -6,7 +6,10 @@
  *   northstar --img-s IMG_PER_S_1_THREAD --img-s-batch1 IMG_PER_S_AT_BATCH_1
  *             --speedup2 S2 --state-mib M --act-mib-per-image A [--nodes 64] [--cores 64] [--node-gb 256]
  *             [--net-gbs 12.5] [--net-us 2] [--mem-gbs 20] [--epochs 400]
+ *             [--precision f32|bf16]
  *
+ * --precision only labels the output: the rates and memory given are of
+ * that precision's step (bench/run.sh runs it once for each).
  * The model, stated so it can be argued with:
  * - compute: a rank of t threads runs its b images at r(b) x t x e^log2(t)
  *   images a second: r(b) the one-thread rate at per-rank batch b (measured
@@ -40,13 +43,14 @@ static void usage(void)
     fprintf(stderr, "usage: northstar --img-s X --img-s-batch1 X1 --speedup2 S --state-mib M "
                     "--act-mib-per-image A "
                     "[--nodes 64] [--cores 64] [--node-gb 256] [--net-gbs 12.5] [--net-us 2] "
-                    "[--mem-gbs 20] [--epochs 400]\n");
+                    "[--mem-gbs 20] [--epochs 400] [--precision f32|bf16]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     model_t m = {0, 0, 0, 0, 0, 256, 12.5, 2, 20, 400, 64, 64};
+    const char *precision = "f32";
     struct { const char *flag; double *value; } opts[] = {
         {"--img-s", &m.img_s}, {"--img-s-batch1", &m.img_s1}, {"--speedup2", &m.speedup2}, {"--state-mib", &m.state_mib},
         {"--act-mib-per-image", &m.act_mib}, {"--node-gb", &m.node_gb},
@@ -60,6 +64,9 @@ int main(int argc, char **argv)
             if (!strcmp(argv[i], opts[k].flag)) *opts[k].value = atof(argv[i + 1]), known = 1;
         if (!strcmp(argv[i], "--nodes")) m.nodes = atoi(argv[i + 1]), known = 1;
         if (!strcmp(argv[i], "--cores")) m.cores = atoi(argv[i + 1]), known = 1;
+        if (!strcmp(argv[i], "--precision") &&
+            (!strcmp(argv[i + 1], "f32") || !strcmp(argv[i + 1], "bf16")))
+            precision = argv[i + 1], known = 1;
         if (!known) usage();
     }
     if (!(m.img_s1 > 0)) m.img_s1 = m.img_s;
@@ -104,9 +111,9 @@ int main(int argc, char **argv)
         printf("  no layout fits the node's memory\n");
         return 1;
     }
-    printf("  best: %d ranks x %d threads a node: %.1f days, %.0f GB a node\n", best_r,
-           m.cores / best_r, best_days, best_gb);
-    printf("RESULT northstar ranks_per_node=%d threads=%d days=%.2f gb_per_node=%.1f\n", best_r,
-           m.cores / best_r, best_days, best_gb);
+    printf("  best (%s): %d ranks x %d threads a node: %.1f days, %.0f GB a node\n", precision,
+           best_r, m.cores / best_r, best_days, best_gb);
+    printf("RESULT northstar precision=%s ranks_per_node=%d threads=%d days=%.2f "
+           "gb_per_node=%.1f\n", precision, best_r, m.cores / best_r, best_days, best_gb);
     return 0;
 }

@@ -25,9 +25,12 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then configs=fmnist masks=4 threads=1; fi
 if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-for b in vs_pytorch mfu memory scaling vitb reduction northstar data; do
+for b in vs_pytorch mfu memory scaling vitb pair northstar data; do
     [ -x "$bin/$b" ] || { echo "bench/run.sh: $bin/$b missing (run make bench)"; exit 1; }
 done
+# bf16 rows when the CPU has bf16 instructions (test_bf16_matmul's check, via mimae_dist's)
+bf16=0
+grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && bf16=1
 start=$(date +%s)
 run() { # prints and keeps the output
     echo "\$ $*"
@@ -54,6 +57,16 @@ else
         run env OPENBLAS_NUM_THREADS="$t" "$bin/vs_pytorch" --threads "$t" --steps "$steps" \
             --configs "$configs" --masks "$masks" --no-torch
     done
+fi
+
+echo "=== 2b. bf16 products against f32 on the small configs (batch 64, 1 thread)"
+if [ "$bf16" = 1 ]; then
+    for c in ${configs//,/ }; do
+        run env OPENBLAS_NUM_THREADS=1 "$bin/pair" --compare precision --config "$c" --masks 4 \
+            --batch 64 --steps "${BENCH_STEPS:-3}" --warmup 1
+    done
+else
+    echo "(no AVX512-BF16 or AMX-BF16 on this CPU: bf16 rows skipped)"
 fi
 
 echo "=== 3. memory: peak RSS against the analytic bytes (1 process, batch 64)"
@@ -83,8 +96,8 @@ if [ "${BENCH_VITB:-1}" != 0 ]; then
                 # at batch 1 both reductions run the same step (one micro-batch)
                 run env OPENBLAS_NUM_THREADS="$t" "$bin/vitb" --masks "$n" --batch "$b" \
                     --reduction fast --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
-                [ "$b" = 8 ] && run env OPENBLAS_NUM_THREADS="$t" "$bin/reduction" --masks "$n" \
-                    --batch "$b" --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+                [ "$b" = 8 ] && run env OPENBLAS_NUM_THREADS="$t" "$bin/pair" --compare reduction \
+                    --masks "$n" --batch "$b" --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
                 if [ "$have_torch" = 1 ] && [ "$t" = 1 ]; then
                     run env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "$python" \
                         bench/vs_pytorch.py --preset vitb16 --masks "$n" --threads "$t" \
@@ -93,25 +106,40 @@ if [ "${BENCH_VITB:-1}" != 0 ]; then
             done
         done
     done
-    # the north star, from the MI-MAE batch-8 fast rows
-    eval "$(awk '
-    function kv(line, key,   n, i, a, p) {
-        n = split(line, a, " ")
-        for (i = 1; i <= n; i++) { p = index(a[i], "="); if (substr(a[i], 1, p - 1) == key) return substr(a[i], p + 1) }
-        return ""
-    }
-    /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "batch") == 1 && kv($0, "threads") == 1 { ms_b1 = kv($0, "ms") }
-    /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "batch") == 8 && kv($0, "reduction") == "fast" {
-        if (kv($0, "threads") == 1) { ms1 = kv($0, "ms"); st = kv($0, "state_mib"); an = kv($0, "analytic_mib") }
-        if (kv($0, "threads") == 2) ms2 = kv($0, "ms")
-    }
-    END { if (ms1 && ms2 && ms_b1) printf "ns_img=%.5f ns_img1=%.5f ns_s2=%.4f ns_state=%.0f ns_act=%.1f\n", 8000 / ms1, 1000 / ms_b1, ms1 / ms2, st, (an - st) / 8 }
-    ' "$log")"
-    if [ -n "${ns_img:-}" ]; then
-        run "$bin/northstar" --img-s "$ns_img" --img-s-batch1 "$ns_img1" --speedup2 "$ns_s2" \
-            --state-mib "$ns_state" \
-            --act-mib-per-image "$ns_act"
+    # bf16 (train.precision): against f32 on the same step, and the rows the north star needs
+    if [ "$bf16" = 1 ]; then
+        for t in 1 2; do
+            for n in 4 1; do
+                run env OPENBLAS_NUM_THREADS="$t" "$bin/pair" --compare precision --masks "$n" \
+                    --batch 8 --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+            done
+            for b in 1 8; do
+                run env OPENBLAS_NUM_THREADS="$t" "$bin/vitb" --masks 4 --batch "$b" \
+                    --reduction fast --precision bf16 --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+            done
+        done
     fi
+    # the north star, from the MI-MAE fast rows (batch 8 at 1 and 2 threads, batch 1), per precision
+    for p in f32 bf16; do
+        eval "$(awk -v p="$p" '
+        function kv(line, key,   n, i, a, q) {
+            n = split(line, a, " ")
+            for (i = 1; i <= n; i++) { q = index(a[i], "="); if (substr(a[i], 1, q - 1) == key) return substr(a[i], q + 1) }
+            return ""
+        }
+        /^RESULT vitb / && kv($0, "method") == "MI-MAE" && kv($0, "precision") == p && kv($0, "reduction") == "fast" {
+            if (kv($0, "batch") == 1 && kv($0, "threads") == 1) ms_b1 = kv($0, "ms")
+            if (kv($0, "batch") == 8 && kv($0, "threads") == 1) { ms1 = kv($0, "ms"); st = kv($0, "state_mib"); an = kv($0, "analytic_mib") }
+            if (kv($0, "batch") == 8 && kv($0, "threads") == 2) ms2 = kv($0, "ms")
+        }
+        END { if (ms1 && ms2 && ms_b1) printf "ns_img=%.5f ns_img1=%.5f ns_s2=%.4f ns_state=%.0f ns_act=%.1f\n", 8000 / ms1, 1000 / ms_b1, ms1 / ms2, st, (an - st) / 8; else print "ns_img=" }
+        ' "$log")"
+        if [ -n "${ns_img:-}" ]; then
+            run "$bin/northstar" --img-s "$ns_img" --img-s-batch1 "$ns_img1" --speedup2 "$ns_s2" \
+                --state-mib "$ns_state" --act-mib-per-image "$ns_act" --precision "$p"
+            [ "$p" = f32 ] && step_img_s=$ns_img
+        fi
+    done
 else
     echo "(BENCH_VITB=0: skipped)"
 fi
@@ -120,7 +148,7 @@ echo "=== 6. data path: import on 1 and 2 ranks, global and shard-local reading,
 echo "    against a ViT-B/16 MI-MAE step's consumption"
 if [ "${BENCH_DATA:-1}" != 0 ] && command -v mpirun >/dev/null; then
     # the step's rate: the MI-MAE batch-8 1-thread row when it ran (img/s of one rank)
-    run env OPENBLAS_NUM_THREADS=1 "$bin/data" --step-img-s "${ns_img:-0.56}"
+    run env OPENBLAS_NUM_THREADS=1 "$bin/data" --step-img-s "${step_img_s:-0.56}"
 else
     echo "(BENCH_DATA=0 or no mpirun: skipped)"
 fi
@@ -161,6 +189,10 @@ BEGIN {
     row(sprintf("scaling %s: exposed communication", kv($0, "reduction")), sprintf("%.1f%% (%.1f ms; imbalance %.1f ms)", 100 * c, kv($0, "comm_ms"), kv($0, "imbalance_ms")), "< 5%", (c < 0.05 ? "yes" : "no"))
     row(sprintf("scaling %s: peak RSS / analytic per rank", kv($0, "reduction")), sprintf("%.3f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
 }
+/^RESULT vitb / && kv($0, "precision") == "bf16" {
+    row(sprintf("ViT-B/16 %s batch %s bf16, %s thread(s)", kv($0, "method"), kv($0, "batch"), kv($0, "threads")), sprintf("%.0f ms/step, %.3f img/s (%.0f%% of the f32 sgemm peak)", kv($0, "ms"), kv($0, "img_s"), 100 * kv($0, "mfu")), "", "")
+    next
+}
 /^RESULT vitb / {
     k = kv($0, "method") " b" kv($0, "batch") " " kv($0, "reduction") " " kv($0, "threads") "t"
     vitb_ms[k] = kv($0, "ms"); f = kv($0, "mfu") + 0
@@ -168,16 +200,20 @@ BEGIN {
     r = kv($0, "rss_mib") / kv($0, "analytic_mib")
     row(sprintf("ViT-B/16 %s batch %s %s, %s thread(s): RSS/analytic", kv($0, "method"), kv($0, "batch"), kv($0, "reduction"), kv($0, "threads")), sprintf("%.2f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
 }
-/^RESULT reduction / {
+/^RESULT pair compare=reduction/ {
     r = kv($0, "ratio") + 0
-    row(sprintf("ViT-B/16 %s b%s %st: deterministic (%s img/micro-batch) / fast", kv($0, "method"), kv($0, "batch"), kv($0, "threads"), kv($0, "micro_batch")), sprintf("%.3f (%.0f vs %.0f ms/step)", r, kv($0, "deterministic_ms"), kv($0, "fast_ms")), "<= 1.05", (r <= 1.05 ? "yes" : "no"))
+    row(sprintf("ViT-B/16 %s b%s %st: deterministic (%s img/micro-batch) / fast", kv($0, "method"), kv($0, "batch"), kv($0, "threads"), kv($0, "micro_batch")), sprintf("%.3f (%.0f vs %.0f ms/step)", r, kv($0, "b_ms"), kv($0, "a_ms")), "<= 1.05", (r <= 1.05 ? "yes" : "no"))
+}
+/^RESULT pair compare=precision/ {
+    r = kv($0, "ratio") + 0
+    row(sprintf("%s %s b%s %st: bf16 speed-up over f32", kv($0, "config"), kv($0, "method"), kv($0, "batch"), kv($0, "threads")), sprintf("%.2fx (%.0f vs %.0f ms; products %.0f%% -> %.0f%%)", 1 / r, kv($0, "a_ms"), kv($0, "b_ms"), 100 * kv($0, "a_products"), 100 * kv($0, "b_products")), "", "")
 }
 /^torch / && index($0, "preset=vitb16") {
     tk = (kv($0, "masks") == 1 ? "MAE" : "MI-MAE") " b" kv($0, "batch") " fast 1t"
     torch_ms[tk] = kv($0, "ms_per_step")
 }
 /^RESULT northstar/ {
-    row("north star: ViT-B/16 MI-MAE 400 ep, 64 nodes x 64 cores", sprintf("%.1f days (%s ranks x %s threads a node, %.0f GB a node)", kv($0, "days"), kv($0, "ranks_per_node"), kv($0, "threads"), kv($0, "gb_per_node")), "", "")
+    row(sprintf("north star (%s): ViT-B/16 MI-MAE 400 ep, 64 x 64 cores", kv($0, "precision")), sprintf("%.1f days (%s ranks x %s threads a node, %.0f GB a node)", kv($0, "days"), kv($0, "ranks_per_node"), kv($0, "threads"), kv($0, "gb_per_node")), "", "")
 }
 /^RESULT data_import / {
     row(sprintf("import, %s rank(s): images/s", kv($0, "ranks")), sprintf("%.1f (%s images in %.1f s)", kv($0, "img_s"), kv($0, "images"), kv($0, "seconds")), "", "")

@@ -67,12 +67,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     char err[512];
     mimae_config_t c;
-    if (mimae_config_preset(&c, "vit-b16")) return 1;
-    c.num_masks = o.masks;
-    if (o.masks == 1) c.w_max = c.w_min = 0.0f;
-    c.global_batch = o.batch;
-    c.warmup_iters = 10;
-    c.total_iters = 1000;
+    if (bench_config(&c, "vitb", o.masks, o.batch)) return 1;
     const int deterministic = !strcmp(o.reduction, "deterministic");
     step_plan_t plan;
     if (step_plan_make(&plan, o.batch, 1, deterministic ? STEP_DETERMINISTIC : STEP_FAST, o.micro_batch, err,
@@ -89,12 +84,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "vitb: %s\n", err);
         return 1;
     }
-    const size_t n = (size_t)o.batch * c.img_h * c.img_w * c.channels;
-    float *images = malloc(n * sizeof *images);
-    int64_t *idx = malloc((size_t)o.batch * sizeof *idx);
-    if (!images || !idx) return 1;
-    bench_images(images, n, 5);
-    for (int b = 0; b < o.batch; b++) idx[b] = b;
+    float *images;
+    int64_t *idx;
+    if (bench_batch(&c, o.batch, &images, &idx)) return 1;
 
     const double flops = bench_step_flops(&c, o.batch);
     double t[64], peak[64];
@@ -143,7 +135,10 @@ int main(int argc, char **argv)
         }
         tree += (log2((double)plan.micro_batches) + 1.0) * largest;
     }
-    const double analytic = (4.0 * bench_param_floats(m) + tree +
+    /* bf16: the weights' bf16 copy (half a float each; the shared operand
+     * buffers, at most a few activations' worth, are left out) */
+    const double mirror = o.bf16 ? 0.5 * bench_param_floats(m) : 0.0;
+    const double analytic = (4.0 * bench_param_floats(m) + tree + mirror +
                              plan.micro_batches * bench_act_floats(&c, plan.micro_batch)) *
                             sizeof(float) / MB;
     const double rss = bench_peak_rss_kb() / 1024.0;
@@ -163,7 +158,7 @@ int main(int argc, char **argv)
            "img_s=%.4f gflop=%.2f mfu=%.4f peak=%.2f rss_mib=%.0f analytic_mib=%.0f "
            "state_mib=%.0f\n",
            method, o.batch, o.reduction, precision, threads, ms, o.batch / (ms / 1e3), flops / 1e9, mfu, pk,
-           rss, analytic, 4.0 * bench_param_floats(m) * sizeof(float) / MB);
+           rss, analytic, (4.0 * bench_param_floats(m) + mirror) * sizeof(float) / MB);
     /* where the time goes (timed steps, per step) */
     double accounted = 0.0;
     printf("  %-28s %10s %7s\n", "phase", "ms/step", "share");

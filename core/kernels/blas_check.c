@@ -63,7 +63,11 @@ int blas_threads_exceed_cpus(char *msg, size_t len)
 
 void blas_quiet_idle_threads(char **argv)
 {
-    if (getenv("OPENBLAS_THREAD_TIMEOUT") || openblas_get_num_threads() <= 1) return;
-    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) != 0) return;
+    if ((getenv("OPENBLAS_THREAD_TIMEOUT") && getenv("OMP_WAIT_POLICY")) ||
+        openblas_get_num_threads() <= 1)
+        return;
+    /* the user's own settings stay */
+    if (setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0) != 0 || setenv("OMP_WAIT_POLICY", "passive", 0))
+        return;
     execv("/proc/self/exe", argv); /* returns only on failure: run as we are */
 }

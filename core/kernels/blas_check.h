@@ -26,14 +26,16 @@ int blas_threads_exceed_cpus(char *msg, size_t len);
 
 /* OpenBLAS's idle threads spin for about 2^28 cycles (0.1 s) after each
  * product before they sleep (OPENBLAS_THREAD_TIMEOUT, read once when the
- * library loads), so with several threads they take the cores from
- * mimae's own pool (attention, softmax, GELU, layer norm, AdamW) between
- * products: 1.65x instead of 1.75x on 2 threads for a ViT-B/16 step. When
- * OpenBLAS runs more than one thread and the variable is unset, this sets
- * it to 4 (spin 16 cycles) and executes the program again with the same
- * arguments (same process, before anything else has happened); returns
- * only when there is nothing to do or the exec failed. Call it first in
- * main. */
+ * library loads), and oneDNN's OpenMP threads spin too (OMP_WAIT_POLICY),
+ * so with several threads they take the cores from mimae's own pool
+ * (attention, softmax, GELU, layer norm, AdamW) between products: 1.65x
+ * instead of 1.75x on 2 threads for a ViT-B/16 f32 step, 2058 instead of
+ * 1636 ms for a bf16 one. When OpenBLAS runs more than one thread and
+ * either variable is unset, this sets OPENBLAS_THREAD_TIMEOUT=4 (spin 16
+ * cycles) and OMP_WAIT_POLICY=passive and executes the program again with
+ * the same arguments (same process, before anything else has happened);
+ * returns only when there is nothing to do or the exec failed. Call it
+ * first in main. */
 void blas_quiet_idle_threads(char **argv);
 
 #endif

@@ -1,0 +1,170 @@
+/* Two variants of the same step measured in one process with their steps
+ * interleaved (A, B, A, B, ...), so that a shared machine's drift falls on
+ * both alike:
+ *
+ *   pair --compare reduction|precision [--config vitb|cifar|fmnist] --masks 4|1 --batch B
+ *        [--micro-batch IMAGES] [--steps K] [--warmup W]
+ *
+ * reduction: the fast reduction (A) against the deterministic one (B), both
+ * f32. B is the per-rank batch of a one-rank run; --micro-batch sets the
+ * deterministic split (default: mimae_dist's, up to 8 micro-batches), e.g.
+ * 4 for what a rank with B = 8 holds on 4 ranks (global batch 32: 8
+ * micro-batches of 4, two a rank).
+ * precision: f32 (A) against train.precision = bf16 (B), both with the fast
+ * reduction.
+ * Configs: vitb (preset vit-b16, the default) or bench_util.h's cifar and
+ * fmnist. Threads: OPENBLAS_NUM_THREADS. Prints each arm's median ms/step,
+ * the ratio of the medians (B / A), each arm's share of the step in the
+ * linear layers' products, and the phases that differ by more than 1 % of
+ * the step, then `RESULT pair ...` for bench/run.sh. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_util.h"
+#include "core/kernels/blas_check.h"
+#include "core/kernels/profile.h"
+
+typedef struct {
+    int masks, batch, micro_batch, steps, warmup, precision;
+    char config[16];
+} options_t;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: pair --compare reduction|precision [--config vitb|cifar|fmnist] "
+                    "--masks N --batch B [--micro-batch IMAGES] [--steps K] [--warmup W]\n");
+    exit(2);
+}
+
+static options_t parse(int argc, char **argv)
+{
+    options_t o = {4, 8, 0, 3, 1, -1, "vitb"};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--compare") && (!strcmp(v, "reduction") || !strcmp(v, "precision")))
+            o.precision = !strcmp(v, "precision");
+        else if (!strcmp(a, "--config")) snprintf(o.config, sizeof o.config, "%s", v);
+        else if (!strcmp(a, "--masks")) o.masks = atoi(v);
+        else if (!strcmp(a, "--batch")) o.batch = atoi(v);
+        else if (!strcmp(a, "--micro-batch")) o.micro_batch = atoi(v);
+        else if (!strcmp(a, "--steps")) o.steps = atoi(v);
+        else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
+        else usage();
+    }
+    if ((argc - 1) % 2 || o.precision < 0 || o.masks < 1 || o.batch < 1 || o.micro_batch < 0 ||
+        o.steps < 1 || o.steps > 64 || o.warmup < 0 || (o.precision && o.micro_batch))
+        usage();
+    return o;
+}
+
+/* One variant's model and step, and what its timed steps took. */
+typedef struct {
+    const char *name;
+    step_plan_t plan;
+    mimae_model_t *model;
+    train_step_t step;
+    double ms[64];
+    double phase_s[PROFILE_COUNT];
+} arm_t;
+
+static void arm_init(arm_t *a, const char *name, const mimae_config_t *c, step_reduction_t r,
+                     int micro_batch, int bf16)
+{
+    char err[512];
+    a->name = name;
+    if (step_plan_make(&a->plan, c->global_batch, 1, r, micro_batch, err, sizeof err)) {
+        fprintf(stderr, "pair: %s: %s\n", name, err);
+        exit(2);
+    }
+    a->plan.bf16 = bf16;
+    if (!(a->model = mimae_model_create(c, a->plan.micro_batch, 1, err, sizeof err)) ||
+        train_step_init(&a->step, a->model, MPI_COMM_SELF, &a->plan, err, sizeof err)) {
+        fprintf(stderr, "pair: %s: %s\n", name, err);
+        exit(1);
+    }
+}
+
+/* One step; timed ones add their time and phases to the arm. */
+static void arm_step(arm_t *a, const float *images, const int64_t *idx, int i, int timed)
+{
+    char err[512];
+    mimae_step_stats_t st;
+    profile_reset();
+    profile_enable(timed);
+    const double t0 = bench_now();
+    if (train_step_run(&a->step, images, idx, 1, (uint64_t)i, &st, err, sizeof err)) {
+        fprintf(stderr, "pair: %s: %s\n", a->name, err);
+        exit(1);
+    }
+    const double dt = bench_now() - t0;
+    profile_enable(0);
+    if (!timed) return;
+    a->ms[i] = 1e3 * dt;
+    for (int p = 0; p < PROFILE_COUNT; p++) a->phase_s[p] += profile_seconds((profile_phase_t)p);
+}
+
+int main(int argc, char **argv)
+{
+    blas_quiet_idle_threads(argv); /* as mimae_dist does */
+    const options_t o = parse(argc, argv);
+    MPI_Init(&argc, &argv);
+    mimae_config_t c;
+    if (bench_config(&c, o.config, o.masks, o.batch)) usage();
+    bench_print_blas("pair");
+    arm_t arms[2] = {{0}};
+    if (o.precision) {
+        arm_init(&arms[0], "f32", &c, STEP_FAST, 0, 0);
+        arm_init(&arms[1], "bf16", &c, STEP_FAST, 0, 1);
+    } else {
+        arm_init(&arms[0], "fast", &c, STEP_FAST, 0, 0);
+        arm_init(&arms[1], "deterministic", &c, STEP_DETERMINISTIC, o.micro_batch, 0);
+    }
+
+    float *images;
+    int64_t *idx;
+    if (bench_batch(&c, o.batch, &images, &idx)) return 1;
+
+    for (int i = 0; i < o.warmup; i++)
+        for (int a = 0; a < 2; a++) arm_step(&arms[a], images, idx, i, 0);
+    for (int i = 0; i < o.steps; i++)
+        for (int a = 0; a < 2; a++) arm_step(&arms[a], images, idx, i, 1);
+
+    const char *method = o.masks == 1 ? "MAE" : "MI-MAE";
+    const int threads = openblas_get_num_threads();
+    double ms[2], products[2];
+    for (int a = 0; a < 2; a++) {
+        ms[a] = bench_median(arms[a].ms, o.steps);
+        products[a] = 0.0; /* the linear layers' products: the phases before attention */
+        for (int p = 0; p < PROFILE_ATTENTION; p++) products[a] += arms[a].phase_s[p];
+        products[a] = 1e3 * products[a] / o.steps / ms[a];
+    }
+    printf("pair %s %s batch %d, %d thread(s): %s %.0f ms/step (products %.0f%%), %s %.0f "
+           "ms/step (products %.0f%%) = %.3fx (%s as %d micro-batch(es) of %d; median of %d "
+           "interleaved steps each)\n",
+           o.config, method, o.batch, threads, arms[0].name, ms[0], 100 * products[0],
+           arms[1].name, ms[1], 100 * products[1], ms[1] / ms[0], arms[1].name,
+           arms[1].plan.micro_batches, arms[1].plan.micro_batch, o.steps);
+    printf("  %-28s %10s %10s %10s\n", "phase (ms/step)", arms[0].name, arms[1].name,
+           "difference");
+    for (int p = 0; p < PROFILE_COUNT; p++) {
+        const double x = 1e3 * arms[0].phase_s[p] / o.steps, y = 1e3 * arms[1].phase_s[p] / o.steps;
+        if (y - x > 0.01 * ms[0] || x - y > 0.01 * ms[0])
+            printf("  %-28s %10.1f %10.1f %+10.1f\n", profile_phase_name((profile_phase_t)p), x, y,
+                   y - x);
+    }
+    printf("RESULT pair compare=%s config=%s method=%s batch=%d micro_batch=%d threads=%d "
+           "a=%s b=%s a_ms=%.1f b_ms=%.1f ratio=%.4f a_products=%.3f b_products=%.3f\n",
+           o.precision ? "precision" : "reduction", o.config, method, o.batch,
+           arms[1].plan.micro_batch, threads, arms[0].name, arms[1].name, ms[0], ms[1],
+           ms[1] / ms[0], products[0], products[1]);
+    for (int a = 0; a < 2; a++) {
+        train_step_free(&arms[a].step);
+        mimae_model_free(arms[a].model);
+    }
+    free(images);
+    free(idx);
+    MPI_Finalize();
+    return 0;
+}
