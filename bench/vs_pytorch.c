@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench/bench_util.h"
+#include "core/kernels/blas_check.h"
 
 typedef struct {
     int threads, steps, warmup, torch;
@@ -34,7 +35,9 @@ static void usage(void)
 static double torch_ms(const options_t *o, const char *config, int N, int batch)
 {
     char cmd[1024];
+    /* PyTorch with its own threading defaults, not the ones mimae's start set */
     snprintf(cmd, sizeof cmd,
+             "env -u OPENBLAS_THREAD_TIMEOUT -u OMP_WAIT_POLICY "
              "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d %s %s --preset %s --masks %d "
              "--threads %d --steps %d --warmup %d --batch %d",
              o->threads, o->threads, o->python, o->script, config, N, o->threads, o->steps,
@@ -53,6 +56,7 @@ static double torch_ms(const options_t *o, const char *config, int N, int batch)
 
 int main(int argc, char **argv)
 {
+    blas_quiet_idle_threads(argv); /* as mimae_dist does */
     options_t o = {1, 3, 1, 1, "/usr/bin/python3", "bench/vs_pytorch.py", "cifar,fmnist", "4,1"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

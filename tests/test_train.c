@@ -249,6 +249,50 @@ static void test_bf16_step_prepared_at_start(void **state)
     }
 }
 
+/* A bf16 run stopped after 2 steps and carried on in a fresh process (the
+ * model's state copied as a checkpoint carries it) ends bitwise where an
+ * uninterrupted one does: the weights' bf16 copy is made from the weights
+ * at every step, so it carries no state of its own. */
+static void test_bf16_resume_bitwise(void **state)
+{
+    (void)state;
+    char why[256];
+    if (bf16_cpu_check(NULL, 0, why, sizeof why)) {
+        printf("  %s\n", why);
+        skip();
+    }
+    enum { B = 8 };
+    mimae_config_t c = small_config(B);
+    static float images[B * 16 * 16];
+    synthetic_images(images, B, 16, 16, 1, 7);
+    int64_t idx[B];
+    for (int b = 0; b < B; b++) idx[b] = b;
+    mimae_step_stats_t st;
+    train_step_t whole, first, rest;
+    mimae_model_t *a, *b, *resumed;
+    step_init(&whole, &a, &c, 4, 1, 3);
+    for (int s = 0; s < 4; s++) assert_int_equal(step_of(&whole, images, idx, s, &st), 0);
+    step_init(&first, &b, &c, 4, 1, 3);
+    for (int s = 0; s < 2; s++) assert_int_equal(step_of(&first, images, idx, s, &st), 0);
+    step_init(&rest, &resumed, &c, 4, 1, 99); /* another seed: everything comes from b */
+    const size_t n = b->table.total, nq = b->q_table.total;
+    memcpy(resumed->param_mem, b->param_mem, n * sizeof(float));
+    memcpy(resumed->m_mem, b->m_mem, n * sizeof(float));
+    memcpy(resumed->v_mem, b->v_mem, n * sizeof(float));
+    memcpy(resumed->q_param_mem, b->q_param_mem, nq * sizeof(float));
+    memcpy(resumed->q_m_mem, b->q_m_mem, nq * sizeof(float));
+    memcpy(resumed->q_v_mem, b->q_v_mem, nq * sizeof(float));
+    resumed->step = b->step;
+    for (int s = 2; s < 4; s++) assert_int_equal(step_of(&rest, images, idx, s, &st), 0);
+    assert_memory_equal(resumed->param_mem, a->param_mem, n * sizeof(float));
+    assert_memory_equal(resumed->q_param_mem, a->q_param_mem, nq * sizeof(float));
+    assert_memory_equal(resumed->v_mem, a->v_mem, n * sizeof(float));
+    assert_memory_not_equal(b->param_mem, a->param_mem, n * sizeof(float)); /* it can tell */
+    printf("  bf16, 4 micro-batches: 2 + 2 steps across a restart = 4 steps, bitwise\n");
+    train_step_free(&whole), train_step_free(&first), train_step_free(&rest);
+    mimae_model_free(a), mimae_model_free(b), mimae_model_free(resumed);
+}
+
 /* 200 steps on a fixed batch in f32 and in bf16 from the same start: the
  * bf16 L_rec stays within a band of the f32 one at every step. bf16 rounds
  * each product operand to 8 significant bits (relative 2^-9); over a
@@ -489,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_grads_ready_ranges),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_bf16_step_prepared_at_start),
+        cmocka_unit_test(test_bf16_resume_bitwise),
         cmocka_unit_test(test_bf16_tracks_f32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
