@@ -321,9 +321,9 @@ int train_step_run(train_step_t *s, const float *images, const int64_t *indices,
                    uint64_t epoch, mimae_step_stats_t *stats, char *err, size_t errlen)
 {
     mimae_losses_t loss = {0};
-    if (s->bf16) { /* the weights as this step's forward sees them */
+    if (s->bf16) { /* the weights' bf16 copy, unless the last update wrote it */
         const double t0 = profile_start();
-        bf16_products_refresh(s->bf16);
+        mimae_model_refresh_bf16_weights(s->model, s->bf16);
         profile_stop(PROFILE_ADAMW, t0);
     }
     if (s->plan.deterministic)

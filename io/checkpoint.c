@@ -542,6 +542,7 @@ int checkpoint_load(const char *path, mimae_model_t *m, train_state_t *st, char 
             }
     free(mem);
     m->step = h.st.step;
+    m->param16_step = -1; /* new parameters: a bf16 copy of the old ones holds nothing */
     if (st) *st = h.st;
     return 0;
 }

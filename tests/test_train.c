@@ -251,8 +251,8 @@ static void test_bf16_step_prepared_at_start(void **state)
 
 /* A bf16 run stopped after 2 steps and carried on in a fresh process (the
  * model's state copied as a checkpoint carries it) ends bitwise where an
- * uninterrupted one does: the weights' bf16 copy is made from the weights
- * at every step, so it carries no state of its own. */
+ * uninterrupted one does: the weights' bf16 copy, written by AdamW with each
+ * update, is made afresh at a resume. */
 static void test_bf16_resume_bitwise(void **state)
 {
     (void)state;
@@ -288,6 +288,13 @@ static void test_bf16_resume_bitwise(void **state)
     assert_memory_equal(resumed->q_param_mem, a->q_param_mem, nq * sizeof(float));
     assert_memory_equal(resumed->v_mem, a->v_mem, n * sizeof(float));
     assert_memory_not_equal(b->param_mem, a->param_mem, n * sizeof(float)); /* it can tell */
+    /* the copy AdamW wrote with the last update is the parameters rounded */
+    uint16_t *rounded = malloc(n * sizeof *rounded);
+    assert_non_null(rounded);
+    bf16_convert(rounded, a->param_mem, n);
+    assert_int_equal(a->param16_step, a->step);
+    assert_memory_equal(a->param16, rounded, n * sizeof *rounded);
+    free(rounded);
     printf("  bf16, 4 micro-batches: 2 + 2 steps across a restart = 4 steps, bitwise\n");
     train_step_free(&whole), train_step_free(&first), train_step_free(&rest);
     mimae_model_free(a), mimae_model_free(b), mimae_model_free(resumed);

@@ -130,9 +130,9 @@ void finetune_update(finetune_t *ft, const adamw_hparams_t *h)
     mimae_model_t *m = ft->m;
     ft->step++;
     adamw_update(&m->table, m->param_mem, m->grad_mem, m->m_mem, m->v_mem, h, ft->step,
-                 ft->lr_scale);
+                 ft->lr_scale, NULL);
     adamw_update(&ft->head_table, ft->head_mem, ft->head_grad_mem, ft->head_m, ft->head_v, h,
-                 ft->step, NULL);
+                 ft->step, NULL, NULL);
 }
 
 void finetune_predict(finetune_t *ft, const float *images, int n, int32_t *pred)

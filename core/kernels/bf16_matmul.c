@@ -126,18 +126,7 @@ void bf16_set_threads(int n)
 VM_CLONES /* integer arithmetic only: every version gives the same bits */
 void bf16_convert(uint16_t *restrict dst, const float *restrict src, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], sizeof u);
-        /* round to nearest even: add half an ulp of bf16, minus one when the
-         * kept part is even, so that a tie goes to the even neighbour; a
-         * carry into the exponent is the correct rounding up (to Inf at the
-         * top). NaN: keep sign and payload's top, set the quiet bit, so a
-         * payload in the dropped bits cannot become Inf. */
-        const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        const uint32_t quiet_nan = (u >> 16) | 0x40u;
-        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
 }
 
 typedef struct {

@@ -71,6 +71,21 @@ void bf16_set_threads(int n);
  * to Inf, denormals to bf16 denormals. Plain C the compiler vectorises. */
 void bf16_convert(uint16_t *restrict dst, const float *restrict src, size_t n);
 
+/* x rounded to bf16 as bf16_convert does it (one element). */
+static inline uint16_t bf16_round(float x)
+{
+    union { float f; uint32_t u; } v = {.f = x};
+    const uint32_t u = v.u;
+    /* round to nearest even: add half an ulp of bf16, minus one when the
+     * kept part is even, so that a tie goes to the even neighbour; a carry
+     * into the exponent is the correct rounding up (to Inf at the top).
+     * NaN: keep sign and payload's top, set the quiet bit, so a payload in
+     * the dropped bits cannot become Inf. */
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+}
+
 /* The float a bf16 value stands for (exact). */
 static inline float bf16_to_float(uint16_t h)
 {

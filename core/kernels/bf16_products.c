@@ -56,14 +56,16 @@ void bf16_products_free(bf16_products_t *p)
     free(p);
 }
 
-int bf16_products_mirror(bf16_products_t *p, const float *block, size_t n, char *err,
-                         size_t errlen)
+uint16_t *bf16_products_mirror(bf16_products_t *p, const float *block, size_t n, char *err,
+                               size_t errlen)
 {
     void *copy = NULL;
-    if (p->n_mirrors == MAX_MIRRORS || posix_memalign(&copy, 64, (n ? n : 1) * sizeof(uint16_t)))
-        return snprintf(err, errlen, "out of memory for a bf16 copy of %zu weights", n), -1;
+    if (p->n_mirrors == MAX_MIRRORS || posix_memalign(&copy, 64, (n ? n : 1) * sizeof(uint16_t))) {
+        snprintf(err, errlen, "out of memory for a bf16 copy of %zu weights", n);
+        return NULL;
+    }
     p->mirror[p->n_mirrors++] = (mirror_t){block, n, copy};
-    return 0;
+    return copy;
 }
 
 static int same_dims(const bf16_matmul_dims_t *a, const bf16_matmul_dims_t *b)

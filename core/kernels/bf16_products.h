@@ -19,6 +19,7 @@
 
 #include <cblas.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/kernels/bf16_matmul.h"
 
@@ -43,11 +44,12 @@ void bf16_products_gemm(bf16_products_t *p, CBLAS_TRANSPOSE trans_a, CBLAS_TRANS
 
 /* Keeps a bf16 copy of a block of n f32 weights (at most 2 blocks): a
  * product whose operand lies packed inside the block reads the copy instead
- * of converting it at every call. The copy is what the last
- * bf16_products_refresh saw: refresh whenever the block changed (a step
- * does, before its forward). 0, or -1 and err (out of memory). */
-int bf16_products_mirror(bf16_products_t *p, const float *block, size_t n, char *err,
-                         size_t errlen);
+ * of converting it at every call. The copy (returned; NULL and err when out
+ * of memory) is what the last bf16_products_refresh saw, or what its owner
+ * wrote into it since (AdamW writes the update's): keep it current
+ * whenever the block changes. */
+uint16_t *bf16_products_mirror(bf16_products_t *p, const float *block, size_t n, char *err,
+                               size_t errlen);
 void bf16_products_refresh(bf16_products_t *p);
 
 /* Plans made during steps (shapes not prepared). */

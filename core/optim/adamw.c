@@ -2,6 +2,7 @@
 
 #include <math.h>
 
+#include "core/kernels/bf16_matmul.h"
 #include "core/kernels/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -9,9 +10,9 @@
 #endif
 
 /* One tensor's update, the scalar form. */
-static void adamw_tensor_scalar(float *p, float *mi, float *vi, const float *g, size_t n,
-                                float decay, float beta1, float beta2, float bc2_sqrt, float eps,
-                                float step_size)
+static void adamw_tensor_scalar(float *p, float *mi, float *vi, const float *g, uint16_t *p16,
+                                size_t n, float decay, float beta1, float beta2, float bc2_sqrt,
+                                float eps, float step_size)
 {
     for (size_t j = 0; j < n; j++) {
         p[j] *= decay;
@@ -19,16 +20,29 @@ static void adamw_tensor_scalar(float *p, float *mi, float *vi, const float *g, 
         vi[j] = beta2 * vi[j] + (1.0f - beta2) * g[j] * g[j];
         const float denom = sqrtf(vi[j]) / bc2_sqrt + eps;
         p[j] -= step_size * mi[j] / denom;
+        if (p16) p16[j] = bf16_round(p[j]);
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+/* bf16_round of 16 floats, in integer arithmetic as bf16_round does it. */
+__attribute__((target("avx512f"))) static __m512i bf16_round_avx512(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x), high = _mm512_srli_epi32(u, 16);
+    const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_blend_epi32(nan, rounded, _mm512_or_si512(high, _mm512_set1_epi32(0x40)));
+}
+
 /* The same with AVX-512, operation for operation (separate multiplies and
  * adds, IEEE sqrt and division, the tail under a mask): bit-identical to the
  * scalar form. (The compiler will not vectorise sqrtf itself: errno.) */
 __attribute__((target("avx512f"))) static void adamw_tensor_avx512(
-    float *p, float *mi, float *vi, const float *g, size_t n, float decay, float beta1,
-    float beta2, float bc2_sqrt, float eps, float step_size)
+    float *p, float *mi, float *vi, const float *g, uint16_t *p16, size_t n, float decay,
+    float beta1, float beta2, float bc2_sqrt, float eps, float step_size)
 {
     const __m512 vdecay = _mm512_set1_ps(decay), vb1 = _mm512_set1_ps(beta1),
                  vb2 = _mm512_set1_ps(beta2), v1b1 = _mm512_set1_ps(1.0f - beta1),
@@ -47,26 +61,29 @@ __attribute__((target("avx512f"))) static void adamw_tensor_avx512(
         _mm512_mask_storeu_ps(mi + j, k, mj);
         _mm512_mask_storeu_ps(vi + j, k, vj);
         _mm512_mask_storeu_ps(p + j, k, pj);
+        if (p16) _mm512_mask_cvtepi32_storeu_epi16(p16 + j, k, bf16_round_avx512(pj));
     }
 }
 #endif
 
-static void adamw_tensor(float *p, float *mi, float *vi, const float *g, size_t n, float decay,
-                         float beta1, float beta2, float bc2_sqrt, float eps, float step_size)
+static void adamw_tensor(float *p, float *mi, float *vi, const float *g, uint16_t *p16, size_t n,
+                         float decay, float beta1, float beta2, float bc2_sqrt, float eps,
+                         float step_size)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
-        adamw_tensor_avx512(p, mi, vi, g, n, decay, beta1, beta2, bc2_sqrt, eps, step_size);
+        adamw_tensor_avx512(p, mi, vi, g, p16, n, decay, beta1, beta2, bc2_sqrt, eps, step_size);
         return;
     }
 #endif
-    adamw_tensor_scalar(p, mi, vi, g, n, decay, beta1, beta2, bc2_sqrt, eps, step_size);
+    adamw_tensor_scalar(p, mi, vi, g, p16, n, decay, beta1, beta2, bc2_sqrt, eps, step_size);
 }
 
 typedef struct {
     const param_table_t *t;
     float *params, *m, *v;
     const float *grads, *lr_scale;
+    uint16_t *params16;
     const adamw_hparams_t *h;
     float bc1, bc2_sqrt;
 } adamw_job_t;
@@ -86,15 +103,17 @@ static void adamw_thread(void *ctx, int th, int n)
         int lo, hi;
         par_range((int)info->count, 16, th, n, &lo, &hi);
         const size_t at = info->offset + (size_t)lo;
-        adamw_tensor(j->params + at, j->m + at, j->v + at, j->grads + at, (size_t)(hi - lo), decay,
-                     h->beta1, h->beta2, j->bc2_sqrt, h->eps, step_size);
+        adamw_tensor(j->params + at, j->m + at, j->v + at, j->grads + at,
+                     j->params16 ? j->params16 + at : NULL, (size_t)(hi - lo), decay, h->beta1,
+                     h->beta2, j->bc2_sqrt, h->eps, step_size);
     }
 }
 
 void adamw_update(const param_table_t *t, float *params, const float *grads, float *m,
-                  float *v, const adamw_hparams_t *h, long step, const float *lr_scale)
+                  float *v, const adamw_hparams_t *h, long step, const float *lr_scale,
+                  uint16_t *params16)
 {
-    adamw_job_t j = {t, params, m, v, grads, lr_scale, h,
+    adamw_job_t j = {t, params, m, v, grads, lr_scale, params16, h,
                      1.0f - (float)pow(h->beta1, (double)step),
                      (float)sqrt(1.0 - pow(h->beta2, (double)step))};
     /* memory-bound: a second thread pays only on large models */

@@ -84,8 +84,11 @@ float mimae_apply_update(mimae_model_t *m)
     adamw_hparams_t h = {schedule_lr(c, m->step), c->beta1, c->beta2, c->adam_eps,
                          c->weight_decay};
     m->step++;
-    adamw_update(&m->table, m->param_mem, m->grad_mem, m->m_mem, m->v_mem, &h, m->step, NULL);
-    adamw_update(&m->q_table, m->q_param_mem, m->q_grad_mem, m->q_m_mem, m->q_v_mem, &h, m->step, NULL);
+    adamw_update(&m->table, m->param_mem, m->grad_mem, m->m_mem, m->v_mem, &h, m->step, NULL,
+                 m->param16);
+    adamw_update(&m->q_table, m->q_param_mem, m->q_grad_mem, m->q_m_mem, m->q_v_mem, &h, m->step,
+                 NULL, m->q_param16);
+    if (m->param16) m->param16_step = m->step; /* the bf16 copy is the update's too */
     return h.lr;
 }
 

@@ -227,10 +227,18 @@ int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *
 int mimae_model_mirror_weights(mimae_model_t *m, bf16_products_t *bf16, char *err,
                                size_t errlen)
 {
-    return bf16_products_mirror(bf16, m->param_mem, m->table.total, err, errlen) ||
-                   bf16_products_mirror(bf16, m->q_param_mem, m->q_table.total, err, errlen)
-               ? -1
-               : 0;
+    if (!(m->param16 = bf16_products_mirror(bf16, m->param_mem, m->table.total, err, errlen)) ||
+        !(m->q_param16 = bf16_products_mirror(bf16, m->q_param_mem, m->q_table.total, err, errlen)))
+        return -1;
+    m->param16_step = -1; /* made at the first step */
+    return 0;
+}
+
+void mimae_model_refresh_bf16_weights(mimae_model_t *m, bf16_products_t *bf16)
+{
+    if (!m->param16 || m->param16_step == m->step) return;
+    bf16_products_refresh(bf16);
+    m->param16_step = m->step;
 }
 
 int mimae_model_whole_products(const mimae_model_t *m, int *shapes)

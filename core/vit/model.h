@@ -64,6 +64,10 @@ typedef struct {
     q_params_t q, q_grads;
     float *q_param_mem, *q_grad_mem, *q_m_mem, *q_v_mem; /* q_grad_mem = grad_mem +
                                    table.total: all gradients form one vector */
+    uint16_t *param16, *q_param16; /* train.precision = bf16: the parameters' bf16 copies
+                                   the products read (mimae_model_mirror_weights), else
+                                   NULL; written by AdamW with each update */
+    long param16_step;          /* the step the copies hold the parameters of; -1: none */
     float *own_grad_mem;        /* the model's gradient block; grad_mem is it unless a
                                    step lends another (mimae_model_use_gradient_block) */
     /* activations of the B images of a forward and backward */
@@ -105,10 +109,13 @@ int mimae_model_prepare_products(mimae_model_t *m, bf16_products_t *bf16, char *
                                  size_t errlen);
 
 /* Has bf16 keep a bf16 copy of the parameters of the model and of Q
- * (bf16_products_mirror), so the products read the weights converted once
- * per bf16_products_refresh. 0, or -1 and err. */
+ * (bf16_products_mirror), which the products read instead of converting
+ * the weights at every product. AdamW writes the copies with each update;
+ * mimae_model_refresh_bf16_weights makes them when they do not hold the
+ * parameters of m->step (the first step, after a resume). 0, or -1 and err. */
 int mimae_model_mirror_weights(mimae_model_t *m, bf16_products_t *bf16, char *err,
                                size_t errlen);
+void mimae_model_refresh_bf16_weights(mimae_model_t *m, bf16_products_t *bf16);
 
 /* How many of the model's product shapes (*shapes of them, 0 with one
  * micro-batch) run once over all its rows rather than once per micro-batch
