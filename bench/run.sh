@@ -28,7 +28,7 @@ fi
 for b in vs_pytorch mfu memory scaling vitb pair northstar data; do
     [ -x "$bin/$b" ] || { echo "bench/run.sh: $bin/$b missing (run make bench)"; exit 1; }
 done
-# bf16 rows when the CPU has bf16 instructions (test_bf16_matmul's check, via mimae_dist's)
+# bf16 rows when the CPU has bf16 instructions (as mimae_dist checks)
 bf16=0
 grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && bf16=1
 start=$(date +%s)
@@ -86,7 +86,8 @@ fi
 
 echo "=== 5. ViT-B/16 (preset vit-b16), one process: both methods, per-rank batch 1 and 8,"
 echo "    1 and 2 threads, the phase breakdown, PyTorch on the same step; the deterministic"
-echo "    reduction against the fast one at batch 8, their steps interleaved in one process"
+echo "    reduction and bf16 against f32, each pair's steps interleaved in one process (1 thread);"
+echo "    bf16 MI-MAE at batch 1 and 8 on 1 and 2 threads for the north star"
 if [ "${BENCH_VITB:-1}" != 0 ]; then
     have_torch=0
     [ -x "$python" ] && "$python" -c 'import torch' 2>/dev/null && have_torch=1
@@ -96,8 +97,9 @@ if [ "${BENCH_VITB:-1}" != 0 ]; then
                 # at batch 1 both reductions run the same step (one micro-batch)
                 run env OPENBLAS_NUM_THREADS="$t" "$bin/vitb" --masks "$n" --batch "$b" \
                     --reduction fast --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
-                [ "$b" = 8 ] && run env OPENBLAS_NUM_THREADS="$t" "$bin/pair" --compare reduction \
-                    --masks "$n" --batch "$b" --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+                [ "$b" = 8 ] && [ "$t" = 1 ] && run env OPENBLAS_NUM_THREADS=1 "$bin/pair" \
+                    --compare reduction --masks "$n" --batch 8 --steps "${BENCH_VITB_STEPS:-2}" \
+                    --warmup 1
                 if [ "$have_torch" = 1 ] && [ "$t" = 1 ]; then
                     run env OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" "$python" \
                         bench/vs_pytorch.py --preset vitb16 --masks "$n" --threads "$t" \
@@ -108,11 +110,11 @@ if [ "${BENCH_VITB:-1}" != 0 ]; then
     done
     # bf16 (train.precision): against f32 on the same step, and the rows the north star needs
     if [ "$bf16" = 1 ]; then
+        for n in 4 1; do
+            run env OPENBLAS_NUM_THREADS=1 "$bin/pair" --compare precision --masks "$n" \
+                --batch 8 --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
+        done
         for t in 1 2; do
-            for n in 4 1; do
-                run env OPENBLAS_NUM_THREADS="$t" "$bin/pair" --compare precision --masks "$n" \
-                    --batch 8 --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
-            done
             for b in 1 8; do
                 run env OPENBLAS_NUM_THREADS="$t" "$bin/vitb" --masks 4 --batch "$b" \
                     --reduction fast --precision bf16 --steps "${BENCH_VITB_STEPS:-2}" --warmup 1
@@ -226,11 +228,11 @@ BEGIN {
     row(sprintf("reader, %s, one of 2 ranks: images/s", kv($0, "mode")), sprintf("%.0f (%.0f with augmentation)", kv($0, "img_s"), kv($0, "augment_img_s")), "", "")
 }
 /^RESULT data_reader_cost/ {
-    row("reader: global sampling's cost over shard-local", sprintf("%.2fx the time", kv($0, "global_over_local")), "", "")
+    row("reader: cost of global over shard-local sampling", sprintf("%.2fx the time", kv($0, "global_over_local")), "", "")
 }
 /^RESULT data_wait/ {
     f = kv($0, "wait_frac") + 0; q = kv($0, "reader_over_step") + 0
-    row("reader / a ViT-B/16 MI-MAE step's consumption", sprintf("%.0fx (%.3f img/s a rank)", q, kv($0, "step_img_s")), ">= 10x", (q >= 10 ? "yes" : "no"))
+    row("reader / what a ViT-B/16 MI-MAE step consumes", sprintf("%.0fx (%.3f img/s a rank)", q, kv($0, "step_img_s")), ">= 10x", (q >= 10 ? "yes" : "no"))
     row(sprintf("data_wait_s at %sx that rate", kv($0, "margin")), sprintf("%.2g s per %.2f s step (%.3f%%)", kv($0, "wait_mean_s"), kv($0, "step_s"), 100 * f), "< 1%", (f < 0.01 ? "yes" : "no"))
 }
 /^RESULT scaling_model/ {
