@@ -229,8 +229,7 @@ static void head_backward(float *dq, float *dk, float *dv, float *dprob, float *
     for (int i = 0; i < T; i++) {
         float *row = dprob + (size_t)i * T;
         const float *pi = p + (size_t)i * T;
-        float dot = 0.0f;
-        for (int j = 0; j < T; j++) dot += pi[j] * row[j];
+        const float dot = vm_dot(pi, row, T);
         for (int j = 0; j < T; j++) row[j] = scale * (pi[j] * (row[j] - dot));
     }
     /* dq = ds k ; dk = ds^T q */

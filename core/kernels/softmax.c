@@ -5,11 +5,11 @@
 
 #include "core/kernels/vecmath.h"
 
-/* The exponentials vectorise (vm_exp), and so does the sum (vm_sum). */
+/* The maximum (vm_max), the exponentials (vm_exp) and the sum (vm_sum)
+ * vectorise. */
 VM_CLONES_FMA static void softmax_row(float *row, int n)
 {
-    float maxv = row[0];
-    for (int i = 1; i < n; i++) maxv = row[i] > maxv ? row[i] : maxv;
+    const float maxv = vm_max(row, n);
     for (int i = 0; i < n; i++) row[i] = vm_exp(row[i] - maxv);
     const float inv = 1.0f / vm_sum(row, n);
     for (int i = 0; i < n; i++) row[i] *= inv;

@@ -75,6 +75,21 @@ static inline float vm_sum(const float *x, int n)
     return s;
 }
 
+/* The largest of x[0..n-1] (n >= 1), in VM_LANES lanes so that it
+ * vectorises; a maximum is exact, so the order changes nothing (NaN aside). */
+static inline float vm_max(const float *x, int n)
+{
+    float acc[VM_LANES];
+    for (int l = 0; l < VM_LANES; l++) acc[l] = x[0];
+    const int nv = n / VM_LANES * VM_LANES;
+    for (int i = 0; i < nv; i += VM_LANES)
+        for (int l = 0; l < VM_LANES; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+    float m = acc[0];
+    for (int l = 1; l < VM_LANES; l++) m = acc[l] > m ? acc[l] : m;
+    for (int i = nv; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 /* sum of a[i] * b[i] in vm_sum's order. */
 static inline float vm_dot(const float *a, const float *b, int n)
 {
