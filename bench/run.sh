@@ -8,7 +8,7 @@
 # Environment: BENCH_STEPS (timed steps, default 2 for vs_pytorch, 3 for
 # mfu), BENCH_QUICK=1 (fmnist only, MI-MAE only, no 2-thread comparison),
 # BENCH_PYTHON (/usr/bin/python3), BENCH_VITB=0 (skip the ViT-B/16 rows, the
-# longest part: about 10 minutes on 2 cores, of about 15 in all), BENCH_DATA=0 (skip the data path,
+# longest part: about 9 minutes on 2 cores, of about 13 in all), BENCH_DATA=0 (skip the data path,
 # about 2 minutes: 2000 JPEGs made, imported twice and read). OPENBLAS_CORETYPE
 # is left as the caller has it (the tables name the OpenBLAS kernel in use).
 set -u
