@@ -227,16 +227,11 @@ static void backward_into_tree(train_step_t *s, int j, mimae_losses_t *loss)
     loss->q += part.q;
     const size_t row = ((size_t)s->rank * s->plan.per_rank + (size_t)j * s->plan.micro_batch) *
                        s->shape.masks;
-    if (s->keeps_activations) {
-        const double t0 = MPI_Wtime();
-        mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
-        s->timing.backward_s += MPI_Wtime() - t0;
-        return;
-    }
-    mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
+    if (!s->keeps_activations) mimae_model_use_gradient_block(m, tree_sum_leaf(&s->grad_tree));
     double t0 = MPI_Wtime();
     mimae_backward(m, s->dcand_total + row * E, s->dcand_total + GN * E + row * D);
     s->timing.backward_s += MPI_Wtime() - t0;
+    if (s->keeps_activations) return;
     t0 = MPI_Wtime();
     tree_sum_add_leaf(&s->grad_tree);
     if (profile_on) profile_add(PROFILE_COMM, MPI_Wtime() - t0);

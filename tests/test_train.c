@@ -23,6 +23,7 @@
 #include "core/kernels/bf16_matmul.h"
 #include "tests/step_util.h"
 #include "tests/alloc_count.h"
+#include "tests/ckpt_util.h"
 
 /* A small model: 16x16x1 images, 4x4 patches (L = 16), N = 4 masks of V = 4. */
 static mimae_config_t small_config(int batch)
@@ -203,6 +204,23 @@ static void step_init(train_step_t *s, mimae_model_t **m, const mimae_config_t *
         fail_msg("%s", err);
 }
 
+/* Skips the calling test, saying why, on a CPU without bf16 instructions. */
+static void skip_without_bf16(void)
+{
+    char why[256];
+    if (bf16_cpu_check(NULL, 0, why, sizeof why)) {
+        printf("  %s\n", why);
+        skip();
+    }
+}
+
+/* B synthetic 16x16x1 images (synthetic_images) and their indices 0..B-1. */
+static void fixed_batch(float *images, int64_t *idx, int B, uint64_t seed)
+{
+    synthetic_images(images, B, 16, 16, 1, seed);
+    for (int b = 0; b < B; b++) idx[b] = b;
+}
+
 static int step_of(train_step_t *s, const float *images, const int64_t *idx, int i,
                    mimae_step_stats_t *st)
 {
@@ -218,17 +236,12 @@ static int step_of(train_step_t *s, const float *images, const int64_t *idx, int
 static void test_bf16_step_prepared_at_start(void **state)
 {
     (void)state;
-    char why[256];
-    if (bf16_cpu_check(NULL, 0, why, sizeof why)) {
-        printf("  %s\n", why);
-        skip();
-    }
+    skip_without_bf16();
     enum { B = 8 };
     mimae_config_t c = small_config(B);
     static float images[B * 16 * 16];
-    synthetic_images(images, B, 16, 16, 1, 9);
     int64_t idx[B];
-    for (int b = 0; b < B; b++) idx[b] = b;
+    fixed_batch(images, idx, B, 9);
     const int splits[] = {0, 1, 4}; /* fast; deterministic in 1 and 4 micro-batches */
     for (size_t i = 0; i < sizeof splits / sizeof *splits; i++) {
         train_step_t step;
@@ -256,17 +269,12 @@ static void test_bf16_step_prepared_at_start(void **state)
 static void test_bf16_resume_bitwise(void **state)
 {
     (void)state;
-    char why[256];
-    if (bf16_cpu_check(NULL, 0, why, sizeof why)) {
-        printf("  %s\n", why);
-        skip();
-    }
+    skip_without_bf16();
     enum { B = 8 };
     mimae_config_t c = small_config(B);
     static float images[B * 16 * 16];
-    synthetic_images(images, B, 16, 16, 1, 7);
     int64_t idx[B];
-    for (int b = 0; b < B; b++) idx[b] = b;
+    fixed_batch(images, idx, B, 7);
     mimae_step_stats_t st;
     train_step_t whole, first, rest;
     mimae_model_t *a, *b, *resumed;
@@ -284,9 +292,7 @@ static void test_bf16_resume_bitwise(void **state)
     memcpy(resumed->q_v_mem, b->q_v_mem, nq * sizeof(float));
     resumed->step = b->step;
     for (int s = 2; s < 4; s++) assert_int_equal(step_of(&rest, images, idx, s, &st), 0);
-    assert_memory_equal(resumed->param_mem, a->param_mem, n * sizeof(float));
-    assert_memory_equal(resumed->q_param_mem, a->q_param_mem, nq * sizeof(float));
-    assert_memory_equal(resumed->v_mem, a->v_mem, n * sizeof(float));
+    assert_models_bitwise_equal(resumed, a);
     assert_memory_not_equal(b->param_mem, a->param_mem, n * sizeof(float)); /* it can tell */
     /* the copy AdamW wrote with the last update is the parameters rounded */
     uint16_t *rounded = malloc(n * sizeof *rounded);
@@ -309,17 +315,12 @@ static void test_bf16_resume_bitwise(void **state)
 static void test_bf16_tracks_f32(void **state)
 {
     (void)state;
-    char why[256];
-    if (bf16_cpu_check(NULL, 0, why, sizeof why)) {
-        printf("  %s\n", why);
-        skip();
-    }
+    skip_without_bf16();
     enum { B = 8, STEPS = 200 };
     mimae_config_t c = small_config(B);
     static float images[B * 16 * 16];
-    synthetic_images(images, B, 16, 16, 1, 5);
     int64_t idx[B];
-    for (int b = 0; b < B; b++) idx[b] = b;
+    fixed_batch(images, idx, B, 5);
     double rec[2][STEPS];
     for (int bf16 = 0; bf16 <= 1; bf16++) {
         train_step_t step;

@@ -146,7 +146,7 @@ static void convert_thread(void *ctx, int t, int nt)
     if (lo < hi) bf16_convert(j->dst + lo, j->src + lo, hi - lo);
 }
 
-static void convert_par(uint16_t *dst, const float *src, size_t n)
+void bf16_convert_par(uint16_t *dst, const float *src, size_t n)
 {
     convert_job_t j = {dst, src, n};
     par_run(convert_thread, &j, n >= (1u << 16) ? par_threads() : 1);
@@ -303,6 +303,8 @@ void bf16_matmul_free(bf16_matmul_t *mm)
     free(mm);
 }
 
+const bf16_matmul_dims_t *bf16_matmul_dims(const bf16_matmul_t *mm) { return &mm->dims; }
+
 const char *bf16_matmul_impl(const bf16_matmul_t *mm)
 {
     return mm->impl;
@@ -344,8 +346,8 @@ int bf16_matmul_run(bf16_matmul_t *mm, const float *A, const float *B, float *C,
 {
     const bf16_matmul_dims_t *d = &mm->dims;
     if (!has_operand_buffers(mm, err, errlen)) return -1;
-    convert_par(mm->a16, A, (size_t)d->m * d->k);
-    convert_par(mm->b16, B, (size_t)d->k * d->n);
+    bf16_convert_par(mm->a16, A, (size_t)d->m * d->k);
+    bf16_convert_par(mm->b16, B, (size_t)d->k * d->n);
     return execute(mm, mm->a16, mm->b16, C, err, errlen);
 }
 
@@ -353,7 +355,7 @@ int bf16_matmul_run_b16(bf16_matmul_t *mm, const float *A, const uint16_t *B16, 
                         char *err, size_t errlen)
 {
     if (!has_operand_buffers(mm, err, errlen)) return -1;
-    convert_par(mm->a16, A, (size_t)mm->dims.m * mm->dims.k);
+    bf16_convert_par(mm->a16, A, (size_t)mm->dims.m * mm->dims.k);
     return execute(mm, mm->a16, B16, C, err, errlen);
 }
 

@@ -71,6 +71,9 @@ void bf16_set_threads(int n);
  * to Inf, denormals to bf16 denormals. Plain C the compiler vectorises. */
 void bf16_convert(uint16_t *restrict dst, const float *restrict src, size_t n);
 
+/* bf16_convert on mimae's threads (core/kernels/parallel.h) when n is large. */
+void bf16_convert_par(uint16_t *dst, const float *src, size_t n);
+
 /* x rounded to bf16 as bf16_convert does it (one element). */
 static inline uint16_t bf16_round(float x)
 {
@@ -115,6 +118,9 @@ typedef struct bf16_matmul bf16_matmul_t;
 bf16_matmul_t *bf16_matmul_create(bf16_engine_t *eng, bf16_matmul_dims_t dims, char *err,
                                   size_t errlen);
 void bf16_matmul_free(bf16_matmul_t *mm); /* NULL: nothing */
+
+/* The dims the plan was made for. */
+const bf16_matmul_dims_t *bf16_matmul_dims(const bf16_matmul_t *mm);
 
 /* oneDNN's implementation of the plan ("brg:avx512_core_amx_bf16", ...). */
 const char *bf16_matmul_impl(const bf16_matmul_t *mm);

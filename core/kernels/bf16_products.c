@@ -19,7 +19,6 @@ typedef struct {
 struct bf16_products {
     bf16_engine_t *engine;
     bf16_matmul_t *plan[MAX_PLANS];
-    bf16_matmul_dims_t dims[MAX_PLANS];
     int n_plans, late;
     uint16_t *a16, *b16;        /* the shared converted operands */
     size_t a_floats, b_floats;  /* their capacity */
@@ -77,7 +76,7 @@ static int same_dims(const bf16_matmul_dims_t *a, const bf16_matmul_dims_t *b)
 static bf16_matmul_t *find(const bf16_products_t *p, const bf16_matmul_dims_t *d)
 {
     for (int i = 0; i < p->n_plans; i++)
-        if (same_dims(&p->dims[i], d)) return p->plan[i];
+        if (same_dims(bf16_matmul_dims(p->plan[i]), d)) return p->plan[i];
     return NULL;
 }
 
@@ -109,8 +108,7 @@ int bf16_products_prepare(bf16_products_t *p, bf16_matmul_dims_t dims, char *err
     }
     bf16_matmul_t *mm = bf16_matmul_create(p->engine, dims, err, errlen);
     if (!mm) return -1;
-    p->plan[p->n_plans] = mm;
-    p->dims[p->n_plans++] = dims;
+    p->plan[p->n_plans++] = mm;
     return 0;
 }
 
@@ -136,30 +134,10 @@ static void convert(uint16_t *dst, const float *src, int rows, int cols, int ld)
     par_run(convert_rows, &j, (size_t)rows * cols >= 65536 ? par_threads() : 1);
 }
 
-typedef struct {
-    uint16_t *dst;
-    const float *src;
-    size_t n;
-} flat_job_t;
-
-enum { FLAT_GRAIN = 4096 }; /* floats a thread's share is counted in */
-
-static void convert_flat(void *ctx, int t, int n)
-{
-    const flat_job_t *j = ctx;
-    int lo, hi;
-    par_range((int)((j->n + FLAT_GRAIN - 1) / FLAT_GRAIN), 1, t, n, &lo, &hi);
-    const size_t first = (size_t)lo * FLAT_GRAIN, last = (size_t)hi * FLAT_GRAIN;
-    if (first < j->n)
-        bf16_convert(j->dst + first, j->src + first, (last < j->n ? last : j->n) - first);
-}
-
 void bf16_products_refresh(bf16_products_t *p)
 {
-    for (int i = 0; i < p->n_mirrors; i++) {
-        flat_job_t j = {p->mirror[i].copy, p->mirror[i].block, p->mirror[i].n};
-        par_run(convert_flat, &j, par_threads());
-    }
+    for (int i = 0; i < p->n_mirrors; i++)
+        bf16_convert_par(p->mirror[i].copy, p->mirror[i].block, p->mirror[i].n);
 }
 
 /* The bf16 copy of a packed rows x cols operand at x, if a mirror holds it. */

@@ -22,6 +22,14 @@ void micro_batches_free(micro_batches_t *mb)
 
 static int tile_rows(int out) { return out < MICRO_BATCHES_TILE_ROWS ? out : MICRO_BATCHES_TILE_ROWS; }
 
+/* The row counts of an out-row weight gradient's tiles, into m[2]: a full
+ * tile and the last, shorter one (0 when there is none). */
+static void tile_shapes(int out, int m[2])
+{
+    m[0] = tile_rows(out);
+    m[1] = out > MICRO_BATCHES_TILE_ROWS ? out % MICRO_BATCHES_TILE_ROWS : 0;
+}
+
 size_t micro_batches_tile_floats(int out, int in) { return (size_t)tile_rows(out) * (in + 1); }
 
 /* C (M x N, packed) = op(A) op(B) + beta C, row-major as cblas_sgemm, in
@@ -213,8 +221,8 @@ int micro_batches_probe_pairs(micro_batches_t *mb, const grad_shape_t *shapes, i
         uint64_t state = 0x2545f4914f6cdd1dull;
         for (int i = 0; i < n_shapes; i++) {
             const grad_shape_t *s = &shapes[i];
-            /* a full tile and the last, shorter one */
-            const int tiles[2] = {tile_rows(s->out), s->out % MICRO_BATCHES_TILE_ROWS};
+            int tiles[2];
+            tile_shapes(s->out, tiles);
             for (int t = 0; t < 2; t++) {
                 const int m = tiles[t];
                 if (!m || pairs_fuse(mb, m, s->in, s->rows) ||
@@ -299,8 +307,8 @@ int micro_batches_use_bf16(micro_batches_t *mb, bf16_products_t *bf16,
     /* weight gradients: tiles (a full one and the last) per micro-batch, or whole */
     for (int i = 0; i < n_grads; i++) {
         const grad_shape_t *g = &grads[i];
-        const int tiles[2] = {mb->count >= 1 ? tile_rows(g->out) : g->out,
-                              mb->count >= 1 ? g->out % MICRO_BATCHES_TILE_ROWS : 0};
+        int tiles[2] = {g->out, 0}; /* the fast reduction's one product */
+        if (mb->count >= 1) tile_shapes(g->out, tiles);
         for (int t = 0; t < 2; t++) {
             if (!tiles[t]) continue;
             const bf16_matmul_dims_t d = {tiles[t], g->in, g->rows, CblasTrans, CblasNoTrans, 1, 1};
