@@ -47,9 +47,9 @@ static void attention_on(int threads, float *out, float *probs, float *dqkv, con
     attention_backward(dqkv, dout, qkv, probs, S, T, C, NH);
 }
 
-static void check_attention(int T)
+static void check_attention(int S, int T)
 {
-    enum { S = 5, C = 64, NH = 4 };
+    enum { C = 64, NH = 4 };
     const size_t rows = (size_t)S * T;
     float *qkv = floats(rows * 3 * C), *dout = floats(rows * C);
     fill(qkv, rows * 3 * C, 2.0f), fill(dout, rows * C, 1.0f);
@@ -62,7 +62,7 @@ static void check_attention(int T)
     assert_memory_equal(out[0], out[1], rows * C * sizeof(float));
     assert_memory_equal(probs[0], probs[1], (size_t)S * NH * T * T * sizeof(float));
     assert_memory_equal(dqkv[0], dqkv[1], rows * 3 * C * sizeof(float));
-    printf("  attention, %d tokens: 1 and 2 threads agree bitwise\n", T);
+    printf("  attention, %d sequence(s) of %d tokens: 1 and 2 threads agree bitwise\n", S, T);
     free(qkv), free(dout);
     for (int i = 0; i < 2; i++) free(out[i]), free(probs[i]), free(dqkv[i]);
 }
@@ -70,13 +70,21 @@ static void check_attention(int T)
 static void test_attention_short_sequences(void **state)
 {
     (void)state;
-    check_attention(50); /* the direct loops */
+    check_attention(5, 50); /* the direct loops; a thread's share ends mid-sequence */
 }
 
 static void test_attention_long_sequences(void **state)
 {
     (void)state;
-    check_attention(97); /* per-head sgemm */
+    check_attention(5, 97); /* per-head sgemm */
+}
+
+static void test_attention_one_sequence(void **state)
+{
+    (void)state;
+    /* one sequence's heads shared by the threads (MAE at batch 1) */
+    check_attention(1, 50);
+    check_attention(1, 97);
 }
 
 static void test_layernorm(void **state)
@@ -139,6 +147,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_short_sequences),
         cmocka_unit_test(test_attention_long_sequences),
+        cmocka_unit_test(test_attention_one_sequence),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_linear_micro_batches),
     };

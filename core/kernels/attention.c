@@ -15,7 +15,9 @@
  * is faster than any sgemm call, with every inner loop running over an
  * output index (vectorised, no reassociation). Longer sequences use
  * per-head cblas_sgemm. Either way each (sequence, head) is computed whole by
- * one thread, in a fixed order: results do not depend on the thread count.
+ * one thread (the pairs are spread over the pool, so one sequence's heads
+ * still use every thread), in a fixed order: results do not depend on the
+ * thread count.
  * The choice depends on T only. */
 #define DIRECT_MAX_T 64
 
@@ -175,25 +177,24 @@ typedef struct {
     int S, T, C, NH;
 } fwd_job_t;
 
-static void forward_seq(const fwd_job_t *j, int s, float *kt)
+/* Head h of sequence s. */
+static void forward_head(const fwd_job_t *j, int s, int h, float *kt)
 {
     const int T = j->T, C = j->C, NH = j->NH, dh = C / NH, ld = 3 * C;
     const float scale = 1.0f / sqrtf((float)dh);
     const float *seq = j->qkv + (size_t)s * T * ld;
-    for (int h = 0; h < NH; h++) {
-        const float *q = seq + h * dh, *k = seq + C + h * dh, *v = seq + 2 * C + h * dh;
-        float *att = j->probs + ((size_t)s * NH + h) * T * T;
-        float *o = j->out + (size_t)s * T * C + h * dh;
-        if (T <= DIRECT_MAX_T) {
-            transpose_pad(kt, padded(T), k, ld, T, dh);
-            rows_times_cols(att, T, q, ld, kt, padded(T), T, T, dh, scale);
-            PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
-            weighted_rows(o, C, att, T, 1, v, ld, T, T, dh);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, scale, q, ld, k, ld, 0.0f, att, T);
-            PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, v, ld, 0.0f, o, C);
-        }
+    const float *q = seq + h * dh, *k = seq + C + h * dh, *v = seq + 2 * C + h * dh;
+    float *att = j->probs + ((size_t)s * NH + h) * T * T;
+    float *o = j->out + (size_t)s * T * C + h * dh;
+    if (T <= DIRECT_MAX_T) {
+        transpose_pad(kt, padded(T), k, ld, T, dh);
+        rows_times_cols(att, T, q, ld, kt, padded(T), T, T, dh, scale);
+        PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
+        weighted_rows(o, C, att, T, 1, v, ld, T, T, dh);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, scale, q, ld, k, ld, 0.0f, att, T);
+        PROFILED(PROFILE_SOFTMAX, softmax_rows(att, T, T, T));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, v, ld, 0.0f, o, C);
     }
 }
 
@@ -201,18 +202,19 @@ static void forward_thread(void *ctx, int t, int n)
 {
     const fwd_job_t *j = ctx;
     int lo, hi;
-    par_range(j->S, 1, t, n, &lo, &hi);
+    par_range(j->S * j->NH, 1, t, n, &lo, &hi);
     float *kt = par_scratch((size_t)padded(j->T) * (j->C / j->NH));
-    for (int s = lo; s < hi; s++) forward_seq(j, s, kt);
+    for (int u = lo; u < hi; u++) forward_head(j, u / j->NH, u % j->NH, kt);
 }
 
 void attention_forward(float *out, float *probs, const float *qkv, int S, int T, int C,
                        int NH)
 {
     fwd_job_t j = {out, probs, qkv, S, T, C, NH};
-    /* per-head products are too small for OpenBLAS's threads: sequences
-     * are spread over the pool, each thread's products single-threaded */
-    par_run_serial_blas(forward_thread, &j, S > 1 ? par_threads() : 1);
+    /* per-head products are too small for OpenBLAS's threads: the (sequence,
+     * head) pairs are spread over the pool, each thread's products
+     * single-threaded */
+    par_run_serial_blas(forward_thread, &j, S * NH > 1 ? par_threads() : 1);
 }
 
 /* The backward of one head, direct form. dprob (T, T) and vt (dh, padded T)
@@ -243,44 +245,43 @@ typedef struct {
     int S, T, C, NH;
 } bwd_job_t;
 
-static void backward_seq(const bwd_job_t *j, int s, float *scratch)
+/* Head h of sequence s. */
+static void backward_head(const bwd_job_t *j, int s, int h, float *scratch)
 {
     const int T = j->T, C = j->C, NH = j->NH, dh = C / NH, ld = 3 * C;
     const float scale = 1.0f / sqrtf((float)dh);
     const float *seq = j->qkv + (size_t)s * T * ld;
     float *dseq = j->dqkv + (size_t)s * T * ld;
     float *dprob = scratch, *vt = scratch + (size_t)T * T;
-    for (int h = 0; h < NH; h++) {
-        const float *q = seq + h * dh, *k = seq + C + h * dh, *v = seq + 2 * C + h * dh;
-        float *dq = dseq + h * dh, *dk = dseq + C + h * dh, *dv = dseq + 2 * C + h * dh;
-        const float *att = j->probs + ((size_t)s * NH + h) * T * T;
-        const float *dO = j->dout + (size_t)s * T * C + h * dh;
-        if (T <= DIRECT_MAX_T) {
-            head_backward(dq, dk, dv, dprob, vt, dO, C, q, k, v, att, T, dh, ld, scale);
-            continue;
-        }
-        /* dprobs = dO v^T ; dv = probs^T dO */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, dO, C, v, ld, 0.0f, dprob, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, dO, C, 0.0f, dv, ld);
-        PROFILED(PROFILE_SOFTMAX, softmax_rows_backward(dprob, att, dprob, T, T, T));
-        /* scores = scale q k^T: dq = scale dS k ; dk = scale dS^T q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, scale, dprob, T, k, ld, 0.0f, dq, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, scale, dprob, T, q, ld, 0.0f, dk, ld);
+    const float *q = seq + h * dh, *k = seq + C + h * dh, *v = seq + 2 * C + h * dh;
+    float *dq = dseq + h * dh, *dk = dseq + C + h * dh, *dv = dseq + 2 * C + h * dh;
+    const float *att = j->probs + ((size_t)s * NH + h) * T * T;
+    const float *dO = j->dout + (size_t)s * T * C + h * dh;
+    if (T <= DIRECT_MAX_T) {
+        head_backward(dq, dk, dv, dprob, vt, dO, C, q, k, v, att, T, dh, ld, scale);
+        return;
     }
+    /* dprobs = dO v^T ; dv = probs^T dO */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dh, 1.0f, dO, C, v, ld, 0.0f, dprob, T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, 1.0f, att, T, dO, C, 0.0f, dv, ld);
+    PROFILED(PROFILE_SOFTMAX, softmax_rows_backward(dprob, att, dprob, T, T, T));
+    /* scores = scale q k^T: dq = scale dS k ; dk = scale dS^T q */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, T, scale, dprob, T, k, ld, 0.0f, dq, ld);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dh, T, scale, dprob, T, q, ld, 0.0f, dk, ld);
 }
 
 static void backward_thread(void *ctx, int t, int n)
 {
     const bwd_job_t *j = ctx;
     int lo, hi;
-    par_range(j->S, 1, t, n, &lo, &hi);
+    par_range(j->S * j->NH, 1, t, n, &lo, &hi);
     float *scratch = par_scratch((size_t)j->T * j->T + (size_t)padded(j->T) * (j->C / j->NH));
-    for (int s = lo; s < hi; s++) backward_seq(j, s, scratch);
+    for (int u = lo; u < hi; u++) backward_head(j, u / j->NH, u % j->NH, scratch);
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
                         int S, int T, int C, int NH)
 {
     bwd_job_t j = {dqkv, dout, qkv, probs, S, T, C, NH};
-    par_run_serial_blas(backward_thread, &j, S > 1 ? par_threads() : 1);
+    par_run_serial_blas(backward_thread, &j, S * NH > 1 ? par_threads() : 1);
 }
