@@ -190,12 +190,27 @@ static inline double bench_linear_flops(double T, double in, double out, int din
     return (dinp ? 6.0 : 4.0) * T * in * out;
 }
 
+/* Attention's six per-head products (two forward, four backward). */
+static inline double bench_attention_flops(double S, double T, double C)
+{
+    return 6.0 * 2.0 * S * T * T * C;
+}
+
 static inline double bench_block_flops(double S, double T, double C, double r)
 {
     const double R = S * T;
     return bench_linear_flops(R, C, 3 * C, 1) + bench_linear_flops(R, C, C, 1) +
            bench_linear_flops(R, C, r * C, 1) + bench_linear_flops(R, r * C, C, 1) +
-           6.0 * 2.0 * S * T * T * C;
+           bench_attention_flops(S, T, C);
+}
+
+/* The part of bench_step_flops spent in attention's own products. */
+static inline double bench_step_attention_flops(const mimae_config_t *c, int B)
+{
+    const mimae_dims_t d = mimae_config_dims(c);
+    const double S = (double)B * c->num_masks;
+    return c->enc_depth * bench_attention_flops(S, d.enc_tokens, c->enc_dim) +
+           c->dec_depth * bench_attention_flops(S, d.dec_tokens, c->dec_dim);
 }
 
 static inline double bench_step_flops(const mimae_config_t *c, int B)

@@ -24,6 +24,7 @@
 
 #include "bench/bench_util.h"
 #include "core/kernels/blas_check.h"
+#include "core/kernels/micro_batches.h"
 #include "core/kernels/profile.h"
 
 typedef struct {
@@ -105,6 +106,66 @@ static void arm_step(arm_t *a, const float *images, const int64_t *idx, int i, i
     for (int p = 0; p < PROFILE_COUNT; p++) a->phase_s[p] += profile_seconds((profile_phase_t)p);
 }
 
+/* Seconds of one weight gradient dW (out x in) = dout^T inp over `rows`
+ * rows, formed as the fast reduction forms it (one product) or as the
+ * deterministic one does (k products of rows / k rows each, in tiles of
+ * MICRO_BATCHES_TILE_ROWS output rows), products alone, best of 3. */
+static double weight_grad_seconds(const float *dout, const float *inp, float *c, int rows, int out,
+                                  int in, int k)
+{
+    double best = 1e30;
+    const int share = rows / k, tile = k > 1 ? MICRO_BATCHES_TILE_ROWS : out;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = bench_now();
+        for (int j = 0; j < k; j++)
+            for (int r0 = 0; r0 < out; r0 += tile)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out - r0 < tile ? out - r0 : tile,
+                            in, share, 1.0f, dout + (size_t)j * share * out + r0, out,
+                            inp + (size_t)j * share * in, in, 1.0f, c + (size_t)r0 * in, in);
+        const double dt = bench_now() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+/* The floor under the deterministic reduction's cost: every block's weight
+ * gradients (qkv, projection, fc1, fc2 of the encoder and decoder) formed
+ * per micro-batch against whole, by OpenBLAS alone on random operands,
+ * before any sum. Returns the extra milliseconds a step pays. */
+static double weight_grad_floor_ms(const mimae_config_t *c, int batch, int k)
+{
+    const mimae_dims_t d = mimae_config_dims(c);
+    const int widths[2] = {c->enc_dim, c->dec_dim}, depths[2] = {c->enc_depth, c->dec_depth};
+    const int rows[2] = {batch * c->num_masks * d.enc_tokens, batch * c->num_masks * d.dec_tokens};
+    const int hidden_max = c->mlp_ratio * (widths[0] > widths[1] ? widths[0] : widths[1]);
+    const int rows_max = rows[0] > rows[1] ? rows[0] : rows[1];
+    float *dout = malloc((size_t)rows_max * hidden_max * sizeof(float)),
+          *inp = malloc((size_t)rows_max * hidden_max * sizeof(float)),
+          *grad = calloc((size_t)hidden_max * hidden_max, sizeof(float));
+    if (!dout || !inp || !grad) {
+        fprintf(stderr, "pair: out of memory for the weight-gradient floor\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < (size_t)rows_max * hidden_max; i++)
+        dout[i] = (float)(i % 251) / 251.0f - 0.5f, inp[i] = (float)(i % 241) / 241.0f - 0.5f;
+    double whole = 0.0, split = 0.0;
+    for (int b = 0; b < 2; b++) {
+        const int C = widths[b], H = c->mlp_ratio * C;
+        const int shapes[4][2] = {{3 * C, C}, {C, C}, {H, C}, {C, H}}; /* out, in */
+        for (int s = 0; s < 4; s++) {
+            whole += depths[b] * weight_grad_seconds(dout, inp, grad, rows[b], shapes[s][0], shapes[s][1], 1);
+            split += depths[b] * weight_grad_seconds(dout, inp, grad, rows[b], shapes[s][0], shapes[s][1], k);
+        }
+    }
+    free(dout);
+    free(inp);
+    free(grad);
+    printf("  floor: the blocks' weight gradients as %d products per micro-batch take %.0f ms, "
+           "as one product %.0f ms (OpenBLAS alone, before any sum): %+.0f ms/step\n",
+           k, 1e3 * split, 1e3 * whole, 1e3 * (split - whole));
+    return 1e3 * (split - whole);
+}
+
 int main(int argc, char **argv)
 {
     blas_quiet_idle_threads(argv); /* as mimae_dist does */
@@ -154,11 +215,20 @@ int main(int argc, char **argv)
             printf("  %-28s %10.1f %10.1f %+10.1f\n", profile_phase_name((profile_phase_t)p), x, y,
                    y - x);
     }
+    /* the reductions: what OpenBLAS alone charges for the split products,
+     * as a ratio floor (the fast step plus that extra) */
+    double floor_ratio = 0.0;
+    if (!o.precision && arms[1].plan.micro_batches > 1)
+        floor_ratio = (ms[0] + weight_grad_floor_ms(&c, o.batch, arms[1].plan.micro_batches)) / ms[0];
+    if (floor_ratio > 0.0)
+        printf("  so the deterministic step cannot run below %.3fx the fast one with these "
+               "products\n", floor_ratio);
     printf("RESULT pair compare=%s config=%s method=%s batch=%d micro_batch=%d threads=%d "
-           "a=%s b=%s a_ms=%.1f b_ms=%.1f ratio=%.4f a_products=%.3f b_products=%.3f\n",
+           "a=%s b=%s a_ms=%.1f b_ms=%.1f ratio=%.4f a_products=%.3f b_products=%.3f "
+           "floor_ratio=%.4f\n",
            o.precision ? "precision" : "reduction", o.config, method, o.batch,
            arms[1].plan.micro_batch, threads, arms[0].name, arms[1].name, ms[0], ms[1],
-           ms[1] / ms[0], products[0], products[1]);
+           ms[1] / ms[0], products[0], products[1], floor_ratio);
     for (int a = 0; a < 2; a++) {
         train_step_free(&arms[a].step);
         mimae_model_free(arms[a].model);

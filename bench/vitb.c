@@ -3,7 +3,8 @@
  * one configuration per run (peak RSS is per process):
  *
  *   vitb --masks 4|1 --batch B --reduction fast|deterministic
- *        [--steps K] [--warmup W] [--peak-n N]
+ *        [--steps K] [--warmup W] [--peak-n N] [--micro-batch IMAGES]
+ *        [--precision f32|bf16]
  *
  * Threads: OPENBLAS_NUM_THREADS (mimae's pool follows it). The step is
  * train_step_run on MPI_COMM_SELF with the per-rank batch B split as
@@ -13,9 +14,11 @@
  * cblas_sgemm peak measured around every step in this process (the larger
  * of the two readings), peak RSS against the analytic bytes (bench_util.h:
  * parameters, gradients, moments, the activations of every kept
- * micro-batch and the deterministic sum's gradient buffers), and the phase breakdown of the timed steps
- * (core/kernels/profile.h). Ends with `RESULT vitb ...` and
- * `RESULT vitb_phase ...` lines for bench/run.sh. */
+ * micro-batch and the deterministic sum's gradient buffers), the phase breakdown of the timed steps
+ * (core/kernels/profile.h), and the step's ceiling: the rates its products
+ * and attention ran at, the MFU it would reach with no time spent between
+ * them, and the update's memory traffic. Ends with `RESULT vitb ...`,
+ * `RESULT vitb_phase ...` and `RESULT vitb_ceiling ...` lines for bench/run.sh. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -58,6 +61,63 @@ static options_t parse(int argc, char **argv)
         o.warmup < 0 || o.micro_batch < 0 || (strcmp(o.reduction, "fast") && strcmp(o.reduction, "deterministic")))
         usage();
     return o;
+}
+
+/* A stream triad's bandwidth (a = b + s c over three 128 MiB arrays, best of
+ * 3; GB/s counting the two reads and the write), the memory speed the update
+ * is held to. Run after the peak RSS is read. 0 if the arrays do not fit. */
+static double stream_triad_gbs(void)
+{
+    const size_t n = (size_t)32 << 20;
+    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)),
+          *x = malloc(n * sizeof(float));
+    double best = 0.0;
+    if (a && b && x) {
+        for (size_t i = 0; i < n; i++) a[i] = 0.0f, b[i] = 1.0f, x[i] = 2.0f;
+        for (int r = 0; r < 3; r++) {
+            const double t0 = bench_now();
+            for (size_t i = 0; i < n; i++) a[i] = b[i] + 0.5f * x[i];
+            const double gbs = 3.0 * n * sizeof(float) / (bench_now() - t0) / 1e9;
+            if (gbs > best) best = gbs;
+        }
+        if (a[n / 2] != 2.0f) best = 0.0; /* and the loop is not optimised away */
+    }
+    free(a);
+    free(b);
+    free(x);
+    return best;
+}
+
+/* What bounds the step's MFU, from the timed steps' profile: the rates the
+ * products and attention ran at, the MFU the step would reach if nothing else
+ * took time, and the update's memory traffic (it reads the gradient for the
+ * norms, then reads parameters, gradient and both moments and writes three
+ * of them back, plus the bf16 copy), which no product can hide. */
+static void print_ceiling(const mimae_config_t *c, const options_t *o, const mimae_model_t *m,
+                          double flops, double peak)
+{
+    double products = 0.0;
+    for (int p = PROFILE_QKV; p <= PROFILE_HEADS; p++)
+        products += profile_seconds((profile_phase_t)p) / o->steps;
+    const double attention = profile_seconds(PROFILE_ATTENTION) / o->steps;
+    const double update = profile_seconds(PROFILE_ADAMW) / o->steps;
+    const double attention_flops = bench_step_attention_flops(c, o->batch);
+    const double products_eff = (flops - attention_flops) / products / 1e9 / peak;
+    const double attention_eff = attention_flops / attention / 1e9 / peak;
+    const double ceiling = flops / (products + attention) / 1e9 / peak;
+    const double update_gb = (8.0 + (o->bf16 ? 0.5 : 0.0)) * sizeof(float) * bench_param_floats(m) / 1e9;
+    const double triad = stream_triad_gbs();
+    printf("  ceiling: products at %.1f%% of the peak, attention at %.1f%%; with no time outside "
+           "them the step would reach %.1f%% MFU; the update moves %.2f GB in %.0f ms (%.1f GB/s; "
+           "a stream triad: %.1f GB/s)\n",
+           100 * products_eff, 100 * attention_eff, 100 * ceiling, update_gb, 1e3 * update,
+           update_gb / update, triad);
+    printf("RESULT vitb_ceiling method=%s batch=%d reduction=%s precision=%s threads=%d "
+           "products_eff=%.4f attention_eff=%.4f mfu_ceiling=%.4f update_gb=%.3f update_gbs=%.2f "
+           "triad_gbs=%.2f\n",
+           o->masks == 1 ? "MAE" : "MI-MAE", o->batch, o->reduction, o->bf16 ? "bf16" : "f32",
+           openblas_get_num_threads(), products_eff, attention_eff, ceiling, update_gb,
+           update_gb / update, triad);
 }
 
 int main(int argc, char **argv)
@@ -172,6 +232,7 @@ int main(int argc, char **argv)
     }
     const double rest = total / o.steps - accounted;
     printf("  %-28s %10.1f %6.1f%%\n", "unaccounted", 1e3 * rest, 100 * rest / (total / o.steps));
+    print_ceiling(&c, &o, m, flops, pk);
     train_step_free(&step);
     mimae_model_free(m);
     free(images);
