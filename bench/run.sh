@@ -204,9 +204,14 @@ BEGIN {
     r = kv($0, "rss_mib") / kv($0, "analytic_mib")
     row(sprintf("ViT-B/16 %s batch %s %s, %s thread(s): RSS/analytic", kv($0, "method"), kv($0, "batch"), kv($0, "reduction"), kv($0, "threads")), sprintf("%.2f (%.0f MiB)", r, kv($0, "rss_mib")), "<= 1.2", (r <= 1.2 ? "yes" : "no"))
 }
+/^RESULT vitb_ceiling / && kv($0, "precision") == "f32" && kv($0, "threads") == 1 {
+    row(sprintf("ViT-B/16 %s batch %s, 1 thread: MFU ceiling", kv($0, "method"), kv($0, "batch")), sprintf("%.1f%% (products %.0f%%, attention %.0f%% of peak)", 100 * kv($0, "mfu_ceiling"), 100 * kv($0, "products_eff"), 100 * kv($0, "attention_eff")), "", "")
+    row(sprintf("ViT-B/16 %s batch %s, 1 thread: update GB/s", kv($0, "method"), kv($0, "batch")), sprintf("%.1f (stream triad %.1f)", kv($0, "update_gbs"), kv($0, "triad_gbs")), "", "")
+}
 /^RESULT pair compare=reduction/ {
     r = kv($0, "ratio") + 0
     row(sprintf("ViT-B/16 %s b%s %st: deterministic (%s img/micro-batch) / fast", kv($0, "method"), kv($0, "batch"), kv($0, "threads"), kv($0, "micro_batch")), sprintf("%.3f (%.0f vs %.0f ms/step)", r, kv($0, "b_ms"), kv($0, "a_ms")), "<= 1.05", (r <= 1.05 ? "yes" : "no"))
+    row("  its floor: the split weight-gradient products alone", sprintf("%.3f", kv($0, "floor_ratio")), "", "")
 }
 /^RESULT pair compare=precision/ {
     r = kv($0, "ratio") + 0
