@@ -1,8 +1,10 @@
 /* The kernels' results do not depend on the thread count (core/kernels/
  * parallel.h): attention on both of its paths (direct loops for short
  * sequences, per-head sgemm run single-threaded on the pool's threads for
- * long ones), layer norm, and a linear layer's products and micro-batched
- * weight gradient, each bitwise equal on 1 and 2 threads. */
+ * long ones), layer norm, a linear layer's products and micro-batched
+ * weight gradient, and the gradient norm, each bitwise equal on 1 and 2
+ * threads. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include "core/kernels/linear.h"
 #include "core/kernels/micro_batches.h"
 #include "core/kernels/parallel.h"
+#include "core/optim/adamw.h"
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 
@@ -142,6 +145,31 @@ static void test_linear_micro_batches(void **state)
     for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(dw[i]), free(db[i]);
 }
 
+/* The gradient norm over a vector long enough for both threads (and not a
+ * multiple of its blocks), and over a short one: the same bits on 1 and 2
+ * threads, and the norm a long double sum gives. */
+static void test_grad_norm(void **state)
+{
+    (void)state;
+    const size_t sizes[2] = {((size_t)1 << 21) + 37, 5};
+    for (int s = 0; s < 2; s++) {
+        const size_t n = sizes[s];
+        float *g = floats(n);
+        fill(g, n, 3.0f);
+        double norm[2];
+        for (int i = 0; i < 2; i++) {
+            openblas_set_num_threads(i + 1);
+            norm[i] = grad_norm(g, n);
+        }
+        long double exact = 0.0L;
+        for (size_t k = 0; k < n; k++) exact += (long double)g[k] * g[k];
+        assert_memory_equal(&norm[0], &norm[1], sizeof(double));
+        assert_true(fabs(norm[0] - (double)sqrtl(exact)) <= 1e-12 * norm[0]);
+        printf("  grad_norm of %zu floats: 1 and 2 threads agree bitwise, %.17g\n", n, norm[0]);
+        free(g);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_attention_one_sequence),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_linear_micro_batches),
+        cmocka_unit_test(test_grad_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

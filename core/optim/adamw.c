@@ -120,15 +120,50 @@ void adamw_update(const param_table_t *t, float *params, const float *grads, flo
     par_run(adamw_thread, &j, t->total >= (1u << 20) ? par_threads() : 1);
 }
 
-double grad_norm(const float *grads, size_t n)
+/* The sum of squares of x[0..n-1] in double: 8 independent chains added in
+ * a fixed tree (one chain waits on every add), so it vectorises and the bits
+ * do not depend on vector width. */
+static double sum_of_squares(const float *x, size_t n)
 {
-    /* 8 independent chains added in a fixed tree (one chain waits on every
-     * add): vectorises, and the bits do not depend on vector width */
     double acc[8] = {0};
     const size_t nv = n / 8 * 8;
     for (size_t i = 0; i < nv; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += (double)grads[i + l] * grads[i + l];
+        for (int l = 0; l < 8; l++) acc[l] += (double)x[i + l] * x[i + l];
     double sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (size_t i = nv; i < n; i++) sum += (double)grads[i] * grads[i];
+    for (size_t i = nv; i < n; i++) sum += (double)x[i] * x[i];
+    return sum;
+}
+
+/* The gradient is cut into GRAD_NORM_BLOCKS blocks whatever the thread
+ * count, each block summed by one thread, the blocks' sums added in order:
+ * the norm's bits do not depend on the thread count. */
+enum { GRAD_NORM_BLOCKS = 64 };
+
+typedef struct {
+    const float *grads;
+    size_t n, block;
+    double sums[GRAD_NORM_BLOCKS];
+} norm_job_t;
+
+static void norm_thread(void *ctx, int th, int n)
+{
+    norm_job_t *j = ctx;
+    int lo, hi;
+    par_range(GRAD_NORM_BLOCKS, 1, th, n, &lo, &hi);
+    for (int b = lo; b < hi; b++) {
+        const size_t start = (size_t)b * j->block;
+        const size_t end = start + j->block < j->n ? start + j->block : j->n;
+        j->sums[b] = start < end ? sum_of_squares(j->grads + start, end - start) : 0.0;
+    }
+}
+
+double grad_norm(const float *grads, size_t n)
+{
+    /* blocks a multiple of 8 floats, so each is summed as the whole would be */
+    norm_job_t j = {grads, n, (n / GRAD_NORM_BLOCKS + 8) / 8 * 8, {0}};
+    /* memory-bound: a second thread pays only on large gradients */
+    par_run(norm_thread, &j, n >= (1u << 20) ? par_threads() : 1);
+    double sum = 0.0;
+    for (int b = 0; b < GRAD_NORM_BLOCKS; b++) sum += j.sums[b];
     return sqrt(sum);
 }
