@@ -24,6 +24,8 @@
 #include "tests/step_util.h"
 #include "tests/alloc_count.h"
 #include "tests/ckpt_util.h"
+#include "tests/fs_util.h"
+#include "io/checkpoint.h"
 
 /* A small model: 16x16x1 images, 4x4 patches (L = 16), N = 4 masks of V = 4. */
 static mimae_config_t small_config(int batch)
@@ -263,9 +265,9 @@ static void test_bf16_step_prepared_at_start(void **state)
 }
 
 /* A bf16 run stopped after 2 steps and carried on in a fresh process (the
- * model's state copied as a checkpoint carries it) ends bitwise where an
- * uninterrupted one does: the weights' bf16 copy, written by AdamW with each
- * update, is made afresh at a resume. */
+ * state saved as a checkpoint and loaded into a fresh model) ends bitwise
+ * where an uninterrupted one does: the weights' bf16 copy, written by AdamW
+ * with each update, is made afresh at a resume. */
 static void test_bf16_resume_bitwise(void **state)
 {
     (void)state;
@@ -282,15 +284,19 @@ static void test_bf16_resume_bitwise(void **state)
     for (int s = 0; s < 4; s++) assert_int_equal(step_of(&whole, images, idx, s, &st), 0);
     step_init(&first, &b, &c, 4, 1, 3);
     for (int s = 0; s < 2; s++) assert_int_equal(step_of(&first, images, idx, s, &st), 0);
-    step_init(&rest, &resumed, &c, 4, 1, 99); /* another seed: everything comes from b */
-    const size_t n = b->table.total, nq = b->q_table.total;
-    memcpy(resumed->param_mem, b->param_mem, n * sizeof(float));
-    memcpy(resumed->m_mem, b->m_mem, n * sizeof(float));
-    memcpy(resumed->v_mem, b->v_mem, n * sizeof(float));
-    memcpy(resumed->q_param_mem, b->q_param_mem, nq * sizeof(float));
-    memcpy(resumed->q_m_mem, b->q_m_mem, nq * sizeof(float));
-    memcpy(resumed->q_v_mem, b->q_v_mem, nq * sizeof(float));
-    resumed->step = b->step;
+    /* another seed, and 2 steps of its own: everything must come from b, and
+     * its bf16 copy, made at the very step b resumes from, must be remade */
+    step_init(&rest, &resumed, &c, 4, 1, 99);
+    for (int s = 0; s < 2; s++) assert_int_equal(step_of(&rest, images, idx, s, &st), 0);
+    char dir[4096], path[4200], err[512];
+    make_tmpdir(dir, sizeof dir, "mimae-bf16-resume");
+    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    const train_state_t saved = {b->step, 0, b->step, 3}; /* the seed b was made with */
+    if (checkpoint_save(path, b, &saved, err, sizeof err) ||
+        checkpoint_load(path, resumed, NULL, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(remove_tree(dir), 0);
+    const size_t n = b->table.total;
     for (int s = 2; s < 4; s++) assert_int_equal(step_of(&rest, images, idx, s, &st), 0);
     assert_models_bitwise_equal(resumed, a);
     assert_memory_not_equal(b->param_mem, a->param_mem, n * sizeof(float)); /* it can tell */
